@@ -1,0 +1,17 @@
+"""Exceptions with messages that name the bad file or value and the fix."""
+
+
+class T2LError(Exception):
+    """Base class of the errors t2l-fast raises on bad input."""
+
+
+class CheckpointError(T2LError, ValueError):
+    """A weights or checkpoint file is missing, corrupt, unsafe or does not fit the model."""
+
+
+class ClassFileError(T2LError, ValueError):
+    """A class-name or class-description file is malformed (the message names file:line)."""
+
+
+class MissingDependencyError(T2LError, ImportError):
+    """An optional dependency is not installed (the message names the extra to install)."""

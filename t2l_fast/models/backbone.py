@@ -1,0 +1,154 @@
+"""The CLIP backbone (an open_clip `CLIP`) and every way of loading its weights offline."""
+from __future__ import annotations
+
+import math
+import os
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Dict, Optional
+
+import torch
+
+from ..errors import CheckpointError
+from .config import ModelConfig
+
+# Keys OpenAI/TorchScript files carry beside the weights: ints, and the causal mask (rebuilt by open_clip).
+_OPENAI_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size", "attn_mask")
+
+
+def build_backbone(config: ModelConfig):
+    """A randomly initialised open_clip CLIP with the towers of `config`."""
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+    v, t = config.vision, config.text
+    model = CLIP(
+        embed_dim=config.embed_dim,
+        vision_cfg=CLIPVisionCfg(layers=v.layers, width=v.width, head_width=v.head_width,
+                                 patch_size=v.patch_size, image_size=v.image_size),
+        text_cfg=CLIPTextCfg(context_length=t.context_length, vocab_size=t.vocab_size, width=t.width,
+                             heads=t.heads, layers=t.layers),
+        quick_gelu=config.quick_gelu,
+        init_logit_scale=math.log(config.logit_scale),
+    )
+    return model
+
+
+def strip_prefix(state_dict: Dict[str, torch.Tensor], prefix: str = "module.") -> Dict[str, torch.Tensor]:
+    """Drop a DataParallel/DDP `module.` prefix if every key has it."""
+    if state_dict and all(k.startswith(prefix) for k in state_dict):
+        return {k[len(prefix):]: v for k, v in state_dict.items()}
+    return dict(state_dict)
+
+
+def safe_torch_load(path: Path):
+    """torch.load with weights_only=True; unreadable or unsafe files raise a CheckpointError naming the file."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"{path}: refused to load: the file holds Python objects beyond tensors and "
+                              f"containers, and is not loaded with code execution enabled ({e})") from None
+    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError) as e:
+        raise CheckpointError(f"{path}: cannot read this checkpoint ({type(e).__name__}: {e}); the file is "
+                              f"corrupt, truncated or not a PyTorch file. Re-download or re-save it.") from None
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("constants.pkl") or "/code/" in name for name in archive.namelist())
+
+
+def read_clip_state_dict(source: str, open_clip_arch: Optional[str] = None) -> Dict[str, torch.Tensor]:
+    """CLIP weights in open_clip/OpenAI key layout from a file, `local-dir:DIR` or an open_clip pretrained tag
+    of `open_clip_arch`.
+
+    OpenAI's own `ViT-B-16.pt` is a TorchScript archive, which `weights_only=True` cannot read: it is opened with
+    `torch.jit.load(map_location="cpu")` and only its state dict is kept. Only load TorchScript files you trust.
+    """
+    if source.startswith("local-dir:"):
+        directory = Path(source[len("local-dir:"):])
+        candidates = [directory / n for n in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin",
+                                              "model.safetensors", "pytorch_model.bin")]
+        found = [c for c in candidates if c.is_file()]
+        if not found:
+            raise CheckpointError(f"{directory}: no CLIP weights found; expected one of "
+                                  f"{[c.name for c in candidates]}")
+        return read_clip_state_dict(str(found[0]))
+    path = Path(source)
+    if not path.exists():
+        if os.sep in source or source.endswith((".pt", ".pth", ".bin", ".safetensors")) or not open_clip_arch:
+            raise CheckpointError(f"{source}: no such file")
+        return open_clip_pretrained_state_dict(open_clip_arch, source)
+    if path.suffix == ".safetensors":
+        state = read_safetensors(path)
+    elif _is_torchscript(path):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
+                state = torch.jit.load(str(path), map_location="cpu").state_dict()
+        except RuntimeError as e:
+            raise CheckpointError(f"{path}: cannot read this TorchScript archive ({e})") from None
+    else:
+        state = safe_torch_load(path)
+        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+            state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: expected a state dict of tensors, found {type(state).__name__}")
+    state = strip_prefix({k: v for k, v in state.items() if k.rsplit(".", 1)[-1] not in _OPENAI_EXTRA_KEYS})
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def read_safetensors(path: Path) -> Dict[str, torch.Tensor]:
+    """Tensors of a .safetensors file; a corrupt or truncated file raises a CheckpointError naming it."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as e:  # safetensors raises its own SafetensorError and OSError variants
+        raise CheckpointError(f"{path}: cannot read safetensors file ({e}); it is corrupt or truncated. "
+                              f"Re-download or re-save it.") from None
+
+
+def load_backbone_weights(backbone, source: str, config: ModelConfig) -> None:
+    """Load CLIP weights from `source` (see read_clip_state_dict) into `backbone`, strictly."""
+    state = read_clip_state_dict(source, config.open_clip_arch)
+    load_state_dict_strict(backbone, state, source)
+
+
+def open_clip_pretrained_state_dict(arch: str, tag: str) -> Dict[str, torch.Tensor]:
+    """Weights of open_clip's `arch` with pretrained `tag`, from its hub cache (needs the network the first time)."""
+    import open_clip
+
+    known = [t for a, t in open_clip.list_pretrained() if a == arch]
+    if tag not in known:
+        raise CheckpointError(f"{tag!r} is neither a file nor an open_clip pretrained tag of {arch}; "
+                              f"tags: {known}")
+    try:
+        model = open_clip.create_model(arch, pretrained=tag)
+    except Exception as e:  # hub errors come in many types
+        raise CheckpointError(f"could not fetch open_clip {arch}/{tag} ({type(e).__name__}: {e}). Offline? Pass a "
+                              f"local file instead, e.g. pretrained='/path/ViT-B-16.pt'.") from None
+    return model.state_dict()
+
+
+def load_state_dict_strict(module: torch.nn.Module, state: Dict[str, torch.Tensor], source: str) -> None:
+    """load_state_dict(strict=True) whose error names the source and the missing/unexpected/mis-shaped keys."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mis_shaped = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or mis_shaped:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected)):
+            if keys:
+                parts.append(f"{len(keys)} {label} keys (e.g. {keys[:4]})")
+        if mis_shaped:
+            k = mis_shaped[0]
+            parts.append(f"{len(mis_shaped)} keys with other shapes (e.g. {k}: file {tuple(state[k].shape)} "
+                         f"vs model {tuple(own[k].shape)})")
+        raise CheckpointError(f"{source}: weights do not fit this architecture: {'; '.join(parts)}")
+    module.load_state_dict(state, strict=True)

@@ -1,0 +1,26 @@
+"""ViFi-CLIP (fully fine-tuned CLIP) and vanilla CLIP: every frame through the image encoder, mean over T."""
+from __future__ import annotations
+
+import torch
+
+from .base import VideoTextModel
+from .config import ModelConfig
+
+
+class FrameAveragedCLIP(VideoTextModel):
+    """CLIP applied frame by frame. kind "vificlip": everything but the token embedding trains (124,323,841
+    parameters for ViT-B/16); kind "clip": everything is frozen (zero-shot)."""
+
+    def __init__(self, config: ModelConfig, backbone: torch.nn.Module):
+        super().__init__(config, backbone)
+        for name, p in self.backbone.named_parameters():
+            p.requires_grad = config.kind == "vificlip" and not name.startswith("token_embedding.")
+
+    def encode_frames(self, video: torch.Tensor) -> torch.Tensor:
+        self.check_video(video)
+        b, t = video.shape[:2]
+        frames = self.backbone.encode_image(video.flatten(0, 1))  # [B*T, D]
+        return frames.view(b, t, -1)  # [B, T, D]
+
+    def encode_text(self, token_ids: torch.Tensor) -> torch.Tensor:
+        return self.backbone.encode_text(token_ids, normalize=True)  # [N, D]

@@ -1,0 +1,45 @@
+"""Optional dependencies: imported where needed, with an error naming the extra to install."""
+from __future__ import annotations
+
+import importlib
+import warnings
+from importlib import metadata
+from typing import Optional
+
+from .errors import MissingDependencyError
+
+
+def require(module: str, extra: str, purpose: str):
+    """Import `module` or raise a MissingDependencyError that says which extra brings it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingDependencyError(f"{purpose} needs the Python module {module!r} ({e}); install it with "
+                                     f"pip install 't2l-fast[{extra}]'") from None
+
+
+def installed(distribution: str) -> Optional[str]:
+    """The installed version of a distribution, or None."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def onnxruntime_conflict() -> Optional[str]:
+    """A message if both onnxruntime and onnxruntime-gpu are installed (they share one folder and break each
+    other), else None."""
+    cpu, gpu = installed("onnxruntime"), installed("onnxruntime-gpu")
+    if cpu and gpu:
+        return (f"both onnxruntime {cpu} and onnxruntime-gpu {gpu} are installed; they overwrite each other's files. "
+                f"Fix: pip uninstall -y onnxruntime onnxruntime-gpu, then install one extra: "
+                f"'t2l-fast[onnx]' (CPU) or 't2l-fast[onnx-gpu]' (NVIDIA GPU)")
+    return None
+
+
+def import_onnxruntime():
+    """onnxruntime, after warning about a CPU/GPU double install."""
+    conflict = onnxruntime_conflict()
+    if conflict:
+        warnings.warn(conflict, RuntimeWarning, stacklevel=2)
+    return require("onnxruntime", "onnx", "ONNX Runtime inference")

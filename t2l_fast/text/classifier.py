@@ -1,0 +1,120 @@
+"""Zero-shot classifier: class texts -> class embeddings, encoded in batches and cached on disk."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Literal, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+
+from .prompts import class_prompts, resolve_templates
+from .tokenize import tokenize
+
+Combine = Literal["embedding", "score"]
+# Parameters that cannot change a text embedding (left out of the cache key's weight fingerprint).
+_VISION_ONLY = ("backbone.visual.", "temporal_tokens", "vision_adapters.")
+
+
+@dataclass
+class ZeroShotClassifier:
+    """Class embeddings of a model. combine="embedding": one embedding per class, the re-normalised mean over
+    templates ([C, D], the open_clip convention). combine="score": one per class and template ([K, C, D]);
+    probabilities are the mean over templates of the softmax (the official T2L evaluation)."""
+
+    class_names: List[str]
+    embeddings: torch.Tensor  # [C, D] or [K, C, D], L2-normalised
+    combine: Combine = "embedding"
+
+    def probabilities(self, video_embeddings: torch.Tensor, logit_scale: Union[float, torch.Tensor]) -> torch.Tensor:
+        """[B, D] normalised video embeddings -> [B, C] class probabilities."""
+        embeddings = self.embeddings.to(video_embeddings)
+        if self.combine == "embedding":
+            return (logit_scale * video_embeddings @ embeddings.t()).softmax(dim=-1)
+        logits = logit_scale * torch.einsum("bd,kcd->kbc", video_embeddings, embeddings)  # [K, B, C]
+        return logits.softmax(dim=-1).mean(dim=0)
+
+
+def default_cache_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "t2l-fast" / "class-embeddings"
+
+
+def build_classifier(model, class_names: Sequence[str], *, descriptions: Optional[Sequence[str]] = None,
+                     templates: Optional[Union[str, Sequence[str]]] = None, combine: Combine = "embedding",
+                     batch_size: int = 256, cache_dir: Optional[Union[str, Path]] = None) -> ZeroShotClassifier:
+    """Encode C classes x K templates with `model.encode_text` in batches of `batch_size`.
+
+    descriptions: one text per class (read with read_class_descriptions); used verbatim, as T2L was trained.
+    templates: None (the model's own prompt), a set name ("bare", "photo", "video") or a list of templates.
+    cache_dir: where to keep the embeddings, keyed by model, text weights, texts and combine mode.
+    """
+    if combine not in ("embedding", "score"):
+        raise ValueError(f"combine must be 'embedding' or 'score', got {combine!r}")
+    class_names = list(class_names)
+    if descriptions is not None:
+        if len(descriptions) != len(class_names):
+            raise ValueError(f"{len(descriptions)} descriptions for {len(class_names)} classes")
+        prompts = [[d] for d in descriptions]  # [C][1]
+    else:
+        if model.config.text_source == "descriptions":
+            warnings.warn(f"{model.config.name} was trained on class descriptions, and is scored here with bare "
+                          f"class names: expect lower accuracy. Pass descriptions (a CSV of class, description).",
+                          stacklevel=2)
+        prompts = class_prompts(class_names, resolve_templates(templates, model.config.prompt_template))
+    cache_file = None
+    if cache_dir is not None:
+        cache_file = Path(cache_dir) / f"{_cache_key(model, prompts, combine)}.safetensors"
+        if cache_file.is_file():
+            from safetensors.torch import load_file
+
+            try:
+                return ZeroShotClassifier(class_names, load_file(str(cache_file))["embeddings"], combine)
+            except Exception:  # a corrupt cache entry is rebuilt, never trusted
+                cache_file.unlink(missing_ok=True)
+    embeddings = _encode_prompts(model, prompts, batch_size)  # [K, C, D]
+    if combine == "embedding":
+        embeddings = F.normalize(embeddings.mean(dim=0), dim=-1)  # [C, D]
+    if cache_file is not None:
+        _save_cache(cache_file, embeddings)
+    return ZeroShotClassifier(class_names, embeddings, combine)
+
+
+@torch.no_grad()
+def _encode_prompts(model, prompts: List[List[str]], batch_size: int) -> torch.Tensor:
+    """[C][K] prompts -> [K, C, D] normalised embeddings."""
+    num_classes, num_templates = len(prompts), len(prompts[0])
+    flat = [prompts[c][k] for k in range(num_templates) for c in range(num_classes)]
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        chunks = [model.encode_text(tokenize(flat[i:i + batch_size],
+                                             model.config.text.context_length).to(device)).float().cpu()
+                  for i in range(0, len(flat), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(chunks).view(num_templates, num_classes, -1)
+
+
+def _cache_key(model, prompts: List[List[str]], combine: str) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"model": model.config.name, "prompts": prompts, "combine": combine}).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        if not name.startswith(_VISION_ONLY):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+def _save_cache(path: Path, embeddings: torch.Tensor) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    save_file({"embeddings": embeddings.contiguous()}, str(tmp))
+    os.replace(tmp, path)

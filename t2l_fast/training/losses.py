@@ -1,0 +1,41 @@
+"""T2L's losses (T2L_SPEC.md §2): in-batch symmetric soft-target KL alignment, and Temporal Feature Diversity."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+
+def alignment_loss(video: torch.Tensor, text: torch.Tensor, labels: torch.Tensor, logit_scale: float = 100.0,
+                   target_sharpness: float = 10.0) -> torch.Tensor:
+    """Symmetric in-batch KL between softmax(logit_scale * v t^T) and the soft targets row-softmax(10 * G).
+
+    video, text: [B, D] L2-normalised; text[i] is the text of video i's class. labels: [B]; G[i, j] = 1 where
+    labels agree, so duplicated classes in a batch share the target mass.
+    """
+    similarity = logit_scale * video @ text.t()  # [B, B]
+    same_class = (labels[:, None] == labels[None, :]).to(similarity.dtype)  # G [B, B], symmetric
+    target = (target_sharpness * same_class).softmax(dim=-1)  # Q [B, B]
+    video_to_text = F.kl_div(similarity.log_softmax(dim=-1), target, reduction="batchmean")
+    text_to_video = F.kl_div(similarity.t().log_softmax(dim=-1), target, reduction="batchmean")
+    return 0.5 * (video_to_text + text_to_video)
+
+
+class TFDLoss(NamedTuple):
+    loss: torch.Tensor  # 1 / (1 + C + V)
+    central_difference: torch.Tensor  # C: mean |e[t+1] - e[t-1]| / 2, edges replicated
+    variance: torch.Tensor  # V: mean over (b, d) of the unbiased variance over t
+
+
+def tfd_loss(frames: torch.Tensor) -> TFDLoss:
+    """Temporal Feature Diversity loss of unnormalised frame embeddings [B, T, D] (T >= 2)."""
+    t = frames.shape[1]
+    if t < 2:
+        raise ValueError(f"the TFD loss needs at least 2 frames per clip, got T={t}")
+    steps = torch.arange(t, device=frames.device)
+    following = frames[:, (steps + 1).clamp(max=t - 1)]  # e[min(t+1, T-1)]
+    preceding = frames[:, (steps - 1).clamp(min=0)]  # e[max(t-1, 0)]
+    central_difference = ((following - preceding).abs() / 2).mean()
+    variance = frames.var(dim=1, unbiased=True).mean()
+    return TFDLoss(1.0 / (1.0 + central_difference + variance), central_difference, variance)
