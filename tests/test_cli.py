@@ -1,0 +1,52 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from t2l_fast.cli import main
+
+
+def test_models_json(capsys):
+    assert main(["models", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["t2l_vit_b16"]["learnable_params"] == 5_204_736
+    assert rows["t2l_vit_b16"]["total_params"] == 154_825_473
+    assert rows["vificlip_vit_b16"]["learnable_params"] == 124_323_841
+    for row in rows.values():
+        assert set(row) >= {"name", "learnable_params", "total_params", "frames", "image_size"}
+        assert row["total_params"] > 0
+
+
+def test_models_table(capsys):
+    assert main(["models"]) == 0
+    assert "5,204,736" in capsys.readouterr().out
+
+
+def test_help_is_instant_and_imports_nothing_heavy():
+    code = ("import sys; from t2l_fast.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'open_clip', 'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and "t2l-fast" in capsys.readouterr().out
+
+
+def test_demo_runs_and_writes_summary(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["models"]["t2l_vit_b16"]["learnable_params"] == 5_204_736
+    assert set(summary["zero_shot"]) == {"t2l_tiny", "vificlip_tiny", "clip_tiny"}
+    for probs in summary["zero_shot"].values():
+        assert sum(probs.values()) == pytest.approx(1.0, abs=1e-4)
+    assert summary["order_difference"]["t2l_tiny"] > 1e-6 > summary["order_difference"]["vificlip_tiny"]
+    assert 0 < summary["losses"]["tfd"] <= 1
+
+
+def test_error_is_reported_not_raised(tmp_path, capsys):
+    assert main(["convert-official", str(tmp_path / "missing.pt"), str(tmp_path / "out")]) == 2
+    assert "missing.pt" in capsys.readouterr().err
