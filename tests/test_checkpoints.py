@@ -122,6 +122,7 @@ def test_openai_state_dict_fp16_module_prefix_round_trip(tmp_path):
     assert_same_outputs(reference, loaded, random_video(reference), atol=0, rtol=0)
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
 def test_openai_torchscript_archive_round_trip(tmp_path):
     reference = t2l_fast.create_model("clip_tiny").eval()
     video = random_video(reference)
@@ -165,6 +166,7 @@ class _Payload:
         return (os.system, (f"touch {_Payload.marker}",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_malicious_pickle_is_refused_and_does_not_run(tmp_path):
     _Payload.marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
@@ -173,3 +175,9 @@ def test_malicious_pickle_is_refused_and_does_not_run(tmp_path):
     with pytest.raises(CheckpointError, match="evil.pt: refused to load"):
         t2l_fast.create_model("clip_tiny", pretrained=str(path))
     assert not _Payload.marker.exists()
+
+
+def test_open_clip_tag_offline_fails_fast_with_advice(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CheckpointError, match="could not fetch open_clip ViT-B-16-quickgelu/openai.*local file"):
+        t2l_fast.create_model("clip_vit_b16", pretrained="openai")

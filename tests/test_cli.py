@@ -50,3 +50,9 @@ def test_demo_runs_and_writes_summary(tmp_path, capsys):
 def test_error_is_reported_not_raised(tmp_path, capsys):
     assert main(["convert-official", str(tmp_path / "missing.pt"), str(tmp_path / "out")]) == 2
     assert "missing.pt" in capsys.readouterr().err
+
+
+def test_env_reports_components(capsys):
+    assert main(["env"]) in (0, 1)
+    out = capsys.readouterr().out
+    assert "torch" in out and "cuda_available" in out and "onnxruntime_conflict" in out

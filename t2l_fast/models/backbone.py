@@ -120,19 +120,19 @@ def load_backbone_weights(backbone, source: str, config: ModelConfig) -> None:
 
 
 def open_clip_pretrained_state_dict(arch: str, tag: str) -> Dict[str, torch.Tensor]:
-    """Weights of open_clip's `arch` with pretrained `tag`, from its hub cache (needs the network the first time)."""
-    import open_clip
+    """Weights of open_clip's `arch` with pretrained `tag`, from open_clip's cache (the network the first time)."""
+    from open_clip.pretrained import download_pretrained, get_pretrained_cfg, list_pretrained_tags_by_model
 
-    known = [t for a, t in open_clip.list_pretrained() if a == arch]
-    if tag not in known:
+    config = get_pretrained_cfg(arch, tag)
+    if not config:
         raise CheckpointError(f"{tag!r} is neither a file nor an open_clip pretrained tag of {arch}; "
-                              f"tags: {known}")
+                              f"tags: {list_pretrained_tags_by_model(arch)}")
     try:
-        model = open_clip.create_model(arch, pretrained=tag)
-    except Exception as e:  # hub errors come in many types
+        path = download_pretrained(config)
+    except Exception as e:  # hub and URL errors come in many types
         raise CheckpointError(f"could not fetch open_clip {arch}/{tag} ({type(e).__name__}: {e}). Offline? Pass a "
                               f"local file instead, e.g. pretrained='/path/ViT-B-16.pt'.") from None
-    return model.state_dict()
+    return read_clip_state_dict(path)
 
 
 def load_state_dict_strict(module: torch.nn.Module, state: Dict[str, torch.Tensor], source: str) -> None:

@@ -1,7 +1,7 @@
 """The one API every model exposes: encode_frames / encode_video / encode_text / forward."""
 from __future__ import annotations
 
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +20,7 @@ class VideoTextModel(nn.Module):
         super().__init__()
         self.config = config
         self.backbone = backbone
+        self.backbone_source: Optional[str] = None  # where the CLIP weights came from (None: random or a full file)
         self.grad_checkpointing = False
 
     # ----------------------------------------------------------------- the contract

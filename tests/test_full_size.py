@@ -1,0 +1,45 @@
+"""Full-size ViT-B/16 checks (random weights, ~30 s on 2 cores): run with `pytest -m slow`."""
+import pytest
+import torch
+
+import t2l_fast
+from t2l_fast.models.official import to_official_state_dict
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def openai_layout_file(tmp_path_factory):
+    import open_clip
+
+    reference = open_clip.create_model("ViT-B-16-quickgelu")
+    path = tmp_path_factory.mktemp("weights") / "ViT-B-16.pt"
+    torch.save({k: v.half() for k, v in reference.state_dict().items()}, path)  # OpenAI files are fp16
+    return path
+
+
+def test_clip_b16_equals_open_clip_frame_average(openai_layout_file):
+    import open_clip
+
+    reference = open_clip.create_model("ViT-B-16-quickgelu", pretrained=str(openai_layout_file)).eval()
+    model = t2l_fast.create_model("clip_vit_b16", pretrained=str(openai_layout_file)).eval()
+    video = torch.randn(1, 8, 3, 224, 224)
+    with torch.no_grad():
+        expected = torch.nn.functional.normalize(reference.encode_image(video[0]).mean(0, keepdim=True), dim=-1)
+        torch.testing.assert_close(model.encode_video(video), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_t2l_b16_official_round_trip(openai_layout_file, tmp_path):
+    model = t2l_fast.create_model("t2l_vit_b16", pretrained=str(openai_layout_file)).eval()
+    with torch.no_grad():
+        for name, p in model.named_learnable_parameters():
+            p.normal_(0, 0.02)
+    state = {f"module.{k}": v.half() for k, v in to_official_state_dict(model).items()}
+    torch.save({"epoch": 49, "model_state_dict": state, "optimizer_state_dict": {}}, tmp_path / "t2l.pt")
+    loaded = t2l_fast.load_official_t2l(tmp_path / "t2l.pt").eval()
+    assert loaded.config.name == "t2l_vit_b16" and loaded.count_parameters() == (5_204_736, 154_825_473)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.half().float())
+        video = torch.randn(1, 8, 3, 224, 224)
+        torch.testing.assert_close(loaded.encode_video(video), model.encode_video(video), atol=0, rtol=0)
