@@ -122,7 +122,7 @@ def test_openai_state_dict_fp16_module_prefix_round_trip(tmp_path):
     assert_same_outputs(reference, loaded, random_video(reference), atol=0, rtol=0)
 
 
-@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore::FutureWarning")
 def test_openai_torchscript_archive_round_trip(tmp_path):
     reference = t2l_fast.create_model("clip_tiny").eval()
     video = random_video(reference)

@@ -1,0 +1,152 @@
+"""The loader contract, and its PyAV backend (torch DataLoader workers): the reference for every other backend.
+
+build_video_loader(...) returns an iterable of batches
+    {"video": uint8 [B, T, 3, S, S] (float in 0..1 with dtype=), "label": int64 [B], "index": int64 [B],
+     "path": list[str]}
+with len() = batches per epoch, the same on every rank. Normalisation with the model's mean/std happens on the
+device (t2l_fast.normalize_video), not in workers: uint8 moves 4x fewer bytes.
+
+Epoch order and every sample's randomness derive from (seed, epoch[, index]), so a resumed run sees the same clips.
+Sharding: training shards drop the tail so every rank has floor(N / shards) clips; evaluation shards wrap around
+to ceil(N / shards) (the repeated clips carry their `index`, so an evaluator counts each video once).
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .augment import AugmentConfig, apply_eval, apply_train, draw_train_params
+from .decode import count_frames, decode_frames
+from .lists import VideoEntry, read_video_list
+from .sampling import AUGMENT_STREAM, sample_rng, segment_indices
+
+SPLITS = ("train", "val")
+BACKENDS = ("auto", "dali", "pyav")
+
+
+class ClipDataset(Dataset):
+    """Decodes and augments one clip per index (PyAV)."""
+
+    def __init__(self, entries: Sequence[VideoEntry], *, train: bool, frames: int, size: int, seed: int,
+                 augment: AugmentConfig):
+        self.entries, self.train, self.frames, self.size = list(entries), train, frames, size
+        self.seed, self.augment, self.epoch = seed, augment, 0
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def clip_indices(self, index: int, num_frames: int) -> List[int]:
+        """The frame indices sample `index` uses in the current epoch."""
+        rng = sample_rng(self.seed, self.epoch, index) if self.train else None
+        return segment_indices(num_frames, self.frames, train=self.train, rng=rng)
+
+    def __getitem__(self, index: int) -> dict:
+        entry = self.entries[index]
+        num_frames = count_frames(entry.path, entry.start, entry.end)
+        indices = self.clip_indices(index, num_frames)
+        clip = torch.from_numpy(decode_frames(entry.path, indices, entry.start, entry.end)).permute(0, 3, 1, 2)
+        if self.train:
+            rng = sample_rng(self.seed, self.epoch, index, AUGMENT_STREAM)
+            params = draw_train_params(rng, clip.shape[2], clip.shape[3], self.frames, self.size, self.augment)
+            clip = apply_train(clip, params, self.size)
+        else:
+            clip = apply_eval(clip, self.size)
+        return {"video": clip.contiguous(), "label": entry.label, "index": index, "path": str(entry.path)}
+
+
+class ShardSampler(Sampler):
+    """This rank's dataset indices for one epoch: shuffled by (seed, epoch) in training, in order otherwise."""
+
+    def __init__(self, size: int, *, shard_id: int, num_shards: int, shuffle: bool, drop_tail: bool, seed: int):
+        if not 0 <= shard_id < num_shards:
+            raise ValueError(f"shard_id must be in 0..{num_shards - 1}, got {shard_id}")
+        self.size, self.shard_id, self.num_shards = size, shard_id, num_shards
+        self.shuffle, self.drop_tail, self.seed, self.epoch = shuffle, drop_tail, seed, 0
+        self.per_shard = size // num_shards if drop_tail else math.ceil(size / num_shards)
+
+    def __len__(self) -> int:
+        return self.per_shard
+
+    def __iter__(self) -> Iterator[int]:
+        order = np.arange(self.size)
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+        total = self.per_shard * self.num_shards
+        order = order[:total] if self.drop_tail else np.resize(order, total)  # np.resize wraps around
+        return iter(order[self.shard_id::self.num_shards].tolist())
+
+
+def _collate(samples: List[dict]) -> dict:
+    return {"video": torch.stack([s["video"] for s in samples]),
+            "label": torch.tensor([s["label"] for s in samples], dtype=torch.int64),
+            "index": torch.tensor([s["index"] for s in samples], dtype=torch.int64),
+            "path": [s["path"] for s in samples]}
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # workers decode in parallel; one thread each avoids oversubscription
+
+
+class VideoLoader:
+    """Batches of one epoch at a time; call set_epoch(e) before iterating epoch e."""
+
+    def __init__(self, dataset: ClipDataset, sampler: ShardSampler, *, batch_size: int, drop_last: bool,
+                 num_workers: int, device: torch.device, dtype: Optional[torch.dtype]):
+        self.dataset, self.sampler, self.device, self.dtype = dataset, sampler, device, dtype
+        self.batch_size, self.drop_last = batch_size, drop_last
+        self._loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
+                                  num_workers=num_workers, collate_fn=_collate, worker_init_fn=_worker_init,
+                                  pin_memory=device.type == "cuda", persistent_workers=False)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.dataset.epoch = self.sampler.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self._loader)
+
+    def __iter__(self) -> Iterator[dict]:
+        for batch in self._loader:
+            video = batch["video"].to(self.device, non_blocking=True)
+            if self.dtype is not None:
+                video = video.to(self.dtype).div_(255.0)
+            yield {**batch, "video": video, "label": batch["label"].to(self.device, non_blocking=True),
+                   "index": batch["index"].to(self.device, non_blocking=True)}
+
+
+def build_video_loader(list_file: Union[str, Path], root: Union[str, Path], *, split: str = "train",
+                       frames: int = 8, size: int = 224, batch_size: int, backend: str = "auto",
+                       device: Union[str, torch.device, None] = None, shard_id: int = 0, num_shards: int = 1,
+                       seed: int = 0, epoch: int = 0, dtype: Optional[torch.dtype] = None,
+                       num_workers: Optional[int] = None, class_names: Optional[Sequence[str]] = None,
+                       augment: AugmentConfig = AugmentConfig(), missing: str = "error") -> VideoLoader:
+    """A loader over the videos of `list_file` under `root` (see the module docstring for the batch contract)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "dali":
+        raise ValueError("backend='dali' is not available yet in this version; use backend='pyav' (or 'auto')")
+    for name, value in (("frames", frames), ("size", size), ("batch_size", batch_size), ("num_shards", num_shards)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if dtype is not None and not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating-point type (uint8 is the default), got {dtype}")
+    train = split == "train"
+    entries = read_video_list(list_file, root, class_names=class_names, missing=missing)
+    dataset = ClipDataset(entries, train=train, frames=frames, size=size, seed=seed, augment=augment)
+    sampler = ShardSampler(len(entries), shard_id=shard_id, num_shards=num_shards, shuffle=train, drop_tail=train,
+                           seed=seed)
+    if train and len(sampler) < batch_size:
+        raise ValueError(f"{list_file}: {len(entries)} videos over {num_shards} shard(s) give {len(sampler)} per "
+                         f"shard, fewer than one batch of {batch_size}; lower batch_size")
+    workers = min(4, os.cpu_count() or 1) if num_workers is None else num_workers
+    loader = VideoLoader(dataset, sampler, batch_size=batch_size, drop_last=train, num_workers=workers,
+                         device=torch.device(device or "cpu"), dtype=dtype)
+    loader.set_epoch(epoch)
+    return loader

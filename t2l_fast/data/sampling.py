@@ -1,0 +1,39 @@
+"""Which frames of a video a clip uses: TSN segment sampling (T2L_SPEC.md §4), seeded per sample.
+
+N frames, T segments with boundaries floor(i*N/T):
+  training    one uniformly random frame per segment;
+  evaluation  the centre of each segment, floor(i*N/T + (N/T - 1)/2).
+N <= T (too few frames for T segments), both modes: floor(i*N/T) for i = 0..T-1, i.e. every frame, repeated in
+order as evenly as possible (the official evaluation rule; the official training rule "all frames plus random
+repeats, sorted" differs only in which frames repeat, and we keep one rule so that train and eval see the same clip).
+"""
+from __future__ import annotations
+
+from typing import List
+
+import numpy as np
+
+
+FRAMES_STREAM, AUGMENT_STREAM = 0, 1
+
+
+def sample_rng(seed: int, epoch: int, index: int, stream: int = FRAMES_STREAM) -> np.random.Generator:
+    """A random stream of one sample in one epoch (one stream per purpose): a resumed run redraws the same clips."""
+    return np.random.default_rng([seed, epoch, index, stream])
+
+
+def segment_indices(num_frames: int, frames: int, *, train: bool, rng: np.random.Generator = None) -> List[int]:
+    """T frame indices in [0, num_frames), non-decreasing."""
+    if num_frames < 1:
+        raise ValueError(f"a video needs at least one frame, got num_frames={num_frames}")
+    if frames < 1:
+        raise ValueError(f"frames (T) must be >= 1, got {frames}")
+    if num_frames <= frames:
+        return [i * num_frames // frames for i in range(frames)]
+    starts = [i * num_frames // frames for i in range(frames + 1)]  # segment boundaries
+    if train:
+        if rng is None:
+            raise ValueError("training sampling needs an rng (see sample_rng)")
+        return [int(rng.integers(starts[i], starts[i + 1])) for i in range(frames)]
+    length = num_frames / frames
+    return [int(i * length + (length - 1) / 2) for i in range(frames)]
