@@ -1,0 +1,69 @@
+import numpy as np
+import torch
+
+from t2l_fast.data.augment import (NO_COLOUR, AugmentConfig, OFFSETS_IN_QUARTERS, _jitter, apply_eval,
+                                   apply_train, draw_train_params)
+
+
+def identical_frames_clip(frames=8, height=48, width=64):
+    torch.manual_seed(0)
+    frame = torch.randint(0, 256, (3, height, width), dtype=torch.uint8)
+    return frame.expand(frames, -1, -1, -1).contiguous()
+
+
+def test_spatial_parameters_are_shared_by_all_frames():
+    clip = identical_frames_clip()
+    for seed in range(30):
+        config = AugmentConfig(jitter_per_frame=False)  # colour too, so identical frames stay identical
+        out = apply_train(clip, draw_train_params(np.random.default_rng(seed), 48, 64, 8, 32, config), 32)
+        assert out.shape == (8, 3, 32, 32) and out.dtype == torch.uint8
+        assert all(torch.equal(out[0], f) for f in out[1:])
+
+
+def test_per_frame_jitter_changes_colour_not_geometry():
+    clip = identical_frames_clip()
+    config = AugmentConfig(jitter_p=1.0, grayscale_p=0.0, flip=False)
+    params = draw_train_params(np.random.default_rng(1), 48, 64, 8, 32, config)
+    assert params.jitter.shape == (8, 4) and len({tuple(r) for r in params.jitter}) == 8
+    out = apply_train(clip, params, 32)
+    assert not torch.equal(out[0], out[1])
+    factors, params.jitter = params.jitter, None
+    cropped = apply_train(clip, params, 32)  # the same crop, no colour change
+    for frame, jittered, frame_factors in zip(cropped, out, factors):
+        assert torch.equal(_jitter(frame, frame_factors), jittered)
+
+
+def test_crop_sizes_and_offsets_follow_the_recipe():
+    height, width, size = 256, 340, 224
+    allowed = {224 if abs(int(256 * s) - 224) < 3 else int(256 * s) for s in (1, .875, .75, .66)}
+    for seed in range(200):
+        x, y, w, h = draw_train_params(np.random.default_rng(seed), height, width, 8, size).crop
+        assert w in allowed and h in allowed
+        assert sorted(allowed).index(w) - sorted(allowed).index(h) in (-1, 0, 1)
+        offsets = {(qx * (width - w) // 4, qy * (height - h) // 4) for qx, qy in OFFSETS_IN_QUARTERS}
+        assert (x, y) in offsets
+
+
+def test_probabilities_roughly_as_configured():
+    draws = [draw_train_params(np.random.default_rng(s), 64, 64, 8, 32) for s in range(2000)]
+    assert abs(np.mean([d.flip for d in draws]) - 0.5) < 0.05
+    assert abs(np.mean([d.jitter is not None for d in draws]) - 0.8) < 0.05
+    assert abs(np.mean([d.grayscale for d in draws]) - 0.2) < 0.05
+    assert not any(d.flip for d in (draw_train_params(np.random.default_rng(s), 64, 64, 8, 32,
+                                                      AugmentConfig(flip=False)) for s in range(100)))
+
+
+def test_flip_mirrors_and_grayscale_is_gray():
+    clip = identical_frames_clip(frames=2, height=32, width=32)
+    params = draw_train_params(np.random.default_rng(0), 32, 32, 2, 32, NO_COLOUR)
+    params.crop, params.flip, params.grayscale = (0, 0, 32, 32), True, True
+    out = apply_train(clip, params, 32)
+    assert torch.equal(out[:, 0], out[:, 1]) and torch.equal(out[:, 1], out[:, 2])
+    params.grayscale = False
+    assert torch.equal(apply_train(clip, params, 32), clip.flip(-1))
+
+
+def test_eval_resizes_short_side_and_centre_crops():
+    clip = identical_frames_clip(frames=3, height=48, width=64)
+    out = apply_eval(clip, 32)
+    assert out.shape == (3, 3, 32, 32) and out.dtype == torch.uint8

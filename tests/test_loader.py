@@ -1,0 +1,109 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from t2l_fast.data import build_video_loader
+from t2l_fast.data.augment import NO_COLOUR
+from t2l_fast.data.sampling import sample_rng, segment_indices
+from t2l_fast.data.synthetic import frame_stamped_clip, read_stamp, write_video
+
+FRAME_COUNTS = [40, 23, 8, 5]  # N > T (even and odd segment lengths), N = T, N < T
+
+
+@pytest.fixture(scope="module")
+def stamped(tmp_path_factory):
+    """Frame-stamped videos (frame i shows colour i) with N frames each, and a list labelling video k as k."""
+    root = tmp_path_factory.mktemp("stamped")
+    lines = []
+    for label, frames in enumerate(FRAME_COUNTS):
+        name = f"clip {label} n{frames}.mp4"  # a space in the name on purpose
+        write_video(root / name, frame_stamped_clip(frames, 48, 64))
+        lines.append(f"{name} {label}")
+    (root / "list.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def stamps(video: torch.Tensor):
+    return [[read_stamp(frame.numpy()) for frame in clip] for clip in video]
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_decoded_indices_are_exactly_the_requested_ones(stamped, split):
+    for epoch in (0, 1):
+        loader = build_video_loader(stamped / "list.txt", stamped, split=split, frames=8, size=32, batch_size=2,
+                                    num_workers=0, augment=NO_COLOUR, seed=11, epoch=epoch)
+        seen = 0
+        for batch in loader:
+            for index, label, got in zip(batch["index"].tolist(), batch["label"].tolist(), stamps(batch["video"])):
+                rng = sample_rng(11, epoch, index) if split == "train" else None
+                assert got == segment_indices(FRAME_COUNTS[label], 8, train=split == "train", rng=rng)
+                seen += 1
+        assert seen == 4
+
+
+def test_contract_shapes_dtype_order(stamped):
+    loader = build_video_loader(stamped / "list.txt", stamped, split="val", frames=8, size=32, batch_size=3,
+                                num_workers=2)
+    batches = list(loader)
+    assert len(loader) == len(batches) == 2  # 4 videos, batches of 3, the last one partial in evaluation
+    first = batches[0]
+    assert set(first) == {"video", "label", "index", "path"}
+    assert first["video"].shape == (3, 8, 3, 32, 32) and first["video"].dtype == torch.uint8
+    assert first["label"].dtype == torch.int64 and first["index"].dtype == torch.int64
+    labels = torch.cat([b["label"] for b in batches]).tolist()
+    assert labels == [0, 1, 2, 3]  # evaluation keeps list order
+    assert [Path(p).name for p in first["path"]] == ["clip 0 n40.mp4", "clip 1 n23.mp4", "clip 2 n8.mp4"]
+
+
+def test_float_dtype_is_scaled(stamped):
+    loader = build_video_loader(stamped / "list.txt", stamped, split="val", frames=8, size=32, batch_size=4,
+                                num_workers=0, dtype=torch.float32)
+    video = next(iter(loader))["video"]
+    assert video.dtype == torch.float32 and 0 <= video.min() and video.max() <= 1
+
+
+def test_same_seed_and_epoch_give_the_same_batches(stamped):
+    def epoch_batches(epoch):
+        loader = build_video_loader(stamped / "list.txt", stamped, split="train", frames=8, size=32, batch_size=2,
+                                    num_workers=0, seed=3)
+        loader.set_epoch(epoch)
+        return [(b["index"].tolist(), b["video"]) for b in loader]
+
+    a, b, c = epoch_batches(1), epoch_batches(1), epoch_batches(2)
+    assert [i for i, _ in a] == [i for i, _ in b]
+    assert all(torch.equal(x, y) for (_, x), (_, y) in zip(a, b))
+    assert [i for i, _ in a] != [i for i, _ in c] or not all(torch.equal(x, y) for (_, x), (_, y) in zip(a, c))
+
+
+@pytest.mark.parametrize("split, size, shards", [("train", 11, 3), ("train", 12, 4), ("val", 11, 3), ("val", 12, 4)])
+def test_sharding_splits_an_epoch(tmp_path, split, size, shards):
+    write_video(tmp_path / "v.mp4", frame_stamped_clip(8, 32, 32))
+    (tmp_path / "list.txt").write_text("".join(f"v.mp4 {i % 2}\n" for i in range(size)))
+    per_rank = []
+    with pytest.warns(UserWarning, match="duplicate"):
+        for rank in range(shards):
+            loader = build_video_loader(tmp_path / "list.txt", tmp_path, split=split, frames=4, size=32,
+                                        batch_size=1, num_workers=0, shard_id=rank, num_shards=shards)
+            per_rank.append([i for b in loader for i in b["index"].tolist()])
+    lengths = {len(r) for r in per_rank}
+    assert len(lengths) == 1  # every rank has the same number of batches
+    flat = [i for r in per_rank for i in r]
+    if split == "train":
+        assert len(set(flat)) == len(flat) == size // shards * shards  # no overlap, tail dropped
+    else:
+        assert set(flat) == set(range(size))  # every video, the wrap-around repeats only to even out
+        assert len(flat) - len(set(flat)) == -size % shards
+
+
+def test_bad_arguments(stamped):
+    kwargs = dict(frames=8, size=32, batch_size=2)
+    with pytest.raises(ValueError, match="split must be"):
+        build_video_loader(stamped / "list.txt", stamped, split="test", **kwargs)
+    with pytest.raises(ValueError, match="frames must be >= 1"):
+        build_video_loader(stamped / "list.txt", stamped, frames=0, size=32, batch_size=2)
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        build_video_loader(stamped / "list.txt", stamped, frames=8, size=32, batch_size=8)
+    with pytest.raises(ValueError, match="not available yet"):
+        build_video_loader(stamped / "list.txt", stamped, backend="dali", **kwargs)

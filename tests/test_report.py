@@ -1,0 +1,22 @@
+import json
+
+from t2l_fast.perf.report import conditions, markdown_table, write_report
+
+
+def test_report_json_markdown_and_conditions(tmp_path):
+    rows = [{"backend": "pyav", "clips_per_s": 12.345}, {"backend": "dali", "clips_per_s": 1234.5}]
+    paths = write_report(tmp_path, "loader", title="Loader", rows=rows, columns=["backend", "clips_per_s"],
+                         conditions=conditions(batch_size=4), definitions={"clips_per_s": "clips per second"},
+                         notes=["a note"], plot={"label": "backend", "value": "clips_per_s"})
+    document = json.loads(paths["json"].read_text())
+    assert document["rows"] == rows and document["conditions"]["batch_size"] == 4
+    for key in ("device", "cpu", "cpu_count", "torch_threads", "versions", "git_sha", "time"):
+        assert key in document["conditions"]
+    assert "torch" in document["conditions"]["versions"]
+    text = paths["md"].read_text()
+    assert "| pyav | 12.3 |" in text and "| dali | 1,234 |" in text
+    assert "clips per second" in text and "a note" in text
+
+
+def test_markdown_table_blank_for_missing_cells():
+    assert markdown_table([{"a": 1}], ["a", "b"]).splitlines()[-1] == "| 1 |  |"
