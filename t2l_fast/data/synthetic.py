@@ -250,7 +250,7 @@ def write_synthetic_dataset(out_dir: Path, config: SynthConfig = SynthConfig(), 
         (out_dir / f"{split}.txt").write_text("\n".join(lines) + "\n")
     (out_dir / "classes.txt").write_text("\n".join(classes) + "\n")
     with open(out_dir / "descriptions.csv", "w", newline="") as f:
-        writer = csv.writer(f)
+        writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["class name", "description"])
         writer.writerows([name, DESCRIPTIONS[name]] for name in classes)
     info = {"generator": "t2l-fast synthetic order-only actions", "version": 1, **config.__dict__,
