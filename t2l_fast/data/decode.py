@@ -1,8 +1,9 @@
 """PyAV decoding: frame counts from demuxing, and the frames at given indices (the reference decoder)."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence, TypeVar
 
 import numpy as np
 
@@ -13,6 +14,43 @@ class VideoDecodeError(T2LError, RuntimeError):
     """A video cannot be opened or decoded (the message names the file)."""
 
 
+class DecodeTimeout(VideoDecodeError):
+    """Decoding a video took longer than the allowed time."""
+
+
+Result = TypeVar("Result")
+
+
+def run_with_timeout(work: Callable[[], Result], timeout: Optional[float], what: str) -> Result:
+    """work() in a helper thread, given up after `timeout` seconds with a DecodeTimeout naming `what`.
+
+    FFmpeg releases the GIL while it decodes, so a stuck decode cannot block the caller; the abandoned thread is a
+    daemon and ends with the process.
+    """
+    if timeout is None:
+        return work()
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as e:  # handed to the caller below
+            outcome["error"] = e
+
+    thread = threading.Thread(target=target, name=f"decode {what}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise DecodeTimeout(f"{what}: decoding took longer than {timeout:g} s (a hanging or pathological file)")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+# Decoding refuses frames above 8K (7680 x 4320) before decoding any: a forged header can't exhaust memory.
+MAX_PIXELS = 7680 * 4320
+
+
 def _open(path: Path):
     import av
 
@@ -20,11 +58,20 @@ def _open(path: Path):
         container = av.open(str(path), metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError, OSError) as e:
         raise VideoDecodeError(f"{path}: cannot open as a video ({e})") from None
-    if not container.streams.video:
+    problem = None
+    if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+        problem = f"an image ({container.format.name}), not a video"
+    elif not container.streams.video:
+        problem = "no video stream"
+    else:
+        stream = container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if width * height > MAX_PIXELS:
+            problem = f"frames of {width}x{height} exceed the {MAX_PIXELS:,}-pixel limit; downscale the video"
+    if problem:
         container.close()
-        raise VideoDecodeError(f"{path}: no video stream")
-    stream = container.streams.video[0]
-    if stream.codec_context.width * stream.codec_context.height >= 640 * 360:
+        raise VideoDecodeError(f"{path}: {problem}")
+    if width * height >= 640 * 360:
         stream.thread_type = "AUTO"  # frame threads pay off on large frames, cost more than they save on tiny ones
     return container, stream
 
@@ -42,11 +89,14 @@ def count_frames(path: Path, start: Optional[float] = None, end: Optional[float]
     container, stream = _open(path)
     try:
         with container:
-            return sum(1 for packet in container.demux(stream)
-                       if packet.size and _in_window(None if packet.pts is None else float(packet.pts * stream.time_base),
-                                                     start, end))
+            count = sum(1 for packet in container.demux(stream) if packet.size and _in_window(
+                None if packet.pts is None else float(packet.pts * stream.time_base), start, end))
     except av.error.FFmpegError as e:
         raise VideoDecodeError(f"{path}: demuxing failed ({e})") from None
+    if count == 0:
+        window = "" if start is None and end is None else f" between {start} s and {end} s"
+        raise VideoDecodeError(f"{path}: no video frames{window}")
+    return count
 
 
 def decode_frames(path: Path, indices: Sequence[int], start: Optional[float] = None,
@@ -66,7 +116,7 @@ def decode_frames(path: Path, indices: Sequence[int], start: Optional[float] = N
                         break
                     continue
                 if position in wanted:
-                    found[position] = frame.to_ndarray(format="rgb24")
+                    found[position] = _upright(frame.to_ndarray(format="rgb24"), frame.rotation)
                     if len(found) == len(wanted):
                         break
                 position += 1
@@ -76,3 +126,10 @@ def decode_frames(path: Path, indices: Sequence[int], start: Optional[float] = N
     if missing:
         raise VideoDecodeError(f"{path}: frames {missing[:5]} requested, but only {position} frames decode")
     return np.stack([found[i] for i in indices])
+
+
+def _upright(image: np.ndarray, rotation: float) -> np.ndarray:
+    """Apply a display rotation (degrees counter-clockwise, FFmpeg's convention) as players and ffmpeg's
+    autorotate do, so portrait phone videos come out portrait."""
+    quarter_turns = int(round(rotation / 90)) % 4
+    return np.ascontiguousarray(np.rot90(image, k=quarter_turns)) if quarter_turns else image

@@ -9,11 +9,16 @@ device (t2l_fast.normalize_video), not in workers: uint8 moves 4x fewer bytes.
 Epoch order and every sample's randomness derive from (seed, epoch[, index]), so a resumed run sees the same clips.
 Sharding: training shards drop the tail so every rank has floor(N / shards) clips; evaluation shards wrap around
 to ceil(N / shards) (the repeated clips carry their `index`, so an evaluator counts each video once).
+
+Bad videos never end an epoch: a clip that fails to decode (or takes longer than `decode_timeout`) is replaced by
+another, drawn from the sample's own random stream, so every rank keeps its length. Each failure is warned about
+with the file and a running count; past `max_bad_fraction` of an epoch's clips the loader stops with a summary.
 """
 from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Union
 
@@ -22,21 +27,31 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .augment import AugmentConfig, apply_eval, apply_train, draw_train_params
-from .decode import count_frames, decode_frames
+from ..errors import T2LError
+from .decode import count_frames, decode_frames, run_with_timeout
 from .lists import VideoEntry, read_video_list
-from .sampling import AUGMENT_STREAM, sample_rng, segment_indices
+from .sampling import AUGMENT_STREAM, REPLACE_STREAM, sample_rng, segment_indices
 
 SPLITS = ("train", "val")
 BACKENDS = ("auto", "dali", "pyav")
 
 
+class TooManyBadVideos(T2LError, RuntimeError):
+    """More videos failed than the loader may replace (the message lists them with their reasons)."""
+
+
+def _reason(error: BaseException) -> str:
+    return str(error) if isinstance(error, T2LError) else f"{type(error).__name__}: {error}"
+
+
 class ClipDataset(Dataset):
-    """Decodes and augments one clip per index (PyAV)."""
+    """Decodes and augments one clip per index (PyAV); a clip that fails is replaced by another."""
 
     def __init__(self, entries: Sequence[VideoEntry], *, train: bool, frames: int, size: int, seed: int,
-                 augment: AugmentConfig):
+                 augment: AugmentConfig, decode_timeout: Optional[float] = 60.0, max_attempts: int = 10):
         self.entries, self.train, self.frames, self.size = list(entries), train, frames, size
         self.seed, self.augment, self.epoch = seed, augment, 0
+        self.decode_timeout, self.max_attempts = decode_timeout, max_attempts
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -46,7 +61,8 @@ class ClipDataset(Dataset):
         rng = sample_rng(self.seed, self.epoch, index) if self.train else None
         return segment_indices(num_frames, self.frames, train=self.train, rng=rng)
 
-    def __getitem__(self, index: int) -> dict:
+    def load_clip(self, index: int) -> torch.Tensor:
+        """uint8 [T, 3, size, size] of sample `index`; raises on any decoding problem."""
         entry = self.entries[index]
         num_frames = count_frames(entry.path, entry.start, entry.end)
         indices = self.clip_indices(index, num_frames)
@@ -54,10 +70,23 @@ class ClipDataset(Dataset):
         if self.train:
             rng = sample_rng(self.seed, self.epoch, index, AUGMENT_STREAM)
             params = draw_train_params(rng, clip.shape[2], clip.shape[3], self.frames, self.size, self.augment)
-            clip = apply_train(clip, params, self.size)
-        else:
-            clip = apply_eval(clip, self.size)
-        return {"video": clip.contiguous(), "label": entry.label, "index": index, "path": str(entry.path)}
+            return apply_train(clip, params, self.size).contiguous()
+        return apply_eval(clip, self.size).contiguous()
+
+    def __getitem__(self, index: int) -> dict:
+        failures, candidate, replacements = [], index, None
+        for _ in range(self.max_attempts):
+            entry = self.entries[candidate]
+            try:
+                clip = run_with_timeout(lambda: self.load_clip(candidate), self.decode_timeout, str(entry.path))
+                return {"video": clip, "label": entry.label, "index": candidate, "path": str(entry.path),
+                        "failures": failures}
+            except Exception as e:  # any failure of one video: replace it, report it, never end the epoch here
+                failures.append((str(entry.path), _reason(e)))
+                replacements = replacements or sample_rng(self.seed, self.epoch, index, REPLACE_STREAM)
+                candidate = int(replacements.integers(len(self.entries)))
+        raise TooManyBadVideos(f"{self.max_attempts} videos in a row failed to load: "
+                               + "; ".join(f"{path}: {reason}" for path, reason in failures))
 
 
 class ShardSampler(Sampler):
@@ -86,7 +115,8 @@ def _collate(samples: List[dict]) -> dict:
     return {"video": torch.stack([s["video"] for s in samples]),
             "label": torch.tensor([s["label"] for s in samples], dtype=torch.int64),
             "index": torch.tensor([s["index"] for s in samples], dtype=torch.int64),
-            "path": [s["path"] for s in samples]}
+            "path": [s["path"] for s in samples],
+            "failures": [failure for s in samples for failure in s["failures"]]}
 
 
 def _worker_init(_: int) -> None:
@@ -97,9 +127,10 @@ class VideoLoader:
     """Batches of one epoch at a time; call set_epoch(e) before iterating epoch e."""
 
     def __init__(self, dataset: ClipDataset, sampler: ShardSampler, *, batch_size: int, drop_last: bool,
-                 num_workers: int, device: torch.device, dtype: Optional[torch.dtype]):
+                 num_workers: int, device: torch.device, dtype: Optional[torch.dtype], max_bad_fraction: float):
         self.dataset, self.sampler, self.device, self.dtype = dataset, sampler, device, dtype
-        self.batch_size, self.drop_last = batch_size, drop_last
+        self.batch_size, self.drop_last, self.max_bad_fraction = batch_size, drop_last, max_bad_fraction
+        self.bad_videos: List[tuple] = []  # (path, reason) of this epoch's failures
         self._loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
                                   num_workers=num_workers, collate_fn=_collate, worker_init_fn=_worker_init,
                                   pin_memory=device.type == "cuda", persistent_workers=False)
@@ -111,12 +142,27 @@ class VideoLoader:
         return len(self._loader)
 
     def __iter__(self) -> Iterator[dict]:
+        self.bad_videos = []
+        budget = self.max_bad_fraction * len(self.sampler)
         for batch in self._loader:
+            self._report(batch.pop("failures"), budget)
             video = batch["video"].to(self.device, non_blocking=True)
             if self.dtype is not None:
                 video = video.to(self.dtype).div_(255.0)
             yield {**batch, "video": video, "label": batch["label"].to(self.device, non_blocking=True),
                    "index": batch["index"].to(self.device, non_blocking=True)}
+
+    def _report(self, failures: List[tuple], budget: float) -> None:
+        for path, reason in failures:
+            self.bad_videos.append((path, reason))
+            warnings.warn(f"{path}: {reason}; replaced by another clip ({len(self.bad_videos)} bad this epoch)",
+                          stacklevel=3)
+        if len(self.bad_videos) > budget:
+            listing = "\n".join(f"  {path}: {reason}" for path, reason in self.bad_videos[:20])
+            raise TooManyBadVideos(
+                f"{len(self.bad_videos)} videos failed this epoch, more than {self.max_bad_fraction:.0%} of its "
+                f"{len(self.sampler)} clips; stopping. Run `t2l data check` on the list to find and drop them:\n"
+                f"{listing}")
 
 
 def build_video_loader(list_file: Union[str, Path], root: Union[str, Path], *, split: str = "train",
@@ -124,7 +170,8 @@ def build_video_loader(list_file: Union[str, Path], root: Union[str, Path], *, s
                        device: Union[str, torch.device, None] = None, shard_id: int = 0, num_shards: int = 1,
                        seed: int = 0, epoch: int = 0, dtype: Optional[torch.dtype] = None,
                        num_workers: Optional[int] = None, class_names: Optional[Sequence[str]] = None,
-                       augment: AugmentConfig = AugmentConfig(), missing: str = "error") -> VideoLoader:
+                       augment: AugmentConfig = AugmentConfig(), missing: str = "error",
+                       decode_timeout: Optional[float] = 60.0, max_bad_fraction: float = 0.05) -> VideoLoader:
     """A loader over the videos of `list_file` under `root` (see the module docstring for the batch contract)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -139,7 +186,8 @@ def build_video_loader(list_file: Union[str, Path], root: Union[str, Path], *, s
         raise ValueError(f"dtype must be a floating-point type (uint8 is the default), got {dtype}")
     train = split == "train"
     entries = read_video_list(list_file, root, class_names=class_names, missing=missing)
-    dataset = ClipDataset(entries, train=train, frames=frames, size=size, seed=seed, augment=augment)
+    dataset = ClipDataset(entries, train=train, frames=frames, size=size, seed=seed, augment=augment,
+                          decode_timeout=decode_timeout)
     sampler = ShardSampler(len(entries), shard_id=shard_id, num_shards=num_shards, shuffle=train, drop_tail=train,
                            seed=seed)
     if train and len(sampler) < batch_size:
@@ -147,6 +195,6 @@ def build_video_loader(list_file: Union[str, Path], root: Union[str, Path], *, s
                          f"shard, fewer than one batch of {batch_size}; lower batch_size")
     workers = min(4, os.cpu_count() or 1) if num_workers is None else num_workers
     loader = VideoLoader(dataset, sampler, batch_size=batch_size, drop_last=train, num_workers=workers,
-                         device=torch.device(device or "cpu"), dtype=dtype)
+                         device=torch.device(device or "cpu"), dtype=dtype, max_bad_fraction=max_bad_fraction)
     loader.set_epoch(epoch)
     return loader

@@ -14,7 +14,7 @@ from typing import List
 import numpy as np
 
 
-FRAMES_STREAM, AUGMENT_STREAM = 0, 1
+FRAMES_STREAM, AUGMENT_STREAM, REPLACE_STREAM = 0, 1, 2
 
 
 def sample_rng(seed: int, epoch: int, index: int, stream: int = FRAMES_STREAM) -> np.random.Generator:
