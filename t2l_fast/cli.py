@@ -98,6 +98,52 @@ def _data_probe(args: argparse.Namespace) -> int:
     return 0 if blind_ok and aware_ok else 1
 
 
+def _data_check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .data.lists import read_video_list
+    from .data.preflight import check_list, read_list_lines
+
+    list_file = Path(args.list)
+    entries = read_video_list(list_file, args.root, missing="keep")
+    out = Path(args.out) if args.out else list_file.with_name(f"{list_file.stem}.check.json")
+    result = check_list(entries, Path(args.root), read_list_lines(list_file), out, jobs=args.jobs,
+                        timeout=args.timeout)
+    for video in result["videos"]:
+        detail = video["reason"] if video["verdict"] == "bad" else "; ".join(video["notes"])
+        print(f"{video['verdict']:<4} {video['where']:<28} {video['path']}" + (f"  ({detail})" if detail else ""))
+    s = result["summary"]
+    print(f"\n{s['videos']} videos: {s['ok']} ok ({s['with_gpu_notes']} with notes for GPU decoding), {s['bad']} bad, "
+          f"{s['seconds']} s")
+    for name, path in result["paths"].items():
+        print(f"{name:<10} {path}")
+    return 0
+
+
+def _data_transcode(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from .data.transcode import transcode_list
+
+    report = json.loads(Path(args.report).read_text())
+    list_file = transcode_list(report, Path(args.out_root), only_flagged=not args.all, gop=args.gop, fps=args.fps)
+    print(f"wrote {list_file} ({sum(1 for _ in open(list_file))} videos); check it with: "
+          f"t2l data check {list_file} --root {args.out_root}")
+    return 0
+
+
+def _data_fixtures(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .data.fixtures import write_fixture_zoo
+
+    for name, purpose in write_fixture_zoo(Path(args.out_dir)).items():
+        print(f"{name:<24} {purpose}")
+    print(f"\nlist: {Path(args.out_dir) / 'list.txt'}")
+    return 0
+
+
 def _env(args: argparse.Namespace) -> int:
     from .optional import installed, onnxruntime_conflict
 
@@ -152,6 +198,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--size", type=int, default=64)
     p.set_defaults(run=_data_probe)
+
+    p = data.add_parser("check", help="preflight: probe every listed video; write a report, manifest, clean list")
+    p.add_argument("list", help="list file (relative/path label per line, or CSV)")
+    p.add_argument("--root", required=True, help="data root the list's paths are relative to")
+    p.add_argument("--jobs", type=int, default=2, help="probe processes (default 2)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per video before it is called hung")
+    p.add_argument("--out", help="report path (default: LIST.check.json beside the list)")
+    p.set_defaults(run=_data_check)
+    p = data.add_parser("transcode", help="re-encode what GPU decoding dislikes to H.264 yuv420p, CFR, short GOP")
+    p.add_argument("report", help="a report written by `t2l data check`")
+    p.add_argument("--out-root", required=True, help="folder for the new videos and their list.txt")
+    p.add_argument("--all", action="store_true", help="transcode every usable video, not only the flagged ones")
+    p.add_argument("--gop", type=int, default=8, help="frames between keyframes (default 8)")
+    p.add_argument("--fps", type=float, help="output frame rate (default: the source's average)")
+    p.set_defaults(run=_data_transcode)
+    p = data.add_parser("fixtures", help="write a folder of good, odd and broken videos (for testing decoders)")
+    p.add_argument("out_dir")
+    p.set_defaults(run=_data_fixtures)
 
     p = sub.add_parser("env", help="report installed components, GPU availability and install conflicts")
     p.set_defaults(run=_env)

@@ -51,7 +51,8 @@ def run_with_timeout(work: Callable[[], Result], timeout: Optional[float], what:
 MAX_PIXELS = 7680 * 4320
 
 
-def _open(path: Path):
+def open_video(path: Path):
+    """(container, first video stream), or a VideoDecodeError naming the file and what is wrong with it."""
     import av
 
     try:
@@ -86,7 +87,7 @@ def count_frames(path: Path, start: Optional[float] = None, end: Optional[float]
     """Frames in the video (or in [start, end) seconds), counted by demuxing: container metadata is not trusted."""
     import av
 
-    container, stream = _open(path)
+    container, stream = open_video(path)
     try:
         with container:
             count = sum(1 for packet in container.demux(stream) if packet.size and _in_window(
@@ -106,7 +107,7 @@ def decode_frames(path: Path, indices: Sequence[int], start: Optional[float] = N
 
     wanted = sorted(set(indices))
     found = {}
-    container, stream = _open(path)
+    container, stream = open_video(path)
     position = 0
     try:
         with container:
@@ -116,7 +117,7 @@ def decode_frames(path: Path, indices: Sequence[int], start: Optional[float] = N
                         break
                     continue
                 if position in wanted:
-                    found[position] = _upright(frame.to_ndarray(format="rgb24"), frame.rotation)
+                    found[position] = upright(frame.to_ndarray(format="rgb24"), frame.rotation)
                     if len(found) == len(wanted):
                         break
                 position += 1
@@ -128,7 +129,7 @@ def decode_frames(path: Path, indices: Sequence[int], start: Optional[float] = N
     return np.stack([found[i] for i in indices])
 
 
-def _upright(image: np.ndarray, rotation: float) -> np.ndarray:
+def upright(image: np.ndarray, rotation: float) -> np.ndarray:
     """Apply a display rotation (degrees counter-clockwise, FFmpeg's convention) as players and ffmpeg's
     autorotate do, so portrait phone videos come out portrait."""
     quarter_turns = int(round(rotation / 90)) % 4

@@ -15,13 +15,14 @@ from .synthetic import frame_stamped_clip, synthetic_clip, write_video
 
 def _encode(path: Path, clip: np.ndarray, codec: str = "libx264", pixel_format: str = "yuv420p",
             container_format: Optional[str] = None, options: Optional[dict] = None, rotation: Optional[int] = None,
-            pts: Optional[list] = None, metadata: Optional[dict] = None, fps: int = 25) -> None:
+            pts: Optional[list] = None, metadata: Optional[dict] = None, fps: int = 25,
+            codec_options: Optional[dict] = None) -> None:
     import av
     from fractions import Fraction
 
     with av.open(str(path), "w", format=container_format, options=options or {}) as container:
         container.metadata.update(metadata or {})
-        stream = container.add_stream(codec, rate=fps)
+        stream = container.add_stream(codec, rate=fps, options=codec_options or {})
         stream.width, stream.height, stream.pix_fmt = clip.shape[2], clip.shape[1], pixel_format
         if pts is not None:
             stream.codec_context.time_base = Fraction(1, 1000)
@@ -118,7 +119,8 @@ def write_fixture_zoo(folder: Path) -> Dict[str, str]:
                                                              pixel_format="yuv444p")),
         "yuv422p.mp4": ("11: 4:2:2 H.264", lambda p: _encode(p, frame_stamped_clip(12, 48, 64),
                                                              pixel_format="yuv422p")),
-        "gray.mp4": ("11: gray H.264", lambda p: _encode(p, frame_stamped_clip(12, 48, 64), pixel_format="gray")),
+        "gray.mkv": ("11: gray (FFV1; this x264 build writes no 4:0:0)",
+                     lambda p: _encode(p, frame_stamped_clip(12, 48, 64), codec="ffv1", pixel_format="gray")),
         "yuv420p10le.mp4": ("11: 10-bit H.264", lambda p: _encode(p, frame_stamped_clip(12, 48, 64),
                                                                   pixel_format="yuv420p10le")),
         "xvid-latin1.avi": ("12: MPEG-4 AVI with non-UTF-8 metadata", _latin1_avi),
@@ -126,7 +128,8 @@ def write_fixture_zoo(folder: Path) -> Dict[str, str]:
         "-leading-dash.mp4": ("13: a leading '-'", lambda p: write_video(p, frame_stamped_clip(12, 48, 64))),
         "bit-flipped.mp4": ("corrupt bytes inside the stream", lambda p: _flip_bits(good, p)),
         "long-gop.mp4": ("one keyframe for 120 frames (slow random access)",
-                         lambda p: write_video(p, frame_stamped_clip(120, 48, 64))),
+                         lambda p: _encode(p, frame_stamped_clip(120, 48, 64),
+                                           codec_options={"x264-params": "keyint=1000:scenecut=0"})),
     }
     for name, (_, make) in makers.items():
         make(folder / name)

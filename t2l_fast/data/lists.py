@@ -108,7 +108,8 @@ def _rows(list_file: Path, text: str):
 def read_video_list(list_file: PathLike, root: PathLike, *, class_names: Optional[Sequence[str]] = None,
                     num_classes: Optional[int] = None, missing: str = "error") -> List[VideoEntry]:
     """Entries of a list file. missing="error" refuses a list that names absent files (all reported at once);
-    missing="skip" leaves them out with a warning. Duplicate entries are kept and warned about."""
+    missing="skip" leaves them out with a warning; missing="keep" keeps them (for preflight reports).
+    Duplicate entries are kept and warned about."""
     list_file = Path(list_file)
     try:
         text = list_file.read_bytes().decode("utf-8-sig").replace("\r\n", "\n")
@@ -124,8 +125,8 @@ def entries_from_rows(rows: Iterable[Tuple[int, str, str, str, str]], list_file:
                       class_names: Optional[Sequence[str]] = None, num_classes: Optional[int] = None,
                       missing: str = "error") -> List[VideoEntry]:
     """Validated entries from (line, path, label, start, end) text rows of `list_file` (see read_video_list)."""
-    if missing not in ("error", "skip"):
-        raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
+    if missing not in ("error", "skip", "keep"):
+        raise ValueError(f"missing must be 'error', 'skip' or 'keep', got {missing!r}")
     root = Path(root)
     if not root.is_dir():
         raise VideoListError(f"{root}: the data root is not a folder")
@@ -142,7 +143,7 @@ def entries_from_rows(rows: Iterable[Tuple[int, str, str, str, str]], list_file:
         start, end = _parse_seconds(start_text, where, "start"), _parse_seconds(end_text, where, "end")
         if start is not None and end is not None and start >= end:
             raise VideoListError(f"{where}: start {start} s is not before end {end} s")
-        if not path.is_file():
+        if missing != "keep" and not path.is_file():
             absent.append(f"{where}: {path_text}")
             continue
         if path in first_seen:

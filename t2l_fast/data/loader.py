@@ -20,7 +20,7 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ from .augment import AugmentConfig, apply_eval, apply_train, draw_train_params
 from ..errors import T2LError
 from .decode import count_frames, decode_frames, run_with_timeout
 from .lists import VideoEntry, read_video_list
+from .preflight import read_manifest
 from .sampling import AUGMENT_STREAM, REPLACE_STREAM, sample_rng, segment_indices
 
 SPLITS = ("train", "val")
@@ -40,16 +41,21 @@ class TooManyBadVideos(T2LError, RuntimeError):
     """More videos failed than the loader may replace (the message lists them with their reasons)."""
 
 
-def _reason(error: BaseException) -> str:
-    return str(error) if isinstance(error, T2LError) else f"{type(error).__name__}: {error}"
+def _reason(error: BaseException, path: str) -> str:
+    """Why loading `path` failed, without repeating the path our own errors start with."""
+    if isinstance(error, T2LError):
+        return str(error).removeprefix(f"{path}: ")
+    return f"{type(error).__name__}: {error}"
 
 
 class ClipDataset(Dataset):
     """Decodes and augments one clip per index (PyAV); a clip that fails is replaced by another."""
 
     def __init__(self, entries: Sequence[VideoEntry], *, train: bool, frames: int, size: int, seed: int,
-                 augment: AugmentConfig, decode_timeout: Optional[float] = 60.0, max_attempts: int = 10):
+                 augment: AugmentConfig, decode_timeout: Optional[float] = 60.0, max_attempts: int = 10,
+                 frame_counts: Optional[Dict[Path, int]] = None):
         self.entries, self.train, self.frames, self.size = list(entries), train, frames, size
+        self.frame_counts = frame_counts or {}  # decoded counts from a preflight manifest: no re-probing
         self.seed, self.augment, self.epoch = seed, augment, 0
         self.decode_timeout, self.max_attempts = decode_timeout, max_attempts
 
@@ -64,7 +70,8 @@ class ClipDataset(Dataset):
     def load_clip(self, index: int) -> torch.Tensor:
         """uint8 [T, 3, size, size] of sample `index`; raises on any decoding problem."""
         entry = self.entries[index]
-        num_frames = count_frames(entry.path, entry.start, entry.end)
+        num_frames = self.frame_counts.get(entry.path) if entry.start is None and entry.end is None else None
+        num_frames = num_frames or count_frames(entry.path, entry.start, entry.end)
         indices = self.clip_indices(index, num_frames)
         clip = torch.from_numpy(decode_frames(entry.path, indices, entry.start, entry.end)).permute(0, 3, 1, 2)
         if self.train:
@@ -82,7 +89,7 @@ class ClipDataset(Dataset):
                 return {"video": clip, "label": entry.label, "index": candidate, "path": str(entry.path),
                         "failures": failures}
             except Exception as e:  # any failure of one video: replace it, report it, never end the epoch here
-                failures.append((str(entry.path), _reason(e)))
+                failures.append((str(entry.path), _reason(e, str(entry.path))))
                 replacements = replacements or sample_rng(self.seed, self.epoch, index, REPLACE_STREAM)
                 candidate = int(replacements.integers(len(self.entries)))
         raise TooManyBadVideos(f"{self.max_attempts} videos in a row failed to load: "
@@ -171,8 +178,10 @@ def build_video_loader(list_file: Union[str, Path], root: Union[str, Path], *, s
                        seed: int = 0, epoch: int = 0, dtype: Optional[torch.dtype] = None,
                        num_workers: Optional[int] = None, class_names: Optional[Sequence[str]] = None,
                        augment: AugmentConfig = AugmentConfig(), missing: str = "error",
-                       decode_timeout: Optional[float] = 60.0, max_bad_fraction: float = 0.05) -> VideoLoader:
-    """A loader over the videos of `list_file` under `root` (see the module docstring for the batch contract)."""
+                       decode_timeout: Optional[float] = 60.0, max_bad_fraction: float = 0.05,
+                       manifest: Union[str, Path, None] = None) -> VideoLoader:
+    """A loader over the videos of `list_file` under `root` (see the module docstring for the batch contract).
+    manifest: the `*.manifest.json` of `t2l data check`, whose decoded frame counts replace per-clip probing."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if backend not in BACKENDS:
@@ -186,8 +195,9 @@ def build_video_loader(list_file: Union[str, Path], root: Union[str, Path], *, s
         raise ValueError(f"dtype must be a floating-point type (uint8 is the default), got {dtype}")
     train = split == "train"
     entries = read_video_list(list_file, root, class_names=class_names, missing=missing)
+    frame_counts = read_manifest(Path(manifest), Path(root)) if manifest else None
     dataset = ClipDataset(entries, train=train, frames=frames, size=size, seed=seed, augment=augment,
-                          decode_timeout=decode_timeout)
+                          decode_timeout=decode_timeout, frame_counts=frame_counts)
     sampler = ShardSampler(len(entries), shard_id=shard_id, num_shards=num_shards, shuffle=train, drop_tail=train,
                            seed=seed)
     if train and len(sampler) < batch_size:

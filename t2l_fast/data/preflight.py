@@ -1,0 +1,188 @@
+"""Preflight: probe every listed video once, in worker processes with a time limit, before any training.
+
+Each video is opened and decoded from its first to its last frame (so the frame count is the true, decoded one,
+whatever the container claims). Verdict "ok" or "bad" with a reason; "ok" videos may carry notes on what GPU
+decoding dislikes (pixel format, odd size, variable frame rate, long GOP, rotation) for `t2l data transcode`.
+Outputs: a JSON report naming every listed file, a manifest of frame counts the loaders reuse, and a clean list.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Sequence
+
+from .decode import MAX_PIXELS, DecodeTimeout, VideoDecodeError, open_video, run_with_timeout
+from .lists import VideoEntry
+
+MANIFEST_FORMAT = "t2l-fast-manifest"
+GPU_PIXEL_FORMATS = ("yuv420p", "yuvj420p", "nv12")
+NVDEC_MIN_SIDE = 48  # NVDEC refuses smaller frames ("Video is too small")
+
+
+@dataclass(frozen=True)
+class ProbeLimits:
+    max_pixels: int = MAX_PIXELS  # width x height
+    max_frames: int = 100_000  # decoded frames (about an hour at 30 fps)
+    max_bytes: int = 4 << 30  # file size
+    long_gop: int = 60  # frames between keyframes above which random access is slow
+
+
+def probe_video(path: Path, limits: ProbeLimits = ProbeLimits()) -> dict:
+    """What the video is and whether it decodes: {"verdict": "ok"|"bad", "reason", "num_frames", ...}."""
+    import av
+
+    result: dict = {"verdict": "bad", "reason": None, "notes": []}
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        return {**result, "reason": f"cannot read the file ({e.strerror})"}
+    result["bytes"] = size
+    if not path.is_file():
+        return {**result, "reason": "not a regular file"}
+    if size == 0:
+        return {**result, "reason": "empty file (0 bytes)"}
+    if size > limits.max_bytes:
+        return {**result, "reason": f"{size:,} bytes exceed the {limits.max_bytes:,}-byte limit"}
+    try:
+        container, stream = open_video(path)
+    except VideoDecodeError as e:
+        return {**result, "reason": str(e).split(": ", 1)[-1]}
+    context = stream.codec_context
+    result.update(codec=context.name, pixel_format=context.pix_fmt, width=context.width, height=context.height,
+                  container=container.format.name)
+    if context.width * context.height > limits.max_pixels:
+        container.close()
+        return {**result, "reason": f"{context.width}x{context.height} frames exceed {limits.max_pixels:,} pixels"}
+    times, keyframes, rotation, count = [], [], 0, 0
+    try:
+        with container:
+            for frame in container.decode(stream):
+                if count >= limits.max_frames:
+                    return {**result, "reason": f"more than {limits.max_frames:,} frames; cut the video"}
+                if frame.key_frame:
+                    keyframes.append(count)
+                if frame.time is not None:
+                    times.append(frame.time)
+                rotation = frame.rotation
+                count += 1
+    except av.error.FFmpegError as e:
+        if count == 0:
+            return {**result, "reason": f"no frame decodes ({e})"}
+        result["notes"].append(f"decoding stops after frame {count} ({e}); only those {count} frames are used")
+    if count == 0:
+        return {**result, "reason": "no video frames"}
+    result.update(verdict="ok", num_frames=count)
+    result["fps"] = round((count - 1) / (times[-1] - times[0]), 3) if len(times) > 1 and times[-1] > times[0] else None
+    result["notes"] += _gpu_notes(result, times, keyframes, rotation, limits)
+    return result
+
+
+def _gpu_notes(info: dict, times: List[float], keyframes: List[int], rotation: float,
+               limits: ProbeLimits) -> List[str]:
+    """What makes this (decodable) video a poor fit for GPU decoding; `t2l data transcode` fixes each."""
+    notes = []
+    if info["pixel_format"] not in GPU_PIXEL_FORMATS:
+        notes.append(f"pixel format {info['pixel_format']}: NVDEC decodes 8-bit 4:2:0 only")
+    if info["width"] % 2 or info["height"] % 2:
+        notes.append(f"odd size {info['width']}x{info['height']}")
+    if min(info["width"], info["height"]) < NVDEC_MIN_SIDE:
+        notes.append(f"smaller than {NVDEC_MIN_SIDE} px: too small for NVDEC")
+    steps = [b - a for a, b in zip(times, times[1:])]
+    if steps and max(steps) - min(steps) > 0.25 * (sum(steps) / len(steps)):
+        notes.append("variable frame rate")
+    gaps = [b - a for a, b in zip(keyframes, keyframes[1:] + [info["num_frames"]])]
+    if gaps and max(gaps) > limits.long_gop:
+        notes.append(f"long GOP ({max(gaps)} frames between keyframes): slow random access")
+    if int(round(rotation)) % 360:
+        notes.append(f"display rotation {rotation:g} degrees (PyAV applies it, GPU decoders do not)")
+    if info["codec"] not in ("h264", "hevc", "vp8", "vp9", "av1", "mjpeg"):
+        notes.append(f"codec {info['codec']}: not decoded by DALI; transcode to H.264")
+    return notes
+
+
+def _guarded_probe(args) -> dict:
+    """One pool task: `probe(path, limits)` given up after `timeout` seconds (see run_with_timeout)."""
+    probe, path, limits, timeout = args
+    try:
+        return run_with_timeout(lambda: probe(Path(path), limits), timeout, path)
+    except DecodeTimeout:
+        return _unanswered(timeout)
+
+
+def _unanswered(timeout: float) -> dict:
+    return {"verdict": "bad", "notes": [], "reason": f"no answer within {timeout:g} s (decoder hang or crash)"}
+
+
+def probe_all(paths: Sequence[Path], *, jobs: int = 2, timeout: float = 60.0,
+              limits: ProbeLimits = ProbeLimits(), probe: Callable = probe_video) -> Dict[Path, dict]:
+    """probe_video over `paths` in `jobs` processes, each file given up after `timeout` seconds. A worker that
+    dies or stops answering (a native crash or a hang that holds the interpreter) costs its file a "bad"
+    verdict and the pool is restarted for the rest. `probe` (picklable) replaces probe_video, e.g. in tests."""
+    results: Dict[Path, dict] = {}
+    remaining = list(dict.fromkeys(paths))
+    while remaining:
+        pool = multiprocessing.get_context("spawn").Pool(jobs, maxtasksperchild=100)
+        try:
+            handles = {p: pool.apply_async(_guarded_probe, ((probe, str(p), limits, timeout),)) for p in remaining}
+            for path, handle in handles.items():
+                try:
+                    results[path] = handle.get(timeout=2 * timeout + 60)  # generous: the worker times itself
+                except multiprocessing.TimeoutError:
+                    results[path] = _unanswered(timeout)
+                    break
+            results.update({p: h.get() for p, h in handles.items() if p not in results and h.ready()})
+            remaining = [p for p in remaining if p not in results]
+        finally:
+            pool.terminate()
+            pool.join()
+    return results
+
+
+def check_list(entries: Sequence[VideoEntry], root: Path, list_lines: Dict[int, str], out: Path, *,
+               jobs: int = 2, timeout: float = 60.0, limits: ProbeLimits = ProbeLimits()) -> dict:
+    """Probe `entries`, write `out` (report), its manifest and clean list beside it; return the summary."""
+    started = time.time()
+    results = probe_all([e.path for e in entries], jobs=jobs, timeout=timeout, limits=limits)
+    root = Path(root).resolve()
+    videos, manifest, clean = [], {}, []
+    for entry in entries:
+        result = results[entry.path]
+        relative = str(entry.path.relative_to(root))
+        videos.append({"path": relative, "label": entry.label, "where": entry.source, **result})
+        if result["verdict"] == "ok":
+            manifest[relative] = {k: result.get(k) for k in ("num_frames", "width", "height", "codec", "fps")}
+            clean.append(list_lines[int(entry.source.rsplit(":", 1)[1])])
+    bad = [v for v in videos if v["verdict"] == "bad"]
+    summary = {"videos": len(videos), "ok": len(videos) - len(bad), "bad": len(bad),
+               "with_gpu_notes": sum(bool(v["notes"]) for v in videos if v["verdict"] == "ok"),
+               "seconds": round(time.time() - started, 1)}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stem = out.name[: -len(".json")] if out.name.endswith(".json") else out.name
+    paths = {"report": out, "manifest": out.with_name(f"{stem}.manifest.json"),
+             "clean_list": out.with_name(f"{stem}.clean.txt")}
+    out.write_text(json.dumps({"root": str(root), "limits": asdict(limits), "summary": summary,
+                               "videos": videos}, indent=2) + "\n")
+    paths["manifest"].write_text(json.dumps({"format": MANIFEST_FORMAT, "root": str(root), "videos": manifest},
+                                            indent=2) + "\n")
+    paths["clean_list"].write_text("".join(line + "\n" for line in clean))
+    return {"summary": summary, "paths": paths, "videos": videos}
+
+
+def read_manifest(path: Path, root: Path) -> Dict[Path, int]:
+    """Absolute video path -> decoded frame count, from a manifest written by check_list."""
+    data = json.loads(Path(path).read_text())
+    if data.get("format") != MANIFEST_FORMAT:
+        raise ValueError(f"{path}: not a t2l-fast manifest (format {data.get('format')!r})")
+    base = Path(root).resolve()
+    return {base / relative: info["num_frames"] for relative, info in data["videos"].items()}
+
+
+def read_list_lines(list_file: Path) -> Dict[int, str]:
+    """Line number -> line text (without its end), to copy good entries into a clean list verbatim."""
+    text = Path(list_file).read_bytes().decode("utf-8-sig").replace("\r\n", "\n")
+    return {number: line for number, line in enumerate(text.split("\n"), start=1)}
+
