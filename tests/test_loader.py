@@ -32,7 +32,7 @@ def stamps(video: torch.Tensor):
 @pytest.mark.parametrize("split", ["train", "val"])
 def test_decoded_indices_are_exactly_the_requested_ones(stamped, split):
     for epoch in (0, 1):
-        loader = build_video_loader(stamped / "list.txt", stamped, split=split, frames=8, size=32, batch_size=2,
+        loader = build_video_loader(stamped / "list.txt", stamped, backend="pyav", split=split, frames=8, size=32, batch_size=2,
                                     num_workers=0, augment=NO_COLOUR, seed=11, epoch=epoch)
         seen = 0
         for batch in loader:
@@ -44,7 +44,7 @@ def test_decoded_indices_are_exactly_the_requested_ones(stamped, split):
 
 
 def test_contract_shapes_dtype_order(stamped):
-    loader = build_video_loader(stamped / "list.txt", stamped, split="val", frames=8, size=32, batch_size=3,
+    loader = build_video_loader(stamped / "list.txt", stamped, backend="pyav", split="val", frames=8, size=32, batch_size=3,
                                 num_workers=2)
     batches = list(loader)
     assert len(loader) == len(batches) == 2  # 4 videos, batches of 3, the last one partial in evaluation
@@ -58,7 +58,7 @@ def test_contract_shapes_dtype_order(stamped):
 
 
 def test_float_dtype_is_scaled(stamped):
-    loader = build_video_loader(stamped / "list.txt", stamped, split="val", frames=8, size=32, batch_size=4,
+    loader = build_video_loader(stamped / "list.txt", stamped, backend="pyav", split="val", frames=8, size=32, batch_size=4,
                                 num_workers=0, dtype=torch.float32)
     video = next(iter(loader))["video"]
     assert video.dtype == torch.float32 and 0 <= video.min() and video.max() <= 1
@@ -66,7 +66,7 @@ def test_float_dtype_is_scaled(stamped):
 
 def test_same_seed_and_epoch_give_the_same_batches(stamped):
     def epoch_batches(epoch):
-        loader = build_video_loader(stamped / "list.txt", stamped, split="train", frames=8, size=32, batch_size=2,
+        loader = build_video_loader(stamped / "list.txt", stamped, backend="pyav", split="train", frames=8, size=32, batch_size=2,
                                     num_workers=0, seed=3)
         loader.set_epoch(epoch)
         return [(b["index"].tolist(), b["video"]) for b in loader]
@@ -84,7 +84,7 @@ def test_sharding_splits_an_epoch(tmp_path, split, size, shards):
     per_rank = []
     with pytest.warns(UserWarning, match="duplicate"):
         for rank in range(shards):
-            loader = build_video_loader(tmp_path / "list.txt", tmp_path, split=split, frames=4, size=32,
+            loader = build_video_loader(tmp_path / "list.txt", tmp_path, backend="pyav", split=split, frames=4, size=32,
                                         batch_size=1, num_workers=0, shard_id=rank, num_shards=shards)
             per_rank.append([i for b in loader for i in b["index"].tolist()])
     lengths = {len(r) for r in per_rank}
@@ -100,10 +100,13 @@ def test_sharding_splits_an_epoch(tmp_path, split, size, shards):
 def test_bad_arguments(stamped):
     kwargs = dict(frames=8, size=32, batch_size=2)
     with pytest.raises(ValueError, match="split must be"):
-        build_video_loader(stamped / "list.txt", stamped, split="test", **kwargs)
+        build_video_loader(stamped / "list.txt", stamped, backend="pyav", split="test", **kwargs)
     with pytest.raises(ValueError, match="frames must be >= 1"):
         build_video_loader(stamped / "list.txt", stamped, frames=0, size=32, batch_size=2)
     with pytest.raises(ValueError, match="fewer than one batch"):
         build_video_loader(stamped / "list.txt", stamped, frames=8, size=32, batch_size=8)
-    with pytest.raises(ValueError, match="not available yet"):
-        build_video_loader(stamped / "list.txt", stamped, backend="dali", **kwargs)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        build_video_loader(stamped / "list.txt", stamped, backend="nvdec", **kwargs)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no usable CUDA GPU"):
+            build_video_loader(stamped / "list.txt", stamped, backend="pyav", device="cuda", **kwargs)

@@ -6,8 +6,13 @@ size x size (bilinear); horizontal flip (p 0.5); colour jitter (p 0.8 per clip: 
 saturation 0.2, hue 0.1; factors per frame as the official code, or per clip); grayscale (p 0.2 per clip).
 Evaluation: resize the short side to size * 256/224 (bicubic), centre crop.
 
-The spatial parameters are shared by every frame of a clip. Jitter is applied in the fixed order brightness,
-contrast, saturation, hue (torchvision draws a random order; a fixed order is what a DALI graph can express).
+The spatial parameters are shared by every frame of a clip. Colour jitter is one linear "colour twist" per
+frame, the operation DALI's `fn.color_twist` computes (so the GPU and CPU paths agree to rounding):
+    out = b * (c * (M x - 128) + 128),   M = YIQ^-1 . diag(1, s R(-h)) . YIQ
+with brightness b, contrast c (pivot at mid-grey), saturation s and hue h (degrees; the hue factor 0.1 is +-36
+degrees, a tenth of the circle as in torchvision). Grayscale is the same twist with s = 0 (luma 0.299/0.587/0.114).
+This differs from torchvision's ColorJitter, which pivots contrast at the image mean, rotates hue in HSV and
+applies the four operations in random order: a DALI graph can express neither, and both paths must agree.
 Parameters are plain numbers, so a DALI pipeline can take the same ones through `external_source`.
 """
 from __future__ import annotations
@@ -50,7 +55,7 @@ class ClipAugmentParams:
 
     crop: Tuple[int, int, int, int]  # x, y, width, height in the decoded frame
     flip: bool
-    jitter: Optional[np.ndarray] = None  # [T, 4] brightness, contrast, saturation, hue factors; None: no jitter
+    jitter: Optional[np.ndarray] = None  # [T, 4] brightness, contrast, saturation, hue (degrees); None: no jitter
     grayscale: bool = False
 
 
@@ -72,8 +77,8 @@ def draw_train_params(rng: np.random.Generator, height: int, width: int, frames:
     jitter = None
     if rng.random() < config.jitter_p:
         rows = frames if config.jitter_per_frame else 1
-        low = np.array([1 - config.brightness, 1 - config.contrast, 1 - config.saturation, -config.hue])
-        high = np.array([1 + config.brightness, 1 + config.contrast, 1 + config.saturation, config.hue])
+        low = np.array([1 - config.brightness, 1 - config.contrast, 1 - config.saturation, -360 * config.hue])
+        high = np.array([1 + config.brightness, 1 + config.contrast, 1 + config.saturation, 360 * config.hue])
         jitter = rng.uniform(low, high, size=(rows, 4)).repeat(frames // rows, axis=0)
     grayscale = bool(rng.random() < config.grayscale_p)
     return ClipAugmentParams(crop=(int(x), int(y), int(crop_w), int(crop_h)), flip=flip, jitter=jitter,
@@ -87,18 +92,35 @@ def apply_train(clip: torch.Tensor, params: ClipAugmentParams, size: int) -> tor
     if params.flip:
         out = TF.horizontal_flip(out)
     if params.jitter is not None:
-        out = torch.stack([_jitter(frame, factors) for frame, factors in zip(out, params.jitter)])
+        out = colour_twist(out, params.jitter)
     if params.grayscale:
-        out = TF.rgb_to_grayscale(out, num_output_channels=3)
+        out = colour_twist(out, np.array([[1.0, 1.0, 0.0, 0.0]]))
     return out
 
 
-def _jitter(frame: torch.Tensor, factors: np.ndarray) -> torch.Tensor:
-    brightness, contrast, saturation, hue = (float(f) for f in factors)
-    frame = TF.adjust_brightness(frame, brightness)
-    frame = TF.adjust_contrast(frame, contrast)
-    frame = TF.adjust_saturation(frame, saturation)
-    return TF.adjust_hue(frame, hue)
+_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.321], [0.211, -0.523, 0.311]], dtype=torch.float64)
+
+
+def twist_matrices(factors: np.ndarray) -> torch.Tensor:
+    """[N, 4] (brightness, contrast, saturation, hue degrees) -> [N, 3, 4] affine maps of RGB (0..255)."""
+    b, c, s, h = (torch.as_tensor(factors, dtype=torch.float64)[:, i] for i in range(4))
+    angle = torch.deg2rad(-h)
+    rotation = torch.zeros(len(b), 3, 3, dtype=torch.float64)
+    rotation[:, 0, 0] = 1
+    rotation[:, 1, 1], rotation[:, 1, 2] = s * angle.cos(), -s * angle.sin()
+    rotation[:, 2, 1], rotation[:, 2, 2] = s * angle.sin(), s * angle.cos()
+    linear = torch.linalg.inv(_YIQ) @ rotation @ _YIQ  # [N, 3, 3]
+    scale = (b * c)[:, None, None]
+    offset = (128 * b * (1 - c))[:, None, None].expand(-1, 3, 1)
+    return torch.cat([scale * linear, offset], dim=2)
+
+
+def colour_twist(clip: torch.Tensor, factors: np.ndarray) -> torch.Tensor:
+    """uint8 [T, 3, H, W] with one (or T) rows of twist factors -> uint8, rounded and clamped like DALI."""
+    maps = twist_matrices(factors).float().expand(clip.shape[0], -1, -1)  # [T, 3, 4]
+    x = clip.float()
+    out = torch.einsum("tij,tjhw->tihw", maps[:, :, :3], x) + maps[:, :, 3, None, None]
+    return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
 def eval_resize_side(size: int) -> int:

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .augment import AugmentConfig, apply_eval, apply_train, draw_train_params
 from ..errors import T2LError
+from ..optional import installed, require
 from .decode import count_frames, decode_frames, run_with_timeout
 from .lists import VideoEntry, read_video_list
 from .preflight import read_manifest
@@ -153,11 +154,14 @@ class VideoLoader:
         budget = self.max_bad_fraction * len(self.sampler)
         for batch in self._loader:
             self._report(batch.pop("failures"), budget)
-            video = batch["video"].to(self.device, non_blocking=True)
-            if self.dtype is not None:
-                video = video.to(self.dtype).div_(255.0)
-            yield {**batch, "video": video, "label": batch["label"].to(self.device, non_blocking=True),
-                   "index": batch["index"].to(self.device, non_blocking=True)}
+            yield self._to_device(batch)
+
+    def _to_device(self, batch: dict) -> dict:
+        video = batch["video"].to(self.device, non_blocking=True)
+        if self.dtype is not None:
+            video = video.to(self.dtype).div_(255.0)
+        return {**batch, "video": video, "label": batch["label"].to(self.device, non_blocking=True),
+                "index": batch["index"].to(self.device, non_blocking=True)}
 
     def _report(self, failures: List[tuple], budget: float) -> None:
         for path, reason in failures:
@@ -186,8 +190,10 @@ def build_video_loader(list_file: Union[str, Path], root: Union[str, Path], *, s
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        backend = "dali" if installed("nvidia-dali-cuda130") or installed("nvidia-dali-cuda120") else "pyav"
     if backend == "dali":
-        raise ValueError("backend='dali' is not available yet in this version; use backend='pyav' (or 'auto')")
+        require("nvidia.dali", "dali", "backend='dali'")
     for name, value in (("frames", frames), ("size", size), ("batch_size", batch_size), ("num_shards", num_shards)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
@@ -203,8 +209,17 @@ def build_video_loader(list_file: Union[str, Path], root: Union[str, Path], *, s
     if train and len(sampler) < batch_size:
         raise ValueError(f"{list_file}: {len(entries)} videos over {num_shards} shard(s) give {len(sampler)} per "
                          f"shard, fewer than one batch of {batch_size}; lower batch_size")
-    workers = min(4, os.cpu_count() or 1) if num_workers is None else num_workers
-    loader = VideoLoader(dataset, sampler, batch_size=batch_size, drop_last=train, num_workers=workers,
-                         device=torch.device(device or "cpu"), dtype=dtype, max_bad_fraction=max_bad_fraction)
+    device = torch.device(device or ("cuda" if backend == "dali" and torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was asked for, but this machine has no usable CUDA GPU; use device='cpu'")
+    if backend == "dali":
+        from .dali_loader import DaliVideoLoader
+
+        loader = DaliVideoLoader(dataset, sampler, batch_size=batch_size, drop_last=train, device=device,
+                                 dtype=dtype, max_bad_fraction=max_bad_fraction)
+    else:
+        workers = min(4, os.cpu_count() or 1) if num_workers is None else num_workers
+        loader = VideoLoader(dataset, sampler, batch_size=batch_size, drop_last=train, num_workers=workers,
+                             device=device, dtype=dtype, max_bad_fraction=max_bad_fraction)
     loader.set_epoch(epoch)
     return loader

@@ -50,7 +50,7 @@ def frame_features(video: torch.Tensor) -> torch.Tensor:
 
 def _load(list_file: Path, root: Path, frames: int, size: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     loader = build_video_loader(list_file, root, split="val", frames=frames, size=size, batch_size=64,
-                                num_workers=2)
+                                backend="pyav", num_workers=2)
     features, pixels, labels = [], [], []
     for batch in loader:
         features.append(frame_features(batch["video"]))
