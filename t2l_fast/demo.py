@@ -52,8 +52,8 @@ def run_demo(out_dir: str = "runs/demo") -> dict:
     class_names = read_class_names(data / "classes.txt")
     descriptions = read_class_descriptions(data / "descriptions.csv", class_names)
     torch.manual_seed(0)
-    _step(3, "Zero-shot top-1 of the tiny models on the test clips, read by the PyAV loader (8 centre frames, "
-             "32x32). Random weights: this shows the pipeline runs, not accuracy (training comes next):")
+    _step(3, "Zero-shot top-1 of the tiny models on the test clips (8 centre frames, 32x32). Random weights: "
+             "this shows the pipeline runs, not accuracy (training comes next):")
     order_difference = {}
     for name in ("t2l_tiny", "vificlip_tiny", "clip_tiny"):
         model = create_model(name).eval()
@@ -71,8 +71,10 @@ def run_demo(out_dir: str = "runs/demo") -> dict:
                 total += len(batch["label"])
             difference = (model.encode_video(video) - model.encode_video(video.flip(1))).abs().max()
         summary["zero_shot_top1"][name] = correct / total
+        summary["loader"] = loader.backend
         order_difference[name] = float(difference)
-        print(f"   {name:<14} {correct / total:.3f} on {total} clips (chance {1 / len(class_names):.3f})")
+        print(f"   {name:<14} {correct / total:.3f} on {total} clips (chance {1 / len(class_names):.3f}); "
+              f"loader: {loader.backend}")
 
     _step(4, "Frame-order sensitivity: max |embedding(clip) - embedding(time-reversed clip)|:")
     for name, difference in order_difference.items():
@@ -102,6 +104,5 @@ def run_demo(out_dir: str = "runs/demo") -> dict:
     summary["seconds"] = round(time.time() - started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"\nDone in {summary['seconds']} s; summary in {out / 'summary.json'}.")
-    print("Not yet part of the demo: DALI loaders, training, evaluation protocols, export, benchmarks "
-          "(later issues).")
+    print("Not yet part of the demo: training, evaluation protocols, export, model benchmarks (later issues).")
     return summary

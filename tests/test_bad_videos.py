@@ -4,7 +4,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from t2l_fast.cli import main
@@ -14,7 +13,7 @@ from t2l_fast.data.decode import DecodeTimeout, VideoDecodeError, count_frames, 
 from t2l_fast.data.fixtures import write_fixture_zoo
 from t2l_fast.data.loader import TooManyBadVideos
 from t2l_fast.data.preflight import probe_all, probe_video
-from t2l_fast.data.synthetic import frame_stamped_clip, read_stamp, write_video
+from t2l_fast.data.synthetic import read_stamp
 from t2l_fast.data.transcode import transcode_video
 
 BAD = {

@@ -1,6 +1,5 @@
 """DALI backends against the PyAV reference. CPU tests run wherever the DALI wheel is installed; GPU tests need CUDA."""
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,8 +61,13 @@ def test_dali_cpu_decoder_really_runs_and_refuses_h264(tmp_path):
 
 
 @pytest.mark.parametrize("split", ["train", "val"])
-def test_dali_returns_exactly_the_requested_frames(stamped, split):
+def test_dali_returns_exactly_the_requested_frames(stamped, split, monkeypatch):
     root, counts = stamped
+
+    def no_pyav(*args, **kwargs):
+        raise AssertionError("PyAV decoded a frame: DALI's decoder should have")
+
+    monkeypatch.setattr("t2l_fast.data.dali_loader.decode_frames", no_pyav)
     loader = build_video_loader(root / "list.txt", root, split=split, frames=8, size=32, batch_size=2,
                                 backend="dali", augment=NO_COLOUR, seed=5, epoch=1)
     assert loader.decode_in_dali

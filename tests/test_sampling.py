@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from t2l_fast.data.sampling import sample_rng, segment_indices

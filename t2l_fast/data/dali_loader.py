@@ -30,12 +30,8 @@ from .decode import count_frames, decode_frames
 from .loader import ClipDataset, ShardSampler, VideoLoader, _reason
 from .sampling import AUGMENT_STREAM, REPLACE_STREAM, sample_rng
 
-PROBE_CODECS = {"vp9": ("webm", "vp9"), "mjpeg": ("avi", "mjpeg"), "h264": ("mp4", "h264")}
+PROBE_CODECS = {"vp9": "webm", "mjpeg": "avi", "h264": "mp4"}  # codec -> container of its probe clip
 _IDENTITY_TWIST = np.array([1.0, 1.0, 1.0, 0.0], np.float32)
-
-
-def cuda_available() -> bool:
-    return torch.cuda.is_available()
 
 
 @functools.lru_cache(maxsize=1)
@@ -50,7 +46,7 @@ def cpu_decodable_codecs() -> frozenset:
         return frozenset(json.loads(cache.read_text()))
     supported = []
     with tempfile.TemporaryDirectory() as folder:
-        for codec, (extension, _) in PROBE_CODECS.items():
+        for codec, extension in PROBE_CODECS.items():
             path = Path(folder) / f"probe.{extension}"
             write_video(path, frame_stamped_clip(4, 32, 32), codec)
             try:
@@ -212,6 +208,8 @@ class DaliVideoLoader(VideoLoader):
         else:
             self.decode_in_dali = True
         self.source = DaliBatchSource(dataset, sampler, batch_size, drop_last, self.decode_in_dali)
+        decoder = "NVDEC" if self.device_id is not None else "DALI CPU decoder" if self.decode_in_dali else "PyAV"
+        self.backend = f"dali ({decoder} decoding, DALI augmentation)"
 
     def _iterator_from(self, batch: int):
         """A new pipeline and iterator whose first batch is `batch` of this epoch."""

@@ -134,6 +134,8 @@ def _worker_init(_: int) -> None:
 class VideoLoader:
     """Batches of one epoch at a time; call set_epoch(e) before iterating epoch e."""
 
+    backend = "pyav"
+
     def __init__(self, dataset: ClipDataset, sampler: ShardSampler, *, batch_size: int, drop_last: bool,
                  num_workers: int, device: torch.device, dtype: Optional[torch.dtype], max_bad_fraction: float):
         self.dataset, self.sampler, self.device, self.dtype = dataset, sampler, device, dtype
