@@ -144,6 +144,51 @@ def _data_fixtures(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict(args: argparse.Namespace) -> int:
+    import dataclasses
+    import time
+
+    import torch
+
+    from .models.checkpoint import load_checkpoint
+    from .models.registry import create_model
+    from .predict import find_videos, format_prediction, parse_classes, predict_video
+    from .text.class_files import read_class_descriptions
+    from .text.classifier import build_classifier, default_cache_dir
+
+    if not (args.model or args.checkpoint):
+        raise T2LError("give --model NAME (see `t2l models`) or --checkpoint DIR")
+    videos, classes = find_videos(args.videos), parse_classes(args.classes)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    started = time.time()
+    if args.checkpoint:
+        model = load_checkpoint(args.checkpoint, pretrained=args.pretrained, device=device)
+    else:
+        model = create_model(args.model, pretrained=args.pretrained, device=device)
+    model.eval()
+    descriptions = read_class_descriptions(args.descriptions, classes) if args.descriptions else None
+    classifier = build_classifier(model, classes, descriptions=descriptions, templates=args.templates,
+                                  cache_dir=None if args.no_cache else default_cache_dir())
+    if not args.json:
+        print(f"{model.config.name} on {device}, {len(classes)} classes, {len(videos)} video(s); model and class "
+              f"texts ready in {time.time() - started:.1f} s")
+        if not (args.pretrained or args.checkpoint):
+            print("note: no --pretrained or --checkpoint, so the weights are random and so are the scores")
+    predictions = []
+    for path in videos:
+        prediction = predict_video(model, classifier, path, topk=args.topk,
+                                   window_seconds=args.window_seconds or None)
+        predictions.append(prediction)
+        if not args.json:
+            print(format_prediction(prediction))
+    if args.json:
+        print(json.dumps([dataclasses.asdict(p) for p in predictions], indent=2))
+    failed = [p.path for p in predictions if p.error]
+    if failed:
+        print(f"{len(failed)} of {len(predictions)} video(s) could not be read: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _env(args: argparse.Namespace) -> int:
     from .optional import installed, onnxruntime_conflict
 
@@ -216,6 +261,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("fixtures", help="write a folder of good, odd and broken videos (for testing decoders)")
     p.add_argument("out_dir")
     p.set_defaults(run=_data_fixtures)
+
+    p = sub.add_parser("predict", help="zero-shot labels for videos or folders of videos")
+    p.add_argument("videos", nargs="+", metavar="VIDEO_OR_FOLDER")
+    p.add_argument("--model", help="registered model name (see `t2l models`)")
+    p.add_argument("--checkpoint", help="a t2l-fast checkpoint folder (its config names the model)")
+    p.add_argument("--pretrained", help="CLIP weights: open_clip tag, OpenAI ViT-B-16.pt, state dict, local-dir:DIR")
+    p.add_argument("--classes", required=True, help="class-name file, or names separated by commas")
+    p.add_argument("--descriptions", help="CSV of class name, description (what T2L was trained to read)")
+    p.add_argument("--templates", help="prompt templates: video, photo or bare (default: the model's own)")
+    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--window-seconds", type=float, default=10.0,
+                   help="longer videos are scored in windows of this length (default 10; 0: one clip)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--no-cache", action="store_true", help="do not cache class embeddings on disk")
+    p.set_defaults(run=_predict)
 
     p = sub.add_parser("env", help="report installed components, GPU availability and install conflicts")
     p.set_defaults(run=_env)
