@@ -189,6 +189,19 @@ def _predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from .training.config import load_config
+    from .training.trainer import Trainer
+
+    trainer = Trainer(load_config(args.config, args.set))
+    if args.resume:
+        trainer.resume(args.resume)
+    summary = trainer.run()
+    print(f"trained {summary['steps']} steps in {summary['seconds']} s; last loss "
+          f"{summary['last'].get('loss', float('nan')):.4f}; state {summary['state']}; model {summary['model']}")
+    return 0
+
+
 def _env(args: argparse.Namespace) -> int:
     from .optional import installed, onnxruntime_conflict
 
@@ -277,6 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--no-cache", action="store_true", help="do not cache class embeddings on disk")
     p.set_defaults(run=_predict)
+
+    p = sub.add_parser("train", help="train a model from a YAML config (see train/configs/)")
+    p.add_argument("--config", help="YAML config (keys of t2l_fast.training.config.TrainConfig)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set optim.lr=1e-4 --set data.root=/data (repeatable)")
+    p.add_argument("--resume", help="continue from a `last.pt` state (mid-epoch, same samples)")
+    p.set_defaults(run=_train)
 
     p = sub.add_parser("env", help="report installed components, GPU availability and install conflicts")
     p.set_defaults(run=_env)

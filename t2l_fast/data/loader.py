@@ -106,9 +106,10 @@ class ShardSampler(Sampler):
         self.size, self.shard_id, self.num_shards = size, shard_id, num_shards
         self.shuffle, self.drop_tail, self.seed, self.epoch = shuffle, drop_tail, seed, 0
         self.per_shard = size // num_shards if drop_tail else math.ceil(size / num_shards)
+        self.start = 0  # samples of this epoch already consumed (mid-epoch resume)
 
     def __len__(self) -> int:
-        return self.per_shard
+        return self.per_shard - self.start
 
     def __iter__(self) -> Iterator[int]:
         order = np.arange(self.size)
@@ -116,7 +117,7 @@ class ShardSampler(Sampler):
             order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
         total = self.per_shard * self.num_shards
         order = order[:total] if self.drop_tail else np.resize(order, total)  # np.resize wraps around
-        return iter(order[self.shard_id::self.num_shards].tolist())
+        return iter(order[self.shard_id::self.num_shards][self.start:].tolist())
 
 
 def _collate(samples: List[dict]) -> dict:
@@ -143,10 +144,13 @@ class VideoLoader:
         self.bad_videos: List[tuple] = []  # (path, reason) of this epoch's failures
         self._loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
                                   num_workers=num_workers, collate_fn=_collate, worker_init_fn=_worker_init,
-                                  pin_memory=device.type == "cuda", persistent_workers=False)
+                                  pin_memory=device.type == "cuda", persistent_workers=False,
+                                  generator=torch.Generator().manual_seed(0))  # leaves the global RNG alone
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Iterate epoch `epoch` next, from its batch `start_batch` (a resumed run skips what it consumed)."""
         self.dataset.epoch = self.sampler.epoch = epoch
+        self.sampler.start = start_batch * self.batch_size
 
     def __len__(self) -> int:
         return len(self._loader)

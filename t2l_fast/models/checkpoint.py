@@ -42,12 +42,12 @@ def save_checkpoint(model: VideoTextModel, out_dir: Union[str, Path], *, full: b
     info = {"format": FORMAT, "format_version": 1, "t2l_fast_version": __version__,
             "variant": "full" if full else "learnable", "backbone": model.backbone_source,
             "model": model.config.to_dict(), **(metadata or {})}
-    _atomic_write(out_dir / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT}))
-    _atomic_write(out_dir / CONFIG_FILE, lambda tmp: Path(tmp).write_text(json.dumps(info, indent=2)))
+    atomic_write(out_dir / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT}))
+    atomic_write(out_dir / CONFIG_FILE, lambda tmp: Path(tmp).write_text(json.dumps(info, indent=2)))
     return out_dir
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """Write via a temp file in the same folder, fsync, rename over `path`, fsync the folder."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

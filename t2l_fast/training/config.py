@@ -1,0 +1,174 @@
+"""Training configuration: a strict schema read from YAML plus `--set key=value` overrides, checked before any work."""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import yaml
+
+from ..errors import T2LError
+
+
+class ConfigError(T2LError, ValueError):
+    """A training config is malformed (the message names the key or value and the fix)."""
+
+
+@dataclass
+class DataConfig:
+    root: str = ""  # data root the lists' paths are relative to
+    train_list: str = ""  # `relative/path label` list (or CSV) of the training videos
+    val_list: Optional[str] = None  # validation list, for the loss on held-out clips (never a test split)
+    classes: str = ""  # class-name file (label order)
+    descriptions: Optional[str] = None  # CSV of class, description: T2L's class texts
+    templates: Optional[str] = None  # prompt set (video, photo, bare) when there are no descriptions
+    backend: str = "auto"  # auto, dali or pyav
+    num_workers: int = 2  # PyAV decoding processes
+    manifest: Optional[str] = None  # frame counts from `t2l data check`
+    flip: bool = True  # horizontal flip (off where direction is the label: synthetic data, SSv2)
+    jitter_per_frame: bool = True  # colour jitter factors per frame (official) or per clip
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 5e-5  # peak learning rate (T2L README recipe)
+    weight_decay: float = 0.2  # AdamW weight decay, every learnable tensor
+    betas: Tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-8
+    warmup_epochs: float = 5.0  # linear warm-up from 0, then per-step cosine
+    min_lr_ratio: float = 0.0  # the cosine ends at lr * min_lr_ratio
+
+
+@dataclass
+class TrainConfig:
+    model: str = "t2l_vit_b16"  # registered model name
+    pretrained: Optional[str] = None  # CLIP weights (open_clip tag, OpenAI .pt, state dict, local-dir:)
+    model_overrides: Dict[str, Any] = field(default_factory=dict)  # model config fields, e.g. {drop_path: 0}
+    frames: int = 8  # T
+    batch_size: int = 70  # clips per step (per process)
+    epochs: int = 50
+    seed: int = 0
+    precision: str = "bf16"  # fp32, bf16 or fp16 (autocast; fp32 master weights; a grad scaler for fp16)
+    grad_checkpointing: bool = False
+    tfd_weight: float = 1.0  # weight of the TFD loss (T2L: 1)
+    output_dir: str = "runs/train"
+    save_every_steps: int = 0  # also save `last` every N steps (0: at epoch ends only)
+    max_bad_steps: int = 5  # consecutive non-finite losses before stopping
+    max_steps: int = 0  # stop after this many steps in total (0: no limit; for smoke tests)
+    device: Optional[str] = None  # cpu or cuda (default: cuda when available)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+
+def _assign(target, key: str, value, where: str) -> None:
+    """Set dotted `key` on the dataclass `target`, converting `value` to the field's type; unknown keys fail."""
+    head, _, rest = key.partition(".")
+    names = {f.name: f for f in dataclasses.fields(target)}
+    if head not in names:
+        close = difflib.get_close_matches(head, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(names))}"
+        raise ConfigError(f"{where}: unknown key {key!r}{hint}")
+    current = getattr(target, head)
+    if dataclasses.is_dataclass(current):
+        if rest:
+            _assign(current, rest, value, where)
+            return
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {head!r} must be a mapping of its keys")
+        for sub_key, sub_value in value.items():
+            _assign(current, str(sub_key), sub_value, where)
+        return
+    if rest and not isinstance(current, dict):
+        raise ConfigError(f"{where}: {head!r} has no sub-keys (got {key!r})")
+    if rest:
+        current[rest] = value
+        return
+    setattr(target, head, _convert(value, current, key, where))
+
+
+def _convert(value, current, key: str, where: str):
+    if current is None or isinstance(current, dict) or value is None:
+        return value
+    kind = type(current)
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "1", "yes")
+            return bool(value)
+        if kind is tuple:
+            items = value if isinstance(value, (list, tuple)) else yaml.safe_load(str(value))
+            return tuple(type(current[0])(v) for v in items)
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {key} = {value!r} is not a valid {kind.__name__}") from None
+
+
+def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> TrainConfig:
+    """A TrainConfig from a YAML file and `key=value` overrides (dotted keys: data.root=/data), validated."""
+    config = TrainConfig()
+    if path:
+        try:
+            document = yaml.safe_load(Path(path).read_text()) or {}
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML ({e})") from None
+        if not isinstance(document, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of keys")
+        for key, value in document.items():
+            _assign(config, str(key), value, str(path))
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        _assign(config, key.strip(), yaml.safe_load(text), f"--set {key.strip()}")
+    validate(config)
+    return config
+
+
+def validate(config: TrainConfig) -> None:
+    """Reject impossible values, missing files and an unwritable output folder before any work starts."""
+    problems: List[str] = []
+    for name in ("frames", "batch_size", "epochs"):
+        if getattr(config, name) < 1:
+            problems.append(f"{name} must be >= 1, got {getattr(config, name)}")
+    if config.precision not in ("fp32", "bf16", "fp16"):
+        problems.append(f"precision must be fp32, bf16 or fp16, got {config.precision!r}")
+    if config.optim.lr <= 0 or config.optim.weight_decay < 0 or config.optim.warmup_epochs < 0:
+        problems.append("optim: lr must be > 0, weight_decay and warmup_epochs >= 0")
+    if config.data.backend not in ("auto", "dali", "pyav"):
+        problems.append(f"data.backend must be auto, dali or pyav, got {config.data.backend!r}")
+    for name in ("root", "train_list", "classes"):
+        if not getattr(config.data, name):
+            problems.append(f"data.{name} is required")
+    for name in ("train_list", "val_list", "classes", "descriptions", "manifest"):
+        value = getattr(config.data, name)
+        if value and not Path(value).is_file():
+            problems.append(f"data.{name}: {value} does not exist")
+    if config.data.root and not Path(config.data.root).is_dir():
+        problems.append(f"data.root: {config.data.root} is not a folder")
+    if problems:
+        raise ConfigError("invalid training config:\n  " + "\n  ".join(problems))
+    _check_writable(Path(config.output_dir))
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ConfigError(f"output_dir {folder}: cannot write there ({e.strerror}); choose another folder") from None
+
+
+def to_dict(config: TrainConfig) -> dict:
+    return dataclasses.asdict(config)

@@ -1,0 +1,130 @@
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from t2l_fast.cli import main
+from t2l_fast.data.synthetic import SynthConfig, write_synthetic_dataset
+from t2l_fast.training.config import ConfigError, load_config
+from t2l_fast.training.trainer import STATE_FILE, Trainer, TrainingError, lr_factor
+
+CONFIGS = Path(__file__).parents[1] / "train" / "configs"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    write_synthetic_dataset(root, SynthConfig(classes=("growing", "shrinking", "fading in", "fading out"),
+                                              clips_per_class=6, eval_clips_per_class=1))
+    return root
+
+
+def settings(data, out, *extra):
+    return [f"data.root={data}", f"data.train_list={data / 'train.txt'}", f"data.classes={data / 'classes.txt'}",
+            f"data.descriptions={data / 'descriptions.csv'}", f"output_dir={out}", "model=t2l_tiny",
+            "batch_size=4", "epochs=2", "precision=fp32", "data.backend=pyav", "data.num_workers=0",
+            "data.flip=false", "optim.lr=5e-3", "optim.warmup_epochs=0.5", *extra]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
+def test_every_shipped_config_validates(name, data, tmp_path):
+    config = load_config(str(CONFIGS / name), [f"data.root={data}", f"data.train_list={data / 'train.txt'}",
+                                               f"data.classes={data / 'classes.txt'}",
+                                               f"data.descriptions={data / 'descriptions.csv'}",
+                                               f"output_dir={tmp_path}"])
+    assert config.frames >= 1 and config.optim.lr > 0
+
+
+@pytest.mark.parametrize("override, match", [
+    ("framez=4", "unknown key 'framez'; did you mean 'frames'"),
+    ("optim.learning_rate=1", "optim.learning_rate: unknown key 'learning_rate'"),
+    ("frames=0", "frames must be >= 1"),
+    ("batch_size=-2", "batch_size must be >= 1"),
+    ("precision=fp8", "precision must be"),
+    ("frames=eight", "frames = 'eight' is not a valid int"),
+    ("data.train_list=/no/such/list.txt", "data.train_list: /no/such/list.txt does not exist"),
+])
+def test_config_errors_name_the_key(data, tmp_path, override, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(None, settings(data, tmp_path) + [override])
+
+
+def test_unwritable_output_folder_fails_at_startup(data, tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="cannot write there"):
+        load_config(None, settings(data, tmp_path / "file" / "out"))
+
+
+def test_schedule_warms_up_then_decays():
+    assert lr_factor(0, 10, 100, 0.0) == 0 and lr_factor(5, 10, 100, 0.0) == 0.5
+    assert lr_factor(10, 10, 100, 0.0) == 1.0 and lr_factor(100, 10, 100, 0.01) == pytest.approx(0.01)
+    assert lr_factor(55, 10, 100, 0.0) == pytest.approx(0.5)
+
+
+def losses(out: Path):
+    return [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_resume_mid_epoch_reproduces_the_uninterrupted_run(data, tmp_path):
+    full = Trainer(load_config(None, settings(data, tmp_path / "full")))
+    full.run()
+    reference = losses(tmp_path / "full")
+    assert len(reference) == 2 * full.steps_per_epoch == 12
+    first = Trainer(load_config(None, settings(data, tmp_path / "cut", "max_steps=9")))
+    first.run()  # stops mid-epoch 2 and saves
+    second = Trainer(load_config(None, settings(data, tmp_path / "cut")))
+    second.resume(tmp_path / "cut" / STATE_FILE)
+    assert (second.epoch, second.step_in_epoch) == (1, 3)
+    second.run()
+    assert losses(tmp_path / "cut") == reference  # bit-identical on the same machine
+
+
+def test_non_finite_losses_are_skipped_then_stop(data, tmp_path, monkeypatch):
+    trainer = Trainer(load_config(None, settings(data, tmp_path, "max_bad_steps=3")))
+    real = trainer.compute_loss
+    calls = {"n": 0}
+
+    def sometimes_nan(batch):
+        calls["n"] += 1
+        result = real(batch)
+        if calls["n"] >= 3:
+            result["loss"] = result["loss"] * float("nan")
+        return result
+
+    monkeypatch.setattr(trainer, "compute_loss", sometimes_nan)
+    before = {k: v.clone() for k, v in trainer.model.named_learnable_parameters()}
+    with pytest.raises(TrainingError, match="3 consecutive steps had a non-finite loss"):
+        trainer.run()
+    state = torch.load(tmp_path / STATE_FILE, weights_only=True) if (tmp_path / STATE_FILE).exists() else None
+    assert state is None or all(torch.isfinite(v).all() for v in state["model"].values())
+    changed = any(not torch.equal(before[k], v) for k, v in trainer.model.named_learnable_parameters())
+    assert changed and all(torch.isfinite(v).all() for v in trainer.model.learnable_parameters())
+
+
+def test_sigterm_saves_and_exits_143(data, tmp_path):
+    args = settings(data, tmp_path, "epochs=50")
+    command = [sys.executable, "-m", "t2l_fast.cli", "train", *sum((["--set", a] for a in args), [])]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    deadline = time.time() + 120
+    while not (tmp_path / "metrics.jsonl").exists() or not (tmp_path / "metrics.jsonl").read_text():
+        assert process.poll() is None and time.time() < deadline, process.communicate()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 143
+    state = torch.load(tmp_path / STATE_FILE, weights_only=True)
+    assert state["global_step"] >= 1 and not math.isnan(losses(tmp_path)[-1])
+
+
+def test_train_command_writes_model_config_and_summary(data, tmp_path, capsys):
+    assert main(["train", *sum((["--set", a] for a in settings(data, tmp_path, "epochs=1")), [])]) == 0
+    assert "trained 6 steps" in capsys.readouterr().out
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", STATE_FILE, "model/config.json"):
+        assert (tmp_path / name).exists(), name
