@@ -202,6 +202,47 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from .models.checkpoint import load_checkpoint
+    from .models.registry import create_model
+    from .text.class_files import read_class_descriptions, read_class_names
+    from .training.evaluate import evaluate, evaluate_protocol, save_results
+
+    if not (args.model or args.checkpoint):
+        raise T2LError("give --model NAME or --checkpoint DIR")
+    if bool(args.list) == bool(args.protocol):
+        raise T2LError("give either --list LIST --classes FILE, or --protocol ucf101|hmdb51 --split-dir DIR")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = (load_checkpoint(args.checkpoint, pretrained=args.pretrained, device=device) if args.checkpoint
+             else create_model(args.model, pretrained=args.pretrained, device=device))
+    options = dict(templates=args.templates, batch_size=args.batch_size, backend=args.backend)
+    if args.protocol:
+        results = evaluate_protocol(model, args.protocol, args.split_dir, args.root,
+                                    descriptions_csv=args.descriptions, **options)
+        for split in results["splits"]:
+            print(f"split {split['split']}: top-1 {split['top1']:.4f}  top-5 {split['top5']:.4f}  "
+                  f"({split['videos']} videos)")
+        print(f"{args.protocol}: top-1 {100 * results['top1_mean']:.1f} +- {100 * results['top1_std']:.1f}, "
+              f"top-5 {100 * results['top5_mean']:.1f} +- {100 * results['top5_std']:.1f} over 3 splits")
+        class_names = None
+    else:
+        if not args.classes:
+            raise T2LError("--list needs --classes FILE")
+        class_names = read_class_names(args.classes)
+        descriptions = read_class_descriptions(args.descriptions, class_names) if args.descriptions else None
+        results = evaluate(model, args.list, args.root, class_names, descriptions=descriptions, **options)
+        print(f"top-1 {results['top1']:.4f}  top-5 {results['top5']:.4f}  on {results['videos']} videos")
+    results["model"] = model.config.name
+    out = Path(args.out or Path("runs") / "eval" / f"{model.config.name}.json")
+    for path in save_results(results, out, class_names):
+        print(f"wrote {path}")
+    return 0
+
+
 def _env(args: argparse.Namespace) -> int:
     from .optional import installed, onnxruntime_conflict
 
@@ -297,6 +338,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config key, e.g. --set optim.lr=1e-4 --set data.root=/data (repeatable)")
     p.add_argument("--resume", help="continue from a `last.pt` state (mid-epoch, same samples)")
     p.set_defaults(run=_train)
+
+    p = sub.add_parser("eval", help="zero-shot evaluation on a list, or a standard protocol over its 3 splits")
+    p.add_argument("--model", help="registered model name")
+    p.add_argument("--checkpoint", help="a t2l-fast checkpoint folder")
+    p.add_argument("--pretrained", help="CLIP weights (open_clip tag, OpenAI .pt, state dict, local-dir:DIR)")
+    p.add_argument("--root", required=True, help="data root of the videos")
+    p.add_argument("--list", help="list of test videos (relative/path label)")
+    p.add_argument("--classes", help="class-name file of --list")
+    p.add_argument("--protocol", choices=["ucf101", "hmdb51"], help="mean +- std over the 3 published test splits")
+    p.add_argument("--split-dir", help="folder of the published split files (ucfTrainTestlist/, ...)")
+    p.add_argument("--descriptions", help="CSV of class name, description")
+    p.add_argument("--templates", help="prompt templates: video, photo or bare (default: the model's own)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--backend", default="auto", choices=["auto", "dali", "pyav"])
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--out", help="results JSON (default runs/eval/MODEL.json); a confusion PNG goes beside it")
+    p.set_defaults(run=_eval)
 
     p = sub.add_parser("env", help="report installed components, GPU availability and install conflicts")
     p.set_defaults(run=_env)

@@ -182,7 +182,8 @@ class VideoLoader:
                 f"{listing}")
 
 
-def build_video_loader(list_file: Union[str, Path], root: Union[str, Path], *, split: str = "train",
+def build_video_loader(list_file: Union[str, Path, Sequence[VideoEntry]], root: Union[str, Path], *,
+                       split: str = "train",
                        frames: int = 8, size: int = 224, batch_size: int, backend: str = "auto",
                        device: Union[str, torch.device, None] = None, shard_id: int = 0, num_shards: int = 1,
                        seed: int = 0, epoch: int = 0, dtype: Optional[torch.dtype] = None,
@@ -191,6 +192,7 @@ def build_video_loader(list_file: Union[str, Path], root: Union[str, Path], *, s
                        decode_timeout: Optional[float] = 60.0, max_bad_fraction: float = 0.05,
                        manifest: Union[str, Path, None] = None) -> VideoLoader:
     """A loader over the videos of `list_file` under `root` (see the module docstring for the batch contract).
+    list_file may also be entries already read (e.g. from t2l_fast.data.splits).
     manifest: the `*.manifest.json` of `t2l data check`, whose decoded frame counts replace per-clip probing."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -206,7 +208,10 @@ def build_video_loader(list_file: Union[str, Path], root: Union[str, Path], *, s
     if dtype is not None and not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point type (uint8 is the default), got {dtype}")
     train = split == "train"
-    entries = read_video_list(list_file, root, class_names=class_names, missing=missing)
+    if isinstance(list_file, (str, Path)):
+        entries = read_video_list(list_file, root, class_names=class_names, missing=missing)
+    else:
+        entries = list(list_file)
     frame_counts = read_manifest(Path(manifest), Path(root)) if manifest else None
     dataset = ClipDataset(entries, train=train, frames=frames, size=size, seed=seed, augment=augment,
                           decode_timeout=decode_timeout, frame_counts=frame_counts)

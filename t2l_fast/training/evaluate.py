@@ -1,0 +1,98 @@
+"""Zero-shot evaluation: one list, or a published protocol (UCF101 / HMDB51: mean +- std over the 3 splits).
+
+Single view by default: T centre frames, short side resized, centre crop (the loader's "val" split). Every video
+counts once, whatever the shard padding or decoding replacements did.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional, Sequence, Union
+
+import torch
+
+from ..data import build_video_loader
+from ..data.splits import hmdb51_split, ucf101_split
+from ..text.classifier import build_classifier
+from ..video_ops import normalize_video
+from .metrics import confusion_matrix, first_occurrences, mean_std, per_class_accuracy, topk_accuracy
+
+PROTOCOLS = {"ucf101": ucf101_split, "hmdb51": hmdb51_split}
+
+
+@torch.no_grad()
+def evaluate(model, videos, root: Union[str, Path], class_names: Sequence[str], *,
+             descriptions: Optional[Sequence[str]] = None, templates=None, batch_size: int = 16,
+             backend: str = "auto", num_workers: int = 2) -> dict:
+    """top-1/top-5, per-class accuracy and the confusion matrix of `model` on `videos` (a list file or entries)."""
+    model.eval()
+    classifier = build_classifier(model, class_names, descriptions=descriptions, templates=templates)
+    spec = model.input_spec
+    device = next(model.parameters()).device
+    loader = build_video_loader(videos, root, split="val", frames=spec.frames, size=spec.image_size,
+                                batch_size=batch_size, backend=backend, device=device, num_workers=num_workers,
+                                class_names=class_names)
+    scores, labels, indices = [], [], []
+    for batch in loader:
+        embeddings = model.encode_video(normalize_video(batch["video"], spec))
+        scores.append(classifier.probabilities(embeddings, model.logit_scale()).float().cpu())
+        labels.append(batch["label"].cpu())
+        indices.append(batch["index"].cpu())
+    scores, labels, indices = torch.cat(scores), torch.cat(labels), torch.cat(indices)
+    keep = first_occurrences(indices)
+    scores, labels = scores[keep], labels[keep]
+    confusion = confusion_matrix(scores.argmax(1), labels, len(class_names))
+    per_class = per_class_accuracy(confusion)
+    return {"videos": len(labels), **topk_accuracy(scores, labels, ks=(1, 5)),
+            "per_class": {name: (None if acc != acc else acc) for name, acc in zip(class_names, per_class.tolist())},
+            "confusion": confusion.tolist(), "bad_videos": [list(b) for b in loader.bad_videos]}
+
+
+def evaluate_protocol(model, protocol: str, split_dir: Union[str, Path], root: Union[str, Path], *,
+                      descriptions_csv: Optional[str] = None, **kwargs) -> dict:
+    """The standard zero-shot protocol: each of the 3 published test splits, then mean +- std of top-1/top-5."""
+    from ..text.class_files import read_class_descriptions
+
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}")
+    splits: List[dict] = []
+    for split in (1, 2, 3):
+        class_names, entries = PROTOCOLS[protocol](split_dir, root, split, "test")
+        descriptions = read_class_descriptions(descriptions_csv, class_names) if descriptions_csv else None
+        result = evaluate(model, entries, root, class_names, descriptions=descriptions, **kwargs)
+        splits.append({"split": split, **result})
+    summary = {"protocol": protocol, "splits": splits}
+    for metric in ("top1", "top5"):
+        summary[f"{metric}_mean"], summary[f"{metric}_std"] = mean_std([s[metric] for s in splits])
+    return summary
+
+
+def save_results(results: dict, out: Path, class_names: Optional[Sequence[str]] = None) -> List[Path]:
+    """results JSON, and a confusion-matrix PNG beside it when matplotlib is installed."""
+    from ..optional import installed
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    written = [out]
+    if class_names and "confusion" in results and installed("matplotlib"):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        confusion = torch.tensor(results["confusion"], dtype=torch.float)
+        rates = confusion / confusion.sum(1, keepdim=True).clamp_min(1)
+        figure, axis = plt.subplots(figsize=(6, 6))
+        axis.imshow(rates, cmap="viridis", vmin=0, vmax=1)
+        if len(class_names) <= 30:
+            axis.set_xticks(range(len(class_names)), class_names, rotation=90, fontsize=6)
+            axis.set_yticks(range(len(class_names)), class_names, fontsize=6)
+        axis.set_xlabel("predicted")
+        axis.set_ylabel("true")
+        axis.set_title(f"top-1 {results['top1']:.3f} on {results['videos']} videos")
+        figure.tight_layout()
+        png = out.with_suffix(".png")
+        figure.savefig(png, dpi=120)
+        plt.close(figure)
+        written.append(png)
+    return written
