@@ -144,28 +144,45 @@ def _data_fixtures(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predict(args: argparse.Namespace) -> int:
-    import dataclasses
-    import time
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every command that runs a model shares."""
+    parser.add_argument("--model", help="registered model name (see `t2l models`)")
+    parser.add_argument("--checkpoint", help="a t2l-fast checkpoint folder (its config names the model)")
+    parser.add_argument("--pretrained", help="CLIP weights: open_clip tag, OpenAI ViT-B-16.pt, state dict, "
+                        "local-dir:DIR")
+    parser.add_argument("--descriptions", help="CSV of class name, description (what T2L was trained to read)")
+    parser.add_argument("--templates", help="prompt templates: video, photo or bare (default: the model's own)")
+    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
 
+
+def _load_model(args: argparse.Namespace):
+    """(model in eval mode, device) from --model/--checkpoint/--pretrained/--device."""
     import torch
 
     from .models.checkpoint import load_checkpoint
     from .models.registry import create_model
-    from .predict import find_videos, format_prediction, parse_classes, predict_video
-    from .text.class_files import read_class_descriptions
-    from .text.classifier import build_classifier, default_cache_dir
 
     if not (args.model or args.checkpoint):
         raise T2LError("give --model NAME (see `t2l models`) or --checkpoint DIR")
-    videos, classes = find_videos(args.videos), parse_classes(args.classes)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    started = time.time()
     if args.checkpoint:
         model = load_checkpoint(args.checkpoint, pretrained=args.pretrained, device=device)
     else:
         model = create_model(args.model, pretrained=args.pretrained, device=device)
-    model.eval()
+    return model.eval(), device
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import dataclasses
+    import time
+
+    from .predict import find_videos, format_prediction, parse_classes, predict_video
+    from .text.class_files import read_class_descriptions
+    from .text.classifier import build_classifier, default_cache_dir
+
+    videos, classes = find_videos(args.videos), parse_classes(args.classes)
+    started = time.time()
+    model, device = _load_model(args)
     descriptions = read_class_descriptions(args.descriptions, classes) if args.descriptions else None
     classifier = build_classifier(model, classes, descriptions=descriptions, templates=args.templates,
                                   cache_dir=None if args.no_cache else default_cache_dir())
@@ -205,20 +222,12 @@ def _train(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import torch
-
-    from .models.checkpoint import load_checkpoint
-    from .models.registry import create_model
     from .text.class_files import read_class_descriptions, read_class_names
     from .training.evaluate import evaluate, evaluate_protocol, save_results
 
-    if not (args.model or args.checkpoint):
-        raise T2LError("give --model NAME or --checkpoint DIR")
     if bool(args.list) == bool(args.protocol):
         raise T2LError("give either --list LIST --classes FILE, or --protocol ucf101|hmdb51 --split-dir DIR")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = (load_checkpoint(args.checkpoint, pretrained=args.pretrained, device=device) if args.checkpoint
-             else create_model(args.model, pretrained=args.pretrained, device=device))
+    model, _ = _load_model(args)
     options = dict(templates=args.templates, batch_size=args.batch_size, backend=args.backend)
     if args.protocol:
         results = evaluate_protocol(model, args.protocol, args.split_dir, args.root,
@@ -318,16 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="zero-shot labels for videos or folders of videos")
     p.add_argument("videos", nargs="+", metavar="VIDEO_OR_FOLDER")
-    p.add_argument("--model", help="registered model name (see `t2l models`)")
-    p.add_argument("--checkpoint", help="a t2l-fast checkpoint folder (its config names the model)")
-    p.add_argument("--pretrained", help="CLIP weights: open_clip tag, OpenAI ViT-B-16.pt, state dict, local-dir:DIR")
+    _add_model_arguments(p)
     p.add_argument("--classes", required=True, help="class-name file, or names separated by commas")
-    p.add_argument("--descriptions", help="CSV of class name, description (what T2L was trained to read)")
-    p.add_argument("--templates", help="prompt templates: video, photo or bare (default: the model's own)")
     p.add_argument("--topk", type=int, default=5)
     p.add_argument("--window-seconds", type=float, default=10.0,
                    help="longer videos are scored in windows of this length (default 10; 0: one clip)")
-    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--no-cache", action="store_true", help="do not cache class embeddings on disk")
     p.set_defaults(run=_predict)
@@ -340,19 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_train)
 
     p = sub.add_parser("eval", help="zero-shot evaluation on a list, or a standard protocol over its 3 splits")
-    p.add_argument("--model", help="registered model name")
-    p.add_argument("--checkpoint", help="a t2l-fast checkpoint folder")
-    p.add_argument("--pretrained", help="CLIP weights (open_clip tag, OpenAI .pt, state dict, local-dir:DIR)")
+    _add_model_arguments(p)
     p.add_argument("--root", required=True, help="data root of the videos")
     p.add_argument("--list", help="list of test videos (relative/path label)")
     p.add_argument("--classes", help="class-name file of --list")
     p.add_argument("--protocol", choices=["ucf101", "hmdb51"], help="mean +- std over the 3 published test splits")
     p.add_argument("--split-dir", help="folder of the published split files (ucfTrainTestlist/, ...)")
-    p.add_argument("--descriptions", help="CSV of class name, description")
-    p.add_argument("--templates", help="prompt templates: video, photo or bare (default: the model's own)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--backend", default="auto", choices=["auto", "dali", "pyav"])
-    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--out", help="results JSON (default runs/eval/MODEL.json); a confusion PNG goes beside it")
     p.set_defaults(run=_eval)
 
