@@ -46,6 +46,9 @@ def test_demo_runs_and_writes_summary(tmp_path, capsys):
     assert summary["order_difference"]["t2l_tiny"] > 1e-6 > summary["order_difference"]["vificlip_tiny"]
     assert 0 < summary["losses"]["tfd"] <= 1
     assert (tmp_path / "synthetic" / "train.txt").is_file()
+    training = summary["training"]
+    assert training["steps"] == 30 and training["last_loss"] < training["first_loss"]
+    assert (tmp_path / "train" / "model" / "config.json").is_file()
 
 
 def test_error_is_reported_not_raised(tmp_path, capsys):
