@@ -27,8 +27,8 @@ import torch
 from ..optional import installed, require
 from .augment import EVAL_RESIZE_RATIO, draw_train_params
 from .decode import count_frames, decode_frames
-from .loader import ClipDataset, ShardSampler, VideoLoader, _reason
-from .sampling import AUGMENT_STREAM, REPLACE_STREAM, sample_rng
+from .loader import ClipDataset, ShardSampler, VideoLoader, load_with_replacement
+from .sampling import AUGMENT_STREAM, sample_rng
 
 PROBE_CODECS = {"vp9": "webm", "mjpeg": "avi", "h264": "mp4"}  # codec -> container of its probe clip
 _IDENTITY_TWIST = np.array([1.0, 1.0, 1.0, 0.0], np.float32)
@@ -105,17 +105,10 @@ class DaliBatchSource:
         return tuple(list(column) for column in zip(*samples))
 
     def _sample(self, index: int):
-        """One sample's DALI inputs; a video that cannot be opened is replaced as ClipDataset does."""
-        ds, candidate, replacements = self.dataset, index, None
-        for _ in range(ds.max_attempts):
-            entry = ds.entries[candidate]
-            try:
-                return self._inputs(candidate)
-            except Exception as e:  # replaced and reported, as in the PyAV backend
-                self.failures.append((str(entry.path), _reason(e, str(entry.path))))
-                replacements = replacements or sample_rng(ds.seed, ds.epoch, index, REPLACE_STREAM)
-                candidate = int(replacements.integers(len(ds.entries)))
-        raise RuntimeError(f"{ds.max_attempts} videos in a row failed to open: {self.failures[-ds.max_attempts:]}")
+        """One sample's DALI inputs; a video that cannot be opened is replaced as in the PyAV backend."""
+        inputs, _, failures = load_with_replacement(self.dataset, index, self._inputs)
+        self.failures += failures
+        return inputs
 
     def _inputs(self, index: int):
         ds = self.dataset

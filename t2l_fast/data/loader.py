@@ -20,7 +20,7 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -82,19 +82,30 @@ class ClipDataset(Dataset):
         return apply_eval(clip, self.size).contiguous()
 
     def __getitem__(self, index: int) -> dict:
-        failures, candidate, replacements = [], index, None
-        for _ in range(self.max_attempts):
-            entry = self.entries[candidate]
-            try:
-                clip = run_with_timeout(lambda: self.load_clip(candidate), self.decode_timeout, str(entry.path))
-                return {"video": clip, "label": entry.label, "index": candidate, "path": str(entry.path),
-                        "failures": failures}
-            except Exception as e:  # any failure of one video: replace it, report it, never end the epoch here
-                failures.append((str(entry.path), _reason(e, str(entry.path))))
-                replacements = replacements or sample_rng(self.seed, self.epoch, index, REPLACE_STREAM)
-                candidate = int(replacements.integers(len(self.entries)))
-        raise TooManyBadVideos(f"{self.max_attempts} videos in a row failed to load: "
-                               + "; ".join(f"{path}: {reason}" for path, reason in failures))
+        def load(candidate: int) -> torch.Tensor:
+            return run_with_timeout(lambda: self.load_clip(candidate), self.decode_timeout,
+                                    str(self.entries[candidate].path))
+
+        clip, candidate, failures = load_with_replacement(self, index, load)
+        entry = self.entries[candidate]
+        return {"video": clip, "label": entry.label, "index": candidate, "path": str(entry.path),
+                "failures": failures}
+
+
+def load_with_replacement(dataset: ClipDataset, index: int, load: Callable[[int], Any]) -> Tuple[Any, int, list]:
+    """(load(candidate), candidate, failures): sample `index`, or, when it fails, other samples drawn from its own
+    random stream until one loads (at most dataset.max_attempts tries). Failures are (path, reason) pairs."""
+    failures, candidate, replacements = [], index, None
+    for _ in range(dataset.max_attempts):
+        path = str(dataset.entries[candidate].path)
+        try:
+            return load(candidate), candidate, failures
+        except Exception as e:  # any failure of one video: replace it, report it, never end the epoch here
+            failures.append((path, _reason(e, path)))
+            replacements = replacements or sample_rng(dataset.seed, dataset.epoch, index, REPLACE_STREAM)
+            candidate = int(replacements.integers(len(dataset.entries)))
+    raise TooManyBadVideos(f"{dataset.max_attempts} videos in a row failed to load: "
+                           + "; ".join(f"{path}: {reason}" for path, reason in failures))
 
 
 class ShardSampler(Sampler):
