@@ -64,3 +64,33 @@ def test_alignment_is_symmetric_average():
 
     expected = 0.5 * (kl(s) + kl(s.t()))
     torch.testing.assert_close(alignment_loss(v, t, labels), expected)
+
+
+def test_soft_cross_entropy_and_smoothing_hand_computed():
+    from t2l_fast.training.losses import smoothed_targets, soft_cross_entropy
+
+    targets = smoothed_targets(torch.tensor([0, 2]), 3, 0.1)
+    assert targets[0].tolist() == pytest.approx([0.9 + 0.1 / 3, 0.1 / 3, 0.1 / 3])
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    log_p0 = [2 - math.log(math.exp(2) + 2), -math.log(math.exp(2) + 2), -math.log(math.exp(2) + 2)]
+    expected = -(sum(t * lp for t, lp in zip(targets[0].tolist(), log_p0)) + math.log(1 / 3)) / 2
+    assert soft_cross_entropy(logits, targets).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_mixup_and_cutmix_mix_targets_by_the_real_share():
+    import numpy as np
+
+    from t2l_fast.training.losses import mix_clips
+
+    video = torch.stack([torch.zeros(2, 3, 8, 8), torch.ones(2, 3, 8, 8)])  # [B=2, T, C, H, W]
+    targets = torch.eye(2)
+    mixed, mixed_targets, lam = mix_clips(video, targets, np.random.default_rng(0), mixup_alpha=0.8,
+                                          cutmix_alpha=0.0, switch_prob=0.5)
+    assert torch.allclose(mixed[0], torch.full_like(mixed[0], 1 - lam))  # lam * 0 + (1 - lam) * 1
+    assert mixed_targets[0].tolist() == pytest.approx([lam, 1 - lam])
+    for seed in range(5):
+        mixed, mixed_targets, lam = mix_clips(video, targets, np.random.default_rng(seed), mixup_alpha=0.0,
+                                              cutmix_alpha=1.0, switch_prob=0.5)
+        pasted = mixed[0].mean().item()  # share of clip 0's pixels that came from clip 1 (all ones)
+        assert pasted == pytest.approx(1 - lam) and mixed_targets[0, 1].item() == pytest.approx(1 - lam)
+        assert torch.equal(mixed[0, 0], mixed[0, 1])  # the same box in every frame

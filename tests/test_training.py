@@ -128,3 +128,14 @@ def test_train_command_writes_model_config_and_summary(data, tmp_path, capsys):
     assert "trained 6 steps" in capsys.readouterr().out
     for name in ("config.yaml", "metrics.jsonl", "summary.json", STATE_FILE, "model/config.json"):
         assert (tmp_path / name).exists(), name
+
+
+def test_vificlip_objective_trains_the_backbone_but_not_the_token_embedding(data, tmp_path):
+    trainer = Trainer(load_config(None, settings(data, tmp_path, "model=vificlip_tiny", "objective=vificlip",
+                                                 "max_steps=2", "data.descriptions=")))
+    token_embedding = trainer.model.backbone.token_embedding.weight.clone()
+    visual = trainer.model.backbone.visual.proj.detach().clone()
+    summary = trainer.run()
+    assert summary["steps"] == 2 and math.isfinite(summary["last"]["ce"])
+    assert torch.equal(trainer.model.backbone.token_embedding.weight, token_embedding)
+    assert not torch.equal(trainer.model.backbone.visual.proj, visual)

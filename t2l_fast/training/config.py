@@ -54,7 +54,12 @@ class TrainConfig:
     seed: int = 0
     precision: str = "bf16"  # fp32, bf16 or fp16 (autocast; fp32 master weights; a grad scaler for fp16)
     grad_checkpointing: bool = False
+    objective: str = "t2l"  # t2l: alignment KL + TFD; vificlip: CE over the batch's classes, smoothing, mixup/cutmix
     tfd_weight: float = 1.0  # weight of the TFD loss (T2L: 1)
+    label_smoothing: float = 0.1  # vificlip objective
+    mixup_alpha: float = 0.8  # vificlip objective (0: off)
+    cutmix_alpha: float = 1.0  # vificlip objective (0: off)
+    mix_switch_prob: float = 0.5  # vificlip: probability of CutMix rather than Mixup when both are on
     output_dir: str = "runs/train"
     save_every_steps: int = 0  # also save `last` every N steps (0: at epoch ends only)
     max_bad_steps: int = 5  # consecutive non-finite losses before stopping
@@ -140,6 +145,8 @@ def validate(config: TrainConfig) -> None:
     for name in ("frames", "batch_size", "epochs"):
         if getattr(config, name) < 1:
             problems.append(f"{name} must be >= 1, got {getattr(config, name)}")
+    if config.objective not in ("t2l", "vificlip"):
+        problems.append(f"objective must be t2l or vificlip, got {config.objective!r}")
     if config.precision not in ("fp32", "bf16", "fp16"):
         problems.append(f"precision must be fp32, bf16 or fp16, got {config.precision!r}")
     if config.optim.lr <= 0 or config.optim.weight_decay < 0 or config.optim.warmup_epochs < 0:

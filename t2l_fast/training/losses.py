@@ -39,3 +39,34 @@ def tfd_loss(frames: torch.Tensor) -> TFDLoss:
     central_difference = ((following - preceding).abs() / 2).mean()
     variance = frames.var(dim=1, unbiased=True).mean()
     return TFDLoss(1.0 / (1.0 + central_difference + variance), central_difference, variance)
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean over rows of -sum(targets * log_softmax(logits)); targets [B, C] rows sum to 1."""
+    return -(targets * logits.log_softmax(dim=-1)).sum(dim=-1).mean()
+
+
+def smoothed_targets(positions: torch.Tensor, num_classes: int, smoothing: float) -> torch.Tensor:
+    """[B, C] one-hot rows with `smoothing` spread uniformly: (1 - s) * onehot + s / C."""
+    return F.one_hot(positions, num_classes).float() * (1 - smoothing) + smoothing / num_classes
+
+
+def mix_clips(video: torch.Tensor, targets: torch.Tensor, rng, *, mixup_alpha: float, cutmix_alpha: float,
+              switch_prob: float):
+    """Mixup or CutMix of a batch of clips [B, T, C, H, W] with the batch reversed (one lambda per batch, one box
+    for all frames of a clip, as ViFi-CLIP's recipe does). Returns (video, targets, lambda)."""
+    use_cutmix = cutmix_alpha > 0 and (mixup_alpha <= 0 or rng.random() < switch_prob)
+    lam = float(rng.beta(cutmix_alpha, cutmix_alpha) if use_cutmix else rng.beta(mixup_alpha, mixup_alpha))
+    partner = video.flip(0)
+    if use_cutmix:
+        height, width = video.shape[-2:]
+        cut_h, cut_w = int(height * (1 - lam) ** 0.5), int(width * (1 - lam) ** 0.5)
+        cy, cx = int(rng.integers(height)), int(rng.integers(width))
+        top, bottom = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, height)
+        left, right = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, width)
+        video = video.clone()
+        video[..., top:bottom, left:right] = partner[..., top:bottom, left:right]
+        lam = 1 - (bottom - top) * (right - left) / (height * width)  # the area actually pasted
+    else:
+        video = lam * video + (1 - lam) * partner
+    return video, lam * targets + (1 - lam) * targets.flip(0), lam

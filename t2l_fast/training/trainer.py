@@ -1,8 +1,9 @@
-"""The training loop (one process): T2L's objective, AdamW with warm-up + per-step cosine, mixed precision,
-atomic checkpoints with mid-epoch resume, non-finite-loss guard, and SIGINT/SIGTERM saves.
+"""The training loop (one process): T2L's or ViFi-CLIP's objective, AdamW with warm-up + per-step cosine, mixed
+precision, atomic checkpoints with mid-epoch resume, non-finite-loss guard, and SIGINT/SIGTERM saves.
 
-Objective: alignment (in-batch symmetric soft-target KL, T2L_SPEC.md §2.1) between each clip and its class text,
-plus tfd_weight x TFD on the unnormalised frame embeddings (§2.2); C and V are logged.
+T2L: alignment (in-batch symmetric soft-target KL, T2L_SPEC.md §2.1) between each clip and its class text, plus
+tfd_weight x TFD on the unnormalised frame embeddings (§2.2); C and V are logged.
+ViFi-CLIP (BASELINES_AND_CLAIMS.md §1): cross-entropy over the batch's classes with label smoothing and Mixup/CutMix.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from ..text.prompts import class_prompts, resolve_templates
 from ..text.tokenize import tokenize
 from ..video_ops import normalize_video
 from .config import TrainConfig, to_dict
-from .losses import alignment_loss, tfd_loss
+from .losses import alignment_loss, mix_clips, smoothed_targets, soft_cross_entropy, tfd_loss
 
 STATE_FILE = "last.pt"
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -102,16 +103,38 @@ class Trainer:
     # ------------------------------------------------------------------ one step
     def compute_loss(self, batch: dict) -> Dict[str, torch.Tensor]:
         video = normalize_video(batch["video"], self.model.input_spec)
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.config.precision)
-        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+        labels = batch["label"]
+        if self.config.objective == "vificlip":
+            return self._vificlip_loss(video, labels)
+        with self._autocast():
             frames = self.model.encode_frames(video)  # [B, T, D]
-            texts = self.model.encode_text(self.class_tokens[batch["label"].cpu()].to(self.device))  # [B, D]
+            texts = self.model.encode_text(self.class_tokens[labels.cpu()].to(self.device))  # [B, D]
         frames = frames.float()
-        align = alignment_loss(F.normalize(frames.mean(1), dim=-1), texts.float(), batch["label"],
+        align = alignment_loss(F.normalize(frames.mean(1), dim=-1), texts.float(), labels,
                                self.model.logit_scale().item())
         tfd = tfd_loss(frames)
         return {"loss": align + self.config.tfd_weight * tfd.loss, "align": align, "tfd": tfd.loss,
                 "tfd_C": tfd.central_difference, "tfd_V": tfd.variance}
+
+    def _vificlip_loss(self, video: torch.Tensor, labels: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """ViFi-CLIP's recipe: CE over the batch's classes, label smoothing, Mixup/CutMix (one draw per step)."""
+        config = self.config
+        classes, positions = labels.unique(return_inverse=True)  # [U], [B]
+        targets = smoothed_targets(positions, len(classes), config.label_smoothing)  # [B, U]
+        if config.mixup_alpha > 0 or config.cutmix_alpha > 0:
+            rng = np.random.default_rng([config.seed, self.global_step, 7])  # reproducible, resume-exact
+            video, targets, _ = mix_clips(video, targets, rng, mixup_alpha=config.mixup_alpha,
+                                          cutmix_alpha=config.cutmix_alpha, switch_prob=config.mix_switch_prob)
+        with self._autocast():
+            videos = self.model.encode_video(video)  # [B, D]
+            texts = self.model.encode_text(self.class_tokens[classes.cpu()].to(self.device))  # [U, D]
+        logits = self.model.logit_scale() * videos.float() @ texts.float().t()  # [B, U]
+        loss = soft_cross_entropy(logits, targets)
+        return {"loss": loss, "ce": loss}
+
+    def _autocast(self):
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.config.precision)
+        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
 
     def train_step(self, batch: dict) -> Optional[Dict[str, float]]:
         self.optimizer.zero_grad(set_to_none=True)
