@@ -139,3 +139,20 @@ def test_vificlip_objective_trains_the_backbone_but_not_the_token_embedding(data
     assert summary["steps"] == 2 and math.isfinite(summary["last"]["ce"])
     assert torch.equal(trainer.model.backbone.token_embedding.weight, token_embedding)
     assert not torch.equal(trainer.model.backbone.visual.proj, visual)
+
+
+def test_validation_keeps_the_best_model_and_logs_val_scores(data, tmp_path):
+    trainer = Trainer(load_config(None, settings(data, tmp_path, f"data.val_list={data / 'val.txt'}")))
+    summary = trainer.run()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    val = [row for row in rows if "val_top1" in row]
+    assert len(val) == 2 and summary["best_val_top1"] == max(row["val_top1"] for row in val)
+    best = json.loads((tmp_path / "best" / "config.json").read_text())
+    assert best["val_top1"] == summary["best_val_top1"]
+    assert torch.load(tmp_path / STATE_FILE, weights_only=True)["best_top1"] == summary["best_val_top1"]
+
+
+def test_tensorboard_scalars_when_installed(data, tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed (optional)")
+    Trainer(load_config(None, settings(data, tmp_path, "max_steps=2"))).run()
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))

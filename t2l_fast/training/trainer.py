@@ -63,6 +63,17 @@ def _set_rng_state(state: dict) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
+def _tensorboard(folder: Path):
+    """A TensorBoard SummaryWriter when tensorboard is installed, else None."""
+    from ..optional import installed
+
+    if not installed("tensorboard"):
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(folder))
+
+
 class Trainer:
     def __init__(self, config: TrainConfig):
         self.config = config
@@ -97,6 +108,7 @@ class Trainer:
             self.optimizer, lambda step: lr_factor(step, warmup, total, config.optim.min_lr_ratio))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
         self.epoch = self.step_in_epoch = self.global_step = 0
+        self.best_top1: Optional[float] = None  # on data.val_list (never a test split)
         self.bad_steps = 0
         self.stop_signal: Optional[int] = None
 
@@ -161,7 +173,8 @@ class Trainer:
         state = {"model": {k: v.detach().cpu() for k, v in self.model.named_learnable_parameters()},
                  "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                  "scaler": self.scaler.state_dict(), "rng": _rng_state(), "epoch": self.epoch,
-                 "step_in_epoch": self.step_in_epoch, "global_step": self.global_step, "config": to_dict(self.config)}
+                 "step_in_epoch": self.step_in_epoch, "global_step": self.global_step, "best_top1": self.best_top1,
+                 "config": to_dict(self.config)}
         path = self.output / STATE_FILE
         atomic_write(path, lambda tmp: torch.save(state, tmp))
         return path
@@ -181,6 +194,24 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         _set_rng_state(state["rng"])
         self.epoch, self.step_in_epoch, self.global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
+        self.best_top1 = state.get("best_top1")
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> Dict[str, float]:
+        """Zero-shot top-1/top-5 on data.val_list; a better top-1 than before saves the model to `best/`."""
+        from .evaluate import evaluate
+
+        data = self.config.data
+        descriptions = read_class_descriptions(data.descriptions, self.class_names) if data.descriptions else None
+        result = evaluate(self.model, data.val_list, data.root, self.class_names, descriptions=descriptions,
+                          templates=data.templates, batch_size=self.config.batch_size, backend=data.backend,
+                          num_workers=data.num_workers)
+        self.model.train()
+        if self.best_top1 is None or result["top1"] > self.best_top1:
+            self.best_top1 = result["top1"]
+            save_checkpoint(self.model, self.output / "best", full=self.model.backbone_source is None,
+                            metadata={"val_top1": result["top1"], "epoch": self.epoch})
+        return {"val_top1": result["top1"], "val_top5": result["top5"]}
 
     # ------------------------------------------------------------------ the loop
     def _on_signal(self, signum, frame) -> None:
@@ -193,9 +224,11 @@ class Trainer:
         (self.output / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
         previous = {s: signal.signal(s, self._on_signal) for s in SIGNAL_EXIT}
         log = open(self.output / "metrics.jsonl", "a")
+        board = _tensorboard(self.output / "tensorboard")
         started, clips, last = time.time(), 0, {}
         try:
             while self.epoch < config.epochs:
+                self.model.train()
                 self.loader.set_epoch(self.epoch, start_batch=self.step_in_epoch)
                 bar = tqdm(self.loader, desc=f"epoch {self.epoch + 1}/{config.epochs}", leave=False,
                            initial=self.step_in_epoch, total=self.steps_per_epoch)
@@ -208,6 +241,10 @@ class Trainer:
                         last = {"step": self.global_step, "epoch": self.epoch, **metrics,
                                 "lr": self.scheduler.get_last_lr()[0], "clips_per_s": clips / (time.time() - started)}
                         log.write(json.dumps(last) + "\n")
+                        if board:
+                            for key in ("loss", "align", "tfd", "tfd_C", "tfd_V", "ce", "lr", "clips_per_s"):
+                                if key in last:
+                                    board.add_scalar(f"train/{key}", last[key], self.global_step)
                         bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{last['lr']:.2e}",
                                         clips_s=f"{last['clips_per_s']:.1f}")
                     if self.stop_signal is not None:
@@ -218,6 +255,12 @@ class Trainer:
                     if config.max_steps and self.global_step >= config.max_steps:
                         break
                 else:
+                    if config.data.val_list:
+                        scores = self.validate()
+                        log.write(json.dumps({"step": self.global_step, "epoch": self.epoch, **scores}) + "\n")
+                        if board:
+                            for key, value in scores.items():
+                                board.add_scalar(f"val/{key}", value, self.global_step)
                     self.epoch, self.step_in_epoch = self.epoch + 1, 0
                     self.save_state()
                     continue
@@ -225,10 +268,12 @@ class Trainer:
                 break
         finally:
             log.close()
+            if board:
+                board.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
         summary = {"steps": self.global_step, "epochs": self.epoch, "seconds": round(time.time() - started, 1),
-                   "last": last, "state": str(self.output / STATE_FILE)}
+                   "last": last, "state": str(self.output / STATE_FILE), "best_val_top1": self.best_top1}
         full = self.model.backbone_source is None  # random/unsourced backbone: save it too
         summary["model"] = str(save_checkpoint(self.model, self.output / "model", full=full))
         (self.output / "summary.json").write_text(json.dumps(summary, indent=2))
