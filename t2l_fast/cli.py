@@ -223,33 +223,51 @@ def _eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .text.class_files import read_class_descriptions, read_class_names
-    from .training.evaluate import evaluate, evaluate_protocol, save_results
+    from .training.evaluate import (evaluate, evaluate_base_to_novel, evaluate_protocol, evaluate_subsets,
+                                    save_results)
 
-    if bool(args.list) == bool(args.protocol):
-        raise T2LError("give either --list LIST --classes FILE, or --protocol ucf101|hmdb51 --split-dir DIR")
+    if sum(map(bool, (args.list, args.protocol, args.base_to_novel))) != 1:
+        raise T2LError("give one of: --list LIST --classes FILE [--subsets ...], --protocol ucf101|hmdb51 "
+                       "--split-dir DIR, or --base-to-novel BASE_LIST BASE_CLASSES NOVEL_LIST NOVEL_CLASSES")
     model, _ = _load_model(args)
     options = dict(templates=args.templates, batch_size=args.batch_size, backend=args.backend)
-    if args.protocol:
+    if args.base_to_novel:
+        base_list, base_classes, novel_list, novel_classes = args.base_to_novel
+        results = evaluate_base_to_novel(model, args.root, (base_list, base_classes), (novel_list, novel_classes),
+                                         descriptions_csv=args.descriptions, **options)
+        print(f"base {100 * results['base']:.1f}  novel {100 * results['novel']:.1f}  HM {100 * results['hm']:.1f}")
+        class_names = None
+    elif args.protocol:
         results = evaluate_protocol(model, args.protocol, args.split_dir, args.root,
                                     descriptions_csv=args.descriptions, **options)
         for split in results["splits"]:
             print(f"split {split['split']}: top-1 {split['top1']:.4f}  top-5 {split['top5']:.4f}  "
                   f"({split['videos']} videos)")
-        print(f"{args.protocol}: top-1 {100 * results['top1_mean']:.1f} +- {100 * results['top1_std']:.1f}, "
-              f"top-5 {100 * results['top5_mean']:.1f} +- {100 * results['top5_std']:.1f} over 3 splits")
+        _print_mean_std(f"{args.protocol}, 3 splits", results)
         class_names = None
     else:
         if not args.classes:
             raise T2LError("--list needs --classes FILE")
         class_names = read_class_names(args.classes)
         descriptions = read_class_descriptions(args.descriptions, class_names) if args.descriptions else None
-        results = evaluate(model, args.list, args.root, class_names, descriptions=descriptions, **options)
-        print(f"top-1 {results['top1']:.4f}  top-5 {results['top5']:.4f}  on {results['videos']} videos")
+        if args.subsets:
+            results = evaluate_subsets(model, args.list, args.root, class_names, args.subsets,
+                                       descriptions=descriptions, **options)
+            _print_mean_std(f"{len(args.subsets)} class subsets", results)
+            class_names = None
+        else:
+            results = evaluate(model, args.list, args.root, class_names, descriptions=descriptions, **options)
+            print(f"top-1 {results['top1']:.4f}  top-5 {results['top5']:.4f}  on {results['videos']} videos")
     results["model"] = model.config.name
     out = Path(args.out or Path("runs") / "eval" / f"{model.config.name}.json")
     for path in save_results(results, out, class_names):
         print(f"wrote {path}")
     return 0
+
+
+def _print_mean_std(label: str, results: dict) -> None:
+    print(f"{label}: top-1 {100 * results['top1_mean']:.1f} +- {100 * results['top1_std']:.1f}, "
+          f"top-5 {100 * results['top5_mean']:.1f} +- {100 * results['top5_std']:.1f}")
 
 
 def _env(args: argparse.Namespace) -> int:
@@ -350,6 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", help="class-name file of --list")
     p.add_argument("--protocol", choices=["ucf101", "hmdb51"], help="mean +- std over the 3 published test splits")
     p.add_argument("--split-dir", help="folder of the published split files (ucfTrainTestlist/, ...)")
+    p.add_argument("--subsets", nargs="+", metavar="CLASSES_FILE",
+                   help="with --list: class-subset files (K600 zero-shot); mean +- std over them")
+    p.add_argument("--base-to-novel", nargs=4, metavar=("BASE_LIST", "BASE_CLASSES", "NOVEL_LIST", "NOVEL_CLASSES"),
+                   help="base-to-novel: top-1 on base and novel validation lists, and their harmonic mean")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--backend", default="auto", choices=["auto", "dali", "pyav"])
     p.add_argument("--out", help="results JSON (default runs/eval/MODEL.json); a confusion PNG goes beside it")

@@ -67,3 +67,42 @@ def test_eval_command_on_a_list(ucf_like, tmp_path, capsys):
     results = json.loads((tmp_path / "r.json").read_text())
     assert results["videos"] == 4 and 0 <= results["top1"] <= results["top5"] == 1.0
     assert len(results["confusion"]) == 2 and "top-1" in capsys.readouterr().out
+
+
+@pytest.fixture
+def lists(ucf_like, tmp_path):
+    """A list over 2 classes, class files for subsets and base/novel halves."""
+    lines = (ucf_like / "ucfTrainTestlist" / "testlist01.txt").read_text().split()
+    (tmp_path / "all.txt").write_text("".join(f"{p} {int(p.startswith('Bowling'))}\n" for p in lines))
+    (tmp_path / "classes.txt").write_text("Archery\nBowling\n")
+    (tmp_path / "archery.txt").write_text("Archery\n")
+    (tmp_path / "bowling.txt").write_text("Bowling\n")
+    (tmp_path / "reversed.txt").write_text("Bowling\nArchery\n")
+    for name, label in (("Archery", 0), ("Bowling", 1)):
+        (tmp_path / f"{name}_list.txt").write_text("".join(f"{p} 0\n" for p in lines if p.startswith(name)))
+    return tmp_path
+
+
+def test_class_subsets_relabel_and_average(ucf_like, lists):
+    from t2l_fast.training.evaluate import evaluate_subsets
+
+    model = t2l_fast.create_model("clip_tiny")
+    names = ["Archery", "Bowling"]
+    summary = evaluate_subsets(model, lists / "all.txt", ucf_like / "videos", names,
+                               [lists / "archery.txt", lists / "reversed.txt"], backend="pyav", num_workers=0)
+    plain = evaluate(model, lists / "all.txt", ucf_like / "videos", names, backend="pyav", num_workers=0)
+    one_class, permuted = summary["subsets"]
+    assert one_class["videos"] == 2 and one_class["top1"] == 1.0  # a single class is always right
+    assert permuted["videos"] == 4 and permuted["top1"] == plain["top1"]  # relabelled, same decisions
+    assert permuted["per_class"] == {"Bowling": plain["per_class"]["Bowling"], "Archery": plain["per_class"]["Archery"]}
+    assert summary["top1_mean"] == pytest.approx((1.0 + plain["top1"]) / 2)
+
+
+def test_base_to_novel_command(ucf_like, lists, capsys):
+    out = lists / "b2n.json"
+    assert main(["eval", "--model", "clip_tiny", "--root", str(ucf_like / "videos"), "--backend", "pyav",
+                 "--base-to-novel", str(lists / "Archery_list.txt"), str(lists / "archery.txt"),
+                 str(lists / "Bowling_list.txt"), str(lists / "bowling.txt"), "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert results["base"] == results["novel"] == results["hm"] == 1.0  # single-class halves
+    assert "HM 100.0" in capsys.readouterr().out

@@ -1,4 +1,5 @@
-"""Zero-shot evaluation: one list, or a published protocol (UCF101 / HMDB51: mean +- std over the 3 splits).
+"""Zero-shot evaluation: one list; UCF101 / HMDB51 (mean +- std over the 3 published splits); class subsets (K600);
+base-to-novel (base, novel, harmonic mean).
 
 Single view by default: T centre frames, short side resized, centre crop (the loader's "val" split). Every video
 counts once, whatever the shard padding or decoding replacements did.
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -15,7 +16,8 @@ from ..data import build_video_loader
 from ..data.splits import hmdb51_split, ucf101_split
 from ..text.classifier import build_classifier
 from ..video_ops import normalize_video
-from .metrics import confusion_matrix, first_occurrences, mean_std, per_class_accuracy, topk_accuracy
+from .metrics import (confusion_matrix, first_occurrences, harmonic_mean, mean_std, per_class_accuracy,
+                      topk_accuracy)
 
 PROTOCOLS = {"ucf101": ucf101_split, "hmdb51": hmdb51_split}
 
@@ -96,3 +98,40 @@ def save_results(results: dict, out: Path, class_names: Optional[Sequence[str]] 
         plt.close(figure)
         written.append(png)
     return written
+
+
+def evaluate_subsets(model, list_file: Union[str, Path], root: Union[str, Path], class_names: Sequence[str],
+                     subset_files: Sequence[Union[str, Path]], *, descriptions: Optional[Sequence[str]] = None,
+                     **kwargs) -> dict:
+    """Class-subset protocol (K600 zero-shot: 3 subsets of 160 of its 220 new classes): the list restricted to
+    each subset's classes and relabelled, then mean +- std of top-1/top-5 over the subsets."""
+    from ..data.lists import read_video_list, restrict_to_classes
+    from ..text.class_files import read_class_names
+
+    entries = read_video_list(list_file, root, class_names=class_names)
+    describe = dict(zip(class_names, descriptions)) if descriptions else None
+    subsets = []
+    for subset_file in subset_files:
+        names = read_class_names(subset_file)
+        result = evaluate(model, restrict_to_classes(entries, class_names, names), root, names,
+                          descriptions=[describe[n] for n in names] if describe else None, **kwargs)
+        subsets.append({"subset": str(subset_file), **result})
+    summary = {"protocol": "class subsets", "subsets": subsets}
+    for metric in ("top1", "top5"):
+        summary[f"{metric}_mean"], summary[f"{metric}_std"] = mean_std([s[metric] for s in subsets])
+    return summary
+
+
+def evaluate_base_to_novel(model, root: Union[str, Path], base: Tuple[str, str], novel: Tuple[str, str], *,
+                           descriptions_csv: Optional[str] = None, **kwargs) -> dict:
+    """Base-to-novel: top-1 on the base classes' and the novel classes' validation lists ((list, classes) each),
+    and their harmonic mean. Average the three seeds' models yourself: each seed is its own trained model."""
+    from ..text.class_files import read_class_descriptions, read_class_names
+
+    scores = {}
+    for name, (list_file, classes_file) in (("base", base), ("novel", novel)):
+        class_names = read_class_names(classes_file)
+        descriptions = read_class_descriptions(descriptions_csv, class_names) if descriptions_csv else None
+        scores[name] = evaluate(model, list_file, root, class_names, descriptions=descriptions, **kwargs)
+    return {"protocol": "base-to-novel", "base": scores["base"]["top1"], "novel": scores["novel"]["top1"],
+            "hm": harmonic_mean(scores["base"]["top1"], scores["novel"]["top1"]), "details": scores}
