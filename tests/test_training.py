@@ -156,3 +156,20 @@ def test_tensorboard_scalars_when_installed(data, tmp_path):
     pytest.importorskip("tensorboard", reason="tensorboard is not installed (optional)")
     Trainer(load_config(None, settings(data, tmp_path, "max_steps=2"))).run()
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_out_of_memory_saves_and_suggests_a_smaller_batch(data, tmp_path, monkeypatch):
+    trainer = Trainer(load_config(None, settings(data, tmp_path)))
+    real, calls = trainer.compute_loss, {"n": 0}
+
+    def oom_on_third(batch):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return real(batch)
+
+    monkeypatch.setattr(trainer, "compute_loss", oom_on_third)
+    with pytest.raises(TrainingError, match="out of memory at step 3 with batch_size=4.*lower batch_size"):
+        trainer.run()
+    state = torch.load(tmp_path / STATE_FILE, weights_only=True)
+    assert state["global_step"] == 2 and state["step_in_epoch"] == 2  # resume retries the failed batch

@@ -233,7 +233,15 @@ class Trainer:
                 bar = tqdm(self.loader, desc=f"epoch {self.epoch + 1}/{config.epochs}", leave=False,
                            initial=self.step_in_epoch, total=self.steps_per_epoch)
                 for batch in bar:
-                    metrics = self.train_step(batch)
+                    try:
+                        metrics = self.train_step(batch)
+                    except torch.OutOfMemoryError:
+                        self.optimizer.zero_grad(set_to_none=True)
+                        state = self.save_state()  # the state before this step: resume retries the same batch
+                        raise TrainingError(
+                            f"out of memory at step {self.global_step + 1} with batch_size={config.batch_size} on "
+                            f"{self.device}; lower batch_size or set grad_checkpointing=true, then resume with "
+                            f"--resume {state}") from None
                     self.step_in_epoch += 1
                     self.global_step += 1
                     clips += len(batch["label"])
