@@ -26,8 +26,8 @@ import torch
 
 from ..optional import installed, require
 from .augment import EVAL_RESIZE_RATIO, draw_train_params
-from .decode import count_frames, decode_frames
-from .loader import ClipDataset, ShardSampler, VideoLoader, load_with_replacement
+from .decode import decode_frames
+from .loader import ClipDataset, ShardSampler, VideoLoader, batch_count, load_with_replacement
 from .sampling import AUGMENT_STREAM, sample_rng
 
 PROBE_CODECS = {"vp9": "webm", "mjpeg": "avi", "h264": "mp4"}  # codec -> container of its probe clip
@@ -91,8 +91,7 @@ class DaliBatchSource:
         self.order, self.next_batch, self.failures = list(self.sampler), 0, []
 
     def batches(self) -> int:
-        full, rest = divmod(len(self.order), self.batch_size)
-        return full if self.drop_last or not rest else full + 1
+        return batch_count(len(self.order), self.batch_size, self.drop_last)
 
     def indices_of(self, batch: int) -> List[int]:
         return self.order[batch * self.batch_size:(batch + 1) * self.batch_size]
@@ -113,8 +112,7 @@ class DaliBatchSource:
     def _inputs(self, index: int):
         ds = self.dataset
         entry = ds.entries[index]
-        num_frames = ds.frame_counts.get(entry.path) or count_frames(entry.path, entry.start, entry.end)
-        frames = ds.clip_indices(index, num_frames)
+        frames = ds.clip_indices(index, ds.frame_count(entry))
         if self.decode_in_dali and entry.start is None and entry.end is None:
             video = np.fromfile(entry.path, np.uint8)
             height, width = _frame_size(entry.path)
@@ -244,8 +242,7 @@ class DaliVideoLoader(VideoLoader):
         return out
 
     def __len__(self) -> int:
-        full, rest = divmod(len(self.sampler), self.batch_size)
-        return full if self.drop_last or not rest else full + 1
+        return batch_count(len(self.sampler), self.batch_size, self.drop_last)
 
 
 def _codec_guess(path: Path) -> str:

@@ -105,19 +105,23 @@ def _rows(list_file: Path, text: str):
         yield number, parts[0], parts[1], "", ""
 
 
+def read_list_text(list_file: Path) -> str:
+    """A list file's text (UTF-8, BOM and Windows line ends removed), or an error naming the file."""
+    try:
+        return Path(list_file).read_bytes().decode("utf-8-sig").replace("\r\n", "\n")
+    except OSError as e:
+        raise VideoListError(f"{list_file}: cannot read ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise VideoListError(f"{list_file}: not valid UTF-8 (byte {e.start}); save the list as UTF-8") from None
+
+
 def read_video_list(list_file: PathLike, root: PathLike, *, class_names: Optional[Sequence[str]] = None,
                     num_classes: Optional[int] = None, missing: str = "error") -> List[VideoEntry]:
     """Entries of a list file. missing="error" refuses a list that names absent files (all reported at once);
     missing="skip" leaves them out with a warning; missing="keep" keeps them (for preflight reports).
     Duplicate entries are kept and warned about."""
     list_file = Path(list_file)
-    try:
-        text = list_file.read_bytes().decode("utf-8-sig").replace("\r\n", "\n")
-    except OSError as e:
-        raise VideoListError(f"{list_file}: cannot read ({e.strerror})") from None
-    except UnicodeDecodeError as e:
-        raise VideoListError(f"{list_file}: not valid UTF-8 (byte {e.start}); save the list as UTF-8") from None
-    return entries_from_rows(_rows(list_file, text), list_file, root, class_names=class_names,
+    return entries_from_rows(_rows(list_file, read_list_text(list_file)), list_file, root, class_names=class_names,
                              num_classes=num_classes, missing=missing)
 
 

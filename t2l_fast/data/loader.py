@@ -68,12 +68,15 @@ class ClipDataset(Dataset):
         rng = sample_rng(self.seed, self.epoch, index) if self.train else None
         return segment_indices(num_frames, self.frames, train=self.train, rng=rng)
 
+    def frame_count(self, entry: VideoEntry) -> int:
+        """Frames of `entry` (within its start/end): the manifest's decoded count when it has one, else demuxed."""
+        known = self.frame_counts.get(entry.path) if entry.start is None and entry.end is None else None
+        return known or count_frames(entry.path, entry.start, entry.end)
+
     def load_clip(self, index: int) -> torch.Tensor:
         """uint8 [T, 3, size, size] of sample `index`; raises on any decoding problem."""
         entry = self.entries[index]
-        num_frames = self.frame_counts.get(entry.path) if entry.start is None and entry.end is None else None
-        num_frames = num_frames or count_frames(entry.path, entry.start, entry.end)
-        indices = self.clip_indices(index, num_frames)
+        indices = self.clip_indices(index, self.frame_count(entry))
         clip = torch.from_numpy(decode_frames(entry.path, indices, entry.start, entry.end)).permute(0, 3, 1, 2)
         if self.train:
             rng = sample_rng(self.seed, self.epoch, index, AUGMENT_STREAM)
@@ -129,6 +132,12 @@ class ShardSampler(Sampler):
         total = self.per_shard * self.num_shards
         order = order[:total] if self.drop_tail else np.resize(order, total)  # np.resize wraps around
         return iter(order[self.shard_id::self.num_shards][self.start:].tolist())
+
+
+def batch_count(samples: int, batch_size: int, drop_last: bool) -> int:
+    """Batches of an epoch of `samples`: full ones only with drop_last, else a partial last one too."""
+    full, rest = divmod(samples, batch_size)
+    return full if drop_last or not rest else full + 1
 
 
 def _collate(samples: List[dict]) -> dict:

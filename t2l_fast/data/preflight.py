@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Sequence
 
 from .decode import MAX_PIXELS, DecodeTimeout, VideoDecodeError, open_video, run_with_timeout
-from .lists import VideoEntry
+from .lists import VideoEntry, read_list_text
 
 MANIFEST_FORMAT = "t2l-fast-manifest"
 GPU_PIXEL_FORMATS = ("yuv420p", "yuvj420p", "nv12")
@@ -183,6 +183,6 @@ def read_manifest(path: Path, root: Path) -> Dict[Path, int]:
 
 def read_list_lines(list_file: Path) -> Dict[int, str]:
     """Line number -> line text (without its end), to copy good entries into a clean list verbatim."""
-    text = Path(list_file).read_bytes().decode("utf-8-sig").replace("\r\n", "\n")
+    text = read_list_text(Path(list_file))
     return {number: line for number, line in enumerate(text.split("\n"), start=1)}
 

@@ -34,6 +34,11 @@ def build_backbone(config: ModelConfig):
     return model
 
 
+def drop_openai_extras(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Without the non-weight entries OpenAI/TorchScript files carry (at any prefix)."""
+    return {k: v for k, v in state.items() if k.rsplit(".", 1)[-1] not in _OPENAI_EXTRA_KEYS}
+
+
 def strip_prefix(state_dict: Dict[str, torch.Tensor], prefix: str = "module.") -> Dict[str, torch.Tensor]:
     """Drop a DataParallel/DDP `module.` prefix if every key has it."""
     if state_dict and all(k.startswith(prefix) for k in state_dict):
@@ -98,7 +103,7 @@ def read_clip_state_dict(source: str, open_clip_arch: Optional[str] = None) -> D
             state = state["state_dict"]
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected a state dict of tensors, found {type(state).__name__}")
-    state = strip_prefix({k: v for k, v in state.items() if k.rsplit(".", 1)[-1] not in _OPENAI_EXTRA_KEYS})
+    state = strip_prefix(drop_openai_extras(state))
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 

@@ -18,13 +18,12 @@ from typing import Dict, Optional, Tuple, Union
 import torch
 
 from ..errors import CheckpointError
-from .backbone import load_state_dict_strict, safe_torch_load, strip_prefix
+from .backbone import drop_openai_extras, load_state_dict_strict, safe_torch_load, strip_prefix
 from .config import ModelConfig
 from .registry import get_model_config, list_models
 
 TOKENS_KEY = "visual.transformer.T_prompt_embeddings"
 TEMPORAL_EMBEDDING_KEY = "visual.temporal_embedding"
-_OPENAI_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size")
 # (our name pattern, official name pattern); groups carry the block index and the layer/tensor names.
 _RENAMES = (
     (r"temporal_tokens", TOKENS_KEY.replace(".", r"\.")),
@@ -68,7 +67,7 @@ def read_official_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
     if not isinstance(state, dict) or TOKENS_KEY not in strip_prefix(state):
         raise CheckpointError(f"{path}: not an official T2L checkpoint (no {TOKENS_KEY!r} in its model state dict)")
     state = strip_prefix(state)
-    return {k: v.float() if v.is_floating_point() else v for k, v in state.items() if k not in _OPENAI_EXTRA_KEYS}
+    return {k: v.float() if v.is_floating_point() else v for k, v in drop_openai_extras(state).items()}
 
 
 def from_official_state_dict(state: Dict[str, torch.Tensor], source: str = "state dict") -> Dict[str, torch.Tensor]:
