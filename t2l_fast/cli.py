@@ -144,10 +144,28 @@ def _data_fixtures(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options every command that runs a model shares."""
+def _data_fewshot(args: argparse.Namespace) -> int:
+    from .data.fewshot import write_few_shot_list
+
+    try:
+        chosen = write_few_shot_list(args.list, args.root, args.out, shots=args.shots, seed=args.seed,
+                                     classes_file=args.classes, subset_file=args.subset_classes)
+    except ValueError as e:  # --shots or --seed out of range (list and class-file errors are T2LErrors already)
+        raise T2LError(str(e)) from None
+    classes = len(chosen) // args.shots
+    subset = f" of {args.subset_classes}, relabelled in its order" if args.subset_classes else ""
+    print(f"wrote {args.out}: {len(chosen)} videos, {args.shots} per class for {classes} classes{subset} "
+          f"(seed {args.seed})")
+    return 0
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser, several_checkpoints: str = "") -> None:
+    """The options every command that runs a model shares. several_checkpoints: --checkpoint takes several folders
+    (a list), and this says what they are for."""
     parser.add_argument("--model", help="registered model name (see `t2l models`)")
-    parser.add_argument("--checkpoint", help="a t2l-fast checkpoint folder (its config names the model)")
+    several = dict(action="extend", nargs="+", metavar="DIR") if several_checkpoints else {}
+    parser.add_argument("--checkpoint", **several,
+                        help="a t2l-fast checkpoint folder (its config names the model)" + several_checkpoints)
     parser.add_argument("--pretrained", help="CLIP weights: open_clip tag, OpenAI ViT-B-16.pt, state dict, "
                         "local-dir:DIR")
     parser.add_argument("--descriptions", help="CSV of class name, description (what T2L was trained to read)")
@@ -155,18 +173,18 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
 
 
-def _load_model(args: argparse.Namespace):
-    """(model in eval mode, device) from --model/--checkpoint/--pretrained/--device."""
+def _load_model(args: argparse.Namespace, checkpoint: Optional[str]):
+    """(model in eval mode, device) from `checkpoint` or --model, with --pretrained/--device."""
     import torch
 
     from .models.checkpoint import load_checkpoint
     from .models.registry import create_model
 
-    if not (args.model or args.checkpoint):
+    if not (args.model or checkpoint):
         raise T2LError("give --model NAME (see `t2l models`) or --checkpoint DIR")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if args.checkpoint:
-        model = load_checkpoint(args.checkpoint, pretrained=args.pretrained, device=device)
+    if checkpoint:
+        model = load_checkpoint(checkpoint, pretrained=args.pretrained, device=device)
     else:
         model = create_model(args.model, pretrained=args.pretrained, device=device)
     return model.eval(), device
@@ -182,7 +200,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     videos, classes = find_videos(args.videos), parse_classes(args.classes)
     started = time.time()
-    model, device = _load_model(args)
+    model, device = _load_model(args, args.checkpoint)
     descriptions = read_class_descriptions(args.descriptions, classes) if args.descriptions else None
     classifier = build_classifier(model, classes, descriptions=descriptions, templates=args.templates,
                                   cache_dir=None if args.no_cache else default_cache_dir())
@@ -207,62 +225,108 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .training import distributed
     from .training.config import load_config
     from .training.trainer import Trainer
 
     trainer = Trainer(load_config(args.config, args.set))
-    if args.resume:
-        trainer.resume(args.resume)
-    summary = trainer.run()
-    print(f"trained {summary['steps']} steps in {summary['seconds']} s; last loss "
-          f"{summary['last'].get('loss', float('nan')):.4f}; state {summary['state']}; model {summary['model']}")
+    try:
+        if args.resume:
+            trainer.resume(args.resume)
+        summary = trainer.run()
+    finally:
+        distributed.shutdown()
+    if trainer.dist.is_main:
+        print(f"trained {summary['steps']} steps in {summary['seconds']} s on {summary['processes']} process(es); "
+              f"last loss {summary['last'].get('loss', float('nan')):.4f}; state {summary['state']}; "
+              f"model {summary['model']}")
     return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .text.class_files import read_class_descriptions, read_class_names
-    from .training.evaluate import (evaluate, evaluate_base_to_novel, evaluate_protocol, evaluate_subsets,
-                                    save_results)
+    from .training.evaluate import save_results
 
     if sum(map(bool, (args.list, args.protocol, args.base_to_novel))) != 1:
         raise T2LError("give one of: --list LIST --classes FILE [--subsets ...], --protocol ucf101|hmdb51 "
                        "--split-dir DIR, or --base-to-novel BASE_LIST BASE_CLASSES NOVEL_LIST NOVEL_CLASSES")
-    model, _ = _load_model(args)
-    options = dict(templates=args.templates, batch_size=args.batch_size, backend=args.backend)
+    checkpoints = args.checkpoint or [None]
+    if len(checkpoints) > 1 and not args.base_to_novel:
+        raise T2LError(f"{len(checkpoints)} --checkpoint folders given: several (one per seed) are for "
+                       f"--base-to-novel only; evaluate one checkpoint at a time otherwise")
+    if min(args.clips, args.crops) < 1:
+        raise T2LError(f"--clips and --crops must be >= 1, got --clips {args.clips} --crops {args.crops}")
+    views = (args.clips, args.crops)
+    if views != (1, 1):
+        print(f"{args.clips} clip(s) x {args.crops} crop(s) per video, softmax scores averaged over the views")
+    options = dict(templates=args.templates, batch_size=args.batch_size, backend=args.backend, views=views)
     if args.base_to_novel:
-        base_list, base_classes, novel_list, novel_classes = args.base_to_novel
-        results = evaluate_base_to_novel(model, args.root, (base_list, base_classes), (novel_list, novel_classes),
-                                         descriptions_csv=args.descriptions, **options)
-        print(f"base {100 * results['base']:.1f}  novel {100 * results['novel']:.1f}  HM {100 * results['hm']:.1f}")
+        results, model_name = _eval_base_to_novel(args, checkpoints, options)
         class_names = None
-    elif args.protocol:
+    else:
+        model, _ = _load_model(args, checkpoints[0])
+        results, class_names = _eval_one_model(args, model, options)
+        model_name = model.config.name
+    results.update(model=model_name, views={"clips": args.clips, "crops": args.crops})
+    out = Path(args.out or Path("runs") / "eval" / f"{model_name}.json")
+    for path in save_results(results, out, class_names):
+        print(f"wrote {path}")
+    return 0
+
+
+def _eval_one_model(args: argparse.Namespace, model, options: dict):
+    """(results, class names for the confusion plot or None) of --protocol, or --list [--subsets]."""
+    from .text.class_files import read_class_descriptions, read_class_names
+    from .training.evaluate import evaluate, evaluate_protocol, evaluate_subsets
+
+    if args.protocol:
         results = evaluate_protocol(model, args.protocol, args.split_dir, args.root,
                                     descriptions_csv=args.descriptions, **options)
         for split in results["splits"]:
             print(f"split {split['split']}: top-1 {split['top1']:.4f}  top-5 {split['top5']:.4f}  "
                   f"({split['videos']} videos)")
         _print_mean_std(f"{args.protocol}, 3 splits", results)
-        class_names = None
-    else:
-        if not args.classes:
-            raise T2LError("--list needs --classes FILE")
-        class_names = read_class_names(args.classes)
-        descriptions = read_class_descriptions(args.descriptions, class_names) if args.descriptions else None
-        if args.subsets:
-            results = evaluate_subsets(model, args.list, args.root, class_names, args.subsets,
-                                       descriptions=descriptions, **options)
-            _print_mean_std(f"{len(args.subsets)} class subsets", results)
-            class_names = None
-        else:
-            results = evaluate(model, args.list, args.root, class_names, descriptions=descriptions, **options)
-            print(f"top-1 {results['top1']:.4f}  top-5 {results['top5']:.4f}  on {results['videos']} videos")
-    results["model"] = model.config.name
-    out = Path(args.out or Path("runs") / "eval" / f"{model.config.name}.json")
-    for path in save_results(results, out, class_names):
-        print(f"wrote {path}")
-    return 0
+        return results, None
+    if not args.classes:
+        raise T2LError("--list needs --classes FILE")
+    class_names = read_class_names(args.classes)
+    descriptions = read_class_descriptions(args.descriptions, class_names) if args.descriptions else None
+    if args.subsets:
+        results = evaluate_subsets(model, args.list, args.root, class_names, args.subsets,
+                                   descriptions=descriptions, **options)
+        _print_mean_std(f"{len(args.subsets)} class subsets", results)
+        return results, None
+    results = evaluate(model, args.list, args.root, class_names, descriptions=descriptions, **options)
+    print(f"top-1 {results['top1']:.4f}  top-5 {results['top5']:.4f}  on {results['videos']} videos")
+    return results, class_names
+
+
+def _eval_base_to_novel(args: argparse.Namespace, checkpoints: List[Optional[str]], options: dict):
+    """(results, model name) of --base-to-novel for one model, or for several seeds' checkpoints: each seed's
+    base / novel / HM, then mean +- std over the seeds and the HM of the means."""
+    from .training.evaluate import base_to_novel_over_seeds, evaluate_base_to_novel
+
+    base_list, base_classes, novel_list, novel_classes = args.base_to_novel
+    runs, names = [], set()
+    for checkpoint in checkpoints:
+        model, _ = _load_model(args, checkpoint)
+        names.add(model.config.name)
+        run = evaluate_base_to_novel(model, args.root, (base_list, base_classes), (novel_list, novel_classes),
+                                     descriptions_csv=args.descriptions, **options)
+        source = f"{checkpoint}: " if len(checkpoints) > 1 else ""
+        print(f"{source}base {100 * run['base']:.1f}  novel {100 * run['novel']:.1f}  HM {100 * run['hm']:.1f}")
+        runs.append({"checkpoint": checkpoint, **run} if len(checkpoints) > 1 else run)
+    if len(names) > 1:
+        raise T2LError(f"the --checkpoint folders hold different models ({', '.join(sorted(names))}); give the "
+                       f"seeds of one model")
+    if len(runs) == 1:
+        return runs[0], names.pop()
+    s = base_to_novel_over_seeds(runs)
+    print(f"mean over {len(runs)} seeds: base {100 * s['base']:.1f} +- {100 * s['base_std']:.1f}  novel "
+          f"{100 * s['novel']:.1f} +- {100 * s['novel_std']:.1f}  HM {100 * s['hm']:.1f} (HM of the means; the "
+          f"seeds' HMs average {100 * s['hm_seeds_mean']:.1f} +- {100 * s['hm_seeds_std']:.1f})")
+    return s, names.pop()
 
 
 def _print_mean_std(label: str, results: dict) -> None:
@@ -342,6 +406,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("fixtures", help="write a folder of good, odd and broken videos (for testing decoders)")
     p.add_argument("out_dir")
     p.set_defaults(run=_data_fixtures)
+    p = data.add_parser("fewshot", help="draw K videos per class from a list (few-shot and base-to-novel training)",
+                        description="Draws K videos per class, deterministically per seed, optionally from a class "
+                        "subset (base-to-novel: the base classes, relabelled in the subset's order). These are our "
+                        "draws: to compare with published numbers use ViFi-CLIP's published lists and base/novel "
+                        "class splits (see train/configs/README.md); this command never invents a class split.")
+    p.add_argument("list", help="list file to draw from (relative/path label per line, or CSV)")
+    p.add_argument("--root", required=True, help="data root the list's paths are relative to")
+    p.add_argument("--shots", type=int, required=True, help="videos per class (K)")
+    p.add_argument("--seed", type=int, default=1, help="draw seed, >= 0 (default 1)")
+    p.add_argument("--classes", help="class-name file of LIST (needed for --subset-classes and class names in "
+                   "labels or messages)")
+    p.add_argument("--subset-classes", help="class-name file of the classes to keep (e.g. the base classes)")
+    p.add_argument("--out", required=True, help="list to write (.txt: relative/path label; .csv: with start/end)")
+    p.set_defaults(run=_data_fewshot)
 
     p = sub.add_parser("predict", help="zero-shot labels for videos or folders of videos")
     p.add_argument("videos", nargs="+", metavar="VIDEO_OR_FOLDER")
@@ -356,13 +434,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model from a YAML config (see train/configs/)")
     p.add_argument("--config", help="YAML config (keys of t2l_fast.training.config.TrainConfig)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set optim.lr=1e-4 --set data.root=/data (repeatable)")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override config keys, e.g. --set optim.lr=1e-4 data.root=/data (repeatable)")
     p.add_argument("--resume", help="continue from a `last.pt` state (mid-epoch, same samples)")
     p.set_defaults(run=_train)
 
     p = sub.add_parser("eval", help="zero-shot evaluation on a list, or a standard protocol over its 3 splits")
-    _add_model_arguments(p)
+    _add_model_arguments(p, several_checkpoints="; with --base-to-novel, several (one per seed's trained model): "
+                         "per-seed results, mean +- std over seeds, HM of the means")
     p.add_argument("--root", required=True, help="data root of the videos")
     p.add_argument("--list", help="list of test videos (relative/path label)")
     p.add_argument("--classes", help="class-name file of --list")
@@ -372,7 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --list: class-subset files (K600 zero-shot); mean +- std over them")
     p.add_argument("--base-to-novel", nargs=4, metavar=("BASE_LIST", "BASE_CLASSES", "NOVEL_LIST", "NOVEL_CLASSES"),
                    help="base-to-novel: top-1 on base and novel validation lists, and their harmonic mean")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--clips", type=int, default=1, help="temporal clips per video, evenly spaced (default 1)")
+    p.add_argument("--crops", type=int, default=1, help="spatial crops per clip: 1 centre crop (short side "
+                   "256/224 x input), 3 along the long side (short side = input); scores averaged over "
+                   "clips x crops views; multi-view needs the PyAV backend (default 1)")
+    p.add_argument("--batch-size", type=int, default=16, help="videos per batch (each view is a batch of this "
+                   "many clips through the model)")
     p.add_argument("--backend", default="auto", choices=["auto", "dali", "pyav"])
     p.add_argument("--out", help="results JSON (default runs/eval/MODEL.json); a confusion PNG goes beside it")
     p.set_defaults(run=_eval)

@@ -15,3 +15,7 @@ class ClassFileError(T2LError, ValueError):
 
 class MissingDependencyError(T2LError, ImportError):
     """An optional dependency is not installed (the message names the extra to install)."""
+
+
+class UnsupportedOptionError(T2LError, ValueError):
+    """An option this code path does not support (the message names the option and what to use instead)."""

@@ -1,8 +1,10 @@
 import numpy as np
 import torch
 
-from t2l_fast.data.augment import (NO_COLOUR, AugmentConfig, OFFSETS_IN_QUARTERS, apply_eval, apply_train,
-                                   colour_twist, draw_train_params)
+import pytest
+
+from t2l_fast.data.augment import (NO_COLOUR, AugmentConfig, OFFSETS_IN_QUARTERS, apply_eval, apply_eval_crops,
+                                   apply_train, colour_twist, crop_offsets, draw_train_params)
 
 
 def identical_frames_clip(frames=8, height=48, width=64):
@@ -80,3 +82,20 @@ def test_colour_twist_identity_gray_and_brightness():
     assert (doubled.int() - 2 * (clip // 4).int()).abs().max() <= 1
     contrast = colour_twist(torch.full((1, 3, 2, 2), 100, dtype=torch.uint8), np.array([[1.0, 1.5, 1.0, 0.0]]))
     assert contrast.unique().item() == 86  # (100 - 128) * 1.5 + 128: the pivot is mid-grey
+
+
+def test_three_crops_span_the_long_side():
+    assert crop_offsets(32, 64, 32, 3) == [(0, 0), (16, 0), (32, 0)]  # landscape: left, centre, right
+    assert crop_offsets(70, 40, 32, 3) == [(4, 0), (4, 19), (4, 38)]  # portrait: top, centre, bottom
+    assert crop_offsets(32, 32, 32, 3) == [(0, 0)] * 3
+    with pytest.raises(ValueError, match="2 or more"):
+        crop_offsets(32, 64, 32, 1)
+
+
+def test_eval_crops_are_slices_of_the_short_side_resize():
+    clip = identical_frames_clip(frames=2, height=32, width=64)  # short side already the output size
+    crops = apply_eval_crops(clip, 32, 3)
+    assert crops.shape == (3, 2, 3, 32, 32) and crops.dtype == torch.uint8
+    for crop, x in zip(crops, (0, 16, 32)):
+        assert (crop.int() - clip[..., x:x + 32].int()).abs().max() <= 1  # the resize to the same size: identity
+    assert torch.equal(apply_eval_crops(clip, 32, 1)[0], apply_eval(clip, 32))  # one crop: the single view

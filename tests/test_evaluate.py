@@ -5,7 +5,8 @@ import torch
 
 import t2l_fast
 from t2l_fast.cli import main
-from t2l_fast.data.synthetic import frame_stamped_clip, write_video
+from t2l_fast.data.synthetic import SynthConfig, frame_stamped_clip, write_synthetic_dataset, write_video
+from t2l_fast.text.class_files import read_class_descriptions
 from t2l_fast.training.evaluate import evaluate, evaluate_protocol
 
 
@@ -106,3 +107,126 @@ def test_base_to_novel_command(ucf_like, lists, capsys):
     results = json.loads(out.read_text())
     assert results["base"] == results["novel"] == results["hm"] == 1.0  # single-class halves
     assert "HM 100.0" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    """4 test videos of 2 synthetic classes, 24 frames of 48x32 (landscape, so 3 crops spread horizontally)."""
+    root = tmp_path_factory.mktemp("synthetic")
+    write_synthetic_dataset(root, SynthConfig(classes=("growing", "shrinking"), clips_per_class=1,
+                                              eval_clips_per_class=2, width=48, height=32))
+    return root
+
+
+def test_one_view_is_the_default(synthetic):
+    model = t2l_fast.create_model("t2l_tiny")
+    names = ["growing", "shrinking"]
+    options = dict(descriptions=read_class_descriptions(synthetic / "descriptions.csv", names), backend="pyav",
+                   num_workers=0)
+    default = evaluate(model, synthetic / "test.txt", synthetic, names, **options)
+    one = evaluate(model, synthetic / "test.txt", synthetic, names, views=(1, 1), **options)
+    assert default == one and one["views"] == {"clips": 1, "crops": 1} and one["videos"] == 4
+
+
+def test_multi_view_averages_the_views_and_counts_each_video_once(synthetic):
+    from t2l_fast.data import build_video_loader
+    from t2l_fast.text.classifier import build_classifier
+
+    model = t2l_fast.create_model("t2l_tiny").eval()
+    names = ["growing", "shrinking"]
+    descriptions = read_class_descriptions(synthetic / "descriptions.csv", names)
+    result = evaluate(model, synthetic / "test.txt", synthetic, names, descriptions=descriptions, backend="pyav",
+                      num_workers=0, batch_size=3, views=(2, 3))
+    assert result["videos"] == 4 and sum(map(sum, result["confusion"])) == 4  # a partial batch, no repeats
+    assert result["views"] == {"clips": 2, "crops": 3}
+    (batch,) = build_video_loader(synthetic / "test.txt", synthetic, split="val", frames=8, size=32, batch_size=4,
+                                  backend="pyav", num_workers=0, views=(2, 3))
+    assert batch["video"].shape == (4, 6, 8, 3, 32, 32)
+    classifier = build_classifier(model, names, descriptions=descriptions)
+    with torch.no_grad():
+        per_view = torch.stack([classifier.probabilities(model.encode_video(
+            t2l_fast.normalize_video(batch["video"][:, v], model.input_spec)), 100.0) for v in range(6)], 1)
+    assert not torch.allclose(per_view[:, 0], per_view[:, 5])  # the views see different inputs
+    expected = per_view.mean(1).argmax(1)
+    assert result["top1"] == pytest.approx((expected == batch["label"]).float().mean().item())
+
+
+def test_multi_view_clips_and_crops_by_hand(tmp_path):
+    """40 frame-stamped frames of 96x48 whose right half has blue 0 (left: 128): 2 clips x 3 crops."""
+    from t2l_fast.data import build_video_loader
+    from t2l_fast.data.synthetic import read_stamp
+
+    clip = frame_stamped_clip(40, 48, 96)
+    clip[:, :, 48:, 2] = 0
+    write_video(tmp_path / "v.mp4", clip)
+    (tmp_path / "list.txt").write_text("v.mp4 0\n")
+    (batch,) = build_video_loader(tmp_path / "list.txt", tmp_path, split="val", frames=8, size=32, batch_size=1,
+                                  backend="pyav", num_workers=0, views=(2, 3))
+    views = batch["video"][0]  # [6, 8, 3, 32, 32]: clip 0 (left, centre, right), clip 1 (...)
+    stamps = [[read_stamp(frame.numpy()) for frame in view] for view in views]  # from red and green
+    first = [0, 3, 5, 8, 10, 13, 15, 18]  # centres of 8 segments of the window [0, 20)
+    assert stamps[:3] == [first] * 3 and stamps[3:] == [[20 + i for i in first]] * 3  # window [20, 40)
+    # the resized frame is 64x32 with the colour edge at column 32; crops start at x = 0, 16, 32
+    blue = views[:, :, 2].float().mean(dim=(1, 2))  # [6, 32] mean blue per crop column
+    for left, centre, right in (blue[:3], blue[3:]):
+        assert left[:28].min() > 110 and right[4:].max() < 20
+        assert centre[:12].min() > 110 and centre[20:].max() < 20
+
+
+def test_multi_view_needs_evaluation_and_pyav(synthetic):
+    from t2l_fast.data import build_video_loader
+    from t2l_fast.errors import UnsupportedOptionError
+
+    kwargs = dict(frames=8, size=32, batch_size=2, num_workers=0, views=(2, 3))
+    with pytest.raises(UnsupportedOptionError, match="PyAV backend only; use backend='pyav'"):
+        build_video_loader(synthetic / "test.txt", synthetic, split="val", backend="dali", **kwargs)
+    with pytest.raises(ValueError, match="for evaluation"):
+        build_video_loader(synthetic / "test.txt", synthetic, split="train", backend="pyav", **kwargs)
+    with pytest.raises(ValueError, match="two integers >= 1"):
+        build_video_loader(synthetic / "test.txt", synthetic, split="val", backend="pyav", **{**kwargs, "views": (0, 1)})
+
+
+def test_eval_command_multi_view(ucf_like, lists, capsys):
+    command = ["eval", "--model", "clip_tiny", "--root", str(ucf_like / "videos"), "--list", str(lists / "all.txt"),
+               "--classes", str(lists / "classes.txt"), "--clips", "2", "--crops", "3", "--out", str(lists / "r.json")]
+    assert main(command + ["--backend", "pyav"]) == 0
+    results = json.loads((lists / "r.json").read_text())
+    assert results["views"] == {"clips": 2, "crops": 3} and results["videos"] == 4
+    assert "2 clip(s) x 3 crop(s)" in capsys.readouterr().out
+    assert main(command + ["--backend", "dali"]) == 2
+    assert "PyAV backend only" in capsys.readouterr().err
+
+
+def test_mean_over_seeds_reports_the_hm_of_the_means():
+    from t2l_fast.training.evaluate import base_to_novel_over_seeds
+
+    runs = [{"base": 0.8, "novel": 0.2, "hm": 0.32}, {"base": 0.6, "novel": 0.6, "hm": 0.6}]
+    summary = base_to_novel_over_seeds(runs)
+    assert summary["base"] == pytest.approx(0.7) and summary["base_std"] == pytest.approx(0.1)
+    assert summary["novel"] == pytest.approx(0.4) and summary["novel_std"] == pytest.approx(0.2)
+    assert summary["hm"] == pytest.approx(2 * 0.7 * 0.4 / 1.1)  # not the mean of the seeds' HMs (0.46)
+    assert summary["hm_seeds_mean"] == pytest.approx(0.46) and summary["seeds"] == runs
+
+
+def test_base_to_novel_command_over_seeds(ucf_like, lists, capsys):
+    checkpoints = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        checkpoints.append(str(t2l_fast.save_checkpoint(t2l_fast.create_model("clip_tiny"), lists / f"s{seed}",
+                                                        full=True)))
+    out = lists / "b2n_seeds.json"
+    (lists / "descriptions.csv").write_text("Archery,shooting arrows with a bow\nBowling,rolling a ball at pins\n")
+    assert main(["eval", "--checkpoint", *checkpoints, "--root", str(ucf_like / "videos"), "--backend", "pyav",
+                 "--base-to-novel", str(lists / "all.txt"), str(lists / "classes.txt"),
+                 str(lists / "Bowling_list.txt"), str(lists / "bowling.txt"), "--out", str(out),
+                 "--descriptions", str(lists / "descriptions.csv")]) == 0  # one CSV for base and novel classes
+    results = json.loads(out.read_text())
+    seeds = results["seeds"]
+    assert [s["checkpoint"] for s in seeds] == checkpoints and all(s["novel"] == 1.0 for s in seeds)
+    assert results["base"] == pytest.approx(sum(s["base"] for s in seeds) / 2)
+    assert results["hm"] == pytest.approx(2 * results["base"] / (results["base"] + 1))
+    printed = capsys.readouterr().out
+    assert f"{checkpoints[1]}: base" in printed and "mean over 2 seeds" in printed
+    assert main(["eval", "--checkpoint", *checkpoints, "--root", str(ucf_like / "videos"), "--list",
+                 str(lists / "all.txt"), "--classes", str(lists / "classes.txt")]) == 2
+    assert "are for --base-to-novel only" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 import pytest
 
-from t2l_fast.data.sampling import sample_rng, segment_indices
+from t2l_fast.data.sampling import sample_rng, segment_indices, view_indices
 
 
 def test_eval_centre_frames_many_frames():
@@ -41,3 +41,23 @@ def test_bad_arguments():
         segment_indices(0, 8, train=False)
     with pytest.raises(ValueError, match="needs an rng"):
         segment_indices(100, 8, train=True)
+
+
+def test_one_clip_is_the_single_view_rule():
+    for num_frames in (1, 3, 8, 10, 23, 40, 301):
+        for frames in (1, 4, 8):
+            assert view_indices(num_frames, frames, 1) == segment_indices(num_frames, frames, train=False)
+
+
+def test_clips_sample_equal_windows_of_the_video():
+    # N=40, 2 clips: windows [0, 20) and [20, 40), each sampled as a 20-frame video: floor(2.5i + 0.75)
+    first = [0, 3, 5, 8, 10, 13, 15, 18]
+    assert view_indices(40, 8, 2) == first + [20 + i for i in first]
+    # N=30, 4 clips: windows start at 0, 7, 15, 22 and hold 7, 8, 7, 8 frames
+    picks = view_indices(30, 2, 4)
+    assert picks == [1, 4, 8, 12, 16, 19, 23, 27]
+    assert all(0 <= i < 30 for i in picks)
+    # fewer frames than clips: one-frame windows, still inside the video
+    assert view_indices(3, 2, 4) == [0, 0, 0, 0, 1, 1, 2, 2]
+    with pytest.raises(ValueError, match="clips must be >= 1"):
+        view_indices(30, 8, 0)

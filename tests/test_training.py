@@ -173,3 +173,25 @@ def test_out_of_memory_saves_and_suggests_a_smaller_batch(data, tmp_path, monkey
         trainer.run()
     state = torch.load(tmp_path / STATE_FILE, weights_only=True)
     assert state["global_step"] == 2 and state["step_in_epoch"] == 2  # resume retries the failed batch
+
+
+def test_two_processes_match_one_with_the_same_global_batch(data, tmp_path):
+    """torchrun --nproc_per_node=2 (gloo, CPU), 2 x 4 clips per step, against one process with 8: the same losses
+    and averaged gradients for 5 steps (dropout and drop-path off; augmentation is a function of the clip alone)."""
+    worker = Path(__file__).parent / "ddp_worker.py"
+    common = settings(data, tmp_path / "out", "epochs=20", "model_overrides={drop_path: 0.0, token_dropout: 0.0}")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    single, pair = tmp_path / "single.pt", tmp_path / "pair.pt"
+    subprocess.run([sys.executable, str(worker), str(single), "5", *common, "batch_size=8"], env=env, check=True,
+                   timeout=300)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                    str(worker), str(pair), "5", *common, "batch_size=4"], env=env, check=True, timeout=300)
+    one, two = torch.load(single), torch.load(pair)
+    for a, b in zip(one["losses"], two["losses"]):
+        for key in ("loss", "align", "tfd"):
+            assert b[key] == pytest.approx(a[key], rel=1e-5), key
+    difference = (one["grads"] - two["grads"]).norm(dim=1) / one["grads"].norm(dim=1)
+    assert difference.max() <= 1e-5, difference
+    assert len(one["losses"]) == 5

@@ -1,6 +1,7 @@
 """Train a model: python train/train.py --config train/configs/NAME.yaml [--set key=value ...] [--resume PATH]
 
-The same code as `t2l train` (t2l_fast.training). One process for now; see the README for what is still to come.
+The same code as `t2l train` (t2l_fast.training). One process, or one per GPU (or CPU process) under torchrun:
+    torchrun --nproc_per_node=N train/train.py --config ...
 """
 import sys
 

@@ -4,7 +4,9 @@ Training: multi-scale crop (scales 1, .875, .75, .66 of the short side, chosen i
 with a scale-index gap <= 1, snapped to the output size within 3 px, at one of 13 fixed offsets), resized to
 size x size (bilinear); horizontal flip (p 0.5); colour jitter (p 0.8 per clip: brightness 0.4, contrast 0.4,
 saturation 0.2, hue 0.1; factors per frame as the official code, or per clip); grayscale (p 0.2 per clip).
-Evaluation: resize the short side to size * 256/224 (bicubic), centre crop.
+Evaluation: resize the short side to size * 256/224 (bicubic), centre crop. Multi-crop evaluation (M > 1 crops,
+mmaction's ThreeCrop for M = 3): resize the short side to size (bicubic), then M size x size crops spread evenly
+along the long side (left / centre / right, or top / centre / bottom).
 
 The spatial parameters are shared by every frame of a clip. Colour jitter is one linear "colour twist" per
 frame, the operation DALI's `fn.color_twist` computes (so the GPU and CPU paths agree to rounding):
@@ -18,7 +20,7 @@ Parameters are plain numbers, so a DALI pipeline can take the same ones through 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -131,4 +133,25 @@ def apply_eval(clip: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 [T, 3, H, W] -> uint8 [T, 3, size, size]: short side to size*256/224 (bicubic), centre crop."""
     out = TF.resize(clip, [eval_resize_side(size)], interpolation=InterpolationMode.BICUBIC, antialias=True)
     return TF.center_crop(out, [size, size])
+
+
+def crop_offsets(height: int, width: int, size: int, crops: int) -> List[Tuple[int, int]]:
+    """(x, y) of `crops` >= 2 size x size crops of a height x width frame: evenly spaced from one end of the long
+    side to the other, centred on the short side."""
+    if crops < 2:
+        raise ValueError(f"crop_offsets spreads 2 or more crops, got crops={crops}")
+    if min(height, width) < size:
+        raise ValueError(f"a {width}x{height} frame is smaller than the {size}x{size} crop")
+    spread = [k * (max(height, width) - size) // (crops - 1) for k in range(crops)]  # along the long side
+    centre = (min(height, width) - size) // 2
+    return [(offset, centre) if width >= height else (centre, offset) for offset in spread]
+
+
+def apply_eval_crops(clip: torch.Tensor, size: int, crops: int) -> torch.Tensor:
+    """uint8 [T, 3, H, W] -> uint8 [crops, T, 3, size, size]: apply_eval's view for crops=1; otherwise the short
+    side resized to size (bicubic) and the crops of crop_offsets."""
+    if crops == 1:
+        return apply_eval(clip, size)[None]
+    out = TF.resize(clip, [size], interpolation=InterpolationMode.BICUBIC, antialias=True)  # [T, 3, H', W']
+    return torch.stack([out[..., y:y + size, x:x + size] for x, y in crop_offsets(*out.shape[-2:], size, crops)])
 

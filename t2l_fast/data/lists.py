@@ -170,13 +170,35 @@ def entries_from_rows(rows: Iterable[Tuple[int, str, str, str, str]], list_file:
     return entries
 
 
-def restrict_to_classes(entries: Sequence[VideoEntry], class_names: Sequence[str],
-                        subset: Sequence[str]) -> List[VideoEntry]:
+def restrict_to_classes(entries: Sequence[VideoEntry], class_names: Sequence[str], subset: Sequence[str], *,
+                        where: str = "class subset") -> List[VideoEntry]:
     """Keep the entries of the classes in `subset` and relabel them 0..len(subset)-1 in subset order (e.g. the
-    K600 zero-shot class subsets). Every subset class must be a known class."""
+    K600 zero-shot class subsets). Every subset class must be a known class (`where` names the subset in errors)."""
     index = {name: i for i, name in enumerate(class_names)}
     unknown = [name for name in subset if name not in index]
     if unknown:
-        raise VideoListError(f"class subset names {len(unknown)} unknown class(es): {unknown[:5]}")
+        raise VideoListError(f"{where} names {len(unknown)} unknown class(es), not in the class list: {unknown[:5]}; "
+                             f"check that the subset and the class list spell the classes alike")
     relabel = {index[name]: new for new, name in enumerate(subset)}
     return [VideoEntry(e.path, relabel[e.label], e.source, e.start, e.end) for e in entries if e.label in relabel]
+
+
+def write_video_list(entries: Sequence[VideoEntry], root: PathLike, out: Path) -> Path:
+    """Write entries as a list file read_video_list reads back: `relative/path label` lines, or, for an `out`
+    ending in .csv, `path,label,start,end` rows (entries with start/end need CSV)."""
+    base = Path(root).resolve()
+    rows = [(entry.path.relative_to(base).as_posix(), entry.label, entry.start, entry.end) for entry in entries]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["path", "label", "start", "end"])
+        writer.writerows(["" if cell is None else cell for cell in row] for row in rows)
+        out.write_text(buffer.getvalue())
+        return out
+    clipped = [entry.source for entry in entries if entry.start is not None or entry.end is not None]
+    if clipped:
+        raise VideoListError(f"{out}: {len(clipped)} entries have start/end times (e.g. {clipped[0]}), which only "
+                             f"a CSV list holds; give an output name ending in .csv")
+    out.write_text("".join(f"{path} {label}\n" for path, label, _, _ in rows))
+    return out

@@ -5,6 +5,8 @@ build_video_loader(...) returns an iterable of batches
      "path": list[str]}
 with len() = batches per epoch, the same on every rank. Normalisation with the model's mean/std happens on the
 device (t2l_fast.normalize_video), not in workers: uint8 moves 4x fewer bytes.
+Multi-view evaluation (views=(N clips, M crops) other than (1, 1), PyAV backend only) makes "video"
+[B, N*M, T, 3, S, S], views ordered clip-major (clip 0 crop 0, clip 0 crop 1, ...).
 
 Epoch order and every sample's randomness derive from (seed, epoch[, index]), so a resumed run sees the same clips.
 Sharding: training shards drop the tail so every rank has floor(N / shards) clips; evaluation shards wrap around
@@ -26,13 +28,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .augment import AugmentConfig, apply_eval, apply_train, draw_train_params
-from ..errors import T2LError
+from .augment import AugmentConfig, apply_eval, apply_eval_crops, apply_train, draw_train_params
+from ..errors import T2LError, UnsupportedOptionError
 from ..optional import installed, require
 from .decode import count_frames, decode_frames, run_with_timeout
 from .lists import VideoEntry, read_video_list
 from .preflight import read_manifest
-from .sampling import AUGMENT_STREAM, REPLACE_STREAM, sample_rng, segment_indices
+from .sampling import AUGMENT_STREAM, REPLACE_STREAM, sample_rng, segment_indices, view_indices
 
 SPLITS = ("train", "val")
 BACKENDS = ("auto", "dali", "pyav")
@@ -50,12 +52,14 @@ def _reason(error: BaseException, path: str) -> str:
 
 
 class ClipDataset(Dataset):
-    """Decodes and augments one clip per index (PyAV); a clip that fails is replaced by another."""
+    """Decodes and augments one clip (or, in evaluation, the views of one video) per index (PyAV); a video that
+    fails is replaced by another."""
 
     def __init__(self, entries: Sequence[VideoEntry], *, train: bool, frames: int, size: int, seed: int,
                  augment: AugmentConfig, decode_timeout: Optional[float] = 60.0, max_attempts: int = 10,
-                 frame_counts: Optional[Dict[Path, int]] = None):
+                 frame_counts: Optional[Dict[Path, int]] = None, views: Tuple[int, int] = (1, 1)):
         self.entries, self.train, self.frames, self.size = list(entries), train, frames, size
+        self.views = tuple(views)  # (clips, crops) per video in evaluation
         self.frame_counts = frame_counts or {}  # decoded counts from a preflight manifest: no re-probing
         self.seed, self.augment, self.epoch = seed, augment, 0
         self.decode_timeout, self.max_attempts = decode_timeout, max_attempts
@@ -64,9 +68,10 @@ class ClipDataset(Dataset):
         return len(self.entries)
 
     def clip_indices(self, index: int, num_frames: int) -> List[int]:
-        """The frame indices sample `index` uses in the current epoch."""
-        rng = sample_rng(self.seed, self.epoch, index) if self.train else None
-        return segment_indices(num_frames, self.frames, train=self.train, rng=rng)
+        """The frame indices sample `index` uses in the current epoch (in evaluation: clips x T, clip after clip)."""
+        if self.train:
+            return segment_indices(num_frames, self.frames, train=True, rng=sample_rng(self.seed, self.epoch, index))
+        return view_indices(num_frames, self.frames, self.views[0])
 
     def frame_count(self, entry: VideoEntry) -> int:
         """Frames of `entry` (within its start/end): the manifest's decoded count when it has one, else demuxed."""
@@ -74,7 +79,8 @@ class ClipDataset(Dataset):
         return known or count_frames(entry.path, entry.start, entry.end)
 
     def load_clip(self, index: int) -> torch.Tensor:
-        """uint8 [T, 3, size, size] of sample `index`; raises on any decoding problem."""
+        """uint8 [T, 3, size, size] of sample `index` (multi-view: [clips*crops, T, 3, size, size]); raises on any
+        decoding problem."""
         entry = self.entries[index]
         indices = self.clip_indices(index, self.frame_count(entry))
         clip = torch.from_numpy(decode_frames(entry.path, indices, entry.start, entry.end)).permute(0, 3, 1, 2)
@@ -82,7 +88,11 @@ class ClipDataset(Dataset):
             rng = sample_rng(self.seed, self.epoch, index, AUGMENT_STREAM)
             params = draw_train_params(rng, clip.shape[2], clip.shape[3], self.frames, self.size, self.augment)
             return apply_train(clip, params, self.size).contiguous()
-        return apply_eval(clip, self.size).contiguous()
+        if self.views == (1, 1):
+            return apply_eval(clip, self.size).contiguous()
+        crops = apply_eval_crops(clip, self.size, self.views[1])  # [M, N*T, 3, S, S]
+        views = crops.unflatten(1, (self.views[0], self.frames)).transpose(0, 1)  # [N, M, T, 3, S, S]
+        return views.flatten(0, 1).contiguous()  # [N*M, T, 3, S, S]
 
     def __getitem__(self, index: int) -> dict:
         def load(candidate: int) -> torch.Tensor:
@@ -210,16 +220,19 @@ def build_video_loader(list_file: Union[str, Path, Sequence[VideoEntry]], root: 
                        num_workers: Optional[int] = None, class_names: Optional[Sequence[str]] = None,
                        augment: AugmentConfig = AugmentConfig(), missing: str = "error",
                        decode_timeout: Optional[float] = 60.0, max_bad_fraction: float = 0.05,
-                       manifest: Union[str, Path, None] = None) -> VideoLoader:
+                       manifest: Union[str, Path, None] = None, views: Tuple[int, int] = (1, 1)) -> VideoLoader:
     """A loader over the videos of `list_file` under `root` (see the module docstring for the batch contract).
     list_file may also be entries already read (e.g. from t2l_fast.data.splits).
-    manifest: the `*.manifest.json` of `t2l data check`, whose decoded frame counts replace per-clip probing."""
+    manifest: the `*.manifest.json` of `t2l data check`, whose decoded frame counts replace per-clip probing.
+    views: (clips, crops) per video in evaluation; anything but (1, 1) needs split="val" and the PyAV backend."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    views = _check_views(views, split, backend)
     if backend == "auto":
-        backend = "dali" if installed("nvidia-dali-cuda130") or installed("nvidia-dali-cuda120") else "pyav"
+        dali = installed("nvidia-dali-cuda130") or installed("nvidia-dali-cuda120")
+        backend = "dali" if dali and views == (1, 1) else "pyav"
     if backend == "dali":
         require("nvidia.dali", "dali", "backend='dali'")
     for name, value in (("frames", frames), ("size", size), ("batch_size", batch_size), ("num_shards", num_shards)):
@@ -234,7 +247,7 @@ def build_video_loader(list_file: Union[str, Path, Sequence[VideoEntry]], root: 
         entries = list(list_file)
     frame_counts = read_manifest(Path(manifest), Path(root)) if manifest else None
     dataset = ClipDataset(entries, train=train, frames=frames, size=size, seed=seed, augment=augment,
-                          decode_timeout=decode_timeout, frame_counts=frame_counts)
+                          decode_timeout=decode_timeout, frame_counts=frame_counts, views=views)
     sampler = ShardSampler(len(entries), shard_id=shard_id, num_shards=num_shards, shuffle=train, drop_tail=train,
                            seed=seed)
     if train and len(sampler) < batch_size:
@@ -254,3 +267,16 @@ def build_video_loader(list_file: Union[str, Path, Sequence[VideoEntry]], root: 
                              device=device, dtype=dtype, max_bad_fraction=max_bad_fraction)
     loader.set_epoch(epoch)
     return loader
+
+
+def _check_views(views: Sequence[int], split: str, backend: str) -> Tuple[int, int]:
+    """views as a (clips, crops) tuple, or a clear error when they are malformed or not supported here."""
+    views = tuple(views)
+    if len(views) != 2 or any(not isinstance(v, int) or v < 1 for v in views):
+        raise ValueError(f"views must be (clips, crops), two integers >= 1, got {views!r}")
+    if views != (1, 1) and split != "val":
+        raise ValueError(f"views={views} is for evaluation (split='val'); training samples one clip per video")
+    if views != (1, 1) and backend == "dali":
+        raise UnsupportedOptionError(f"multi-view evaluation (views={views}) is implemented by the PyAV backend "
+                                     f"only; use backend='pyav' (t2l eval --backend pyav) or one view")
+    return views

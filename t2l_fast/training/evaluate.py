@@ -1,8 +1,9 @@
 """Zero-shot evaluation: one list; UCF101 / HMDB51 (mean +- std over the 3 published splits); class subsets (K600);
-base-to-novel (base, novel, harmonic mean).
+base-to-novel (base, novel, harmonic mean; over several seeds' models: mean +- std and the HM of the means).
 
-Single view by default: T centre frames, short side resized, centre crop (the loader's "val" split). Every video
-counts once, whatever the shard padding or decoding replacements did.
+Single view by default: T centre frames, short side resized, centre crop (the loader's "val" split). Multi-view:
+views=(N clips, M crops) (e.g. (4, 3)), softmax scores averaged over the N x M views of each video (PyAV backend).
+Every video counts once, whatever the shard padding or decoding replacements did.
 """
 from __future__ import annotations
 
@@ -16,38 +17,54 @@ from ..data import build_video_loader
 from ..data.splits import hmdb51_split, ucf101_split
 from ..text.classifier import build_classifier
 from ..video_ops import normalize_video
+from . import distributed
 from .metrics import (confusion_matrix, first_occurrences, harmonic_mean, mean_std, per_class_accuracy,
                       topk_accuracy)
 
 PROTOCOLS = {"ucf101": ucf101_split, "hmdb51": hmdb51_split}
 
 
+def video_scores(model, classifier, video: torch.Tensor) -> torch.Tensor:
+    """Softmax class scores [B, C] of one batch: a single view [B, T, 3, S, S], or the mean over the views of
+    [B, V, T, 3, S, S] (each view goes through the model as a batch of B clips)."""
+    views = video if video.dim() == 6 else video[:, None]  # [B, V, T, 3, S, S]
+    spec = model.input_spec
+    scores = [classifier.probabilities(model.encode_video(normalize_video(views[:, v], spec)),
+                                       model.logit_scale()).float() for v in range(views.shape[1])]  # V x [B, C]
+    return torch.stack(scores, dim=1).mean(dim=1)  # [B, C]
+
+
 @torch.no_grad()
 def evaluate(model, videos, root: Union[str, Path], class_names: Sequence[str], *,
              descriptions: Optional[Sequence[str]] = None, templates=None, batch_size: int = 16,
-             backend: str = "auto", num_workers: int = 2) -> dict:
-    """top-1/top-5, per-class accuracy and the confusion matrix of `model` on `videos` (a list file or entries)."""
+             backend: str = "auto", num_workers: int = 2, views: Tuple[int, int] = (1, 1)) -> dict:
+    """top-1/top-5, per-class accuracy and the confusion matrix of `model` on `videos` (a list file or entries),
+    from views=(clips, crops) per video."""
     model.eval()
     classifier = build_classifier(model, class_names, descriptions=descriptions, templates=templates)
     spec = model.input_spec
     device = next(model.parameters()).device
+    rank, world = distributed.rank_and_world()  # under torchrun each rank scores its shard
     loader = build_video_loader(videos, root, split="val", frames=spec.frames, size=spec.image_size,
                                 batch_size=batch_size, backend=backend, device=device, num_workers=num_workers,
-                                class_names=class_names)
+                                class_names=class_names, views=views, shard_id=rank, num_shards=world)
     scores, labels, indices = [], [], []
     for batch in loader:
-        embeddings = model.encode_video(normalize_video(batch["video"], spec))
-        scores.append(classifier.probabilities(embeddings, model.logit_scale()).float().cpu())
+        scores.append(video_scores(model, classifier, batch["video"]).cpu())
         labels.append(batch["label"].cpu())
         indices.append(batch["index"].cpu())
-    scores, labels, indices = torch.cat(scores), torch.cat(labels), torch.cat(indices)
-    keep = first_occurrences(indices)
+    shards = distributed.gather_objects((torch.cat(scores), torch.cat(labels), torch.cat(indices),
+                                         loader.bad_videos))
+    scores, labels, indices = (torch.cat([shard[i] for shard in shards]) for i in range(3))
+    bad_videos = [bad for shard in shards for bad in shard[3]]
+    keep = first_occurrences(indices)  # shards wrap around: a repeated video counts once
     scores, labels = scores[keep], labels[keep]
     confusion = confusion_matrix(scores.argmax(1), labels, len(class_names))
     per_class = per_class_accuracy(confusion)
-    return {"videos": len(labels), **topk_accuracy(scores, labels, ks=(1, 5)),
+    return {"videos": len(labels), "views": {"clips": views[0], "crops": views[1]},
+            **topk_accuracy(scores, labels, ks=(1, 5)),
             "per_class": {name: (None if acc != acc else acc) for name, acc in zip(class_names, per_class.tolist())},
-            "confusion": confusion.tolist(), "bad_videos": [list(b) for b in loader.bad_videos]}
+            "confusion": confusion.tolist(), "bad_videos": [list(b) for b in bad_videos]}
 
 
 def evaluate_protocol(model, protocol: str, split_dir: Union[str, Path], root: Union[str, Path], *,
@@ -113,8 +130,9 @@ def evaluate_subsets(model, list_file: Union[str, Path], root: Union[str, Path],
     subsets = []
     for subset_file in subset_files:
         names = read_class_names(subset_file)
-        result = evaluate(model, restrict_to_classes(entries, class_names, names), root, names,
-                          descriptions=[describe[n] for n in names] if describe else None, **kwargs)
+        subset = restrict_to_classes(entries, class_names, names, where=str(subset_file))
+        result = evaluate(model, subset, root, names, descriptions=[describe[n] for n in names] if describe else None,
+                          **kwargs)
         subsets.append({"subset": str(subset_file), **result})
     summary = {"protocol": "class subsets", "subsets": subsets}
     for metric in ("top1", "top5"):
@@ -125,13 +143,32 @@ def evaluate_subsets(model, list_file: Union[str, Path], root: Union[str, Path],
 def evaluate_base_to_novel(model, root: Union[str, Path], base: Tuple[str, str], novel: Tuple[str, str], *,
                            descriptions_csv: Optional[str] = None, **kwargs) -> dict:
     """Base-to-novel: top-1 on the base classes' and the novel classes' validation lists ((list, classes) each),
-    and their harmonic mean. Average the three seeds' models yourself: each seed is its own trained model."""
+    and their harmonic mean, for one trained model (see base_to_novel_over_seeds for several seeds' models).
+    descriptions_csv: the dataset's descriptions, of the base and the novel classes together."""
     from ..text.class_files import read_class_descriptions, read_class_names
 
+    halves = {name: (list_file, read_class_names(classes_file))
+              for name, (list_file, classes_file) in (("base", base), ("novel", novel))}
+    describe = None
+    if descriptions_csv:
+        every_class = list(dict.fromkeys(halves["base"][1] + halves["novel"][1]))
+        describe = dict(zip(every_class, read_class_descriptions(descriptions_csv, every_class)))
     scores = {}
-    for name, (list_file, classes_file) in (("base", base), ("novel", novel)):
-        class_names = read_class_names(classes_file)
-        descriptions = read_class_descriptions(descriptions_csv, class_names) if descriptions_csv else None
+    for name, (list_file, class_names) in halves.items():
+        descriptions = [describe[c] for c in class_names] if describe else None
         scores[name] = evaluate(model, list_file, root, class_names, descriptions=descriptions, **kwargs)
     return {"protocol": "base-to-novel", "base": scores["base"]["top1"], "novel": scores["novel"]["top1"],
             "hm": harmonic_mean(scores["base"]["top1"], scores["novel"]["top1"]), "details": scores}
+
+
+def base_to_novel_over_seeds(runs: Sequence[dict]) -> dict:
+    """Base-to-novel over seeds (one trained model each, `runs` = their evaluate_base_to_novel results): the runs,
+    mean +- std over seeds of base and novel top-1, and `hm` = the harmonic mean of the two means, as ViFi-CLIP and
+    CoOp-style tables report it (the mean +- std of the per-seed HMs is given too, as hm_seeds_mean/_std)."""
+    summary = {"protocol": "base-to-novel", "seeds": list(runs)}
+    for metric in ("base", "novel"):
+        summary[metric], summary[f"{metric}_std"] = mean_std([run[metric] for run in runs])
+    summary["hm"] = harmonic_mean(summary["base"], summary["novel"])
+    summary["hm_rule"] = "harmonic mean of the seed means of base and novel top-1"
+    summary["hm_seeds_mean"], summary["hm_seeds_std"] = mean_std([run["hm"] for run in runs])
+    return summary

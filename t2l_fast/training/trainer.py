@@ -1,9 +1,15 @@
 """The training loop (one process): T2L's or ViFi-CLIP's objective, AdamW with warm-up + per-step cosine, mixed
-precision, atomic checkpoints with mid-epoch resume, non-finite-loss guard, and SIGINT/SIGTERM saves.
+precision, atomic checkpoints with mid-epoch resume, non-finite-loss guard, and SIGINT/SIGTERM saves; one process
+or many under torchrun (distributed.py: the losses see the global batch, rank 0 writes logs and checkpoints).
 
 T2L: alignment (in-batch symmetric soft-target KL, T2L_SPEC.md §2.1) between each clip and its class text, plus
 tfd_weight x TFD on the unnormalised frame embeddings (§2.2); C and V are logged.
-ViFi-CLIP (BASELINES_AND_CLAIMS.md §1): cross-entropy over the batch's classes with label smoothing and Mixup/CutMix.
+ViFi-CLIP (BASELINES_AND_CLAIMS.md §1): cross-entropy over the batch's classes with label smoothing and Mixup/CutMix
+(under torchrun each rank mixes within its own part of the batch).
+
+No gradient accumulation: an in-batch loss over micro-batches is not the loss over their union (each clip would
+only be contrasted with its own micro-batch), so it would silently change the objective. Reach a larger batch with
+more GPUs (the batch is gathered across them) or with grad_checkpointing.
 """
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ import math
 import random
 import signal
 import time
+import warnings
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -29,6 +36,7 @@ from ..text.class_files import read_class_descriptions, read_class_names
 from ..text.prompts import class_prompts, resolve_templates
 from ..text.tokenize import tokenize
 from ..video_ops import normalize_video
+from . import distributed
 from .config import TrainConfig, to_dict
 from .losses import alignment_loss, mix_clips, smoothed_targets, soft_cross_entropy, tfd_loss
 
@@ -78,12 +86,15 @@ class Trainer:
     def __init__(self, config: TrainConfig):
         self.config = config
         self.output = Path(config.output_dir)
-        torch.manual_seed(config.seed)
-        np.random.seed(config.seed)
-        random.seed(config.seed)
-        self.device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.dist = distributed.init_distributed(config.device)
+        self.device = self.dist.device
+        torch.manual_seed(config.seed)  # the same initial weights on every rank (and broadcast to be sure)
         self.model = create_model(config.model, pretrained=config.pretrained, frames=config.frames,
                                   **config.model_overrides).to(self.device)
+        distributed.broadcast_parameters(self.model.learnable_parameters())
+        torch.manual_seed(config.seed + self.dist.rank)  # each rank its own dropout masks
+        np.random.seed(config.seed + self.dist.rank)
+        random.seed(config.seed + self.dist.rank)
         self.model.set_grad_checkpointing(config.grad_checkpointing)
         data = config.data
         self.class_names = read_class_names(data.classes)
@@ -97,6 +108,7 @@ class Trainer:
             data.train_list, data.root, split="train", frames=config.frames,
             size=self.model.input_spec.image_size, batch_size=config.batch_size, backend=data.backend,
             device=self.device, seed=config.seed, num_workers=data.num_workers, class_names=self.class_names,
+            shard_id=self.dist.rank, num_shards=self.dist.world,
             augment=AugmentConfig(flip=data.flip, jitter_per_frame=data.jitter_per_frame), manifest=data.manifest)
         self.steps_per_epoch = len(self.loader)
         total = config.epochs * self.steps_per_epoch
@@ -111,6 +123,7 @@ class Trainer:
         self.best_top1: Optional[float] = None  # on data.val_list (never a test split)
         self.bad_steps = 0
         self.stop_signal: Optional[int] = None
+        self._log = self._board = None  # rank 0's metrics file and TensorBoard writer while running
 
     # ------------------------------------------------------------------ one step
     def compute_loss(self, batch: dict) -> Dict[str, torch.Tensor]:
@@ -119,11 +132,12 @@ class Trainer:
         if self.config.objective == "vificlip":
             return self._vificlip_loss(video, labels)
         with self._autocast():
-            frames = self.model.encode_frames(video)  # [B, T, D]
-            texts = self.model.encode_text(self.class_tokens[labels.cpu()].to(self.device))  # [B, D]
-        frames = frames.float()
-        align = alignment_loss(F.normalize(frames.mean(1), dim=-1), texts.float(), labels,
-                               self.model.logit_scale().item())
+            frames = self.model.encode_frames(video)  # [b, T, D] on this rank
+            texts = self.model.encode_text(self.class_tokens[labels.cpu()].to(self.device))  # [b, D]
+        frames = distributed.gather_with_grad(frames.float())  # [B, T, D]: the global batch
+        texts = distributed.gather_with_grad(texts.float())  # [B, D]
+        labels = distributed.gather(labels)  # [B]
+        align = alignment_loss(F.normalize(frames.mean(1), dim=-1), texts, labels, self.model.logit_scale().item())
         tfd = tfd_loss(frames)
         return {"loss": align + self.config.tfd_weight * tfd.loss, "align": align, "tfd": tfd.loss,
                 "tfd_C": tfd.central_difference, "tfd_V": tfd.variance}
@@ -131,16 +145,19 @@ class Trainer:
     def _vificlip_loss(self, video: torch.Tensor, labels: torch.Tensor) -> Dict[str, torch.Tensor]:
         """ViFi-CLIP's recipe: CE over the batch's classes, label smoothing, Mixup/CutMix (one draw per step)."""
         config = self.config
-        classes, positions = labels.unique(return_inverse=True)  # [U], [B]
-        targets = smoothed_targets(positions, len(classes), config.label_smoothing)  # [B, U]
+        all_labels = distributed.gather(labels)  # [B]: the global batch's labels
+        classes = all_labels.unique()  # [U]
+        targets = smoothed_targets(torch.searchsorted(classes, labels), len(classes), config.label_smoothing)  # [b, U]
         if config.mixup_alpha > 0 or config.cutmix_alpha > 0:
-            rng = np.random.default_rng([config.seed, self.global_step, 7])  # reproducible, resume-exact
+            rng = np.random.default_rng([config.seed, self.global_step, self.dist.rank, 7])  # resume-exact
             video, targets, _ = mix_clips(video, targets, rng, mixup_alpha=config.mixup_alpha,
                                           cutmix_alpha=config.cutmix_alpha, switch_prob=config.mix_switch_prob)
         with self._autocast():
-            videos = self.model.encode_video(video)  # [B, D]
+            videos = self.model.encode_video(video)  # [b, D]
             texts = self.model.encode_text(self.class_tokens[classes.cpu()].to(self.device))  # [U, D]
-        logits = self.model.logit_scale() * videos.float() @ texts.float().t()  # [B, U]
+        videos = distributed.gather_with_grad(videos.float())  # [B, D]
+        targets = distributed.gather(targets)  # [B, U]
+        logits = self.model.logit_scale() * videos @ texts.float().t()  # [B, U]
         loss = soft_cross_entropy(logits, targets)
         return {"loss": loss, "ce": loss}
 
@@ -151,7 +168,7 @@ class Trainer:
     def train_step(self, batch: dict) -> Optional[Dict[str, float]]:
         self.optimizer.zero_grad(set_to_none=True)
         losses = self.compute_loss(batch)
-        if not torch.isfinite(losses["loss"]):
+        if distributed.agree(int(not torch.isfinite(losses["loss"]))):  # every rank skips, or none
             self.bad_steps += 1
             if self.bad_steps >= self.config.max_bad_steps:
                 raise TrainingError(f"{self.bad_steps} consecutive steps had a non-finite loss (last at step "
@@ -161,22 +178,27 @@ class Trainer:
             return None
         self.bad_steps = 0
         self.scaler.scale(losses["loss"]).backward()
+        distributed.average_gradients(self.optimizer.param_groups[0]["params"])
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
         return {k: v.item() for k, v in losses.items()}
 
     # ------------------------------------------------------------------ state
-    def save_state(self) -> Path:
+    def save_state(self, collective: bool = True) -> Path:
+        """Write `last.pt` (rank 0). Every rank must call it at the same point unless `collective` is False (then
+        only this rank's RNG state is stored: for a save no other rank takes part in, such as out of memory)."""
         if not all(torch.isfinite(p).all() for p in self.model.learnable_parameters()):
             raise TrainingError("refusing to save a checkpoint with non-finite weights")
-        state = {"model": {k: v.detach().cpu() for k, v in self.model.named_learnable_parameters()},
-                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                 "scaler": self.scaler.state_dict(), "rng": _rng_state(), "epoch": self.epoch,
-                 "step_in_epoch": self.step_in_epoch, "global_step": self.global_step, "best_top1": self.best_top1,
-                 "config": to_dict(self.config)}
+        rng = distributed.gather_objects(_rng_state()) if collective else [_rng_state()]  # one per rank
         path = self.output / STATE_FILE
-        atomic_write(path, lambda tmp: torch.save(state, tmp))
+        if self.dist.is_main:
+            state = {"model": {k: v.detach().cpu() for k, v in self.model.named_learnable_parameters()},
+                     "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                     "scaler": self.scaler.state_dict(), "rng": rng, "epoch": self.epoch,
+                     "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
+                     "best_top1": self.best_top1, "world_size": self.dist.world, "config": to_dict(self.config)}
+            atomic_write(path, lambda tmp: torch.save(state, tmp))
         return path
 
     def resume(self, path: Path) -> None:
@@ -192,7 +214,11 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"])
+        rng = state["rng"]
+        if len(rng) != self.dist.world:
+            warnings.warn(f"{path} was saved by {len(rng)} process(es), this run has {self.dist.world}: the data "
+                          f"order is kept, but dropout masks will differ from an uninterrupted run")
+        _set_rng_state(rng[min(self.dist.rank, len(rng) - 1)])
         self.epoch, self.step_in_epoch, self.global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
         self.best_top1 = state.get("best_top1")
 
@@ -205,84 +231,95 @@ class Trainer:
         descriptions = read_class_descriptions(data.descriptions, self.class_names) if data.descriptions else None
         result = evaluate(self.model, data.val_list, data.root, self.class_names, descriptions=descriptions,
                           templates=data.templates, batch_size=self.config.batch_size, backend=data.backend,
-                          num_workers=data.num_workers)
+                          num_workers=data.num_workers)  # sharded over the ranks, every video counted once
         self.model.train()
         if self.best_top1 is None or result["top1"] > self.best_top1:
             self.best_top1 = result["top1"]
-            save_checkpoint(self.model, self.output / "best", full=self.model.backbone_source is None,
-                            metadata={"val_top1": result["top1"], "epoch": self.epoch})
+            if self.dist.is_main:
+                save_checkpoint(self.model, self.output / "best", full=self.model.backbone_source is None,
+                                metadata={"val_top1": result["top1"], "epoch": self.epoch})
         return {"val_top1": result["top1"], "val_top5": result["top5"]}
 
     # ------------------------------------------------------------------ the loop
     def _on_signal(self, signum, frame) -> None:
         self.stop_signal = signum  # acted on after the current step, never inside it
 
+    def _record(self, entry: dict, group: str) -> None:
+        """One JSONL line, and TensorBoard scalars when it is installed (rank 0 only)."""
+        if self._log is None:
+            return
+        self._log.write(json.dumps(entry) + "\n")
+        self._log.flush()
+        if self._board:
+            for key, value in entry.items():
+                if key not in ("step", "epoch"):
+                    self._board.add_scalar(f"{group}/{key}", value, self.global_step)
+
     def run(self) -> dict:
         from tqdm import tqdm
 
-        config = self.config
-        (self.output / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+        config, main = self.config, self.dist.is_main
+        if main:
+            (self.output / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
         previous = {s: signal.signal(s, self._on_signal) for s in SIGNAL_EXIT}
-        log = open(self.output / "metrics.jsonl", "a")
-        board = _tensorboard(self.output / "tensorboard")
+        self._log = open(self.output / "metrics.jsonl", "a") if main else None
+        self._board = _tensorboard(self.output / "tensorboard") if main else None
         started, clips, last = time.time(), 0, {}
         try:
             while self.epoch < config.epochs:
                 self.model.train()
                 self.loader.set_epoch(self.epoch, start_batch=self.step_in_epoch)
                 bar = tqdm(self.loader, desc=f"epoch {self.epoch + 1}/{config.epochs}", leave=False,
-                           initial=self.step_in_epoch, total=self.steps_per_epoch)
+                           initial=self.step_in_epoch, total=self.steps_per_epoch, disable=not main)
                 for batch in bar:
                     try:
                         metrics = self.train_step(batch)
                     except torch.OutOfMemoryError:
                         self.optimizer.zero_grad(set_to_none=True)
-                        state = self.save_state()  # the state before this step: resume retries the same batch
+                        # the state before this step (resume retries the same batch); other ranks take no part
+                        state = self.save_state(collective=False)
                         raise TrainingError(
                             f"out of memory at step {self.global_step + 1} with batch_size={config.batch_size} on "
                             f"{self.device}; lower batch_size or set grad_checkpointing=true, then resume with "
                             f"--resume {state}") from None
                     self.step_in_epoch += 1
                     self.global_step += 1
-                    clips += len(batch["label"])
+                    clips += len(batch["label"]) * self.dist.world
                     if metrics is not None:
                         last = {"step": self.global_step, "epoch": self.epoch, **metrics,
                                 "lr": self.scheduler.get_last_lr()[0], "clips_per_s": clips / (time.time() - started)}
-                        log.write(json.dumps(last) + "\n")
-                        if board:
-                            for key in ("loss", "align", "tfd", "tfd_C", "tfd_V", "ce", "lr", "clips_per_s"):
-                                if key in last:
-                                    board.add_scalar(f"train/{key}", last[key], self.global_step)
+                        self._record(last, "train")
                         bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{last['lr']:.2e}",
                                         clips_s=f"{last['clips_per_s']:.1f}")
-                    if self.stop_signal is not None:
+                    stop = distributed.agree(self.stop_signal or 0)  # a signal on any rank stops them all
+                    if stop:
                         self.save_state()
-                        raise SystemExit(SIGNAL_EXIT[self.stop_signal])
+                        raise SystemExit(SIGNAL_EXIT[signal.Signals(stop)])
                     if config.save_every_steps and self.global_step % config.save_every_steps == 0:
                         self.save_state()
                     if config.max_steps and self.global_step >= config.max_steps:
                         break
                 else:
                     if config.data.val_list:
-                        scores = self.validate()
-                        log.write(json.dumps({"step": self.global_step, "epoch": self.epoch, **scores}) + "\n")
-                        if board:
-                            for key, value in scores.items():
-                                board.add_scalar(f"val/{key}", value, self.global_step)
+                        self._record({"step": self.global_step, "epoch": self.epoch, **self.validate()}, "val")
                     self.epoch, self.step_in_epoch = self.epoch + 1, 0
                     self.save_state()
                     continue
                 self.save_state()
                 break
         finally:
-            log.close()
-            if board:
-                board.close()
+            if self._log:
+                self._log.close()
+            if self._board:
+                self._board.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
         summary = {"steps": self.global_step, "epochs": self.epoch, "seconds": round(time.time() - started, 1),
-                   "last": last, "state": str(self.output / STATE_FILE), "best_val_top1": self.best_top1}
-        full = self.model.backbone_source is None  # random/unsourced backbone: save it too
-        summary["model"] = str(save_checkpoint(self.model, self.output / "model", full=full))
-        (self.output / "summary.json").write_text(json.dumps(summary, indent=2))
+                   "last": last, "state": str(self.output / STATE_FILE), "best_val_top1": self.best_top1,
+                   "processes": self.dist.world}
+        if main:
+            full = self.model.backbone_source is None  # random/unsourced backbone: save it too
+            summary["model"] = str(save_checkpoint(self.model, self.output / "model", full=full))
+            (self.output / "summary.json").write_text(json.dumps(summary, indent=2))
+        distributed.barrier()  # the model is written before any rank returns
         return summary
