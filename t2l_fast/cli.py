@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 from . import __version__
@@ -33,7 +34,28 @@ def _models(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(args.out)
+    run_demo(args.out, fast=args.fast)
+    return 0
+
+
+def _pretrain_tiny(args: argparse.Namespace) -> int:
+    from .training.pretrain_tiny import pretrain_tiny
+
+    summary = pretrain_tiny(Path(args.out), frames=args.frames, steps=args.steps, seed=args.seed)
+    print(f"tiny backbone saved to {summary['backbone']} in {summary['seconds']} s (held-out position R^2 "
+          f"{summary['held_out_position_r2']:.3f}, shape accuracy {summary['held_out_shape_accuracy']:.3f}); use it "
+          f"with --pretrained {summary['backbone']} or pretrained: in a training config")
+    return 0
+
+
+def _order_test(args: argparse.Namespace) -> int:
+    from .training.order_test import FAST, OrderTestConfig, run_order_test
+
+    config = FAST if args.fast else OrderTestConfig()
+    report = run_order_test(Path(args.out), config, backbone=Path(args.backbone) if args.backbone else None)
+    t2l, vifi = (report["models"][name]["within_pair_accuracy"] for name in ("t2l_tiny", "vificlip_tiny"))
+    print(f"within-pair accuracy on {report['clips']['test']} held-out clips: T2L {t2l:.3f}, ViFi-CLIP {vifi:.3f} "
+          f"(chance 0.5; head: {report['head']}); report in {Path(args.out) / 'order_test.json'}")
     return 0
 
 
@@ -54,7 +76,6 @@ def _convert_official(args: argparse.Namespace) -> int:
 
 def _data_synth(args: argparse.Namespace) -> int:
     import time
-    from pathlib import Path
 
     from .data.synthetic import CLASS_NAMES, SynthConfig, write_synthetic_dataset
 
@@ -83,7 +104,6 @@ def _parse_size(text: str):
 
 
 def _data_probe(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from .data.probes import order_probes
 
@@ -99,7 +119,6 @@ def _data_probe(args: argparse.Namespace) -> int:
 
 
 def _data_check(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from .data.lists import read_video_list
     from .data.preflight import check_list, read_list_lines
@@ -122,7 +141,6 @@ def _data_check(args: argparse.Namespace) -> int:
 
 def _data_transcode(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
     from .data.transcode import transcode_list
 
@@ -134,7 +152,6 @@ def _data_transcode(args: argparse.Namespace) -> int:
 
 
 def _data_fixtures(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from .data.fixtures import write_fixture_zoo
 
@@ -244,7 +261,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from .training.evaluate import save_results
 
@@ -360,7 +376,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the pipeline end to end on built-in synthetic data (no downloads)")
     p.add_argument("--out", default="runs/demo", help="folder for the demo's summary (default: runs/demo)")
+    p.add_argument("--fast", action="store_true",
+                   help="the order test at the test suite's budget (about 1 minute instead of about 10)")
     p.set_defaults(run=_demo)
+
+    p = sub.add_parser("pretrain-tiny", help="pre-train the tiny CLIP image tower on synthetic frames (CPU, ~2 min)")
+    p.add_argument("--out", default="runs/tiny_backbone.safetensors", help="backbone file to write")
+    p.add_argument("--frames", type=int, default=20_000, help="synthetic frames to pre-train on")
+    p.add_argument("--steps", type=int, default=1_500, help="optimiser steps (batch 256)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_pretrain_tiny)
+
+    p = sub.add_parser("order-test", help="can T2L and ViFi-CLIP tell an action from its time reversal? (CPU)")
+    p.add_argument("--out", default="runs/order_test", help="folder for the report (and the pre-trained backbone)")
+    p.add_argument("--backbone", help="a backbone from `t2l pretrain-tiny` (default: pre-train one first)")
+    p.add_argument("--fast", action="store_true", help="the small budget of the test suite (not the full test)")
+    p.set_defaults(run=_order_test)
 
     p = sub.add_parser("convert-official", help="convert an official T2L repository checkpoint (.pt)")
     p.add_argument("checkpoint", help="the official .pt file ({'epoch', 'model_state_dict', ...})")

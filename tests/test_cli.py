@@ -37,7 +37,7 @@ def test_version(capsys):
 
 
 def test_demo_runs_and_writes_summary(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path)]) == 0
+    assert main(["demo", "--fast", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["models"]["t2l_vit_b16"]["learnable_params"] == 5_204_736
     assert summary["probes"]["order_aware_features"] >= 0.95 >= 0.55 >= summary["probes"]["order_blind_pixels"]
@@ -49,6 +49,7 @@ def test_demo_runs_and_writes_summary(tmp_path, capsys):
     training = summary["training"]
     assert training["steps"] == 30 and training["last_loss"] < training["first_loss"]
     assert (tmp_path / "train" / "model" / "config.json").is_file()
+    assert summary["order_test"]["vificlip_tiny"] <= 0.6 and "prototypes" in summary["order_test"]["head"]
 
 
 def test_error_is_reported_not_raised(tmp_path, capsys):

@@ -140,7 +140,8 @@ def test_dropout_and_drop_path_only_in_training():
     assert not torch.allclose(model.encode_frames(video), model.encode_frames(video))
     assert isinstance(model, T2L)
     rates = [dp.rate for dp in model.vision_drop_paths]
-    assert rates == [0.0, 0.5] and model.backbone.visual.transformer.resblocks[1].attn.dropout == 0.5
+    assert rates == pytest.approx([0.0, 0.5 / 3, 1.0 / 3, 0.5])  # linspace(0, 0.5) over the 4 tiny image blocks
+    assert model.backbone.visual.transformer.resblocks[-1].attn.dropout == 0.5
 
 
 def test_logit_scale_is_frozen_100():
