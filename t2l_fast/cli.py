@@ -261,7 +261,25 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    """One process, or each rank scoring its shard under torchrun (rank 0 prints and writes)."""
+    import contextlib
+    import io
 
+    import torch
+
+    from .training import distributed
+
+    dist = distributed.init_distributed(args.device)
+    args.device = str(dist.device)
+    torch.manual_seed(0)  # a randomly initialised --model is the same model on every rank and in every run
+    try:
+        with contextlib.redirect_stdout(sys.stdout if dist.is_main else io.StringIO()):
+            return _run_eval(args, write=dist.is_main)
+    finally:
+        distributed.shutdown()
+
+
+def _run_eval(args: argparse.Namespace, write: bool) -> int:
     from .training.evaluate import save_results
 
     if sum(map(bool, (args.list, args.protocol, args.base_to_novel))) != 1:
@@ -286,7 +304,7 @@ def _eval(args: argparse.Namespace) -> int:
         model_name = model.config.name
     results.update(model=model_name, views={"clips": args.clips, "crops": args.crops})
     out = Path(args.out or Path("runs") / "eval" / f"{model_name}.json")
-    for path in save_results(results, out, class_names):
+    for path in save_results(results, out, class_names) if write else []:
         print(f"wrote {path}")
     return 0
 

@@ -230,3 +230,27 @@ def test_base_to_novel_command_over_seeds(ucf_like, lists, capsys):
     assert main(["eval", "--checkpoint", *checkpoints, "--root", str(ucf_like / "videos"), "--list",
                  str(lists / "all.txt"), "--classes", str(lists / "classes.txt")]) == 2
     assert "are for --base-to-novel only" in capsys.readouterr().err
+
+
+def test_eval_under_torchrun_counts_every_video_once(ucf_like, tmp_path):
+    """2 gloo processes over 3 videos (one shard wraps around): the same results as one process."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "classes.txt").write_text("Archery\nBowling\n")
+    lines = (ucf_like / "ucfTrainTestlist" / "testlist01.txt").read_text().split()[:3]
+    (tmp_path / "test.txt").write_text("".join(f"{p} {int(p.startswith('Bowling'))}\n" for p in lines))
+    script = Path(__file__).parents[1] / "train" / "evaluate.py"
+    arguments = ["--model", "clip_tiny", "--root", str(ucf_like / "videos"), "--list", str(tmp_path / "test.txt"),
+                 "--classes", str(tmp_path / "classes.txt"), "--backend", "pyav", "--device", "cpu"]
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    subprocess.run([sys.executable, str(script), *arguments, "--out", str(tmp_path / "one.json")], env=env,
+                   check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+                    *arguments, "--out", str(tmp_path / "two.json")], env=env, check=True, timeout=300)
+    one, two = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
+    assert one["videos"] == two["videos"] == 3
+    assert two["confusion"] == one["confusion"] and two["top1"] == pytest.approx(one["top1"])
