@@ -190,7 +190,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser, several_checkpoints: s
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
 
 
-def _load_model(args: argparse.Namespace, checkpoint: Optional[str]):
+def _load_model(args: argparse.Namespace, checkpoint: Optional[str], device: Optional[str] = None):
     """(model in eval mode, device) from `checkpoint` or --model, with --pretrained/--device."""
     import torch
 
@@ -199,7 +199,7 @@ def _load_model(args: argparse.Namespace, checkpoint: Optional[str]):
 
     if not (args.model or checkpoint):
         raise T2LError("give --model NAME (see `t2l models`) or --checkpoint DIR")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if checkpoint:
         model = load_checkpoint(checkpoint, pretrained=args.pretrained, device=device)
     else:
@@ -213,32 +213,106 @@ def _predict(args: argparse.Namespace) -> int:
 
     from .predict import find_videos, format_prediction, parse_classes, predict_video
     from .text.class_files import read_class_descriptions
-    from .text.classifier import build_classifier, default_cache_dir
 
     videos, classes = find_videos(args.videos), parse_classes(args.classes)
     started = time.time()
-    model, device = _load_model(args, args.checkpoint)
     descriptions = read_class_descriptions(args.descriptions, classes) if args.descriptions else None
-    classifier = build_classifier(model, classes, descriptions=descriptions, templates=args.templates,
-                                  cache_dir=None if args.no_cache else default_cache_dir())
-    if not args.json:
-        print(f"{model.config.name} on {device}, {len(classes)} classes, {len(videos)} video(s); model and class "
-              f"texts ready in {time.time() - started:.1f} s")
-        if not (args.pretrained or args.checkpoint):
-            print("note: no --pretrained or --checkpoint, so the weights are random and so are the scores")
+    scorer, what = (_onnx_scorer if args.backend == "onnx" else _torch_scorer)(args, classes, descriptions)
     predictions = []
-    for path in videos:
-        prediction = predict_video(model, classifier, path, topk=args.topk,
-                                   window_seconds=args.window_seconds or None)
-        predictions.append(prediction)
+    with scorer:
         if not args.json:
-            print(format_prediction(prediction))
+            print(f"{what}, {len(classes)} classes, {len(videos)} video(s); ready in {time.time() - started:.1f} s")
+        for path in videos:
+            prediction = predict_video(scorer, path, topk=args.topk, window_seconds=args.window_seconds or None)
+            predictions.append(prediction)
+            if not args.json:
+                print(format_prediction(prediction))
     if args.json:
         print(json.dumps([dataclasses.asdict(p) for p in predictions], indent=2))
     failed = [p.path for p in predictions if p.error]
     if failed:
         print(f"{len(failed)} of {len(predictions)} video(s) could not be read: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _torch_scorer(args: argparse.Namespace, classes, descriptions):
+    from .predict import TorchScorer
+    from .text.classifier import build_classifier, default_cache_dir
+
+    if args.onnx:
+        raise T2LError("--onnx DIR goes with --backend onnx")
+    model, device = _load_model(args, args.checkpoint)
+    classifier = build_classifier(model, classes, descriptions=descriptions, templates=args.templates,
+                                  cache_dir=None if args.no_cache else default_cache_dir())
+    what = f"{model.config.name} on {device} (PyTorch)"
+    if not (args.pretrained or args.checkpoint):
+        what += "; note: no --pretrained or --checkpoint, so the weights are random and so are the scores"
+    return TorchScorer(model, classifier), what
+
+
+def _onnx_scorer(args: argparse.Namespace, classes, descriptions):
+    from .deploy.bundle import ExportedModel
+    from .predict import OnnxScorer
+
+    if not args.onnx:
+        raise T2LError("--backend onnx needs --onnx DIR (a folder written by `t2l export onnx`)")
+    if args.checkpoint or args.pretrained:
+        raise T2LError("--checkpoint/--pretrained do not apply to --backend onnx: the weights are in the graphs "
+                       "(export the checkpoint with `t2l export onnx --checkpoint DIR`)")
+    bundle = ExportedModel(args.onnx)
+    bundle.check_fits(model_name=args.model)
+    providers = ["cuda", "cpu"] if args.device == "cuda" else ["cpu"]
+    scorer = OnnxScorer(bundle, classes, descriptions, args.templates, providers)
+    return scorer, f"{bundle.config.name} from {args.onnx} (ONNX Runtime, {scorer.via})"
+
+
+def _export_onnx(args: argparse.Namespace) -> int:
+    import time
+
+    from .deploy.onnx_export import ExportOptions, export_onnx
+
+    started = time.time()
+    if args.descriptions and not args.classes:
+        raise T2LError("--descriptions goes with --classes (the classifier graph's classes)")
+    model, _ = _load_model(args, args.checkpoint, device="cpu")
+    class_names = class_embeddings = class_texts = None
+    if args.classes:
+        from .predict import parse_classes
+        from .text.class_files import read_class_descriptions
+        from .text.classifier import build_classifier, build_prompts
+
+        class_names = parse_classes(args.classes)
+        descriptions = read_class_descriptions(args.descriptions, class_names) if args.descriptions else None
+        class_texts = build_prompts(model.config, class_names, descriptions, args.templates)
+        class_embeddings = build_classifier(model, class_names, descriptions=descriptions,
+                                            templates=args.templates).embeddings
+    precision = "fp32" if args.precision == "int8" else args.precision
+    options = ExportOptions(opset=args.opset, precision=precision, batch_max=args.batch_max)
+    out = Path(args.out)
+    if args.precision == "int8":
+        _check_int8_arguments(args)
+    print(f"exporting {model.config.name} (T={model.config.frames}, {model.config.vision.image_size}px) to {out}")
+    manifest = export_onnx(model, out, class_names=class_names, class_embeddings=class_embeddings,
+                           class_texts=class_texts, options=options)
+    if args.precision == "int8":
+        from .deploy.int8 import quantize_export
+
+        quantize_export(out, mode=args.int8_mode, calibration_list=args.calibration, gate_list=args.gate_list,
+                        root=args.root, calibration_clips=args.calibration_clips, min_gate_clips=args.min_gate_clips)
+        manifest = json.loads((out / "manifest.json").read_text())
+    print(f"wrote {out / 'manifest.json'} ({', '.join(manifest['graphs'])}) in {time.time() - started:.1f} s")
+    return 0
+
+
+def _check_int8_arguments(args: argparse.Namespace) -> None:
+    if not args.gate_list or not args.root:
+        raise T2LError("--precision int8 needs --gate-list LIST (held-out clips for the agreement gate) and "
+                       "--root DIR" + (", and --calibration LIST for --int8-mode static" if args.int8_mode ==
+                                       "static" else ""))
+    if args.int8_mode == "static" and not args.calibration:
+        raise T2LError("--int8-mode static needs --calibration LIST (clips to calibrate activation ranges on)")
+    if not args.classes:
+        raise T2LError("--precision int8 needs --classes: the gate compares top-1 of the classifier graph")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -479,7 +553,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="longer videos are scored in windows of this length (default 10; 0: one clip)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--no-cache", action="store_true", help="do not cache class embeddings on disk")
+    p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                   help="torch: the PyTorch model; onnx: the graphs of --onnx DIR on ONNX Runtime (default torch)")
+    p.add_argument("--onnx", metavar="DIR", help="with --backend onnx: a folder written by `t2l export onnx`")
     p.set_defaults(run=_predict)
+
+    export = sub.add_parser("export", help="export a model for deployment (ONNX)").add_subparsers(
+        dest="export_command", metavar="EXPORT_COMMAND", required=True)
+    p = export.add_parser("onnx", help="video encoder, text encoder and classifier graphs + manifest.json, checked",
+                          description="Writes OUT/{video_encoder,text_encoder,classifier}.onnx (uint8 frames in, "
+                          "normalisation inside) and OUT/manifest.json, after onnx.checker, a symbolic-batch check "
+                          "and ONNX Runtime vs PyTorch parity at B=1 and B=3. --precision int8 adds INT8 video "
+                          "encoder and classifier graphs, written only if they pass the agreement gate.")
+    _add_model_arguments(p)
+    p.add_argument("--out", required=True, help="folder for the graphs (new, empty, or an earlier export)")
+    p.add_argument("--classes", help="class-name file or comma-separated names: bakes the classifier graph")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset, 17 or newer (default 18, torch's native)")
+    p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32",
+                   help="fp16: LayerNorm, Softmax and the final normalisation stay fp32 (for GPUs); int8: the fp32 "
+                   "graphs plus ONNX Runtime INT8 video encoder and classifier for CPU serving, behind a gate")
+    p.add_argument("--batch-max", type=int, default=64, help="largest batch the graphs serve (recorded for "
+                   "engine profiles; the batch axis is symbolic)")
+    p.add_argument("--int8-mode", choices=["static", "dynamic"], default="static",
+                   help="static: QDQ with activation ranges calibrated on --calibration clips (TensorRT reads it "
+                   "too); dynamic: weights only, activation ranges at run time (ONNX Runtime CPU only)")
+    p.add_argument("--calibration", metavar="LIST", help="video list of calibration clips (int8 static)")
+    p.add_argument("--calibration-clips", type=int, default=64, help="clips to calibrate on (default 64)")
+    p.add_argument("--gate-list", metavar="LIST", help="held-out video list the INT8 gate is measured on")
+    p.add_argument("--min-gate-clips", type=int, default=200, help="fewest gate clips accepted (default 200)")
+    p.add_argument("--root", help="data root of --calibration and --gate-list")
+    p.set_defaults(run=_export_onnx)
 
     p = sub.add_parser("train", help="train a model from a YAML config (see train/configs/)")
     p.add_argument("--config", help="YAML config (keys of t2l_fast.training.config.TrainConfig)")

@@ -78,28 +78,86 @@ class VideoPrediction:
     error: Optional[str] = None
 
 
-@torch.no_grad()
-def predict_video(model, classifier, path: Path, *, topk: int = 5, window_seconds: Optional[float] = 10.0,
+class TorchScorer:
+    """Class probabilities of uint8 clips from a PyTorch model and its zero-shot classifier."""
+
+    backend = "torch"
+
+    def __init__(self, model, classifier):
+        self.model, self.classifier = model, classifier
+        self.spec, self.class_names = model.input_spec, classifier.class_names
+        self.device = next(model.parameters()).device
+
+    def __enter__(self) -> "TorchScorer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    @torch.no_grad()
+    def probabilities(self, clips: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, T, 3, S, S] -> [B, C]."""
+        video = normalize_video(clips.to(self.device), self.spec)
+        return self.classifier.probabilities(self.model.encode_video(video), self.model.logit_scale()).float().cpu()
+
+
+class OnnxScorer:
+    """Class probabilities of uint8 clips from an export folder, on ONNX Runtime: the classifier graph when it
+    holds these classes with these texts, else the video encoder against class embeddings from the text encoder."""
+
+    backend = "onnx"
+
+    def __init__(self, bundle, class_names: Sequence[str], descriptions: Optional[Sequence[str]] = None,
+                 templates=None, providers: Sequence[str] = ("cpu",)):
+        from .text.classifier import ZeroShotClassifier, build_prompts, combine_templates, flatten_prompts
+        from .text.tokenize import tokenize
+
+        self.spec, self.class_names = bundle.input_spec, list(class_names)
+        prompts = build_prompts(bundle.config, self.class_names, descriptions, templates)
+        self.classifier, self.runner = None, None
+        if bundle.class_names == self.class_names and bundle.manifest.get("class_texts") == prompts:
+            self.graph, self.via = bundle.runner("classifier", providers), "classifier graph"
+            return
+        with bundle.runner("text_encoder", providers) as text:
+            ids = tokenize(flatten_prompts(prompts), bundle.config.text.context_length).numpy()
+            embeddings = torch.from_numpy(text.infer({"token_ids": ids})["embedding"])  # [K*C, D]
+        embeddings = combine_templates(embeddings.view(len(prompts[0]), len(prompts), -1))
+        self.classifier, self.logit_scale = ZeroShotClassifier(self.class_names, embeddings), bundle.logit_scale
+        self.graph, self.via = bundle.runner("video_encoder", providers), "video and text encoder graphs"
+
+    def __enter__(self) -> "OnnxScorer":
+        self.runner = self.graph.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.graph.__exit__(*exc)
+
+    def probabilities(self, clips: torch.Tensor) -> torch.Tensor:
+        outputs = self.runner.infer({"frames": clips.numpy()})
+        if self.classifier is None:
+            return torch.from_numpy(outputs["probabilities"])
+        return self.classifier.probabilities(torch.from_numpy(outputs["embedding"]), self.logit_scale)
+
+
+def predict_video(scorer, path: Path, *, topk: int = 5, window_seconds: Optional[float] = 10.0,
                   batch_size: int = 8) -> VideoPrediction:
-    """Scores of one video; problems are returned in `.error` (never raised) so a folder run goes on."""
+    """Scores of one video by `scorer` (TorchScorer or OnnxScorer); problems are returned in `.error` (never
+    raised) so a folder run goes on."""
     try:
-        spec = model.input_spec
+        spec = scorer.spec
         num_frames, fps = count_frames(path), _frames_per_second(path)
         spans = windows(num_frames, fps, spec.frames, window_seconds)
         indices = [start + i for start, length in spans for i in segment_indices(length, spec.frames, train=False)]
         decoded = torch.from_numpy(decode_frames(path, indices)).permute(0, 3, 1, 2)  # [W*T, 3, H, W]
         clips = torch.stack([apply_eval(clip, spec.image_size) for clip in decoded.split(spec.frames)])
-        device = next(model.parameters()).device
-        probabilities = torch.cat([
-            classifier.probabilities(model.encode_video(normalize_video(batch.to(device), spec)), model.logit_scale())
-            for batch in clips.split(batch_size)]).float().cpu()  # [W, C]
+        probabilities = torch.cat([scorer.probabilities(batch) for batch in clips.split(batch_size)])  # [W, C]
     except T2LError as e:
         return VideoPrediction(str(path), error=str(e))
-    k = min(topk, len(classifier.class_names))
+    k = min(topk, len(scorer.class_names))
 
     def ranked(row: torch.Tensor) -> List[Tuple[str, float]]:
         values, order = row.topk(k)
-        return [(classifier.class_names[i], float(v)) for v, i in zip(values.tolist(), order.tolist())]
+        return [(scorer.class_names[i], float(v)) for v, i in zip(values.tolist(), order.tolist())]
 
     window_rows = [{"start_s": round(start / fps, 2), "end_s": round((start + length) / fps, 2), "top": ranked(row)}
                    for (start, length), row in zip(spans, probabilities)]

@@ -1,4 +1,6 @@
 """Full-size ViT-B/16 checks (random weights, ~30 s on 2 cores): run with `pytest -m slow`."""
+import json
+
 import pytest
 import torch
 
@@ -43,3 +45,22 @@ def test_t2l_b16_official_round_trip(openai_layout_file, tmp_path):
             p.copy_(p.half().float())
         video = torch.randn(1, 8, 3, 224, 224)
         torch.testing.assert_close(loaded.encode_video(video), model.encode_video(video), atol=0, rtol=0)
+
+
+def test_t2l_b16_exports_to_onnx_and_matches_torch(tmp_path):
+    """`t2l export onnx --model t2l_vit_b16` (random weights): checker, symbolic batch, parity at B=1 and B=3."""
+    from t2l_fast.cli import main
+
+    assert main(["export", "onnx", "--model", "t2l_vit_b16", "--out", str(tmp_path), "--classes", "run,jump,swim",
+                 "--descriptions", str(_descriptions(tmp_path.parent))]) == 0
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert set(manifest["graphs"]) == {"video_encoder", "text_encoder", "classifier"}
+    assert all(parity["passed"] for parity in manifest["parity"].values())
+    assert manifest["graphs"]["video_encoder"]["inputs"][0]["shape"] == ["batch", 8, 3, 224, 224]
+    assert manifest["parity"]["classifier"]["top1_agreement"] == 1.0
+
+
+def _descriptions(folder):
+    path = folder / "descriptions.csv"
+    path.write_text("run,a person runs\njump,a person jumps\nswim,a person swims\n")
+    return path

@@ -34,6 +34,17 @@ def build_backbone(config: ModelConfig):
     return model
 
 
+def project_text(backbone, x: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
+    """ln_final, end-of-text pooling and projection of open_clip's text tower: [N, L, W] -> [N, D] (unnormalised)."""
+    x = backbone.ln_final(x)
+    # CLIP's EOT id (49407) is the largest in its vocabulary, so the arg-max over ids finds it (open_clip's
+    # "argmax" pooling). In int32: exact for any vocabulary, and what ONNX Runtime's and TensorRT's ArgMax both take.
+    eot = token_ids.to(torch.int32).argmax(dim=-1)  # [N]
+    x = x[torch.arange(x.shape[0], device=x.device), eot]  # [N, W]
+    projection = backbone.text_projection
+    return projection(x) if isinstance(projection, torch.nn.Linear) else x @ projection
+
+
 def drop_openai_extras(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """Without the non-weight entries OpenAI/TorchScript files carry (at any prefix)."""
     return {k: v for k, v in state.items() if k.rsplit(".", 1)[-1] not in _OPENAI_EXTRA_KEYS}

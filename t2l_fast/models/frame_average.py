@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
+from .backbone import project_text
 from .base import VideoTextModel
 from .config import ModelConfig
 
@@ -23,4 +25,7 @@ class FrameAveragedCLIP(VideoTextModel):
         return frames.view(b, t, -1)  # [B, T, D]
 
     def encode_text(self, token_ids: torch.Tensor) -> torch.Tensor:
-        return self.backbone.encode_text(token_ids, normalize=True)  # [N, D]
+        bb = self.backbone
+        x = bb.token_embedding(token_ids) + bb.positional_embedding  # [N, L, W]
+        x = bb.transformer(x, attn_mask=bb.attn_mask)
+        return F.normalize(project_text(bb, x, token_ids), dim=-1)  # [N, D]: open_clip's encode_text

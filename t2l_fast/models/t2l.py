@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .backbone import project_text
 from .base import VideoTextModel
 from .config import ModelConfig
 from .layers import Adapter, DropPath
@@ -108,12 +109,3 @@ class T2L(VideoTextModel):
             return checkpoint(block_fn, *args, use_reentrant=False)
         return block_fn(*args)
 
-
-def project_text(backbone: nn.Module, x: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
-    """ln_final, EOT pooling and projection of open_clip's text tower: [N, L, W] -> [N, D] (unnormalised)."""
-    from open_clip.transformer import text_global_pool
-
-    x = backbone.ln_final(x)
-    x = text_global_pool(x, token_ids, backbone.text_pool_type, eos_token_id=getattr(backbone, "text_eos_id", None))
-    projection = backbone.text_projection
-    return projection(x) if isinstance(projection, nn.Linear) else x @ projection

@@ -56,16 +56,7 @@ def build_classifier(model, class_names: Sequence[str], *, descriptions: Optiona
     if combine not in ("embedding", "score"):
         raise ValueError(f"combine must be 'embedding' or 'score', got {combine!r}")
     class_names = list(class_names)
-    if descriptions is not None:
-        if len(descriptions) != len(class_names):
-            raise ValueError(f"{len(descriptions)} descriptions for {len(class_names)} classes")
-        prompts = [[d] for d in descriptions]  # [C][1]
-    else:
-        if model.config.text_source == "descriptions":
-            warnings.warn(f"{model.config.name} was trained on class descriptions, and is scored here with bare "
-                          f"class names: expect lower accuracy. Pass descriptions (a CSV of class, description).",
-                          stacklevel=2)
-        prompts = class_prompts(class_names, resolve_templates(templates, model.config.prompt_template))
+    prompts = build_prompts(model.config, class_names, descriptions, templates)
     cache_file = None
     if cache_dir is not None:
         cache_file = Path(cache_dir) / f"{_cache_key(model, prompts, combine)}.safetensors"
@@ -76,19 +67,40 @@ def build_classifier(model, class_names: Sequence[str], *, descriptions: Optiona
                 return ZeroShotClassifier(class_names, load_file(str(cache_file))["embeddings"], combine)
             except Exception:  # a corrupt cache entry is rebuilt, never trusted
                 cache_file.unlink(missing_ok=True)
-    embeddings = _encode_prompts(model, prompts, batch_size)  # [K, C, D]
-    if combine == "embedding":
-        embeddings = F.normalize(embeddings.mean(dim=0), dim=-1)  # [C, D]
+    embeddings = combine_templates(_encode_prompts(model, prompts, batch_size), combine)
     if cache_file is not None:
         _save_cache(cache_file, embeddings)
     return ZeroShotClassifier(class_names, embeddings, combine)
+
+
+def build_prompts(config, class_names: Sequence[str], descriptions: Optional[Sequence[str]] = None,
+                  templates: Optional[Union[str, Sequence[str]]] = None) -> List[List[str]]:
+    """[C][K] texts for a model of `config`: each class's description (K = 1), or its name in each template."""
+    if descriptions is not None:
+        if len(descriptions) != len(class_names):
+            raise ValueError(f"{len(descriptions)} descriptions for {len(class_names)} classes")
+        return [[d] for d in descriptions]  # [C][1]
+    if config.text_source == "descriptions":
+        warnings.warn(f"{config.name} was trained on class descriptions, and is scored here with bare class names: "
+                      f"expect lower accuracy. Pass descriptions (a CSV of class, description).", stacklevel=3)
+    return class_prompts(class_names, resolve_templates(templates, config.prompt_template))
+
+
+def combine_templates(embeddings: torch.Tensor, combine: Combine = "embedding") -> torch.Tensor:
+    """[K, C, D] normalised embeddings -> [C, D] (the re-normalised mean over templates) or [K, C, D] as they are."""
+    return F.normalize(embeddings.mean(dim=0), dim=-1) if combine == "embedding" else embeddings
+
+
+def flatten_prompts(prompts: List[List[str]]) -> List[str]:
+    """[C][K] -> template-major flat list (all classes of template 0, then template 1, ...), as [K, C] reshapes."""
+    return [prompts[c][k] for k in range(len(prompts[0])) for c in range(len(prompts))]
 
 
 @torch.no_grad()
 def _encode_prompts(model, prompts: List[List[str]], batch_size: int) -> torch.Tensor:
     """[C][K] prompts -> [K, C, D] normalised embeddings."""
     num_classes, num_templates = len(prompts), len(prompts[0])
-    flat = [prompts[c][k] for k in range(num_templates) for c in range(num_classes)]
+    flat = flatten_prompts(prompts)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()

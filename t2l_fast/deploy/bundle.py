@@ -1,0 +1,113 @@
+"""An export folder read back: manifest, sha256 of every file, graph metadata against the manifest, runners."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+from ..models.config import InputSpec, ModelConfig
+from ..runtime.base import ArtifactError, file_sha256
+from .onnx_export import FORMAT, MANIFEST
+
+
+class ExportedModel:
+    """A folder written by `t2l export onnx`, checked before anything runs from it."""
+
+    def __init__(self, directory):
+        self.directory = Path(directory)
+        path = self.directory / MANIFEST
+        if not path.is_file():
+            raise ArtifactError(f"{self.directory}: no {MANIFEST}, so not a finished export folder; write one with "
+                                f"`t2l export onnx --model NAME --out {self.directory}`")
+        try:
+            self.manifest = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ArtifactError(f"{path}: corrupt JSON ({e}); re-export the folder") from None
+        if not isinstance(self.manifest, dict) or self.manifest.get("format") != FORMAT:
+            found = self.manifest.get("format") if isinstance(self.manifest, dict) else type(self.manifest).__name__
+            raise ArtifactError(f"{path}: format {found!r} is not {FORMAT!r}; re-export the folder")
+        missing = [key for key in ("model", "graphs", "weights_sha256") if key not in self.manifest]
+        if missing:
+            raise ArtifactError(f"{path}: incomplete manifest (no {', '.join(missing)}); re-export the folder")
+        try:
+            self.config = ModelConfig.from_dict(self.manifest["model"]["config"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ArtifactError(f"{path}: incomplete or malformed manifest ({type(e).__name__}: {e}); re-export "
+                                f"the folder") from None
+
+    # ----------------------------------------------------------------- facts
+    @property
+    def graphs(self) -> Dict[str, dict]:
+        return self.manifest["graphs"]
+
+    @property
+    def class_names(self) -> Optional[list]:
+        return self.manifest.get("classes")
+
+    @property
+    def input_spec(self) -> InputSpec:
+        m = self.manifest["model"]
+        return InputSpec(frames=m["frames"], image_size=m["image_size"], mean=tuple(m["mean"]), std=tuple(m["std"]))
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.manifest["model"]["logit_scale"])
+
+    def check_fits(self, model_name: Optional[str] = None, frames: Optional[int] = None,
+                   image_size: Optional[int] = None) -> None:
+        """Raise if the export is not of `model_name`, or was made for another T or image size."""
+        m = self.manifest["model"]
+        if model_name and model_name != m["name"]:
+            raise ArtifactError(f"{self.directory}: exported from {m['name']}, not {model_name}; export {model_name} "
+                                f"or drop --model")
+        if frames and frames != m["frames"] and not m["frames_symbolic"]:
+            raise ArtifactError(f"{self.directory}: exported for T={m['frames']} frames ({m['name']} has one "
+                                f"temporal token per frame); sample {m['frames']} frames, or re-export for T={frames}")
+        if image_size and image_size != m["image_size"]:
+            raise ArtifactError(f"{self.directory}: exported for {m['image_size']}x{m['image_size']} frames, not "
+                                f"{image_size}x{image_size}; resize to {m['image_size']} or re-export")
+
+    # ----------------------------------------------------------------- running
+    def graph_path(self, kind: str) -> Path:
+        if kind not in self.graphs:
+            hint = " (export with --classes to get one)" if kind == "classifier" else ""
+            raise ArtifactError(f"{self.directory}: holds no {kind} graph{hint}; it has {sorted(self.graphs)}")
+        return self.directory / self.graphs[kind]["file"]
+
+    def runner(self, kind: str, providers: Sequence[str] = ("cpu",), threads: Optional[int] = None):
+        """An OrtRunner of graph `kind`, after checking every file's sha256 against the manifest; on entry, the
+        graph's own metadata is checked against the manifest too."""
+        from ..runtime.ort_runner import OrtRunner
+
+        path = self.graph_path(kind)
+        for data in self.graphs[kind]["external_data"]:
+            data_path = self.directory / data["file"]
+            if not data_path.is_file() or file_sha256(data_path) != data["sha256"]:
+                raise ArtifactError(f"{data_path}: missing or changed since export (sha256 differs from "
+                                    f"{MANIFEST}); restore it or re-export")
+        return _CheckedOrtRunner(self, kind, OrtRunner(path, providers, expected_sha256=self.graphs[kind]["sha256"],
+                                                       threads=threads))
+
+
+class _CheckedOrtRunner:
+    """Context manager around an OrtRunner that refuses a graph whose metadata disagrees with the manifest."""
+
+    def __init__(self, bundle: ExportedModel, kind: str, runner):
+        self.bundle, self.kind, self.runner = bundle, kind, runner
+
+    def __enter__(self):
+        self.runner.__enter__()
+        metadata, m = self.runner.metadata(), self.bundle.manifest
+        expected = {"t2l_fast.graph": self.bundle.graphs[self.kind].get("graph", self.kind), "t2l_fast.model": m["model"]["name"],
+                    "t2l_fast.frames": str(m["model"]["frames"]), "t2l_fast.image_size": str(m["model"]["image_size"]),
+                    "t2l_fast.weights_sha256": m["weights_sha256"]}
+        wrong = {k: (metadata.get(k), v) for k, v in expected.items() if metadata.get(k) != v}
+        if wrong:
+            self.runner.__exit__(None, None, None)
+            key, (found, want) = next(iter(wrong.items()))
+            raise ArtifactError(f"{self.runner.path}: graph metadata {key}={found!r} but {MANIFEST} says {want!r}: "
+                                f"the file comes from another export; re-export the folder")
+        return self.runner
+
+    def __exit__(self, *exc):
+        self.runner.__exit__(*exc)

@@ -1,0 +1,193 @@
+"""INT8 video encoder and classifier for CPU serving (ONNX Runtime), written only behind an agreement gate.
+
+static: QDQ (QuantizeLinear/DequantizeLinear around Conv/MatMul/Gemm), int8 activations and weights, symmetric,
+    per-channel weights, activation ranges calibrated (min/max) on clips from the data loader. Symmetric int8 QDQ is
+    the form TensorRT also reads.
+dynamic: int8 weights, activation ranges measured at run time (DynamicQuantizeLinear + MatMulInteger); ONNX
+    Runtime on CPUs only, no calibration.
+
+The gate runs the fp32 and INT8 graphs on held-out clips: top-1 of the classifier must agree on >= 99% of at least
+`min_gate_clips` clips, and the video embeddings must keep a mean cosine >= 0.99 with fp32. A graph that fails is
+deleted and the command fails; the fp32 graphs stay.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional
+
+import numpy as np
+
+from ..errors import T2LError
+from ..optional import require
+from ..runtime.base import ArtifactError, file_sha256
+from .bundle import ExportedModel
+from .onnx_export import write_manifest
+from . import onnx_graph
+
+MIN_TOP1_AGREEMENT = 0.99
+MIN_MEAN_COSINE = 0.99
+QUANTISED_OPS = ["Conv", "MatMul", "Gemm"]
+FORMATS = {"static": "QDQ: QuantizeLinear/DequantizeLinear, int8 activations and weights (S8S8), symmetric, "
+                     "per-channel weights, min/max calibration",
+           "dynamic": "dynamic: int8 weights (per channel), activations quantised at run time "
+                      "(DynamicQuantizeLinear + MatMulInteger/ConvInteger); ONNX Runtime CPU only"}
+
+
+def load_clips(list_file: str, root: str, spec, limit: Optional[int] = None) -> np.ndarray:
+    """uint8 [N, T, 3, S, S] evaluation clips (centre crop, TSN centre frames) of a list, through the data loader."""
+    from ..data import build_video_loader
+
+    loader = build_video_loader(list_file, root, split="val", frames=spec.frames, size=spec.image_size,
+                                batch_size=16, backend="pyav", num_workers=0)
+    clips: List[np.ndarray] = []
+    for batch in loader:
+        clips.append(batch["video"].numpy())
+        if limit and sum(len(c) for c in clips) >= limit:
+            break
+    return np.concatenate(clips)[:limit]
+
+
+def _batches(clips: np.ndarray, size: int = 8) -> Iterator[np.ndarray]:
+    for start in range(0, len(clips), size):
+        yield clips[start:start + size]
+
+
+class _ClipReader:
+    """ONNX Runtime's CalibrationDataReader over uint8 clips."""
+
+    def __init__(self, clips: np.ndarray):
+        self._batches = _batches(clips)
+
+    def get_next(self) -> Optional[Dict[str, np.ndarray]]:
+        batch = next(self._batches, None)
+        return None if batch is None else {"frames": batch}
+
+
+def quantise_graph(source: Path, target: Path, mode: str, calibration: Optional[np.ndarray]) -> None:
+    """Write the INT8 version of graph `source` to `target`."""
+    quantization = require("onnxruntime.quantization", "onnx", "INT8 quantisation")
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared = target.with_name(f".{target.stem}.prepared.onnx")
+    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)  # shapes for every value and ORT's graph folding: what the
+    # quantiser needs to place Q/DQ pairs well
+    common = dict(op_types_to_quantize=QUANTISED_OPS, per_channel=True,
+                  nodes_to_exclude=activation_products(prepared))
+    try:
+        _quantise(quantization, prepared, target, mode, calibration, common)
+    finally:
+        prepared.unlink(missing_ok=True)
+        for leftover in target.parent.glob("augmented_model*.onnx"):  # the static calibrator's scratch file
+            leftover.unlink()
+
+
+def activation_products(path: Path) -> List[str]:
+    """MatMul nodes of two activations (attention's scores and mixing): kept in fp32. Their ranges change with
+    every input, and quantising them costs accuracy for little speed; weights x activations are quantised."""
+    onnx = onnx_graph.onnx_module()
+    model = onnx.load(str(path), load_external_data=False)
+    weights = {t.name for t in model.graph.initializer}
+    weights |= {out for n in model.graph.node if n.op_type == "Constant" for out in n.output}
+    return [n.name for n in model.graph.node if n.op_type == "MatMul" and not (set(n.input) & weights)]
+
+
+def _quantise(quantization, source: Path, target: Path, mode: str, calibration, common: dict) -> None:
+    if mode == "static":
+        quantization.quantize_static(
+            str(source), str(target), _ClipReader(calibration), quant_format=quantization.QuantFormat.QDQ,
+            activation_type=quantization.QuantType.QInt8, weight_type=quantization.QuantType.QInt8,
+            calibrate_method=quantization.CalibrationMethod.MinMax,
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True}, **common)
+    else:
+        quantization.quantize_dynamic(str(source), str(target), weight_type=quantization.QuantType.QInt8, **common)
+
+
+def _run(bundle: ExportedModel, kind: str, clips: np.ndarray, output: str) -> np.ndarray:
+    with bundle.runner(kind) as runner:
+        return np.concatenate([runner.infer({"frames": batch})[output] for batch in _batches(clips)])
+
+
+def agreement(bundle: ExportedModel, clips: np.ndarray, suffix: str = "_int8") -> Dict[str, float]:
+    """Top-1 agreement of classifier vs classifier{suffix}, and cosines of video_encoder vs its INT8 copy."""
+    reference = _run(bundle, "classifier", clips, "logits").argmax(-1)
+    quantised = _run(bundle, f"classifier{suffix}", clips, "logits").argmax(-1)
+    fp32 = _run(bundle, "video_encoder", clips, "embedding")
+    int8 = _run(bundle, f"video_encoder{suffix}", clips, "embedding")
+    cosine = (fp32 * int8).sum(-1) / np.maximum(np.linalg.norm(fp32, axis=-1) * np.linalg.norm(int8, axis=-1), 1e-12)
+    return {"clips": int(len(clips)), "top1_agreement": float((reference == quantised).mean()),
+            "mean_cosine": float(cosine.mean()), "p1_cosine": float(np.percentile(cosine, 1)),
+            "min_cosine": float(cosine.min())}
+
+
+def quantize_export(out_dir, *, mode: str = "static", calibration_list: Optional[str] = None,
+                    gate_list: str, root: str, calibration_clips: int = 64, min_gate_clips: int = 200,
+                    log: Callable[[str], None] = print) -> Dict[str, object]:
+    """Add gated INT8 video encoder and classifier graphs to the fp32 export in `out_dir`; the gate's figures."""
+    if mode not in FORMATS:
+        raise T2LError(f"int8 mode {mode!r}: choose {', '.join(FORMATS)}")
+    bundle = ExportedModel(out_dir)
+    if bundle.manifest["precision"] != "fp32" or "classifier" not in bundle.graphs:
+        raise T2LError(f"{out_dir}: INT8 quantises an fp32 export with a classifier graph (export with --classes "
+                       f"and --precision fp32 first)")
+    started = time.time()
+    spec = bundle.input_spec
+    calibration = None
+    if mode == "static":
+        calibration = load_clips(calibration_list, root, spec, calibration_clips)
+    gate_clips = load_clips(gate_list, root, spec)
+    if len(gate_clips) < min_gate_clips:
+        raise T2LError(f"--gate-list {gate_list}: {len(gate_clips)} clips, the INT8 gate needs at least "
+                       f"{min_gate_clips} held-out clips; give a longer list")
+    directory = Path(out_dir)
+    written = {}
+    for kind in ("video_encoder", "classifier"):
+        target = directory / f"{kind}_int8.onnx"
+        quantise_graph(bundle.graph_path(kind), target, mode, calibration)
+        _mark_int8(target)
+        written[f"{kind}_int8"] = target
+        bundle.graphs[f"{kind}_int8"] = dict(bundle.graphs[kind], file=target.name, sha256=file_sha256(target),
+                                             bytes=target.stat().st_size, external_data=[], precision="int8",
+                                             graph=kind)
+    figures = agreement(bundle, gate_clips)
+    passed = figures["top1_agreement"] >= MIN_TOP1_AGREEMENT and figures["mean_cosine"] >= MIN_MEAN_COSINE
+    report = {"mode": mode, "format": FORMATS[mode], "ops": QUANTISED_OPS, "gate": {
+        **figures, "min_top1_agreement": MIN_TOP1_AGREEMENT, "min_mean_cosine": MIN_MEAN_COSINE, "passed": passed,
+        "list": str(gate_list)}, "calibration": {"list": str(calibration_list), "clips": int(len(calibration))}
+        if calibration is not None else None, "cpu_int8_instructions": cpu_int8_instructions()}
+    line = (f"   INT8 ({mode}) gate on {figures['clips']} held-out clips: top-1 agreement "
+            f"{figures['top1_agreement']:.3f} (need >= {MIN_TOP1_AGREEMENT}), embedding cosine mean "
+            f"{figures['mean_cosine']:.4f} (need >= {MIN_MEAN_COSINE}), p1 {figures['p1_cosine']:.4f}, min "
+            f"{figures['min_cosine']:.4f}")
+    log(line)
+    if not passed:
+        for path in written.values():
+            path.unlink(missing_ok=True)
+        raise ArtifactError(f"{directory}: refused to write the INT8 graphs: they fail the agreement gate "
+                            f"(top-1 agreement {figures['top1_agreement']:.3f}, mean cosine "
+                            f"{figures['mean_cosine']:.4f}); the fp32 graphs are kept. Calibrate on clips like the "
+                            f"ones served (--calibration, more --calibration-clips) or try --int8-mode dynamic")
+    bundle.manifest["int8"] = report
+    write_manifest(directory, bundle.manifest)
+    log(f"   INT8 graphs written ({', '.join(p.name for p in written.values())}) in {time.time() - started:.1f} s")
+    return report
+
+
+def _mark_int8(path: Path) -> None:
+    """Record precision int8 in the quantised graph's metadata (the quantiser keeps the fp32 graph's)."""
+    onnx = onnx_graph.onnx_module()
+    model = onnx.load(str(path))
+    metadata = onnx_graph.read_metadata(model) | {"t2l_fast.precision": "int8"}
+    onnx_graph.set_metadata(model, metadata)
+    onnx.save_model(model, str(path))
+
+
+def cpu_int8_instructions() -> List[str]:
+    """The x86 int8 dot-product extensions this CPU has (what ONNX Runtime's int8 kernels use), from /proc/cpuinfo."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return []
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
+    present = set(flags.split(":", 1)[1].split())
+    return [flag for flag in wanted if flag in present]

@@ -1,0 +1,67 @@
+"""INT8 for CPU serving: the gate measures agreement with fp32 and refuses to write graphs that fail it."""
+import json
+
+import numpy as np
+import pytest
+
+from t2l_fast.cli import main
+from t2l_fast.data.synthetic import SynthConfig, write_synthetic_dataset, write_video
+from t2l_fast.deploy.bundle import ExportedModel
+from t2l_fast.deploy.int8 import agreement, quantise_graph
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("int8")
+    write_synthetic_dataset(root, SynthConfig(clips_per_class=1, eval_clips_per_class=2), jobs=2)
+    for i in range(4):  # a calibration set unlike anything served: black frames
+        write_video(root / "black" / f"{i}.mp4", np.zeros((24, 64, 64, 3), np.uint8))
+    (root / "black.txt").write_text("".join(f"black/{i}.mp4 0\n" for i in range(4)))
+    return root
+
+
+def export_int8(data, out, *extra):
+    return main(["export", "onnx", "--model", "t2l_tiny", "--out", str(out), "--classes", str(data / "classes.txt"),
+                 "--descriptions", str(data / "descriptions.csv"), "--precision", "int8", "--root", str(data),
+                 "--gate-list", str(data / "test.txt"), *extra])
+
+
+def test_a_bad_calibration_is_refused_and_nothing_int8_is_written(data, tmp_path, capsys):
+    code = export_int8(data, tmp_path, "--calibration", str(data / "black.txt"), "--min-gate-clips", "24")
+    out, err = capsys.readouterr()
+    assert code == 2 and "refused to write the INT8 graphs" in err and "top-1 agreement" in out
+    assert not list(tmp_path.glob("*int8*")) and not list(tmp_path.glob("augmented*"))
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert "int8" not in manifest and set(manifest["graphs"]) == {"video_encoder", "text_encoder", "classifier"}
+
+
+def test_the_gate_needs_enough_held_out_clips(data, tmp_path, capsys):
+    assert export_int8(data, tmp_path, "--calibration", str(data / "val.txt")) == 2
+    assert "at least 200 held-out clips" in capsys.readouterr().err
+    assert export_int8(data, tmp_path / "b") == 2  # static without --calibration
+    assert "--calibration LIST" in capsys.readouterr().err
+
+
+def test_quantised_graphs_are_qdq_and_agreement_is_measured(data, tmp_path):
+    """The figures the gate reads, on the real quantiser output (accepting or refusing is the test above's job)."""
+    import onnx
+
+    from t2l_fast.deploy.int8 import load_clips
+    from t2l_fast.runtime.base import file_sha256
+
+    assert main(["export", "onnx", "--model", "t2l_tiny", "--out", str(tmp_path), "--classes",
+                 str(data / "classes.txt"), "--descriptions", str(data / "descriptions.csv")]) == 0
+    bundle = ExportedModel(tmp_path)
+    clips = load_clips(str(data / "val.txt"), str(data), bundle.input_spec)
+    assert clips.shape == (24, 8, 3, 32, 32) and clips.dtype == np.uint8
+    for kind in ("video_encoder", "classifier"):
+        target = tmp_path / f"{kind}_int8.onnx"
+        quantise_graph(bundle.graph_path(kind), target, "static", clips)
+        ops = {n.op_type for n in onnx.load(str(target)).graph.node}
+        assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+        bundle.graphs[f"{kind}_int8"] = dict(bundle.graphs[kind], file=target.name, sha256=file_sha256(target),
+                                             graph=kind)
+    figures = agreement(bundle, clips)
+    assert figures["clips"] == 24 and 0 <= figures["top1_agreement"] <= 1
+    assert 0.99 < figures["mean_cosine"] <= 1.0 + 1e-6  # int8 embeddings stay close on calibration-like clips
+
