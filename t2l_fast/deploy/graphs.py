@@ -10,7 +10,7 @@ scores) sit in the `head` submodule, which the fp16 conversion keeps in fp32.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F

@@ -23,7 +23,7 @@ from ..errors import T2LError
 from ..models.base import VideoTextModel
 from ..optional import installed
 from ..runtime.base import ArtifactError, file_sha256
-from ..runtime.compare import Comparison, Tolerance, compare_outputs
+from ..runtime.compare import Tolerance, compare_outputs
 from . import onnx_graph
 from .graphs import GRAPH_KINDS, INPUTS, OUTPUTS, build_graph, example_inputs
 

@@ -10,7 +10,7 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Set
+from typing import Dict, Iterable, List, Mapping, Set
 
 import numpy as np
 import torch
@@ -251,13 +251,3 @@ def weights_sha256(state: Mapping[str, torch.Tensor]) -> str:
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
-
-
-def external_data_files(model) -> Optional[List[str]]:
-    """The `location`s of a graph's external tensors (as written in the file)."""
-    locations = []
-    for tensor in model.graph.initializer:
-        for entry in tensor.external_data:
-            if entry.key == "location" and entry.value not in locations:
-                locations.append(entry.value)
-    return locations

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -83,13 +83,6 @@ def check_feed(where: str, specs: Sequence[TensorSpec], feed: Mapping[str, np.nd
             raise ArtifactError(f"{where}: input {name!r} is empty (shape {list(array.shape)})")
         arrays[name] = np.ascontiguousarray(array)
     return arrays
-
-
-def require_outputs(where: str, outputs: Mapping[str, np.ndarray], names: Optional[Sequence[str]]) -> None:
-    """Raise if a runner's outputs lack any of `names`."""
-    missing = sorted(set(names or ()) - set(outputs))
-    if missing:
-        raise ArtifactError(f"{where}: has no output(s) {missing}; it has {sorted(outputs)}")
 
 
 def file_sha256(path: Path) -> str:
