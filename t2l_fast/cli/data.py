@@ -1,0 +1,164 @@
+"""`t2l data ...`: synthetic data, validity probes, preflight, transcoding, fixtures, few-shot lists."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import T2LError
+
+
+def _data_synth(args: argparse.Namespace) -> int:
+    import time
+
+    from ..data.synthetic import CLASS_NAMES, SynthConfig, write_synthetic_dataset
+
+    classes = tuple(c.strip() for c in args.classes.split(",")) if args.classes else CLASS_NAMES
+    width, height = _parse_size(args.size)
+    config = SynthConfig(classes=classes, clips_per_class=args.clips_per_class,
+                         eval_clips_per_class=args.eval_clips_per_class, frames=args.frames, width=width,
+                         height=height, codec=args.codec, seed=args.seed)
+    started = time.time()
+    try:
+        counts = write_synthetic_dataset(Path(args.out_dir), config, jobs=args.jobs)
+    except ValueError as e:
+        raise T2LError(str(e)) from None
+    print(f"wrote {sum(counts.values())} {args.codec} clips ({', '.join(f'{k} {v}' for k, v in counts.items())}) "
+          f"of {len(config.classes)} classes, {args.frames} frames of {width}x{height}, to {args.out_dir} in "
+          f"{time.time() - started:.1f} s")
+    return 0
+
+
+def _parse_size(text: str):
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise T2LError(f"--size must look like 64x64 (width x height), got {text!r}") from None
+    return width, height
+
+
+def _data_probe(args: argparse.Namespace) -> int:
+
+    from ..data.probes import order_probes
+
+    results = order_probes(Path(args.dataset), frames=args.frames, size=args.size)
+    blind_ok = all(v <= 0.55 for k, v in results.items() if k.startswith("order_blind"))
+    aware_ok = results["order_aware_features"] >= 0.95
+    for name, accuracy in results.items():
+        print(f"{name:<22} within-pair accuracy {accuracy:.3f}")
+    print("valid: only the order tells the classes apart" if blind_ok and aware_ok else
+          "NOT valid: " + ("order-blind probes beat chance (order leaks into single frames) " if not blind_ok else "")
+          + ("order-aware probe below 0.95" if not aware_ok else ""))
+    return 0 if blind_ok and aware_ok else 1
+
+
+def _data_check(args: argparse.Namespace) -> int:
+
+    from ..data.lists import read_video_list
+    from ..data.preflight import check_list, read_list_lines
+
+    list_file = Path(args.list)
+    entries = read_video_list(list_file, args.root, missing="keep")
+    out = Path(args.out) if args.out else list_file.with_name(f"{list_file.stem}.check.json")
+    result = check_list(entries, Path(args.root), read_list_lines(list_file), out, jobs=args.jobs,
+                        timeout=args.timeout)
+    for video in result["videos"]:
+        detail = video["reason"] if video["verdict"] == "bad" else "; ".join(video["notes"])
+        print(f"{video['verdict']:<4} {video['where']:<28} {video['path']}" + (f"  ({detail})" if detail else ""))
+    s = result["summary"]
+    print(f"\n{s['videos']} videos: {s['ok']} ok ({s['with_gpu_notes']} with notes for GPU decoding), {s['bad']} bad, "
+          f"{s['seconds']} s")
+    for name, path in result["paths"].items():
+        print(f"{name:<10} {path}")
+    return 0
+
+
+def _data_transcode(args: argparse.Namespace) -> int:
+
+    from ..data.transcode import transcode_list
+
+    report = json.loads(Path(args.report).read_text())
+    list_file = transcode_list(report, Path(args.out_root), only_flagged=not args.all, gop=args.gop, fps=args.fps)
+    print(f"wrote {list_file} ({sum(1 for _ in open(list_file))} videos); check it with: "
+          f"t2l data check {list_file} --root {args.out_root}")
+    return 0
+
+
+def _data_fixtures(args: argparse.Namespace) -> int:
+
+    from ..data.fixtures import write_fixture_zoo
+
+    for name, purpose in write_fixture_zoo(Path(args.out_dir)).items():
+        print(f"{name:<24} {purpose}")
+    print(f"\nlist: {Path(args.out_dir) / 'list.txt'}")
+    return 0
+
+
+def _data_fewshot(args: argparse.Namespace) -> int:
+    from ..data.fewshot import write_few_shot_list
+
+    try:
+        chosen = write_few_shot_list(args.list, args.root, args.out, shots=args.shots, seed=args.seed,
+                                     classes_file=args.classes, subset_file=args.subset_classes)
+    except ValueError as e:  # --shots or --seed out of range (list and class-file errors are T2LErrors already)
+        raise T2LError(str(e)) from None
+    classes = len(chosen) // args.shots
+    subset = f" of {args.subset_classes}, relabelled in its order" if args.subset_classes else ""
+    print(f"wrote {args.out}: {len(chosen)} videos, {args.shots} per class for {classes} classes{subset} "
+          f"(seed {args.seed})")
+    return 0
+
+
+def register(sub) -> None:
+    """Add this group's sub-commands to the `t2l` sub-parsers."""
+    data = sub.add_parser("data", help="video datasets: synthetic data, validity probes").add_subparsers(
+        dest="data_command", metavar="DATA_COMMAND", required=True)
+    p = data.add_parser("synth", help="write the synthetic order-only action dataset (videos, lists, classes)")
+    p.add_argument("out_dir")
+    p.add_argument("--classes", help="comma-separated subset of the synthetic classes (default: all 12)")
+    p.add_argument("--clips-per-class", type=int, default=20, help="training clips per class (default 20)")
+    p.add_argument("--eval-clips-per-class", type=int, default=8, help="val and test clips per class (default 8)")
+    p.add_argument("--frames", type=int, default=24, help="frames per clip (default 24)")
+    p.add_argument("--size", default="64x64", help="WIDTHxHEIGHT, even numbers (default 64x64)")
+    p.add_argument("--codec", choices=["h264", "vp9", "mjpeg"], default="h264")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=1, help="encoding processes (default 1)")
+    p.set_defaults(run=_data_synth)
+    p = data.add_parser("probe", help="check that only frame order separates a synthetic dataset's classes")
+    p.add_argument("dataset", help="a folder written by `t2l data synth`")
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--size", type=int, default=64)
+    p.set_defaults(run=_data_probe)
+
+    p = data.add_parser("check", help="preflight: probe every listed video; write a report, manifest, clean list")
+    p.add_argument("list", help="list file (relative/path label per line, or CSV)")
+    p.add_argument("--root", required=True, help="data root the list's paths are relative to")
+    p.add_argument("--jobs", type=int, default=2, help="probe processes (default 2)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per video before it is called hung")
+    p.add_argument("--out", help="report path (default: LIST.check.json beside the list)")
+    p.set_defaults(run=_data_check)
+    p = data.add_parser("transcode", help="re-encode what GPU decoding dislikes to H.264 yuv420p, CFR, short GOP")
+    p.add_argument("report", help="a report written by `t2l data check`")
+    p.add_argument("--out-root", required=True, help="folder for the new videos and their list.txt")
+    p.add_argument("--all", action="store_true", help="transcode every usable video, not only the flagged ones")
+    p.add_argument("--gop", type=int, default=8, help="frames between keyframes (default 8)")
+    p.add_argument("--fps", type=float, help="output frame rate (default: the source's average)")
+    p.set_defaults(run=_data_transcode)
+    p = data.add_parser("fixtures", help="write a folder of good, odd and broken videos (for testing decoders)")
+    p.add_argument("out_dir")
+    p.set_defaults(run=_data_fixtures)
+    p = data.add_parser("fewshot", help="draw K videos per class from a list (few-shot and base-to-novel training)",
+                        description="Draws K videos per class, deterministically per seed, optionally from a class "
+                        "subset (base-to-novel: the base classes, relabelled in the subset's order). These are our "
+                        "draws: to compare with published numbers use ViFi-CLIP's published lists and base/novel "
+                        "class splits (see train/configs/README.md); this command never invents a class split.")
+    p.add_argument("list", help="list file to draw from (relative/path label per line, or CSV)")
+    p.add_argument("--root", required=True, help="data root the list's paths are relative to")
+    p.add_argument("--shots", type=int, required=True, help="videos per class (K)")
+    p.add_argument("--seed", type=int, default=1, help="draw seed, >= 0 (default 1)")
+    p.add_argument("--classes", help="class-name file of LIST (needed for --subset-classes and class names in "
+                   "labels or messages)")
+    p.add_argument("--subset-classes", help="class-name file of the classes to keep (e.g. the base classes)")
+    p.add_argument("--out", required=True, help="list to write (.txt: relative/path label; .csv: with start/end)")
+    p.set_defaults(run=_data_fewshot)
+

@@ -1,0 +1,149 @@
+"""`t2l export ...`: deployment artifacts."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import T2LError
+from .common import add_model_arguments, load_model
+
+
+def _export_onnx(args: argparse.Namespace) -> int:
+    import time
+
+    from ..deploy.onnx_export import ExportOptions, export_onnx
+
+    started = time.time()
+    if args.descriptions and not args.classes:
+        raise T2LError("--descriptions goes with --classes (the classifier graph's classes)")
+    model, _ = load_model(args, args.checkpoint, device="cpu")
+    class_names = class_embeddings = class_texts = None
+    if args.classes:
+        from ..predict import parse_classes
+        from ..text.class_files import read_class_descriptions
+        from ..text.classifier import build_classifier, build_prompts
+
+        class_names = parse_classes(args.classes)
+        descriptions = read_class_descriptions(args.descriptions, class_names) if args.descriptions else None
+        class_texts = build_prompts(model.config, class_names, descriptions, args.templates)
+        class_embeddings = build_classifier(model, class_names, descriptions=descriptions,
+                                            templates=args.templates).embeddings
+    precision = "fp32" if args.precision == "int8" else args.precision
+    options = ExportOptions(opset=args.opset, precision=precision, batch_max=args.batch_max)
+    out = Path(args.out)
+    if args.precision == "int8":
+        _check_int8_arguments(args)
+    print(f"exporting {model.config.name} (T={model.config.frames}, {model.config.vision.image_size}px) to {out}")
+    manifest = export_onnx(model, out, class_names=class_names, class_embeddings=class_embeddings,
+                           class_texts=class_texts, options=options)
+    if args.precision == "int8":
+        from ..deploy.int8 import quantize_export
+
+        quantize_export(out, mode=args.int8_mode, calibration_list=args.calibration, gate_list=args.gate_list,
+                        root=args.root, calibration_clips=args.calibration_clips, min_gate_clips=args.min_gate_clips)
+        manifest = json.loads((out / "manifest.json").read_text())
+    print(f"wrote {out / 'manifest.json'} ({', '.join(manifest['graphs'])}) in {time.time() - started:.1f} s")
+    return 0
+
+
+def _check_int8_arguments(args: argparse.Namespace) -> None:
+    if not args.gate_list or not args.root:
+        raise T2LError("--precision int8 needs --gate-list LIST (held-out clips for the agreement gate) and "
+                       "--root DIR" + (", and --calibration LIST for --int8-mode static" if args.int8_mode ==
+                                       "static" else ""))
+    if args.int8_mode == "static" and not args.calibration:
+        raise T2LError("--int8-mode static needs --calibration LIST (clips to calibrate activation ranges on)")
+    if not args.classes:
+        raise T2LError("--precision int8 needs --classes: the gate compares top-1 of the classifier graph")
+
+
+def _export_trt(args: argparse.Namespace) -> int:
+    """Print NVIDIA's equivalent command(s) for each graph, then build with the installed TensorRT flavour."""
+    import shlex
+
+    from ..deploy.engine_build import (BuildOptions, build_engine, cli_command, engine_target, graphs_to_build,
+                                       profile_shapes, read_graph_facts)
+    from ..errors import MissingDependencyError
+    from ..runtime.trt_support import FLAVOURS, load_tensorrt
+
+    options = BuildOptions(min_batch=args.min_batch, opt_batch=args.opt_batch, max_batch=args.max_batch,
+                           workspace_gb=args.workspace, timing_cache=Path(args.timing_cache) if args.timing_cache
+                           else None, version_compatible=args.version_compatible,
+                           hardware_compatible=args.hardware_compatible,
+                           compute_capabilities=tuple(args.compute_capability), runtime=args.runtime)
+    graphs = graphs_to_build(Path(args.onnx))
+    several, out = len(graphs) > 1 or Path(args.onnx).is_dir(), Path(args.out) if args.out else None
+    try:
+        flavour, missing = load_tensorrt(args.runtime).flavour.name, None
+    except MissingDependencyError as e:
+        flavour, missing = None, e
+    shown = [name for name in FLAVOURS if flavour in (None, "tensorrt-rtx", name)]  # trtexec always
+    for graph in graphs:
+        profile = profile_shapes(read_graph_facts(graph), options)
+        for name in shown:
+            command = cli_command(name, graph, engine_target(graph, name, out, several), profile, options)
+            print(f"equivalent {FLAVOURS[name].cli} command: {shlex.join(command)}")
+    if missing:
+        raise missing
+    for graph in graphs:
+        build_engine(graph, options, engine_target(graph, flavour, out, several), use_cli=args.trtexec)
+    return 0
+
+
+def register(sub) -> None:
+    """Add this group's sub-commands to the `t2l` sub-parsers."""
+    export = sub.add_parser("export", help="export a model for deployment (ONNX, TensorRT, Triton)").add_subparsers(
+        dest="export_command", metavar="EXPORT_COMMAND", required=True)
+    p = export.add_parser("onnx", help="video encoder, text encoder and classifier graphs + manifest.json, checked",
+                          description="Writes OUT/{video_encoder,text_encoder,classifier}.onnx (uint8 frames in, "
+                          "normalisation inside) and OUT/manifest.json, after onnx.checker, a symbolic-batch check "
+                          "and ONNX Runtime vs PyTorch parity at B=1 and B=3. --precision int8 adds INT8 video "
+                          "encoder and classifier graphs, written only if they pass the agreement gate.")
+    add_model_arguments(p)
+    p.add_argument("--out", required=True, help="folder for the graphs (new, empty, or an earlier export)")
+    p.add_argument("--classes", help="class-name file or comma-separated names: bakes the classifier graph")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset, 17 or newer (default 18, torch's native)")
+    p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32",
+                   help="fp16: LayerNorm, Softmax and the final normalisation stay fp32 (for GPUs); int8: the fp32 "
+                   "graphs plus ONNX Runtime INT8 video encoder and classifier for CPU serving, behind a gate")
+    p.add_argument("--batch-max", type=int, default=64, help="largest batch the graphs serve (recorded for "
+                   "engine profiles; the batch axis is symbolic)")
+    p.add_argument("--int8-mode", choices=["static", "dynamic"], default="static",
+                   help="static: QDQ with activation ranges calibrated on --calibration clips (TensorRT reads it "
+                   "too); dynamic: weights only, activation ranges at run time (ONNX Runtime CPU only)")
+    p.add_argument("--calibration", metavar="LIST", help="video list of calibration clips (int8 static)")
+    p.add_argument("--calibration-clips", type=int, default=64, help="clips to calibrate on (default 64)")
+    p.add_argument("--gate-list", metavar="LIST", help="held-out video list the INT8 gate is measured on")
+    p.add_argument("--min-gate-clips", type=int, default=200, help="fewest gate clips accepted (default 200)")
+    p.add_argument("--root", help="data root of --calibration and --gate-list")
+    p.set_defaults(run=_export_onnx)
+
+    p = export.add_parser("trt", help="TensorRT engines (+ JSON sidecars) from exported graphs, with TensorRT or "
+                          "TensorRT for RTX", description="Builds a strongly typed engine per graph (precision from "
+                          "the graph: fp32 with TF32 off, fp16, or INT8 Q/DQ) and writes ENGINE.json beside it (runtime "
+                          "and version, target GPUs, ONNX sha256, profile, I/O, flags). Always prints NVIDIA's "
+                          "equivalent trtexec (and tensorrt_rtx) command. TensorRT for RTX builds ahead of time "
+                          "without a GPU; TensorRT builds on the GPU it targets.")
+    p.add_argument("--onnx", required=True, metavar="PATH", help="an .onnx graph, or a `t2l export onnx` folder "
+                   "(all its graphs TensorRT takes)")
+    p.add_argument("--out", metavar="ENGINE", help="engine file (a folder when building several; default: beside "
+                   "each graph as NAME.trt.engine or NAME.trtrtx.engine)")
+    p.add_argument("--min-batch", type=int, default=1)
+    p.add_argument("--opt-batch", type=int, default=8, help="the batch the engine is tuned for (default 8)")
+    p.add_argument("--max-batch", type=int, default=32)
+    p.add_argument("--workspace", type=float, default=4.0, metavar="GB", help="builder workspace limit (default 4)")
+    p.add_argument("--timing-cache", metavar="FILE", help="TensorRT: load and save kernel timings here")
+    p.add_argument("--runtime", choices=["auto", "tensorrt", "tensorrt-rtx"], default="auto",
+                   help="auto: TensorRT if installed, else TensorRT for RTX")
+    p.add_argument("--trtexec", action="store_true", help="build with NVIDIA's CLI (trtexec, or tensorrt_rtx) "
+                   "instead of the Python API; the sidecar is written either way")
+    p.add_argument("--version-compatible", action="store_true",
+                   help="TensorRT: the engine also runs on later releases of the same major version")
+    p.add_argument("--hardware-compatible", action="store_true",
+                   help="TensorRT: the engine runs on every GPU of compute capability 8.0+ (ampere+), a little slower")
+    p.add_argument("--compute-capability", action="append", default=[], metavar="M.m",
+                   help="TensorRT for RTX: a target GPU architecture (repeatable: 7.5, 8.6, 8.9, 12.0, ...); default: "
+                   "its portable set, every RTX GPU of compute capability 8.6+")
+    p.set_defaults(run=_export_trt)
+

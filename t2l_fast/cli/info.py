@@ -1,0 +1,120 @@
+"""Commands about the package itself: models, demo, pretrain-tiny, order-test, convert-official, env."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _models(args: argparse.Namespace) -> int:
+    from ..models.registry import create_model, list_models
+
+    rows = []
+    for name in list_models():
+        model = create_model(name, device="meta")  # shapes only: instant, no memory
+        learnable, total = model.count_parameters()
+        c = model.config
+        rows.append({"name": name, "kind": c.kind, "learnable_params": learnable, "total_params": total,
+                     "frames": c.frames, "image_size": c.vision.image_size})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'model':<18} {'kind':<9} {'frames':>6} {'image':>5} {'learnable':>13} {'total':>13}")
+    for r in rows:
+        print(f"{r['name']:<18} {r['kind']:<9} {r['frames']:>6} {r['image_size']:>5} "
+              f"{r['learnable_params']:>13,} {r['total_params']:>13,}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ..demo import run_demo
+
+    run_demo(args.out, fast=args.fast)
+    return 0
+
+
+def _pretrain_tiny(args: argparse.Namespace) -> int:
+    from ..training.pretrain_tiny import pretrain_tiny
+
+    summary = pretrain_tiny(Path(args.out), frames=args.frames, steps=args.steps, seed=args.seed)
+    print(f"tiny backbone saved to {summary['backbone']} in {summary['seconds']} s (held-out position R^2 "
+          f"{summary['held_out_position_r2']:.3f}, shape accuracy {summary['held_out_shape_accuracy']:.3f}); use it "
+          f"with --pretrained {summary['backbone']} or pretrained: in a training config")
+    return 0
+
+
+def _order_test(args: argparse.Namespace) -> int:
+    from ..training.order_test import FAST, OrderTestConfig, run_order_test
+
+    config = FAST if args.fast else OrderTestConfig()
+    report = run_order_test(Path(args.out), config, backbone=Path(args.backbone) if args.backbone else None)
+    t2l, vifi = (report["models"][name]["within_pair_accuracy"] for name in ("t2l_tiny", "vificlip_tiny"))
+    print(f"within-pair accuracy on {report['clips']['test']} held-out clips: T2L {t2l:.3f}, ViFi-CLIP {vifi:.3f} "
+          f"(chance 0.5; head: {report['head']}); report in {Path(args.out) / 'order_test.json'}")
+    return 0
+
+
+def _convert_official(args: argparse.Namespace) -> int:
+    from ..models.checkpoint import save_checkpoint
+    from ..models.official import load_official_t2l
+
+    model = load_official_t2l(args.checkpoint, model_name=args.model)
+    if args.backbone:
+        model.backbone_source = args.backbone
+    out = save_checkpoint(model, args.out_dir, full=not args.backbone)
+    learnable, total = model.count_parameters()
+    kind = "learnable weights only (backbone: " + args.backbone + ")" if args.backbone else "full model"
+    print(f"converted {args.checkpoint} -> {out} as {model.config.name}, T={model.config.frames}, {kind}; "
+          f"{learnable:,} learnable of {total:,} parameters")
+    return 0
+
+
+def _env(args: argparse.Namespace) -> int:
+    from ..optional import installed, onnxruntime_conflict
+
+    facts = {name: installed(name) for name in ("torch", "torchvision", "open_clip_torch", "av", "nvidia-dali-cuda130",
+                                                "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "fvcore")}
+    import torch
+
+    facts["cuda_available"] = torch.cuda.is_available()
+    facts["onnxruntime_conflict"] = onnxruntime_conflict()
+    for key, value in facts.items():
+        print(f"{key:<22} {value if value is not None else '-'}")
+    return 1 if facts["onnxruntime_conflict"] else 0
+
+
+def register(sub) -> None:
+    """Add this group's sub-commands to the `t2l` sub-parsers."""
+    p = sub.add_parser("models", help="list the registered models with their parameter counts")
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    p.set_defaults(run=_models)
+
+    p = sub.add_parser("demo", help="run the pipeline end to end on built-in synthetic data (no downloads)")
+    p.add_argument("--out", default="runs/demo", help="folder for the demo's summary (default: runs/demo)")
+    p.add_argument("--fast", action="store_true",
+                   help="the order test at the test suite's budget (about 1 minute instead of about 10)")
+    p.set_defaults(run=_demo)
+
+    p = sub.add_parser("pretrain-tiny", help="pre-train the tiny CLIP image tower on synthetic frames (CPU, ~2 min)")
+    p.add_argument("--out", default="runs/tiny_backbone.safetensors", help="backbone file to write")
+    p.add_argument("--frames", type=int, default=20_000, help="synthetic frames to pre-train on")
+    p.add_argument("--steps", type=int, default=1_500, help="optimiser steps (batch 256)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_pretrain_tiny)
+
+    p = sub.add_parser("order-test", help="can T2L and ViFi-CLIP tell an action from its time reversal? (CPU)")
+    p.add_argument("--out", default="runs/order_test", help="folder for the report (and the pre-trained backbone)")
+    p.add_argument("--backbone", help="a backbone from `t2l pretrain-tiny` (default: pre-train one first)")
+    p.add_argument("--fast", action="store_true", help="the small budget of the test suite (not the full test)")
+    p.set_defaults(run=_order_test)
+
+    p = sub.add_parser("convert-official", help="convert an official T2L repository checkpoint (.pt)")
+    p.add_argument("checkpoint", help="the official .pt file ({'epoch', 'model_state_dict', ...})")
+    p.add_argument("out_dir", help="folder for the t2l-fast checkpoint")
+    p.add_argument("--model", help="registered model name (default: inferred from the weights' shapes)")
+    p.add_argument("--backbone", help="save only the learnable weights, on top of this CLIP backbone source "
+                   "(e.g. 'openai' or /path/ViT-B-16.pt); default: save the full model")
+    p.set_defaults(run=_convert_official)
+
+    p = sub.add_parser("env", help="report installed components, GPU availability and install conflicts")
+    p.set_defaults(run=_env)

@@ -1,0 +1,96 @@
+"""`t2l predict`: zero-shot labels for videos."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..errors import T2LError
+from .common import add_model_arguments, load_model
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import dataclasses
+    import time
+
+    from ..predict import find_videos, format_prediction, parse_classes, predict_video
+    from ..text.class_files import read_class_descriptions
+
+    videos, classes = find_videos(args.videos), parse_classes(args.classes)
+    started = time.time()
+    descriptions = read_class_descriptions(args.descriptions, classes) if args.descriptions else None
+    scorer, what = (_torch_scorer if args.backend == "torch" else _export_scorer)(args, classes, descriptions)
+    predictions = []
+    with scorer:
+        if not args.json:
+            print(f"{what}, {len(classes)} classes, {len(videos)} video(s); ready in {time.time() - started:.1f} s")
+        for path in videos:
+            prediction = predict_video(scorer, path, topk=args.topk, window_seconds=args.window_seconds or None)
+            predictions.append(prediction)
+            if not args.json:
+                print(format_prediction(prediction))
+    if args.json:
+        print(json.dumps([dataclasses.asdict(p) for p in predictions], indent=2))
+    failed = [p.path for p in predictions if p.error]
+    if failed:
+        print(f"{len(failed)} of {len(predictions)} video(s) could not be read: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _torch_scorer(args: argparse.Namespace, classes, descriptions):
+    from ..predict import TorchScorer
+    from ..text.classifier import build_classifier, default_cache_dir
+
+    if args.onnx:
+        raise T2LError("--onnx DIR goes with --backend onnx")
+    model, device = load_model(args, args.checkpoint)
+    classifier = build_classifier(model, classes, descriptions=descriptions, templates=args.templates,
+                                  cache_dir=None if args.no_cache else default_cache_dir())
+    what = f"{model.config.name} on {device} (PyTorch)"
+    if not (args.pretrained or args.checkpoint):
+        what += "; note: no --pretrained or --checkpoint, so the weights are random and so are the scores"
+    return TorchScorer(model, classifier), what
+
+
+def _export_scorer(args: argparse.Namespace, classes, descriptions):
+    from ..deploy.bundle import ExportedModel
+    from ..predict import ExportScorer
+
+    if not args.onnx:
+        raise T2LError(f"--backend {args.backend} needs --onnx DIR (a folder written by `t2l export onnx`"
+                       + (", with engines from `t2l export trt --onnx DIR`)" if args.backend == "tensorrt" else ")"))
+    if args.checkpoint or args.pretrained:
+        raise T2LError(f"--checkpoint/--pretrained do not apply to --backend {args.backend}: the weights are in the "
+                       f"graphs (export the checkpoint with `t2l export onnx --checkpoint DIR`)")
+    bundle = ExportedModel(args.onnx)
+    bundle.check_fits(model_name=args.model)
+    if args.backend == "tensorrt":
+        scorer = ExportScorer(bundle, classes, descriptions, args.templates, backend="tensorrt",
+                              open_runner=lambda kind: bundle.engine_runner(kind, args.trt_runtime))
+        return scorer, f"{bundle.config.name} from {args.onnx} (TensorRT engines, {scorer.via})"
+    providers = ["cuda", "cpu"] if args.device == "cuda" else ["cpu"]
+    scorer = ExportScorer(bundle, classes, descriptions, args.templates,
+                          open_runner=lambda kind: bundle.runner(kind, providers))
+    return scorer, f"{bundle.config.name} from {args.onnx} (ONNX Runtime, {scorer.via})"
+
+
+def register(sub) -> None:
+    """Add this group's sub-commands to the `t2l` sub-parsers."""
+    p = sub.add_parser("predict", help="zero-shot labels for videos or folders of videos")
+    p.add_argument("videos", nargs="+", metavar="VIDEO_OR_FOLDER")
+    add_model_arguments(p)
+    p.add_argument("--classes", required=True, help="class-name file, or names separated by commas")
+    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--window-seconds", type=float, default=10.0,
+                   help="longer videos are scored in windows of this length (default 10; 0: one clip)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--no-cache", action="store_true", help="do not cache class embeddings on disk")
+    p.add_argument("--backend", choices=["torch", "onnx", "tensorrt"], default="torch",
+                   help="torch: the PyTorch model; onnx: the graphs of --onnx DIR on ONNX Runtime; tensorrt: the "
+                   "engines `t2l export trt` built beside them (NVIDIA GPU) (default torch)")
+    p.add_argument("--onnx", metavar="DIR", help="with --backend onnx/tensorrt: a folder written by `t2l export onnx`")
+    p.add_argument("--trt-runtime", choices=["auto", "tensorrt", "tensorrt-rtx"], default="auto",
+                   help="with --backend tensorrt: whose engines to run (default: TensorRT if installed, else "
+                   "TensorRT for RTX)")
+    p.set_defaults(run=_predict)
+

@@ -1,0 +1,169 @@
+"""`t2l train` and `t2l eval` (one process or under torchrun)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import T2LError
+from .common import add_model_arguments, load_model
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ..training import distributed
+    from ..training.config import load_config
+    from ..training.trainer import Trainer
+
+    trainer = Trainer(load_config(args.config, args.set))
+    try:
+        if args.resume:
+            trainer.resume(args.resume)
+        summary = trainer.run()
+    finally:
+        distributed.shutdown()
+    if trainer.dist.is_main:
+        print(f"trained {summary['steps']} steps in {summary['seconds']} s on {summary['processes']} process(es); "
+              f"last loss {summary['last'].get('loss', float('nan')):.4f}; state {summary['state']}; "
+              f"model {summary['model']}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    """One process, or each rank scoring its shard under torchrun (rank 0 prints and writes)."""
+    import contextlib
+    import io
+
+    import torch
+
+    from ..training import distributed
+
+    dist = distributed.init_distributed(args.device)
+    args.device = str(dist.device)
+    torch.manual_seed(0)  # a randomly initialised --model is the same model on every rank and in every run
+    try:
+        with contextlib.redirect_stdout(sys.stdout if dist.is_main else io.StringIO()):
+            return _run_eval(args, write=dist.is_main)
+    finally:
+        distributed.shutdown()
+
+
+def _run_eval(args: argparse.Namespace, write: bool) -> int:
+    from ..training.evaluate import save_results
+
+    if sum(map(bool, (args.list, args.protocol, args.base_to_novel))) != 1:
+        raise T2LError("give one of: --list LIST --classes FILE [--subsets ...], --protocol ucf101|hmdb51 "
+                       "--split-dir DIR, or --base-to-novel BASE_LIST BASE_CLASSES NOVEL_LIST NOVEL_CLASSES")
+    checkpoints = args.checkpoint or [None]
+    if len(checkpoints) > 1 and not args.base_to_novel:
+        raise T2LError(f"{len(checkpoints)} --checkpoint folders given: several (one per seed) are for "
+                       f"--base-to-novel only; evaluate one checkpoint at a time otherwise")
+    if min(args.clips, args.crops) < 1:
+        raise T2LError(f"--clips and --crops must be >= 1, got --clips {args.clips} --crops {args.crops}")
+    views = (args.clips, args.crops)
+    if views != (1, 1):
+        print(f"{args.clips} clip(s) x {args.crops} crop(s) per video, softmax scores averaged over the views")
+    options = dict(templates=args.templates, batch_size=args.batch_size, backend=args.backend, views=views)
+    if args.base_to_novel:
+        results, model_name = _eval_base_to_novel(args, checkpoints, options)
+        class_names = None
+    else:
+        model, _ = load_model(args, checkpoints[0])
+        results, class_names = _eval_one_model(args, model, options)
+        model_name = model.config.name
+    results.update(model=model_name, views={"clips": args.clips, "crops": args.crops})
+    out = Path(args.out or Path("runs") / "eval" / f"{model_name}.json")
+    for path in save_results(results, out, class_names) if write else []:
+        print(f"wrote {path}")
+    return 0
+
+
+def _eval_one_model(args: argparse.Namespace, model, options: dict):
+    """(results, class names for the confusion plot or None) of --protocol, or --list [--subsets]."""
+    from ..text.class_files import read_class_descriptions, read_class_names
+    from ..training.evaluate import evaluate, evaluate_protocol, evaluate_subsets
+
+    if args.protocol:
+        results = evaluate_protocol(model, args.protocol, args.split_dir, args.root,
+                                    descriptions_csv=args.descriptions, **options)
+        for split in results["splits"]:
+            print(f"split {split['split']}: top-1 {split['top1']:.4f}  top-5 {split['top5']:.4f}  "
+                  f"({split['videos']} videos)")
+        _print_mean_std(f"{args.protocol}, 3 splits", results)
+        return results, None
+    if not args.classes:
+        raise T2LError("--list needs --classes FILE")
+    class_names = read_class_names(args.classes)
+    descriptions = read_class_descriptions(args.descriptions, class_names) if args.descriptions else None
+    if args.subsets:
+        results = evaluate_subsets(model, args.list, args.root, class_names, args.subsets,
+                                   descriptions=descriptions, **options)
+        _print_mean_std(f"{len(args.subsets)} class subsets", results)
+        return results, None
+    results = evaluate(model, args.list, args.root, class_names, descriptions=descriptions, **options)
+    print(f"top-1 {results['top1']:.4f}  top-5 {results['top5']:.4f}  on {results['videos']} videos")
+    return results, class_names
+
+
+def _eval_base_to_novel(args: argparse.Namespace, checkpoints: list[str | None], options: dict):
+    """(results, model name) of --base-to-novel for one model, or for several seeds' checkpoints: each seed's
+    base / novel / HM, then mean +- std over the seeds and the HM of the means."""
+    from ..training.evaluate import base_to_novel_over_seeds, evaluate_base_to_novel
+
+    base_list, base_classes, novel_list, novel_classes = args.base_to_novel
+    runs, names = [], set()
+    for checkpoint in checkpoints:
+        model, _ = load_model(args, checkpoint)
+        names.add(model.config.name)
+        run = evaluate_base_to_novel(model, args.root, (base_list, base_classes), (novel_list, novel_classes),
+                                     descriptions_csv=args.descriptions, **options)
+        source = f"{checkpoint}: " if len(checkpoints) > 1 else ""
+        print(f"{source}base {100 * run['base']:.1f}  novel {100 * run['novel']:.1f}  HM {100 * run['hm']:.1f}")
+        runs.append({"checkpoint": checkpoint, **run} if len(checkpoints) > 1 else run)
+    if len(names) > 1:
+        raise T2LError(f"the --checkpoint folders hold different models ({', '.join(sorted(names))}); give the "
+                       f"seeds of one model")
+    if len(runs) == 1:
+        return runs[0], names.pop()
+    s = base_to_novel_over_seeds(runs)
+    print(f"mean over {len(runs)} seeds: base {100 * s['base']:.1f} +- {100 * s['base_std']:.1f}  novel "
+          f"{100 * s['novel']:.1f} +- {100 * s['novel_std']:.1f}  HM {100 * s['hm']:.1f} (HM of the means; the "
+          f"seeds' HMs average {100 * s['hm_seeds_mean']:.1f} +- {100 * s['hm_seeds_std']:.1f})")
+    return s, names.pop()
+
+
+def _print_mean_std(label: str, results: dict) -> None:
+    print(f"{label}: top-1 {100 * results['top1_mean']:.1f} +- {100 * results['top1_std']:.1f}, "
+          f"top-5 {100 * results['top5_mean']:.1f} +- {100 * results['top5_std']:.1f}")
+
+
+def register(sub) -> None:
+    """Add this group's sub-commands to the `t2l` sub-parsers."""
+    p = sub.add_parser("train", help="train a model from a YAML config (see train/configs/)")
+    p.add_argument("--config", help="YAML config (keys of t2l_fast.training.config.TrainConfig)")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override config keys, e.g. --set optim.lr=1e-4 data.root=/data (repeatable)")
+    p.add_argument("--resume", help="continue from a `last.pt` state (mid-epoch, same samples)")
+    p.set_defaults(run=_train)
+
+    p = sub.add_parser("eval", help="zero-shot evaluation on a list, or a standard protocol over its 3 splits")
+    add_model_arguments(p, several_checkpoints="; with --base-to-novel, several (one per seed's trained model): "
+                         "per-seed results, mean +- std over seeds, HM of the means")
+    p.add_argument("--root", required=True, help="data root of the videos")
+    p.add_argument("--list", help="list of test videos (relative/path label)")
+    p.add_argument("--classes", help="class-name file of --list")
+    p.add_argument("--protocol", choices=["ucf101", "hmdb51"], help="mean +- std over the 3 published test splits")
+    p.add_argument("--split-dir", help="folder of the published split files (ucfTrainTestlist/, ...)")
+    p.add_argument("--subsets", nargs="+", metavar="CLASSES_FILE",
+                   help="with --list: class-subset files (K600 zero-shot); mean +- std over them")
+    p.add_argument("--base-to-novel", nargs=4, metavar=("BASE_LIST", "BASE_CLASSES", "NOVEL_LIST", "NOVEL_CLASSES"),
+                   help="base-to-novel: top-1 on base and novel validation lists, and their harmonic mean")
+    p.add_argument("--clips", type=int, default=1, help="temporal clips per video, evenly spaced (default 1)")
+    p.add_argument("--crops", type=int, default=1, help="spatial crops per clip: 1 centre crop (short side "
+                   "256/224 x input), 3 along the long side (short side = input); scores averaged over "
+                   "clips x crops views; multi-view needs the PyAV backend (default 1)")
+    p.add_argument("--batch-size", type=int, default=16, help="videos per batch (each view is a batch of this "
+                   "many clips through the model)")
+    p.add_argument("--backend", default="auto", choices=["auto", "dali", "pyav"])
+    p.add_argument("--out", help="results JSON (default runs/eval/MODEL.json); a confusion PNG goes beside it")
+    p.set_defaults(run=_eval)
+
