@@ -101,31 +101,31 @@ class TorchScorer:
         return self.classifier.probabilities(self.model.encode_video(video), self.model.logit_scale()).float().cpu()
 
 
-class OnnxScorer:
-    """Class probabilities of uint8 clips from an export folder, on ONNX Runtime: the classifier graph when it
-    holds these classes with these texts, else the video encoder against class embeddings from the text encoder."""
-
-    backend = "onnx"
+class ExportScorer:
+    """Class probabilities of uint8 clips from an export folder, on ONNX Runtime or on TensorRT engines built from
+    its graphs (`open_runner(kind)` gives the runner of graph `kind`): the classifier graph when it holds these
+    classes with these texts, else the video encoder against class embeddings from the text encoder."""
 
     def __init__(self, bundle, class_names: Sequence[str], descriptions: Optional[Sequence[str]] = None,
-                 templates=None, providers: Sequence[str] = ("cpu",)):
+                 templates=None, open_runner=None, backend: str = "onnx"):
         from .text.classifier import ZeroShotClassifier, build_prompts, combine_templates, flatten_prompts
         from .text.tokenize import tokenize
 
-        self.spec, self.class_names = bundle.input_spec, list(class_names)
+        open_runner = open_runner or bundle.runner
+        self.backend, self.spec, self.class_names = backend, bundle.input_spec, list(class_names)
         prompts = build_prompts(bundle.config, self.class_names, descriptions, templates)
         self.classifier, self.runner = None, None
         if bundle.class_names == self.class_names and bundle.manifest.get("class_texts") == prompts:
-            self.graph, self.via = bundle.runner("classifier", providers), "classifier graph"
+            self.graph, self.via = open_runner("classifier"), "classifier graph"
             return
-        with bundle.runner("text_encoder", providers) as text:
+        with open_runner("text_encoder") as text:
             ids = tokenize(flatten_prompts(prompts), bundle.config.text.context_length).numpy()
             embeddings = torch.from_numpy(text.infer({"token_ids": ids})["embedding"])  # [K*C, D]
         embeddings = combine_templates(embeddings.view(len(prompts[0]), len(prompts), -1))
         self.classifier, self.logit_scale = ZeroShotClassifier(self.class_names, embeddings), bundle.logit_scale
-        self.graph, self.via = bundle.runner("video_encoder", providers), "video and text encoder graphs"
+        self.graph, self.via = open_runner("video_encoder"), "video and text encoder graphs"
 
-    def __enter__(self) -> "OnnxScorer":
+    def __enter__(self) -> "ExportScorer":
         self.runner = self.graph.__enter__()
         return self
 
@@ -141,7 +141,7 @@ class OnnxScorer:
 
 def predict_video(scorer, path: Path, *, topk: int = 5, window_seconds: Optional[float] = 10.0,
                   batch_size: int = 8) -> VideoPrediction:
-    """Scores of one video by `scorer` (TorchScorer or OnnxScorer); problems are returned in `.error` (never
+    """Scores of one video by `scorer` (TorchScorer or ExportScorer); problems are returned in `.error` (never
     raised) so a folder run goes on."""
     try:
         spec = scorer.spec

@@ -64,3 +64,28 @@ def _descriptions(folder):
     path = folder / "descriptions.csv"
     path.write_text("run,a person runs\njump,a person jumps\nswim,a person swims\n")
     return path
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.parametrize("name", ["t2l_vit_b16", "vificlip_vit_b16"])
+def test_b16_graphs_build_into_tensorrt_engines(name, precision, tmp_path):
+    """Full-size classifier and video-encoder graphs parse and build with TensorRT for RTX (ahead of time, no GPU);
+    prints build time and engine size (run with -s)."""
+    from t2l_fast.cli import main
+    from t2l_fast.deploy.engine_build import BuildOptions, build_engine
+    from t2l_fast.errors import MissingDependencyError
+    from t2l_fast.runtime.trt_support import load_tensorrt
+
+    try:
+        load_tensorrt("tensorrt-rtx")
+    except MissingDependencyError as e:
+        pytest.skip(str(e))
+    assert main(["export", "onnx", "--model", name, "--out", str(tmp_path), "--classes", "run,jump,swim",
+                 "--precision", precision]) == 0
+    for kind in ("video_encoder", "classifier"):
+        sidecar = build_engine(tmp_path / f"{kind}.onnx", BuildOptions(max_batch=8, runtime="tensorrt-rtx"))
+        onnx_bytes = sum(f.stat().st_size for f in tmp_path.glob(f"{kind}.onnx*"))
+        print(f"ENGINE {name} {precision} {kind}: built in {sidecar['build']['seconds']} s, engine "
+              f"{sidecar['engine']['bytes'] / 1e6:.1f} MB (ONNX {onnx_bytes / 1e6:.1f} MB), batch 1-8, "
+              f"tensorrt-rtx {sidecar['runtime']['version']}")
+        assert sidecar["precision"] == precision and sidecar["engine"]["bytes"] > 0.3 * onnx_bytes

@@ -72,10 +72,12 @@ def _export_trt(args: argparse.Namespace) -> int:
                            else None, version_compatible=args.version_compatible,
                            hardware_compatible=args.hardware_compatible,
                            compute_capabilities=tuple(args.compute_capability), runtime=args.runtime)
+    options.validate()
     graphs = graphs_to_build(Path(args.onnx))
     several, out = len(graphs) > 1 or Path(args.onnx).is_dir(), Path(args.out) if args.out else None
     try:
         flavour, missing = load_tensorrt(args.runtime).flavour.name, None
+        options.validate(flavour)
     except MissingDependencyError as e:
         flavour, missing = None, e
     shown = [name for name in FLAVOURS if flavour in (None, "tensorrt-rtx", name)]  # trtexec always
@@ -88,6 +90,14 @@ def _export_trt(args: argparse.Namespace) -> int:
         raise missing
     for graph in graphs:
         build_engine(graph, options, engine_target(graph, flavour, out, several), use_cli=args.trtexec)
+    return 0
+
+
+def _export_triton(args: argparse.Namespace) -> int:
+    from ..deploy.triton import write_triton_repository
+
+    write_triton_repository(Path(args.onnx), Path(args.out), args.engine, name=args.name,
+                            max_batch_size=args.max_batch, queue_delay_us=args.queue_delay_us)
     return 0
 
 
@@ -130,7 +140,8 @@ def register(sub) -> None:
     p.add_argument("--out", metavar="ENGINE", help="engine file (a folder when building several; default: beside "
                    "each graph as NAME.trt.engine or NAME.trtrtx.engine)")
     p.add_argument("--min-batch", type=int, default=1)
-    p.add_argument("--opt-batch", type=int, default=8, help="the batch the engine is tuned for (default 8)")
+    p.add_argument("--opt-batch", type=int, help="the batch the engine is tuned for (default 8, or max-batch if "
+                   "smaller)")
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--workspace", type=float, default=4.0, metavar="GB", help="builder workspace limit (default 4)")
     p.add_argument("--timing-cache", metavar="FILE", help="TensorRT: load and save kernel timings here")
@@ -146,4 +157,21 @@ def register(sub) -> None:
                    help="TensorRT for RTX: a target GPU architecture (repeatable: 7.5, 8.6, 8.9, 12.0, ...); default: "
                    "its portable set, every RTX GPU of compute capability 8.6+")
     p.set_defaults(run=_export_trt)
+
+    p = export.add_parser("triton", help="a Triton Inference Server model repository of an export (ONNX Runtime "
+                          "and TensorRT backends)", description="One model per graph (NAME_video_encoder, "
+                          "NAME_text_encoder, NAME_classifier with labels.txt), config.pbtxt with the graphs' names, "
+                          "dtypes and shapes and dynamic batching; each --engine adds a TensorRT model. Client flow: "
+                          "docs/TRITON.md.")
+    p.add_argument("--onnx", required=True, metavar="DIR", help="a folder written by `t2l export onnx`")
+    p.add_argument("--engine", action="append", default=[], metavar="ENGINE",
+                   help="a TensorRT engine (with its sidecar) of one of the graphs, built with --runtime tensorrt in "
+                   "the Triton container's TensorRT (repeatable)")
+    p.add_argument("--out", required=True, metavar="REPO", help="model repository folder (created or added to)")
+    p.add_argument("--name", help="model name prefix (default: the exported model's name)")
+    p.add_argument("--max-batch", type=int, default=32, help="max_batch_size of the ONNX models (default 32; an "
+                   "engine's is its profile's maximum)")
+    p.add_argument("--queue-delay-us", type=int, default=2000,
+                   help="how long Triton may hold a request to batch it (default 2000 microseconds)")
+    p.set_defaults(run=_export_triton)
 

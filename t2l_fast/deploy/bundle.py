@@ -89,6 +89,31 @@ class ExportedModel:
                                                        threads=threads))
 
 
+    def engine_path(self, kind: str, runtime: str = "auto") -> Path:
+        """The engine built from graph `kind` by `t2l export trt` (default name) for the installed TensorRT
+        flavour, after checking its sidecar says it was built from this export's graph."""
+        from ..runtime.engine_sidecar import find_sidecar_mismatch, read_sidecar
+        from ..runtime.trt_support import load_tensorrt
+        from .engine_build import default_engine_path
+
+        flavour = load_tensorrt(runtime).flavour.name
+        graph = self.graph_path(kind)
+        engine = default_engine_path(graph, flavour)
+        if not engine.is_file():
+            raise ArtifactError(f"{engine}: no {flavour} engine of the {kind} graph; build it with "
+                                f"`t2l export trt --onnx {graph} --runtime {flavour}`")
+        mismatch = find_sidecar_mismatch(read_sidecar(engine), self.graphs[kind]["sha256"])
+        if mismatch:
+            raise ArtifactError(mismatch)
+        return engine
+
+    def engine_runner(self, kind: str, runtime: str = "auto", device: int = 0):
+        """A TrtRunner of the engine of graph `kind` (see engine_path)."""
+        from ..runtime.trt_runner import TrtRunner
+
+        return TrtRunner(self.engine_path(kind, runtime), device)
+
+
 class _CheckedOrtRunner:
     """Context manager around an OrtRunner that refuses a graph whose metadata disagrees with the manifest."""
 

@@ -1,0 +1,354 @@
+"""TensorRT engines from exported ONNX graphs, with TensorRT or TensorRT for RTX (`t2l export trt`).
+
+Networks are strongly typed: the precision is the graph's (an fp16 graph, or an INT8 graph with explicit Q/DQ), so
+no implicit-precision builder flag is set (TensorRT 10 deprecates them with strong typing; TensorRT for RTX has
+none). TF32 is off, so fp32 layers compute in fp32. Batch is the one free dimension of the optimisation profile;
+a free frame axis (ViFi-CLIP, CLIP) is fixed at the model's T. Every engine gets a sidecar (runtime/engine_sidecar).
+"""
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from .. import __version__
+from ..errors import T2LError, UnsupportedOptionError
+from ..runtime.base import ArtifactError, file_sha256
+from ..runtime.engine_sidecar import DEFAULT_RTX_TARGETS, FORMAT, FORMAT_VERSION, write_sidecar
+from ..runtime.ort_runner import read_graph_header
+from ..runtime.trt_support import FLAVOURS, TensorRT, current_gpu, load_tensorrt
+from . import onnx_graph
+
+RTX_CAPABILITIES = ("7.5", "8.0", "8.6", "8.9", "12.0", "12.1")  # ComputeCapability.SM75 ... SM121
+_ELEMENT_TYPES = {1: "float32", 2: "uint8", 6: "int32", 7: "int64", 10: "float16"}  # onnx.TensorProto codes
+
+
+class EngineBuildError(T2LError):
+    """The ONNX graph did not parse or build in TensorRT (the message names the nodes and the fix)."""
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    min_batch: int = 1
+    opt_batch: Optional[int] = None  # the batch the kernels are tuned for; default min(8, max_batch)
+    max_batch: int = 32
+    workspace_gb: float = 4.0  # builder scratch memory limit
+    timing_cache: Optional[Path] = None  # TensorRT only: reuse kernel timings across builds
+    version_compatible: bool = False  # TensorRT only: runs on later 10.x releases (lean runtime operators only)
+    hardware_compatible: bool = False  # TensorRT only: runs on any GPU of compute capability 8.0+ (ampere+)
+    compute_capabilities: Tuple[str, ...] = ()  # TensorRT for RTX only: targets ("8.9", "12.0"); () = its default
+    runtime: str = "auto"  # tensorrt, tensorrt-rtx or auto
+
+    @property
+    def batches(self) -> Tuple[int, int, int]:
+        """(min, opt, max) batch of the profile."""
+        opt = self.opt_batch if self.opt_batch is not None else max(self.min_batch, min(8, self.max_batch))
+        return self.min_batch, opt, self.max_batch
+
+    def validate(self, flavour: Optional[str] = None) -> None:
+        """Raise on a bad profile, or (given the flavour) on options that flavour does not have."""
+        low, opt, high = self.batches
+        if not 1 <= low <= opt <= high:
+            raise T2LError(f"batch profile {low}/{opt}/{high} (min/opt/max): need 1 <= min-batch <= opt-batch <= "
+                           f"max-batch")
+        if self.workspace_gb <= 0:
+            raise T2LError(f"--workspace {self.workspace_gb}: give a positive number of GB")
+        if flavour == "tensorrt-rtx":
+            unsupported = [name for name, given in (("--timing-cache", self.timing_cache),
+                                                   ("--version-compatible", self.version_compatible),
+                                                   ("--hardware-compatible", self.hardware_compatible)) if given]
+            if unsupported:
+                raise UnsupportedOptionError(
+                    f"{', '.join(unsupported)} do not apply to TensorRT for RTX: its engines are bound to their "
+                    f"release, run on every RTX GPU of compute capability 8.6+ by default (or the ones named with "
+                    f"--compute-capability), and its timing cache is deprecated; drop the option(s)")
+            wrong = [c for c in self.compute_capabilities if c not in RTX_CAPABILITIES]
+            if wrong:
+                raise T2LError(f"--compute-capability {', '.join(wrong)}: TensorRT for RTX targets "
+                               f"{', '.join(RTX_CAPABILITIES)}")
+        elif flavour == "tensorrt" and self.compute_capabilities:
+            raise UnsupportedOptionError("--compute-capability is for TensorRT for RTX (ahead-of-time targets); "
+                                         "TensorRT builds for the GPU it runs on (add --hardware-compatible for "
+                                         "any GPU of compute capability 8.0+)")
+
+
+@dataclass
+class GraphFacts:
+    """What the builder needs to know about an ONNX graph, read from its header (no weights loaded)."""
+
+    path: Path
+    sha256: str
+    kind: str  # t2l_fast.graph, or "graph" for a foreign ONNX file
+    model: str
+    precision: str  # fp32, fp16 or int8
+    frames: Optional[int]
+    inputs: List[Dict[str, object]] = field(default_factory=list)  # {"name", "dtype", "shape"}
+    outputs: List[Dict[str, object]] = field(default_factory=list)
+    dynamic_int8: bool = False
+
+
+def read_graph_facts(path: Path) -> GraphFacts:
+    header = read_graph_header(path)
+    metadata = onnx_graph.read_metadata(header)
+    ops = {node.op_type for node in header.graph.node}
+    precision = "int8" if "QuantizeLinear" in ops else metadata.get("t2l_fast.precision") or (
+        "fp16" if any(i.data_type == 10 for i in header.graph.initializer) else "fp32")  # 10: FLOAT16
+    frames = metadata.get("t2l_fast.frames")
+    return GraphFacts(path, file_sha256(path), metadata.get("t2l_fast.graph", "graph"),
+                      metadata.get("t2l_fast.model", "?"), precision, int(frames) if frames else None,
+                      [_value_entry(v) for v in header.graph.input], [_value_entry(v) for v in header.graph.output],
+                      dynamic_int8=bool(ops & {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"}))
+
+
+def _value_entry(value) -> Dict[str, object]:
+    tensor = value.type.tensor_type
+    shape = [d.dim_param or d.dim_value for d in tensor.shape.dim]
+    return {"name": value.name, "dtype": _ELEMENT_TYPES.get(tensor.elem_type, f"onnx-type-{tensor.elem_type}"),
+            "shape": shape}
+
+
+def profile_shapes(facts: GraphFacts, options: BuildOptions) -> Dict[str, Dict[str, List[int]]]:
+    """{input: {"min"|"opt"|"max": shape}}: batch (the first axis) from the options, other free axes at the model's
+    frame count."""
+    profile = {}
+    for entry in facts.inputs:
+        shape = entry["shape"]
+        if isinstance(shape[0], int):
+            raise EngineBuildError(f"{facts.path}: input {entry['name']} has a fixed batch {shape[0]}; re-export it "
+                                   f"with `t2l export onnx` (symbolic batch)")
+        free = [d for d in shape[1:] if not isinstance(d, int)]
+        if free and facts.frames is None:
+            raise EngineBuildError(f"{facts.path}: input {entry['name']} has free axes {free} besides the batch and "
+                                   f"no t2l_fast.frames metadata to fix them; export it with `t2l export onnx`")
+        rest = [d if isinstance(d, int) else facts.frames for d in shape[1:]]
+        profile[entry["name"]] = {key: [batch] + rest for key, batch in zip(("min", "opt", "max"), options.batches)}
+    return profile
+
+
+def default_engine_path(onnx_path: Path, flavour: str) -> Path:
+    """classifier.onnx -> classifier.trt.engine (TensorRT) or classifier.trtrtx.engine (TensorRT for RTX)."""
+    return onnx_path.with_name(f"{onnx_path.stem}.{FLAVOURS[flavour].tag}.engine")
+
+
+# ------------------------------------------------------------------------------------------- equivalent commands
+def _shape_flags(profile: Dict[str, Dict[str, List[int]]]) -> List[str]:
+    return [f"--{key}Shapes=" + ",".join(f"{name}:{'x'.join(map(str, shapes[key]))}" for name, shapes in
+                                         profile.items()) for key in ("min", "opt", "max")]
+
+
+def cli_command(flavour: str, onnx_path: Path, engine: Path, profile, options: BuildOptions) -> List[str]:
+    """NVIDIA's command-line builder doing the same build: trtexec (TensorRT) or tensorrt_rtx (TensorRT for RTX)."""
+    command = [FLAVOURS[flavour].cli, f"--onnx={onnx_path}", f"--saveEngine={engine}", *_shape_flags(profile)]
+    if flavour == "tensorrt":
+        command += ["--stronglyTyped", "--noTF32", f"--memPoolSize=workspace:{round(options.workspace_gb * 1024)}"]
+        if options.timing_cache:
+            command.append(f"--timingCacheFile={options.timing_cache}")
+        if options.version_compatible:
+            command.append("--versionCompatible")
+        if options.hardware_compatible:
+            command.append("--hardwareCompatibilityLevel=ampere+")
+    elif options.compute_capabilities:
+        command.append("--computeCapabilities=" + ",".join(c.replace(".", "") for c in options.compute_capabilities))
+    return command + ["--skipInference"]
+
+
+def rebuild_command(onnx_path: Path, engine: Path, flavour: str, options: BuildOptions) -> str:
+    """The `t2l export trt` command that builds this engine again."""
+    low, opt, high = options.batches
+    words = ["t2l", "export", "trt", "--onnx", str(onnx_path), "--out", str(engine), "--runtime", flavour,
+             "--min-batch", str(low), "--opt-batch", str(opt), "--max-batch", str(high)]
+    words += [w for flag, on in (("--version-compatible", options.version_compatible),
+                                 ("--hardware-compatible", options.hardware_compatible)) if on for w in (flag,)]
+    words += [w for c in options.compute_capabilities for w in ("--compute-capability", c)]
+    return shlex.join(words)
+
+
+# ------------------------------------------------------------------------------------------- building
+def build_engine(onnx_path: Path, options: BuildOptions = BuildOptions(), out: Optional[Path] = None, *,
+                 use_cli: bool = False, log: Callable[[str], None] = print) -> Dict[str, object]:
+    """Build one engine from `onnx_path` (Python API, or NVIDIA's CLI with use_cli), write it and its sidecar;
+    return the sidecar."""
+    facts = read_graph_facts(Path(onnx_path))
+    if facts.dynamic_int8:
+        raise EngineBuildError(f"{facts.path}: a dynamic INT8 graph (DynamicQuantizeLinear/MatMulInteger) is for "
+                               f"ONNX Runtime on CPUs; TensorRT takes INT8 as explicit Q/DQ: export with "
+                               f"--precision int8 --int8-mode static")
+    tensorrt = load_tensorrt(options.runtime)
+    flavour = tensorrt.flavour.name
+    options.validate(flavour)
+    engine = Path(out) if out else default_engine_path(facts.path, flavour)
+    profile = profile_shapes(facts, options)
+    engine.parent.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    if use_cli:
+        _build_with_cli(flavour, facts, engine, profile, options, log)
+    else:
+        engine.write_bytes(_build_with_api(tensorrt, facts, profile, options))
+    seconds = time.time() - started
+    sidecar = _sidecar(tensorrt, facts, engine, profile, options, seconds, "cli" if use_cli else "python")
+    write_sidecar(engine, sidecar)
+    log(f"{engine} ({engine.stat().st_size / 1e6:.1f} MB, {facts.precision}, batch {options.min_batch}-"
+        f"{options.max_batch}) built by {flavour} {tensorrt.version} in {seconds:.1f} s")
+    return sidecar
+
+
+def collecting_logger(trt):
+    """A TensorRT logger that keeps errors for the exception message and prints nothing."""
+
+    class Logger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.errors: List[str] = []
+
+        def log(self, severity, message):
+            harmless = "Thread context has not been set" in message  # TensorRT for RTX's notice at start-up
+            if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR) and not harmless:
+                self.errors.append(message)
+
+    return Logger()
+
+
+def _build_with_api(tensorrt: TensorRT, facts: GraphFacts, profile, options: BuildOptions) -> bytes:
+    trt = tensorrt.trt
+    logger = collecting_logger(trt)
+    builder = trt.Builder(logger)
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(facts.path)):  # from the file: external weights resolve beside it
+        raise EngineBuildError(explain_parser_errors(facts.path, [parser.get_error(i) for i in
+                                                                  range(parser.num_errors)], logger.errors))
+    config = builder.create_builder_config()
+    optimisation = builder.create_optimization_profile()
+    for name, shapes in profile.items():
+        optimisation.set_shape(name, shapes["min"], shapes["opt"], shapes["max"])
+    config.add_optimization_profile(optimisation)
+    config.clear_flag(trt.BuilderFlag.TF32)
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(options.workspace_gb * (1 << 30)))
+    if options.version_compatible:
+        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+    if options.hardware_compatible:
+        config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.AMPERE_PLUS
+    if options.compute_capabilities:
+        config.num_compute_capabilities = len(options.compute_capabilities)
+        for index, capability in enumerate(options.compute_capabilities):
+            config.set_compute_capability(getattr(trt.ComputeCapability, "SM" + capability.replace(".", "")), index)
+    cache = _load_timing_cache(config, options.timing_cache)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise EngineBuildError(f"{facts.path}: {tensorrt.flavour.name} {tensorrt.version} could not build an "
+                               f"engine: {'; '.join(logger.errors[-3:]) or 'no error logged'}")
+    if cache is not None:
+        options.timing_cache.write_bytes(memoryview(config.get_timing_cache().serialize()))
+    return bytes(serialized)
+
+
+def _load_timing_cache(config, path: Optional[Path]):
+    if path is None:
+        return None
+    data = Path(path).read_bytes() if Path(path).is_file() else b""
+    cache = config.create_timing_cache(data)
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    return cache
+
+
+# (op type or text in the parser's message, why, the export option that avoids it)
+PARSER_FIXES: Sequence[Tuple[str, str]] = (
+    ("LayerNormalization", "LayerNormalization is opset 17+: re-export with `t2l export onnx --opset 18`"),
+    ("ArgMax", "export with t2l-fast's text encoder (int32 arg-max EOT pooling, which TensorRT takes)"),
+    ("scaled_dot_product", "re-export with `t2l export onnx` (it turns the MHA fast path off)"),
+    ("MatMulInteger", "dynamic INT8 is for ONNX Runtime: export with --precision int8 --int8-mode static"),
+    ("DynamicQuantizeLinear", "dynamic INT8 is for ONNX Runtime: export with --precision int8 --int8-mode static"),
+    ("Cast", "mixed fp16/fp32 types: export on the CPU with `t2l export onnx --precision fp16` (its converter "
+             "keeps consistent islands)"),
+)
+
+
+def explain_parser_errors(path: Path, errors, logged: Sequence[str]) -> str:
+    """One line per parser error: node index, name and op type, TensorRT's reason, and the fix."""
+    lines = [f"{path}: TensorRT's ONNX parser rejected {len(errors)} node(s):"]
+    for error in errors:
+        op, name = error.node_operator() or "?", error.node_name() or ""
+        reason = f"{getattr(error.code(), 'name', error.code())}: {error.desc()} (in {error.func()})"
+        fix = next((f for key, f in PARSER_FIXES if key in op or key in error.desc()),
+                   "TensorRT's ONNX parser does not take this op here (see its operator support list); re-export "
+                   "with `t2l export onnx` (opset 18, the default), or serve this graph with ONNX Runtime")
+        lines.append(f"  node {error.node()} {name!r} ({op}): {reason}; fix: {fix}")
+    if not errors:
+        lines += [f"  TensorRT: {' '.join(message.split())}" for message in logged[-2:]]
+    return "\n".join(lines)
+
+
+def _build_with_cli(flavour: str, facts: GraphFacts, engine: Path, profile, options: BuildOptions, log) -> None:
+    command = cli_command(flavour, facts.path, engine, profile, options)
+    if not shutil.which(command[0]):
+        raise T2LError(f"--trtexec: {command[0]} is not on PATH (it ships in NVIDIA's TensorRT containers and "
+                       f"tarballs, not in the pip wheels); drop --trtexec to build with the Python API")
+    log("running " + shlex.join(command))
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0 or not engine.is_file():
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+        raise EngineBuildError(f"{command[0]} failed (exit {result.returncode}) on {facts.path}:\n{tail}")
+
+
+def _sidecar(tensorrt: TensorRT, facts: GraphFacts, engine: Path, profile, options: BuildOptions, seconds: float,
+             builder: str) -> Dict[str, object]:
+    flavour = tensorrt.flavour.name
+    if flavour == "tensorrt-rtx":
+        gpu, capabilities = None, list(options.compute_capabilities) or DEFAULT_RTX_TARGETS
+    else:
+        gpu = current_gpu()
+        if gpu is None:
+            raise EngineBuildError("TensorRT built an engine but no GPU is visible to record as its target")
+        capabilities = [gpu[1]]
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "engine": {"file": engine.name, "sha256": file_sha256(engine), "bytes": engine.stat().st_size},
+        "runtime": {"name": flavour, "module": tensorrt.flavour.module, "version": tensorrt.version},
+        "target": {"compute_capabilities": capabilities, "build_gpu": gpu and {"name": gpu[0], "capability": gpu[1]},
+                   "hardware_compatibility": "ampere+" if options.hardware_compatible else "none",
+                   "version_compatible": options.version_compatible},
+        "onnx": {"file": facts.path.name, "path": str(facts.path.resolve()), "sha256": facts.sha256,
+                 "graph": facts.kind, "model": facts.model},
+        "precision": facts.precision,
+        "profile": profile,
+        "inputs": facts.inputs, "outputs": facts.outputs,
+        "build": {"builder": builder, "strongly_typed": True, "tf32": False, "workspace_gb": options.workspace_gb,
+                  "timing_cache": str(options.timing_cache) if options.timing_cache else None,
+                  "seconds": round(seconds, 2), "t2l_fast_version": __version__},
+        "rebuild": rebuild_command(facts.path, engine, flavour, options),
+    }
+
+
+
+# ------------------------------------------------------------------------------------------- what to build
+def graphs_to_build(onnx: Path) -> List[Path]:
+    """The ONNX file `onnx`, or every graph of the export folder `onnx` that TensorRT takes (all but dynamic
+    INT8), after checking each against the folder's manifest."""
+    from .bundle import ExportedModel
+
+    onnx = Path(onnx)
+    if not onnx.is_dir():
+        return [onnx]
+    bundle = ExportedModel(onnx)
+    dynamic = bundle.manifest.get("int8", {}).get("mode") == "dynamic"
+    paths = []
+    for kind, entry in bundle.graphs.items():
+        if dynamic and entry.get("precision") == "int8":
+            continue
+        path = bundle.graph_path(kind)
+        if not path.is_file() or file_sha256(path) != entry["sha256"]:
+            raise ArtifactError(f"{path}: missing or changed since export (sha256 differs from the manifest); "
+                                f"re-export the folder")
+        paths.append(path)
+    return paths
+
+
+def engine_target(onnx_path: Path, flavour: str, out: Optional[Path], several: bool) -> Path:
+    """Where the engine of `onnx_path` goes: `out` (a file, or a folder when building several), else beside it."""
+    if out is None:
+        return default_engine_path(onnx_path, flavour)
+    return Path(out) / default_engine_path(onnx_path, flavour).name if several else Path(out)

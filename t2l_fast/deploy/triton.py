@@ -1,0 +1,131 @@
+"""A Triton Inference Server model repository from an export folder (`t2l export triton`).
+
+One Triton model per graph: NAME_video_encoder, NAME_text_encoder and NAME_classifier on the ONNX Runtime backend,
+plus NAME_<graph>_trt on the TensorRT backend for each engine given. Each has a config.pbtxt (names, dtypes and
+shapes from the graph, batch as Triton's implicit first axis, dynamic batching) and the classifier a labels.txt.
+The client flow is in docs/TRITON.md.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from ..errors import T2LError
+from ..runtime.base import ArtifactError
+from ..runtime.engine_sidecar import check_engine_bytes, read_sidecar
+from .bundle import ExportedModel
+from .engine_build import read_graph_facts
+
+TRITON_TYPES = {"uint8": "TYPE_UINT8", "int64": "TYPE_INT64", "int32": "TYPE_INT32", "float32": "TYPE_FP32",
+                "float16": "TYPE_FP16"}
+GRAPHS = ("video_encoder", "text_encoder", "classifier")
+LABELS = "labels.txt"
+
+
+def _dims(shape: Sequence[object], fixed: Optional[Dict[int, int]] = None) -> List[int]:
+    """Triton dims of a graph shape: the batch axis dropped (max_batch_size > 0), free axes -1 unless `fixed`."""
+    fixed = fixed or {}
+    return [d if isinstance(d, int) else fixed.get(i, -1) for i, d in enumerate(shape) if i > 0]
+
+
+def _tensor_block(entries, fixed_frames: Optional[int], labels: Optional[str] = None) -> str:
+    blocks = []
+    for entry in entries:
+        fixed = {1: fixed_frames} if fixed_frames and entry["name"] == "frames" else None
+        dims = ", ".join(str(d) for d in _dims(entry["shape"], fixed))
+        label = f'\n    label_filename: "{labels}"' if labels and entry["name"] == "probabilities" else ""
+        blocks.append(f'  {{\n    name: "{entry["name"]}"\n    data_type: {TRITON_TYPES[entry["dtype"]]}\n'
+                      f'    dims: [ {dims} ]{label}\n  }}')
+    return ",\n".join(blocks)
+
+
+def model_config(name: str, platform: str, inputs, outputs, max_batch_size: int, preferred: Sequence[int],
+                 queue_delay_us: int, fixed_frames: Optional[int] = None, labels: Optional[str] = None,
+                 gpu: bool = False) -> str:
+    """config.pbtxt text of one model."""
+    preferred = ", ".join(str(b) for b in sorted(set(preferred)) if b <= max_batch_size)
+    text = (f'name: "{name}"\nplatform: "{platform}"\nmax_batch_size: {max_batch_size}\n'
+            f'input [\n{_tensor_block(inputs, fixed_frames)}\n]\n'
+            f'output [\n{_tensor_block(outputs, fixed_frames, labels)}\n]\n'
+            f'dynamic_batching {{\n  preferred_batch_size: [ {preferred} ]\n'
+            f'  max_queue_delay_microseconds: {queue_delay_us}\n}}\n')
+    if gpu:
+        text += "instance_group [\n  {\n    kind: KIND_GPU\n    count: 1\n  }\n]\n"
+    return text
+
+
+def write_triton_repository(onnx_dir: Path, out: Path, engines: Sequence[Path] = (), *, name: Optional[str] = None,
+                            max_batch_size: int = 32, preferred: Optional[Sequence[int]] = None,
+                            queue_delay_us: int = 2000, log=print) -> List[Path]:
+    """Write (or refresh) the repository `out`; returns the model folders written. preferred: batch sizes the
+    dynamic batcher aims for (default 8 and max_batch_size)."""
+    bundle = ExportedModel(onnx_dir)
+    prefix = name or bundle.config.name
+    if max_batch_size < 1:
+        raise T2LError(f"--max-batch {max_batch_size}: Triton batches these graphs, give 1 or more")
+    preferred = preferred or (min(8, max_batch_size), max_batch_size)
+    out = Path(out)
+    sidecars = [(Path(engine), _checked_sidecar(bundle, Path(engine))) for engine in engines]  # before any write
+    written = []
+    for kind in (k for k in GRAPHS if k in bundle.graphs):
+        graph = bundle.graph_path(kind)
+        facts = read_graph_facts(graph)
+        if facts.sha256 != bundle.graphs[kind]["sha256"]:
+            raise ArtifactError(f"{graph}: changed since export (sha256 differs from the manifest); re-export")
+        folder = _model_folder(out, f"{prefix}_{kind}")
+        for source in [graph] + [onnx_dir / d["file"] for d in bundle.graphs[kind]["external_data"]]:
+            shutil.copy2(source, folder / "1" / ("model.onnx" if source == graph else source.name))
+        labels = _write_labels(folder, bundle.class_names) if kind == "classifier" else None
+        (folder / "config.pbtxt").write_text(model_config(
+            folder.name, "onnxruntime_onnx", facts.inputs, facts.outputs, max_batch_size, preferred,
+            queue_delay_us, labels=labels))
+        written.append(folder)
+    for engine, sidecar in sidecars:
+        written.append(_write_engine_model(bundle, prefix, engine, sidecar, out, queue_delay_us))
+    log(f"wrote Triton model repository {out}: {', '.join(f.name for f in written)} (serve it with "
+        f"tritonserver --model-repository={out.resolve()})")
+    return written
+
+
+def _checked_sidecar(bundle: ExportedModel, engine: Path) -> dict:
+    """The sidecar of `engine`, if the engine is intact, of one of this export's graphs, and full TensorRT's."""
+    sidecar = read_sidecar(engine)
+    check_engine_bytes(engine, sidecar)
+    kind = sidecar["onnx"]["graph"]
+    if kind not in bundle.graphs or bundle.graphs[kind]["sha256"] != sidecar["onnx"]["sha256"]:
+        raise ArtifactError(f"{engine}: built from a graph that is not this export's {kind} ({sidecar['onnx']['file']}"
+                            f", sha256 {sidecar['onnx']['sha256'][:12]}); rebuild: {sidecar['rebuild']}")
+    if sidecar["runtime"]["name"] != "tensorrt":
+        raise ArtifactError(f"{engine}: a {sidecar['runtime']['name']} engine; Triton's TensorRT backend runs "
+                            f"TensorRT engines of its own TensorRT release. Build one inside the Triton container "
+                            f"with `t2l export trt --runtime tensorrt`, or serve the ONNX models")
+    return sidecar
+
+
+def _write_engine_model(bundle: ExportedModel, prefix: str, engine: Path, sidecar: dict, out: Path,
+                        queue_delay_us: int) -> Path:
+    kind = sidecar["onnx"]["graph"]
+    profile = next(iter(sidecar["profile"].values()))
+    folder = _model_folder(out, f"{prefix}_{kind}_trt")
+    shutil.copy2(engine, folder / "1" / "model.plan")
+    labels = _write_labels(folder, bundle.class_names) if kind == "classifier" else None
+    frames = profile["max"][1] if kind != "text_encoder" else None
+    (folder / "config.pbtxt").write_text(model_config(
+        folder.name, "tensorrt_plan", sidecar["inputs"], sidecar["outputs"], profile["max"][0],
+        (profile["opt"][0], profile["max"][0]), queue_delay_us, fixed_frames=frames, labels=labels, gpu=True))
+    return folder
+
+
+def _model_folder(out: Path, name: str) -> Path:
+    folder = out / name
+    (folder / "1").mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _write_labels(folder: Path, class_names: Optional[Sequence[str]]) -> str:
+    if not class_names:
+        raise ArtifactError(f"{folder.name}: the export has a classifier graph but no class names in its manifest; "
+                            f"re-export with --classes")
+    (folder / LABELS).write_text("".join(f"{c}\n" for c in class_names))
+    return LABELS

@@ -1,0 +1,144 @@
+"""The JSON sidecar of a TensorRT engine (ENGINE.json): what built it, for which GPUs, from which ONNX graph, with
+which shapes and flags, and the engine's sha256. A loader checks it before the engine's bytes are deserialised,
+because an engine is executable code bound to a TensorRT release and to GPU architectures.
+
+Compatibility, per NVIDIA's documentation:
+- TensorRT: an engine runs on the TensorRT release that built it; built version-compatible, on that release and
+  later ones of the same major version. It runs on GPUs of the build GPU's compute capability; built with
+  hardware compatibility level ampere+, on any GPU of compute capability 8.0 or newer.
+- TensorRT for RTX: an engine runs only on the release that built it. Built ahead of time without targets, it runs
+  on RTX GPUs of compute capability 8.6 and newer (DEFAULT_RTX_TARGETS); with explicit targets, on those only.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Tuple
+
+from .base import ArtifactError, TensorSpec
+from .trt_support import version_tuple
+
+FORMAT = "t2l-fast-trt-engine"
+FORMAT_VERSION = 1
+DEFAULT_RTX_TARGETS = "default"  # TensorRT for RTX's own portable set: compute capability 8.6 and newer
+AMPERE = (8, 0)
+RTX_DEFAULT_MIN = (8, 6)
+
+
+def sidecar_path(engine: Path) -> Path:
+    return engine.with_name(engine.name + ".json")
+
+
+def write_sidecar(engine: Path, sidecar: Dict[str, object]) -> Path:
+    path = sidecar_path(engine)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(sidecar, indent=2) + "\n")
+    temporary.replace(path)
+    return path
+
+
+def read_sidecar(engine: Path) -> Dict[str, object]:
+    """The sidecar of `engine`, or an ArtifactError naming the file and the fix."""
+    path = sidecar_path(engine)
+    if not path.is_file():
+        raise ArtifactError(f"{engine}: no sidecar {path.name}, so nothing says which TensorRT, GPU and graph it is "
+                            f"for; rebuild it with `t2l export trt` (engines are executable: never load one of "
+                            f"unknown origin)")
+    try:
+        sidecar = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ArtifactError(f"{path}: corrupt JSON ({e}); rebuild the engine with `t2l export trt`") from None
+    if not isinstance(sidecar, dict) or sidecar.get("format") != FORMAT:
+        raise ArtifactError(f"{path}: not a t2l-fast engine sidecar (format {FORMAT!r}); rebuild the engine")
+    missing = [k for k in ("engine", "runtime", "target", "onnx", "inputs", "outputs", "profile", "rebuild")
+               if k not in sidecar]
+    if missing:
+        raise ArtifactError(f"{path}: incomplete sidecar (no {', '.join(missing)}); rebuild the engine")
+    return sidecar
+
+
+def check_engine_bytes(engine: Path, sidecar: Dict[str, object]) -> bytes:
+    """The engine's bytes, if their sha256 is the sidecar's; else an ArtifactError (the file changed since it was
+    built, or is not the one the sidecar describes)."""
+    if not engine.is_file():
+        raise ArtifactError(f"{engine}: no such engine file; build it with: {sidecar['rebuild']}")
+    data = engine.read_bytes()
+    if hashlib.sha256(data).hexdigest() != sidecar["engine"]["sha256"]:
+        raise ArtifactError(f"{engine}: sha256 differs from its sidecar's: the engine changed since it was built "
+                            f"(tampered, truncated or overwritten); refusing to load it. Rebuild: "
+                            f"{sidecar['rebuild']}")
+    return data
+
+
+def parse_capability(text: str) -> Tuple[int, int]:
+    try:
+        major, minor = (int(part) for part in str(text).split("."))
+    except ValueError:
+        raise ArtifactError(f"compute capability {text!r} is not M.m (e.g. 8.9)") from None
+    return major, minor
+
+
+def check_compatible(sidecar: Dict[str, object], runtime: str, version: str, capability: str,
+                     gpu_name: str = "") -> None:
+    """Raise an ArtifactError with the rebuild command if an engine described by `sidecar` cannot run on TensorRT
+    flavour `runtime` at `version`, on a GPU of compute capability `capability` ('M.m')."""
+    built, target, rebuild = sidecar["runtime"], sidecar["target"], sidecar["rebuild"]
+    where = sidecar["engine"]["file"]
+    if built["name"] != runtime:
+        raise ArtifactError(f"{where}: built by {built['name']}, but this process runs {runtime}; engines of the "
+                            f"two are not interchangeable. Rebuild with {runtime}: {rebuild} --runtime {runtime}")
+    have, want = version_tuple(version), version_tuple(built["version"])
+    if target.get("version_compatible") and runtime == "tensorrt":
+        if have[0] != want[0] or have < want:
+            raise ArtifactError(f"{where}: built version-compatible by TensorRT {built['version']}, which runs on "
+                                f"{want[0]}.x releases from {built['version']} on, not on {version}; rebuild: "
+                                f"{rebuild}")
+    elif have[:3] != want[:3]:
+        raise ArtifactError(f"{where}: built by {runtime} {built['version']}, loading with {version}: an engine is "
+                            f"bound to the release that built it; rebuild: {rebuild}")
+    have_cc = parse_capability(capability)
+    gpu = f"{gpu_name} (compute capability {capability})" if gpu_name else f"a GPU of compute capability {capability}"
+    covered, covers = _covers(target, have_cc)
+    if not covered:
+        raise ArtifactError(f"{where}: built for {covers}, not for {gpu}; rebuild on or for this GPU: {rebuild}")
+
+
+def _covers(target: Dict[str, object], capability: Tuple[int, int]) -> Tuple[bool, str]:
+    """(whether `capability` is among the engine's targets, the targets in words)."""
+    targets = target["compute_capabilities"]
+    if targets == DEFAULT_RTX_TARGETS:
+        return capability >= RTX_DEFAULT_MIN, "RTX GPUs of compute capability 8.6 and newer (the default set)"
+    if target.get("hardware_compatibility") == "ampere+":
+        return capability >= AMPERE, "GPUs of compute capability 8.0 and newer (hardware compatibility ampere+)"
+    listed = [parse_capability(t) for t in targets]
+    return capability in listed, "compute capability " + ", ".join(targets)
+
+
+def io_specs(entries: Sequence[Dict[str, object]]) -> Tuple[TensorSpec, ...]:
+    """TensorSpecs of the sidecar's inputs (or outputs)."""
+    import numpy as np
+
+    return tuple(TensorSpec(e["name"], np.dtype(e["dtype"]), tuple(e["shape"])) for e in entries)
+
+
+def batch_range(sidecar: Dict[str, object]) -> Tuple[int, int]:
+    """(smallest, largest) batch the engine's optimisation profile takes."""
+    first = next(iter(sidecar["profile"].values()))
+    return first["min"][0], first["max"][0]
+
+
+def describe_target(sidecar: Dict[str, object]) -> str:
+    built, target = sidecar["runtime"], sidecar["target"]
+    _, covers = _covers(target, (0, 0))
+    flags = " version-compatible" if target.get("version_compatible") else ""
+    return f"{built['name']} {built['version']}{flags}, for {covers}"
+
+
+def find_sidecar_mismatch(sidecar: Dict[str, object], onnx_sha256: str) -> Optional[str]:
+    """A message if the engine was built from another ONNX file than the one with `onnx_sha256`."""
+    if sidecar["onnx"]["sha256"] != onnx_sha256:
+        return (f"{sidecar['engine']['file']}: built from another {sidecar['onnx']['file']} (sha256 "
+                f"{sidecar['onnx']['sha256'][:12]}, the export's is {onnx_sha256[:12]}): the graph was re-exported "
+                f"since; rebuild: {sidecar['rebuild']}")
+    return None

@@ -1,0 +1,100 @@
+"""The two TensorRT flavours behind one name: TensorRT (`tensorrt`: data-centre and RTX GPUs; its builder needs the
+GPU) and TensorRT for RTX (`tensorrt_rtx`: RTX GPUs only; its builder compiles ahead of time without a GPU). Both
+share the Builder / OnnxParser / IBuilderConfig / Runtime API this project uses; the differences are kept here."""
+from __future__ import annotations
+
+import importlib
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from ..errors import MissingDependencyError, T2LError
+
+
+@dataclass(frozen=True)
+class Flavour:
+    name: str  # how users and sidecars name it
+    module: str  # Python module
+    tag: str  # in engine file names: classifier.<tag>.engine
+    cli: str  # NVIDIA's command-line builder
+    gpus: str
+    install: str
+
+
+FLAVOURS = {
+    "tensorrt": Flavour("tensorrt", "tensorrt", "trt", "trtexec", "data-centre and RTX GPUs (builds need the GPU)",
+                        "use NVIDIA's container (nvcr.io/nvidia/tensorrt or nvcr.io/nvidia/pytorch), or pip install "
+                        "tensorrt-cu13 --extra-index-url https://pypi.nvidia.com"),
+    "tensorrt-rtx": Flavour("tensorrt-rtx", "tensorrt_rtx", "trtrtx", "tensorrt_rtx",
+                            "RTX GPUs, compute capability 7.5, 8.6, 8.9, 12.x (builds ahead of time, no GPU needed)",
+                            "pip install 't2l-fast[tensorrt-rtx]' (TensorRT for RTX, from PyPI)"),
+}
+
+
+@dataclass(frozen=True)
+class TensorRT:
+    """An imported TensorRT flavour: `trt` is the module."""
+
+    flavour: Flavour
+    trt: object
+
+    @property
+    def version(self) -> str:
+        return self.trt.__version__
+
+
+def install_hint() -> str:
+    return "; ".join(f"{f.name} ({f.gpus}): {f.install}" for f in FLAVOURS.values())
+
+
+def load_tensorrt(runtime: str = "auto") -> TensorRT:
+    """The flavour named by `runtime` (tensorrt, tensorrt-rtx, or auto: TensorRT if installed, else TensorRT for
+    RTX); a MissingDependencyError naming what to install when it is absent."""
+    if runtime != "auto" and runtime not in FLAVOURS:
+        raise T2LError(f"runtime {runtime!r}: choose auto, {', '.join(FLAVOURS)}")
+    wanted = list(FLAVOURS.values()) if runtime == "auto" else [FLAVOURS[runtime]]
+    problems = []
+    for flavour in wanted:
+        try:
+            module = importlib.import_module(flavour.module)
+        except ImportError as e:  # also a stub package that raises on import
+            problems.append(f"{flavour.module}: {e}")
+            continue
+        if int(module.__version__.split(".")[0]) < 10 and flavour.name == "tensorrt":
+            problems.append(f"tensorrt {module.__version__} is older than 10 (strongly typed networks, "
+                            f"execute_async_v3 and int64 inputs need 10 or newer)")
+            continue
+        return TensorRT(flavour, module)
+    hint = install_hint() if runtime == "auto" else f"{wanted[0].name} ({wanted[0].gpus}): {wanted[0].install}"
+    raise MissingDependencyError(f"no usable TensorRT module ({'; '.join(problems)}). Install one: {hint}")
+
+
+def version_tuple(version: str) -> Tuple[int, ...]:
+    """'10.8.0.43' -> (10, 8, 0, 43)."""
+    try:
+        return tuple(int(part) for part in version.split("."))
+    except ValueError:
+        raise T2LError(f"version {version!r} is not dotted integers") from None
+
+
+def capability_text(major: int, minor: int) -> str:
+    return f"{major}.{minor}"
+
+
+def current_gpu(device: int = 0) -> Optional[Tuple[str, str]]:
+    """(name, compute capability 'M.m') of CUDA device `device`, from torch or else nvidia-smi; None without one."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(device), capability_text(*torch.cuda.get_device_capability(device))
+    if shutil.which("nvidia-smi"):
+        try:
+            line = subprocess.run(["nvidia-smi", f"--id={device}", "--query-gpu=name,compute_cap",
+                                   "--format=csv,noheader"], capture_output=True, text=True, timeout=30,
+                                  check=True).stdout.strip().splitlines()[0]
+            name, capability = (part.strip() for part in line.rsplit(",", 1))
+            return name, capability
+        except (subprocess.SubprocessError, OSError, IndexError, ValueError):
+            return None
+    return None

@@ -1,0 +1,70 @@
+"""CMakeLists.txt: configures here, says what is enabled and disabled, and its `engines` target builds engines from
+an export (through the Python builder and TensorRT for RTX; or through trtexec alone, here a stand-in)."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from export_cache import exported_copy
+from test_tensorrt import needs_rtx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cmake() -> str:
+    found = shutil.which("cmake", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    if not found:
+        pytest.skip("cmake not installed (pip install 't2l-fast[dev]' brings it)")
+    return found
+
+
+def configure(build: Path, *options: str, env=None) -> str:
+    result = subprocess.run([cmake(), "-S", str(ROOT), "-B", str(build), *options], capture_output=True, text=True,
+                            env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@needs_rtx
+def test_engines_target_builds_engines_and_sidecars(tmp_path_factory, tmp_path):
+    onnx = exported_copy(tmp_path_factory, tmp_path / "export")
+    build = tmp_path / "build"
+    printed = configure(build, f"-DT2L_ONNX_DIR={onnx}", f"-DPython3_EXECUTABLE={sys.executable}",
+                        "-DT2L_MAX_BATCH=2", "-DT2L_ENGINE_BUILDER=python")
+    assert "enabled:  engines" in printed and "disabled: t2l_trt_runner (not found:" in printed
+    result = subprocess.run([cmake(), "--build", str(build), "--target", "engines"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for graph in ("video_encoder", "text_encoder", "classifier"):
+        assert (build / "engines" / f"{graph}.engine").stat().st_size > 100_000
+        assert (build / "engines" / f"{graph}.engine.json").is_file()
+
+
+def test_trtexec_alone_gets_the_shapes_from_the_manifest(tmp_path_factory, tmp_path):
+    onnx = exported_copy(tmp_path_factory, tmp_path / "export", "vificlip_tiny")  # a free frame axis
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "trtexec"  # a stand-in that writes its arguments as the "engine"
+    fake.write_text("#!/bin/sh\nfor a in \"$@\"; do case $a in --saveEngine=*) echo \"$@\" > \"${a#--saveEngine=}\";; "
+                    "esac; done\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    build = tmp_path / "build"
+    printed = configure(build, f"-DT2L_ONNX_DIR={onnx}", "-DT2L_ENGINE_BUILDER=trtexec",
+                        "-DT2L_ENGINE_GRAPHS=classifier", env=env)
+    assert f"{fake} alone (no sidecars" in printed
+    subprocess.run([cmake(), "--build", str(build), "--target", "engines"], check=True, capture_output=True, env=env)
+    arguments = (build / "engines" / "classifier.engine").read_text().split()
+    assert f"--onnx={onnx / 'classifier.onnx'}" in arguments and "--stronglyTyped" in arguments
+    assert {"--minShapes=frames:1x8x3x32x32", "--optShapes=frames:8x8x3x32x32",
+            "--maxShapes=frames:32x8x3x32x32"} <= set(arguments)
+
+
+def test_without_an_export_the_target_says_why(tmp_path):
+    build = tmp_path / "build"
+    printed = configure(build, f"-DT2L_ONNX_DIR={tmp_path / 'nothing'}")
+    assert "disabled: engines (no " in printed and "t2l export onnx" in printed
+    result = subprocess.run([cmake(), "--build", str(build), "--target", "engines"], capture_output=True, text=True)
+    assert result.returncode != 0 and "engines target disabled" in result.stdout

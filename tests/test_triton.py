@@ -1,0 +1,80 @@
+"""`t2l export triton`: every config.pbtxt parses into Triton's ModelConfig message and matches its graph's input
+and output names, dtypes and shapes; the classifier has its labels; engines become TensorRT models."""
+import json
+
+import onnx
+import pytest
+
+from t2l_fast.cli import main
+from t2l_fast.deploy.engine_build import BuildOptions, build_engine
+from t2l_fast.runtime.engine_sidecar import read_sidecar, write_sidecar
+
+from export_cache import exported_copy
+from test_tensorrt import needs_rtx
+
+model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2",
+                                       reason="pip install 't2l-fast[triton]' (Triton's ModelConfig protobuf)")
+ONNX_TYPES = {onnx.TensorProto.UINT8: "TYPE_UINT8", onnx.TensorProto.INT64: "TYPE_INT64",
+              onnx.TensorProto.FLOAT: "TYPE_FP32", onnx.TensorProto.FLOAT16: "TYPE_FP16"}
+
+
+def parse(folder):
+    from google.protobuf import text_format
+
+    return text_format.Parse((folder / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+
+
+def tensors(config, field):
+    return [(t.name, model_config_pb2.DataType.Name(t.data_type), list(t.dims)) for t in getattr(config, field)]
+
+
+def graph_tensors(values):
+    return [(v.name, ONNX_TYPES[v.type.tensor_type.elem_type],
+             [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim][1:])
+            for v in values]
+
+
+@pytest.mark.parametrize("name", ["t2l_tiny", "vificlip_tiny"])
+def test_configs_parse_and_match_the_graphs(name, tmp_path_factory, tmp_path):
+    onnx_dir = exported_copy(tmp_path_factory, tmp_path / "export", name)
+    repo = tmp_path / "repo"
+    assert main(["export", "triton", "--onnx", str(onnx_dir), "--out", str(repo), "--max-batch", "16"]) == 0
+    manifest = json.loads((onnx_dir / "manifest.json").read_text())
+    for kind in ("video_encoder", "text_encoder", "classifier"):
+        folder = repo / f"{name}_{kind}"
+        config = parse(folder)
+        graph = onnx.load(str(folder / "1" / "model.onnx"))
+        assert config.name == folder.name and config.platform == "onnxruntime_onnx" and config.max_batch_size == 16
+        assert tensors(config, "input") == graph_tensors(graph.graph.input)
+        assert tensors(config, "output") == graph_tensors(graph.graph.output)
+        assert list(config.dynamic_batching.preferred_batch_size) == [8, 16]
+    frames_dims = list(parse(repo / f"{name}_video_encoder").input[0].dims)
+    assert frames_dims == ([8, 3, 32, 32] if name == "t2l_tiny" else [-1, 3, 32, 32])  # ViFi-CLIP: any T
+    classifier = parse(repo / f"{name}_classifier")
+    labels = classifier.output[1]
+    assert labels.name == "probabilities" and labels.label_filename == "labels.txt"
+    assert (repo / f"{name}_classifier" / "labels.txt").read_text().splitlines() == manifest["classes"]
+
+
+@needs_rtx
+def test_engines_become_tensorrt_models(tmp_path_factory, tmp_path, capsys):
+    """Triton's TensorRT backend runs full TensorRT engines, which cannot be built here: the engine below is built
+    by TensorRT for RTX and its sidecar relabelled, to check what the repository writer does with an engine."""
+    onnx_dir = exported_copy(tmp_path_factory, tmp_path / "export", "vificlip_tiny")
+    engine = tmp_path / "classifier.engine"
+    build_engine(onnx_dir / "classifier.onnx", BuildOptions(max_batch=4, opt_batch=2), engine, log=lambda line: None)
+    repo = tmp_path / "repo"
+    assert main(["export", "triton", "--onnx", str(onnx_dir), "--engine", str(engine), "--out", str(repo)]) == 2
+    assert "Triton's TensorRT backend runs TensorRT engines" in capsys.readouterr().err
+    assert not repo.exists()  # nothing written
+    sidecar = read_sidecar(engine)
+    write_sidecar(engine, dict(sidecar, runtime=dict(sidecar["runtime"], name="tensorrt", version="10.8.0.43")))
+    assert main(["export", "triton", "--onnx", str(onnx_dir), "--engine", str(engine), "--out", str(repo)]) == 0
+    folder = repo / "vificlip_tiny_classifier_trt"
+    config = parse(folder)
+    assert config.platform == "tensorrt_plan" and config.max_batch_size == 4
+    assert (folder / "1" / "model.plan").read_bytes() == engine.read_bytes()
+    assert tensors(config, "input") == [("frames", "TYPE_UINT8", [8, 3, 32, 32])]  # the profile's T
+    assert tensors(config, "output") == [("logits", "TYPE_FP32", [3]), ("probabilities", "TYPE_FP32", [3])]
+    assert list(config.dynamic_batching.preferred_batch_size) == [2, 4]
+    assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
