@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from export_cache import exported_copy
+from export_cache import exported_copy, stand_in_cli
 from test_tensorrt import needs_rtx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,8 +33,8 @@ def test_engines_target_builds_engines_and_sidecars(tmp_path_factory, tmp_path):
     onnx = exported_copy(tmp_path_factory, tmp_path / "export")
     build = tmp_path / "build"
     printed = configure(build, f"-DT2L_ONNX_DIR={onnx}", f"-DPython3_EXECUTABLE={sys.executable}",
-                        "-DT2L_MAX_BATCH=2", "-DT2L_ENGINE_BUILDER=python")
-    assert "enabled:  engines" in printed and "disabled: t2l_trt_runner (not found:" in printed
+                        "-DT2L_MAX_BATCH=2", "-DT2L_ENGINE_BUILDER=python", "-DT2L_TRT_RUNTIME=tensorrt-rtx")
+    assert "enabled:  engines" in printed and "t2l_trt_runner" in printed  # enabled or disabled, with the reason
     result = subprocess.run([cmake(), "--build", str(build), "--target", "engines"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     for graph in ("video_encoder", "text_encoder", "classifier"):
@@ -44,13 +44,8 @@ def test_engines_target_builds_engines_and_sidecars(tmp_path_factory, tmp_path):
 
 def test_trtexec_alone_gets_the_shapes_from_the_manifest(tmp_path_factory, tmp_path):
     onnx = exported_copy(tmp_path_factory, tmp_path / "export", "vificlip_tiny")  # a free frame axis
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "trtexec"  # a stand-in that writes its arguments as the "engine"
-    fake.write_text("#!/bin/sh\nfor a in \"$@\"; do case $a in --saveEngine=*) echo \"$@\" > \"${a#--saveEngine=}\";; "
-                    "esac; done\n")
-    fake.chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    fake = stand_in_cli(tmp_path / "bin", "trtexec")
+    env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
     build = tmp_path / "build"
     printed = configure(build, f"-DT2L_ONNX_DIR={onnx}", "-DT2L_ENGINE_BUILDER=trtexec",
                         "-DT2L_ENGINE_GRAPHS=classifier", env=env)

@@ -18,7 +18,7 @@ from t2l_fast.runtime.trt_runner import TrtRunner
 from t2l_fast.runtime.trt_support import load_tensorrt
 
 from conftest import TINY_MODELS
-from export_cache import exported_copy
+from export_cache import exported_copy, stand_in_cli
 from test_export import CLASSES, videos  # noqa: F401 (a fixture)
 
 
@@ -65,7 +65,7 @@ def test_every_tiny_graph_builds_into_a_serialized_engine(export):
 def test_export_folder_builds_every_graph_and_predict_finds_them(tmp_path_factory, tmp_path, capsys):
     exported_copy(tmp_path_factory, tmp_path)
     assert main(["export", "trt", "--onnx", str(tmp_path), "--max-batch", "2", "--compute-capability", "8.9",
-                 "--compute-capability", "12.0"]) == 0
+                 "--compute-capability", "12.0", "--runtime", "tensorrt-rtx"]) == 0
     printed = capsys.readouterr().out
     assert printed.count("equivalent trtexec command: trtexec ") == 3
     assert "--computeCapabilities=89,120" in printed
@@ -74,7 +74,7 @@ def test_export_folder_builds_every_graph_and_predict_finds_them(tmp_path_factor
         assert sidecar["target"]["compute_capabilities"] == ["8.9", "12.0"]
     from t2l_fast.deploy.bundle import ExportedModel
 
-    assert ExportedModel(tmp_path).engine_path("classifier").name == "classifier.trtrtx.engine"
+    assert ExportedModel(tmp_path).engine_path("classifier", "tensorrt-rtx").name == "classifier.trtrtx.engine"
 
 
 @needs_rtx
@@ -84,7 +84,8 @@ def test_an_int8_qdq_graph_builds_with_its_precision(tmp_path_factory, tmp_path)
     exported_copy(tmp_path_factory, tmp_path)
     clips = np.random.default_rng(0).integers(0, 256, (4, 8, 3, 32, 32), dtype=np.uint8)
     quantise_graph(tmp_path / "video_encoder.onnx", tmp_path / "video_encoder_int8.onnx", "static", clips)
-    sidecar = build_engine(tmp_path / "video_encoder_int8.onnx", BuildOptions(max_batch=2), log=lambda line: None)
+    sidecar = build_engine(tmp_path / "video_encoder_int8.onnx", BuildOptions(max_batch=2, runtime="tensorrt-rtx"),
+                           log=lambda line: None)
     assert sidecar["precision"] == "int8"
 
 
@@ -127,7 +128,7 @@ def test_parser_errors_name_the_node_its_op_and_a_fix(tmp_path):
     graph = helper.make_graph([helper.make_node("Det", ["x"], ["y"], name="determinant")], "g", [x], [y])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), tmp_path / "det.onnx")
     with pytest.raises(EngineBuildError, match=r"node 0 'determinant' \(Det\): UNSUPPORTED_NODE.*fix: "):
-        build_engine(tmp_path / "det.onnx", BuildOptions(max_batch=2), log=lambda line: None)
+        build_engine(tmp_path / "det.onnx", BuildOptions(max_batch=2, runtime="tensorrt-rtx"), log=lambda line: None)
 
 
 def test_dynamic_int8_graphs_are_refused_before_tensorrt(tmp_path):
@@ -150,13 +151,8 @@ def test_trtexec_flag_builds_with_nvidias_cli(tmp_path_factory, tmp_path, monkey
     """--trtexec runs NVIDIA's CLI (here a stand-in for tensorrt_rtx on PATH that records its arguments and writes
     the engine) and still writes the sidecar."""
     exported_copy(tmp_path_factory, tmp_path)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "tensorrt_rtx"
-    fake.write_text("#!/bin/sh\nfor a in \"$@\"; do case $a in --saveEngine=*) echo \"$@\" > \"${a#--saveEngine=}\";; "
-                    "esac; done\n")
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    fake = stand_in_cli(tmp_path / "bin", "tensorrt_rtx")
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
     assert main(["export", "trt", "--onnx", str(tmp_path / "classifier.onnx"), "--trtexec", "--max-batch", "2",
                  "--runtime", "tensorrt-rtx"]) == 0
     engine = tmp_path / "classifier.trtrtx.engine"
@@ -182,7 +178,8 @@ def test_sidecar_refuses_another_release_unless_version_compatible():
         check_compatible(crafted_sidecar(), "tensorrt", "10.9.0.34", "8.9")
     compatible = crafted_sidecar(version_compatible=True)
     check_compatible(compatible, "tensorrt", "10.13.2.6", "8.9")  # later 10.x
-    for version in ("10.7.0.23", "11.0.0.1"):  # older, or another major
+    check_compatible(compatible, "tensorrt", "11.0.0.1", "8.9")  # 10 -> 11: in NVIDIA's support matrix
+    for version in ("10.7.0.23", "12.0.0.1"):  # older, or a major NVIDIA does not list
         with pytest.raises(ArtifactError, match="version-compatible"):
             check_compatible(compatible, "tensorrt", version, "8.9")
     rtx = crafted_sidecar("tensorrt-rtx", "1.7.1.116", "default", version_compatible=True)
@@ -200,8 +197,9 @@ def test_sidecar_refuses_another_gpu_unless_covered():
     default = crafted_sidecar("tensorrt-rtx", "1.7.1.116", "default")
     for capability in ("8.6", "8.9", "12.0"):
         check_compatible(default, "tensorrt-rtx", "1.7.1.116", capability)
-    with pytest.raises(ArtifactError, match="8.6 and newer"):  # Turing needs an explicit SM75 target
-        check_compatible(default, "tensorrt-rtx", "1.7.1.116", "7.5")
+    for capability in ("7.5", "9.0", "10.0"):  # Turing needs an explicit SM75; data-centre GPUs need TensorRT
+        with pytest.raises(ArtifactError, match="8.6, 8.9, 12.0, 12.1"):
+            check_compatible(default, "tensorrt-rtx", "1.7.1.116", capability)
     listed = crafted_sidecar("tensorrt-rtx", "1.7.1.116", ("7.5", "12.0"))
     check_compatible(listed, "tensorrt-rtx", "1.7.1.116", "7.5")
     with pytest.raises(ArtifactError, match="compute capability 7.5, 12.0"):
@@ -209,8 +207,10 @@ def test_sidecar_refuses_another_gpu_unless_covered():
 
 
 def test_sidecar_refuses_the_other_flavour():
-    with pytest.raises(ArtifactError, match="not interchangeable.*--runtime tensorrt-rtx"):
-        check_compatible(crafted_sidecar(), "tensorrt-rtx", "1.7.1.116", "8.9")
+    sidecar = dict(crafted_sidecar(), rebuild="t2l export trt --onnx m.onnx --runtime tensorrt --max-batch 8")
+    with pytest.raises(ArtifactError, match="not interchangeable") as refused:
+        check_compatible(sidecar, "tensorrt-rtx", "1.7.1.116", "8.9")
+    assert str(refused.value).endswith("t2l export trt --onnx m.onnx --runtime tensorrt-rtx --max-batch 8")
 
 
 @needs_rtx
@@ -220,7 +220,7 @@ def test_engine_files_are_checked_before_deserialising(tmp_path_factory, tmp_pat
     from t2l_fast.deploy.bundle import ExportedModel
 
     exported_copy(tmp_path_factory, tmp_path)
-    build_engine(tmp_path / "classifier.onnx", BuildOptions(max_batch=2), log=lambda line: None)
+    build_engine(tmp_path / "classifier.onnx", BuildOptions(max_batch=2, runtime="tensorrt-rtx"), log=lambda line: None)
     engine = tmp_path / "classifier.trtrtx.engine"
     sidecar = read_sidecar(engine)
     with engine.open("r+b") as f:  # flip one byte
@@ -239,7 +239,7 @@ def test_engine_files_are_checked_before_deserialising(tmp_path_factory, tmp_pat
         TrtRunner(engine).activate()
     side.write_text(json.dumps(dict(sidecar, onnx=dict(sidecar["onnx"], sha256="f" * 64))))
     with pytest.raises(ArtifactError, match="re-exported since; rebuild"):
-        ExportedModel(tmp_path).engine_path("classifier")
+        ExportedModel(tmp_path).engine_path("classifier", "tensorrt-rtx")
 
 
 @needs_rtx
@@ -249,7 +249,7 @@ def test_without_a_gpu_the_runner_says_so(tmp_path_factory, tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present: the runner runs (see the tensorrt_gpu tests)")
     exported_copy(tmp_path_factory, tmp_path)
-    build_engine(tmp_path / "classifier.onnx", BuildOptions(max_batch=2), log=lambda line: None)
+    build_engine(tmp_path / "classifier.onnx", BuildOptions(max_batch=2, runtime="tensorrt-rtx"), log=lambda line: None)
     with pytest.raises(T2LError, match="needs an NVIDIA GPU"):
         TrtRunner(tmp_path / "classifier.trtrtx.engine").activate()
 
@@ -262,10 +262,11 @@ def test_predict_tensorrt_backend_never_falls_back(videos, tmp_path_factory, tmp
         pytest.skip("a GPU is present: see test_predict_tensorrt_matches_onnx")
     onnx_dir = exported_copy(tmp_path_factory, tmp_path)
     command = ["predict", str(videos / "videos" / "test"), "--classes", ",".join(CLASSES), "--descriptions",
-               str(videos / "descriptions.csv"), "--backend", "tensorrt", "--onnx", str(onnx_dir)]
+               str(videos / "descriptions.csv"), "--backend", "tensorrt", "--onnx", str(onnx_dir), "--trt-runtime",
+               "tensorrt-rtx"]
     assert main(command) == 2
     assert "_encoder graph; build it with `t2l export trt --onnx" in capsys.readouterr().err
-    assert main(["export", "trt", "--onnx", str(onnx_dir), "--max-batch", "2"]) == 0
+    assert main(["export", "trt", "--onnx", str(onnx_dir), "--max-batch", "2", "--runtime", "tensorrt-rtx"]) == 0
     assert main(command) == 2 and "needs an NVIDIA GPU" in capsys.readouterr().err
 
 
@@ -276,9 +277,15 @@ def _gpu_skip_reason():
     if not torch.cuda.is_available():
         return "needs an NVIDIA GPU (torch.cuda.is_available() is False): engines are built here, not run"
     try:
-        load_tensorrt("auto")
+        tensorrt = load_tensorrt("auto")
     except MissingDependencyError as e:
         return str(e)
+    from t2l_fast.runtime.engine_sidecar import RTX_DEFAULT_SET
+
+    capability = torch.cuda.get_device_capability()
+    if tensorrt.flavour.name == "tensorrt-rtx" and capability not in RTX_DEFAULT_SET:
+        return (f"only TensorRT for RTX is installed, which does not run on this GPU (compute capability "
+                f"{capability[0]}.{capability[1]}); install full TensorRT")
     return None
 
 

@@ -62,7 +62,8 @@ def test_engines_become_tensorrt_models(tmp_path_factory, tmp_path, capsys):
     by TensorRT for RTX and its sidecar relabelled, to check what the repository writer does with an engine."""
     onnx_dir = exported_copy(tmp_path_factory, tmp_path / "export", "vificlip_tiny")
     engine = tmp_path / "classifier.engine"
-    build_engine(onnx_dir / "classifier.onnx", BuildOptions(max_batch=4, opt_batch=2), engine, log=lambda line: None)
+    build_engine(onnx_dir / "classifier.onnx", BuildOptions(max_batch=4, opt_batch=2, runtime="tensorrt-rtx"), engine,
+                 log=lambda line: None)
     repo = tmp_path / "repo"
     assert main(["export", "triton", "--onnx", str(onnx_dir), "--engine", str(engine), "--out", str(repo)]) == 2
     assert "Triton's TensorRT backend runs TensorRT engines" in capsys.readouterr().err
@@ -78,3 +79,8 @@ def test_engines_become_tensorrt_models(tmp_path_factory, tmp_path, capsys):
     assert tensors(config, "output") == [("logits", "TYPE_FP32", [3]), ("probabilities", "TYPE_FP32", [3])]
     assert list(config.dynamic_batching.preferred_batch_size) == [2, 4]
     assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
+    assert main(["export", "triton", "--onnx", str(onnx_dir), "--engine", str(engine), "--engine", str(engine),
+                 "--out", str(repo)]) == 2 and "two engines of the same graph" in capsys.readouterr().err
+    write_sidecar(engine, dict(read_sidecar(engine), profile={"frames": {"min": [2, 8, 3, 32, 32]}}))
+    assert main(["export", "triton", "--onnx", str(onnx_dir), "--engine", str(engine), "--out", str(repo)]) == 2
+    assert "rebuild it with --min-batch 1" in capsys.readouterr().err

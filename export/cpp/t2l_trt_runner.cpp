@@ -60,9 +60,24 @@ std::string shape_text(const nvinfer1::Dims& dims) {
 
 // A .npy file (format 1.x/2.x, C order): its shape and raw little-endian bytes.
 struct Npy {
+  std::string descr;  // numpy dtype string, e.g. "|u1", "<i8", "<f4", "<f2"
   std::vector<int64_t> shape;
   std::vector<char> data;
 };
+
+// The .npy dtype string of a TensorRT type (little-endian hosts).
+std::string npy_descr(nvinfer1::DataType type) {
+  switch (type) {
+    case nvinfer1::DataType::kFLOAT: return "<f4";
+    case nvinfer1::DataType::kHALF: return "<f2";
+    case nvinfer1::DataType::kINT32: return "<i4";
+    case nvinfer1::DataType::kINT64: return "<i8";
+    case nvinfer1::DataType::kUINT8: return "|u1";
+    case nvinfer1::DataType::kINT8: return "|i1";
+    case nvinfer1::DataType::kBOOL: return "|b1";
+    default: return "?";
+  }
+}
 
 Npy read_npy(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
@@ -83,6 +98,9 @@ Npy read_npy(const std::string& path) {
   if (header.find("'fortran_order': True") != std::string::npos)
     throw std::runtime_error(path + ": Fortran-ordered arrays are not supported (save with np.ascontiguousarray)");
   Npy npy;
+  const auto descr_key = header.find("'descr'");
+  const auto descr_open = header.find('\'', header.find(':', descr_key) + 1);
+  npy.descr = header.substr(descr_open + 1, header.find('\'', descr_open + 1) - descr_open - 1);
   const auto open = header.find('(', header.find("'shape'")), close = header.find(')', open);
   std::stringstream dims(header.substr(open + 1, close - open - 1));
   for (std::string item; std::getline(dims, item, ',');)
@@ -123,8 +141,10 @@ int main(int argc, char** argv) try {
   const std::string engine_path = argv[1];
   int batch = 0, iterations = 200, warmup = 20;
   std::map<std::string, std::string> npy_inputs;
-  for (int i = 2; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i], value = argv[i + 1];
+  for (int i = 2; i < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (i + 1 >= argc) throw std::runtime_error(flag + " needs a value");
+    const std::string value = argv[i + 1];
     if (flag == "--batch") batch = std::stoi(value);
     else if (flag == "--iterations") iterations = std::stoi(value);
     else if (flag == "--warmup") warmup = std::stoi(value);
@@ -143,6 +163,14 @@ int main(int argc, char** argv) try {
   if (!engine) throw std::runtime_error(engine_path + ": not deserialisable by this TensorRT on this GPU (check "
                                         "its sidecar's runtime version and compute capabilities)");
   std::unique_ptr<nvinfer1::IExecutionContext> context(engine->createExecutionContext());
+  if (!context) throw std::runtime_error("could not create an execution context (out of GPU memory?)");
+  for (const auto& entry : npy_inputs) {
+    bool known = false;
+    for (int i = 0; i < engine->getNbIOTensors(); ++i)
+      known = known || (entry.first == engine->getIOTensorName(i) &&
+                        engine->getTensorIOMode(entry.first.c_str()) == nvinfer1::TensorIOMode::kINPUT);
+    if (!known) throw std::runtime_error("--input " + entry.first + ": the engine has no input of that name");
+  }
   cudaStream_t stream;
   check(cudaStreamCreate(&stream), "cudaStreamCreate");
 
@@ -157,6 +185,11 @@ int main(int argc, char** argv) try {
     std::vector<char> host;
     if (npy_inputs.count(name)) {
       Npy npy = read_npy(npy_inputs[name]);
+      if (npy.descr != npy_descr(type))
+        throw std::runtime_error(npy_inputs[name] + ": dtype " + npy.descr + ", the input " + name + " takes " +
+                                 npy_descr(type));
+      if (npy.shape.size() > static_cast<size_t>(nvinfer1::Dims::MAX_DIMS))
+        throw std::runtime_error(npy_inputs[name] + ": more dimensions than TensorRT tensors have");
       dims.nbDims = static_cast<int>(npy.shape.size());
       for (int d = 0; d < dims.nbDims; ++d) dims.d[d] = npy.shape[d];
       host = std::move(npy.data);

@@ -131,10 +131,10 @@ def register(sub) -> None:
 
     p = export.add_parser("trt", help="TensorRT engines (+ JSON sidecars) from exported graphs, with TensorRT or "
                           "TensorRT for RTX", description="Builds a strongly typed engine per graph (precision from "
-                          "the graph: fp32 with TF32 off, fp16, or INT8 Q/DQ) and writes ENGINE.json beside it (runtime "
-                          "and version, target GPUs, ONNX sha256, profile, I/O, flags). Always prints NVIDIA's "
-                          "equivalent trtexec (and tensorrt_rtx) command. TensorRT for RTX builds ahead of time "
-                          "without a GPU; TensorRT builds on the GPU it targets.")
+                          "the graph: fp32 with TF32 off, fp16, or INT8 Q/DQ) and writes ENGINE.json beside it "
+                          "(runtime and version, target GPUs, ONNX sha256, profile, I/O, flags). Always prints "
+                          "NVIDIA's equivalent trtexec (and tensorrt_rtx) command. TensorRT for RTX builds ahead of "
+                          "time without a GPU; TensorRT builds on the GPU it targets.")
     p.add_argument("--onnx", required=True, metavar="PATH", help="an .onnx graph, or a `t2l export onnx` folder "
                    "(all its graphs TensorRT takes)")
     p.add_argument("--out", metavar="ENGINE", help="engine file (a folder when building several; default: beside "
@@ -150,12 +150,12 @@ def register(sub) -> None:
     p.add_argument("--trtexec", action="store_true", help="build with NVIDIA's CLI (trtexec, or tensorrt_rtx) "
                    "instead of the Python API; the sidecar is written either way")
     p.add_argument("--version-compatible", action="store_true",
-                   help="TensorRT: the engine also runs on later releases of the same major version")
+                   help="TensorRT: the engine also runs on later releases of its major version (and 10 -> 11)")
     p.add_argument("--hardware-compatible", action="store_true",
                    help="TensorRT: the engine runs on every GPU of compute capability 8.0+ (ampere+), a little slower")
     p.add_argument("--compute-capability", action="append", default=[], metavar="M.m",
                    help="TensorRT for RTX: a target GPU architecture (repeatable: 7.5, 8.6, 8.9, 12.0, ...); default: "
-                   "its portable set, every RTX GPU of compute capability 8.6+")
+                   "its portable set, RTX GPUs of compute capability 8.6, 8.9, 12.0, 12.1")
     p.set_defaults(run=_export_trt)
 
     p = export.add_parser("triton", help="a Triton Inference Server model repository of an export (ONNX Runtime "

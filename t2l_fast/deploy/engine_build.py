@@ -7,6 +7,7 @@ a free frame axis (ViFi-CLIP, CLIP) is fixed at the model's T. Every engine gets
 """
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 import subprocess
@@ -64,8 +65,8 @@ class BuildOptions:
             if unsupported:
                 raise UnsupportedOptionError(
                     f"{', '.join(unsupported)} do not apply to TensorRT for RTX: its engines are bound to their "
-                    f"release, run on every RTX GPU of compute capability 8.6+ by default (or the ones named with "
-                    f"--compute-capability), and its timing cache is deprecated; drop the option(s)")
+                    f"release, run on the RTX GPUs of compute capability 8.6, 8.9, 12.0, 12.1 by default (or the "
+                    f"ones named with --compute-capability), and its timing cache is deprecated; drop the option(s)")
             wrong = [c for c in self.compute_capabilities if c not in RTX_CAPABILITIES]
             if wrong:
                 raise T2LError(f"--compute-capability {', '.join(wrong)}: TensorRT for RTX targets "
@@ -185,7 +186,11 @@ def build_engine(onnx_path: Path, options: BuildOptions = BuildOptions(), out: O
     engine.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
     if use_cli:
-        _build_with_cli(flavour, facts, engine, profile, options, log)
+        cli_version = _build_with_cli(flavour, facts, engine, profile, options, log)
+        if cli_version and cli_version != tensorrt.version:
+            log(f"note: {FLAVOURS[flavour].cli} reports TensorRT {cli_version}, the Python module {tensorrt.version}; "
+                f"the sidecar records {cli_version}")
+            tensorrt = TensorRT(tensorrt.flavour, tensorrt.trt, cli_version)
     else:
         engine.write_bytes(_build_with_api(tensorrt, facts, profile, options))
     seconds = time.time() - started
@@ -215,7 +220,13 @@ def collecting_logger(trt):
 def _build_with_api(tensorrt: TensorRT, facts: GraphFacts, profile, options: BuildOptions) -> bytes:
     trt = tensorrt.trt
     logger = collecting_logger(trt)
-    builder = trt.Builder(logger)
+    try:
+        builder = trt.Builder(logger)
+    except TypeError:  # the bindings return None (no CUDA device or driver) and pybind rejects it
+        raise EngineBuildError(f"{tensorrt.flavour.name} {tensorrt.version} could not create a builder (no usable "
+                               f"GPU or driver: {'; '.join(logger.errors[-2:]) or 'nothing logged'}); full TensorRT "
+                               f"builds on the GPU it targets: build there, or with --runtime tensorrt-rtx for RTX "
+                               f"GPUs ahead of time") from None
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(facts.path)):  # from the file: external weights resolve beside it
@@ -282,7 +293,9 @@ def explain_parser_errors(path: Path, errors, logged: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def _build_with_cli(flavour: str, facts: GraphFacts, engine: Path, profile, options: BuildOptions, log) -> None:
+def _build_with_cli(flavour: str, facts: GraphFacts, engine: Path, profile, options: BuildOptions,
+                    log) -> Optional[str]:
+    """Run NVIDIA's CLI; the TensorRT version it reports, if it does."""
     command = cli_command(flavour, facts.path, engine, profile, options)
     if not shutil.which(command[0]):
         raise T2LError(f"--trtexec: {command[0]} is not on PATH (it ships in NVIDIA's TensorRT containers and "
@@ -292,6 +305,8 @@ def _build_with_cli(flavour: str, facts: GraphFacts, engine: Path, profile, opti
     if result.returncode != 0 or not engine.is_file():
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
         raise EngineBuildError(f"{command[0]} failed (exit {result.returncode}) on {facts.path}:\n{tail}")
+    reported = re.search(r"TensorRT(?:-RTX)? version: ([0-9][0-9.]*[0-9])", result.stdout)
+    return reported.group(1) if reported else None
 
 
 def _sidecar(tensorrt: TensorRT, facts: GraphFacts, engine: Path, profile, options: BuildOptions, seconds: float,
@@ -321,7 +336,6 @@ def _sidecar(tensorrt: TensorRT, facts: GraphFacts, engine: Path, profile, optio
                   "seconds": round(seconds, 2), "t2l_fast_version": __version__},
         "rebuild": rebuild_command(facts.path, engine, flavour, options),
     }
-
 
 
 # ------------------------------------------------------------------------------------------- what to build

@@ -35,6 +35,9 @@ def _tensor_block(entries, fixed_frames: Optional[int], labels: Optional[str] = 
         fixed = {1: fixed_frames} if fixed_frames and entry["name"] == "frames" else None
         dims = ", ".join(str(d) for d in _dims(entry["shape"], fixed))
         label = f'\n    label_filename: "{labels}"' if labels and entry["name"] == "probabilities" else ""
+        if entry["dtype"] not in TRITON_TYPES:
+            raise ArtifactError(f"tensor {entry['name']!r} is {entry['dtype']}, which this writer does not map to a "
+                                f"Triton type ({', '.join(TRITON_TYPES)}); export with `t2l export onnx`")
         blocks.append(f'  {{\n    name: "{entry["name"]}"\n    data_type: {TRITON_TYPES[entry["dtype"]]}\n'
                       f'    dims: [ {dims} ]{label}\n  }}')
     return ",\n".join(blocks)
@@ -67,6 +70,9 @@ def write_triton_repository(onnx_dir: Path, out: Path, engines: Sequence[Path] =
     preferred = preferred or (min(8, max_batch_size), max_batch_size)
     out = Path(out)
     sidecars = [(Path(engine), _checked_sidecar(bundle, Path(engine))) for engine in engines]  # before any write
+    kinds = [sidecar["onnx"]["graph"] for _, sidecar in sidecars]
+    if len(set(kinds)) < len(kinds):
+        raise T2LError(f"--engine: two engines of the same graph ({', '.join(kinds)}); give one per graph")
     written = []
     for kind in (k for k in GRAPHS if k in bundle.graphs):
         graph = bundle.graph_path(kind)
@@ -100,6 +106,10 @@ def _checked_sidecar(bundle: ExportedModel, engine: Path) -> dict:
         raise ArtifactError(f"{engine}: a {sidecar['runtime']['name']} engine; Triton's TensorRT backend runs "
                             f"TensorRT engines of its own TensorRT release. Build one inside the Triton container "
                             f"with `t2l export trt --runtime tensorrt`, or serve the ONNX models")
+    low = next(iter(sidecar["profile"].values()))["min"][0]
+    if low != 1:
+        raise ArtifactError(f"{engine}: its profile starts at batch {low}; Triton sends any batch from 1 to "
+                            f"max_batch_size, so rebuild it with --min-batch 1: {sidecar['rebuild']}")
     return sidecar
 
 

@@ -4,10 +4,11 @@ because an engine is executable code bound to a TensorRT release and to GPU arch
 
 Compatibility, per NVIDIA's documentation:
 - TensorRT: an engine runs on the TensorRT release that built it; built version-compatible, on that release and
-  later ones of the same major version. It runs on GPUs of the build GPU's compute capability; built with
-  hardware compatibility level ampere+, on any GPU of compute capability 8.0 or newer.
+  later ones of the same major version, and on the next majors NVIDIA's support matrices list (8 -> 9, 10;
+  10 -> 11). It runs on GPUs of the build GPU's compute capability; built with hardware compatibility level
+  ampere+, on any GPU of compute capability 8.0 or newer.
 - TensorRT for RTX: an engine runs only on the release that built it. Built ahead of time without targets, it runs
-  on RTX GPUs of compute capability 8.6 and newer (DEFAULT_RTX_TARGETS); with explicit targets, on those only.
+  on the RTX GPUs of its default set (compute capability 8.6, 8.9, 12.0, 12.1); with explicit targets, on those.
 """
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ from .trt_support import version_tuple
 
 FORMAT = "t2l-fast-trt-engine"
 FORMAT_VERSION = 1
-DEFAULT_RTX_TARGETS = "default"  # TensorRT for RTX's own portable set: compute capability 8.6 and newer
+DEFAULT_RTX_TARGETS = "default"  # TensorRT for RTX's own portable set: RTX_DEFAULT_SET
 AMPERE = (8, 0)
-RTX_DEFAULT_MIN = (8, 6)
+RTX_DEFAULT_SET = ((8, 6), (8, 9), (12, 0), (12, 1))  # Ampere, Ada and Blackwell RTX GPUs
+CROSS_MAJOR = {(8, 9), (8, 10), (10, 11)}  # (built by, runs on) for version-compatible engines
 
 
 def sidecar_path(engine: Path) -> Path:
@@ -51,8 +53,10 @@ def read_sidecar(engine: Path) -> Dict[str, object]:
         raise ArtifactError(f"{path}: corrupt JSON ({e}); rebuild the engine with `t2l export trt`") from None
     if not isinstance(sidecar, dict) or sidecar.get("format") != FORMAT:
         raise ArtifactError(f"{path}: not a t2l-fast engine sidecar (format {FORMAT!r}); rebuild the engine")
-    missing = [k for k in ("engine", "runtime", "target", "onnx", "inputs", "outputs", "profile", "rebuild")
-               if k not in sidecar]
+    required = {"engine": ("file", "sha256"), "runtime": ("name", "version"), "target": ("compute_capabilities",),
+                "onnx": ("file", "sha256", "graph"), "inputs": (), "outputs": (), "profile": (), "rebuild": ()}
+    missing = [key for key, inner in required.items() if key not in sidecar or
+               any(not isinstance(sidecar[key], dict) or k not in sidecar[key] for k in inner)]
     if missing:
         raise ArtifactError(f"{path}: incomplete sidecar (no {', '.join(missing)}); rebuild the engine")
     return sidecar
@@ -86,14 +90,16 @@ def check_compatible(sidecar: Dict[str, object], runtime: str, version: str, cap
     built, target, rebuild = sidecar["runtime"], sidecar["target"], sidecar["rebuild"]
     where = sidecar["engine"]["file"]
     if built["name"] != runtime:
+        rebuild = rebuild.replace(f"--runtime {built['name']}", f"--runtime {runtime}")
         raise ArtifactError(f"{where}: built by {built['name']}, but this process runs {runtime}; engines of the "
-                            f"two are not interchangeable. Rebuild with {runtime}: {rebuild} --runtime {runtime}")
+                            f"two are not interchangeable. Rebuild with {runtime}: {rebuild}")
     have, want = version_tuple(version), version_tuple(built["version"])
     if target.get("version_compatible") and runtime == "tensorrt":
-        if have[0] != want[0] or have < want:
+        later = have >= want and (have[0] == want[0] or (want[0], have[0]) in CROSS_MAJOR)
+        if not later:
             raise ArtifactError(f"{where}: built version-compatible by TensorRT {built['version']}, which runs on "
-                                f"{want[0]}.x releases from {built['version']} on, not on {version}; rebuild: "
-                                f"{rebuild}")
+                                f"later {want[0]}.x releases (and the next majors NVIDIA lists), not on {version}; "
+                                f"rebuild: {rebuild}")
     elif have[:3] != want[:3]:
         raise ArtifactError(f"{where}: built by {runtime} {built['version']}, loading with {version}: an engine is "
                             f"bound to the release that built it; rebuild: {rebuild}")
@@ -108,7 +114,7 @@ def _covers(target: Dict[str, object], capability: Tuple[int, int]) -> Tuple[boo
     """(whether `capability` is among the engine's targets, the targets in words)."""
     targets = target["compute_capabilities"]
     if targets == DEFAULT_RTX_TARGETS:
-        return capability >= RTX_DEFAULT_MIN, "RTX GPUs of compute capability 8.6 and newer (the default set)"
+        return capability in RTX_DEFAULT_SET, "RTX GPUs of compute capability 8.6, 8.9, 12.0, 12.1 (the default set)"
     if target.get("hardware_compatibility") == "ampere+":
         return capability >= AMPERE, "GPUs of compute capability 8.0 and newer (hardware compatibility ampere+)"
     listed = [parse_capability(t) for t in targets]
@@ -120,12 +126,6 @@ def io_specs(entries: Sequence[Dict[str, object]]) -> Tuple[TensorSpec, ...]:
     import numpy as np
 
     return tuple(TensorSpec(e["name"], np.dtype(e["dtype"]), tuple(e["shape"])) for e in entries)
-
-
-def batch_range(sidecar: Dict[str, object]) -> Tuple[int, int]:
-    """(smallest, largest) batch the engine's optimisation profile takes."""
-    first = next(iter(sidecar["profile"].values()))
-    return first["min"][0], first["max"][0]
 
 
 def describe_target(sidecar: Dict[str, object]) -> str:

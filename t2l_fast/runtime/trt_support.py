@@ -27,7 +27,8 @@ FLAVOURS = {
                         "use NVIDIA's container (nvcr.io/nvidia/tensorrt or nvcr.io/nvidia/pytorch), or pip install "
                         "tensorrt-cu13 --extra-index-url https://pypi.nvidia.com"),
     "tensorrt-rtx": Flavour("tensorrt-rtx", "tensorrt_rtx", "trtrtx", "tensorrt_rtx",
-                            "RTX GPUs, compute capability 7.5, 8.6, 8.9, 12.x (builds ahead of time, no GPU needed)",
+                            "RTX GPUs of compute capability 8.6, 8.9, 12.x, and 7.5 as an explicit target (builds "
+                            "ahead of time, no GPU needed)",
                             "pip install 't2l-fast[tensorrt-rtx]' (TensorRT for RTX, from PyPI)"),
 }
 
@@ -38,10 +39,11 @@ class TensorRT:
 
     flavour: Flavour
     trt: object
+    reported_version: Optional[str] = None  # what NVIDIA's CLI said it is, when it built the engine
 
     @property
     def version(self) -> str:
-        return self.trt.__version__
+        return self.reported_version or self.trt.__version__
 
 
 def install_hint() -> str:
@@ -49,8 +51,9 @@ def install_hint() -> str:
 
 
 def load_tensorrt(runtime: str = "auto") -> TensorRT:
-    """The flavour named by `runtime` (tensorrt, tensorrt-rtx, or auto: TensorRT if installed, else TensorRT for
-    RTX); a MissingDependencyError naming what to install when it is absent."""
+    """The flavour named by `runtime` (tensorrt, tensorrt-rtx, or auto: TensorRT if installed and a GPU is visible,
+    since it can neither build nor run without one, else TensorRT for RTX); a MissingDependencyError naming what to
+    install when it is absent."""
     if runtime != "auto" and runtime not in FLAVOURS:
         raise T2LError(f"runtime {runtime!r}: choose auto, {', '.join(FLAVOURS)}")
     wanted = list(FLAVOURS.values()) if runtime == "auto" else [FLAVOURS[runtime]]
@@ -65,6 +68,9 @@ def load_tensorrt(runtime: str = "auto") -> TensorRT:
             problems.append(f"tensorrt {module.__version__} is older than 10 (strongly typed networks, "
                             f"execute_async_v3 and int64 inputs need 10 or newer)")
             continue
+        if runtime == "auto" and flavour.name == "tensorrt" and current_gpu() is None:
+            problems.append("tensorrt is installed but no GPU is visible, and its builder needs one")
+            continue
         return TensorRT(flavour, module)
     hint = install_hint() if runtime == "auto" else f"{wanted[0].name} ({wanted[0].gpus}): {wanted[0].install}"
     raise MissingDependencyError(f"no usable TensorRT module ({'; '.join(problems)}). Install one: {hint}")
@@ -78,16 +84,13 @@ def version_tuple(version: str) -> Tuple[int, ...]:
         raise T2LError(f"version {version!r} is not dotted integers") from None
 
 
-def capability_text(major: int, minor: int) -> str:
-    return f"{major}.{minor}"
-
-
 def current_gpu(device: int = 0) -> Optional[Tuple[str, str]]:
     """(name, compute capability 'M.m') of CUDA device `device`, from torch or else nvidia-smi; None without one."""
     import torch
 
     if torch.cuda.is_available():
-        return torch.cuda.get_device_name(device), capability_text(*torch.cuda.get_device_capability(device))
+        major, minor = torch.cuda.get_device_capability(device)
+        return torch.cuda.get_device_name(device), f"{major}.{minor}"
     if shutil.which("nvidia-smi"):
         try:
             line = subprocess.run(["nvidia-smi", f"--id={device}", "--query-gpu=name,compute_cap",
