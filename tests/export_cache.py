@@ -1,20 +1,47 @@
-"""Helpers of the engine, CMake and Triton tests: tiny-model exports (each model and precision exported once per
-session, each test gets its own copy) and a stand-in for NVIDIA's command-line builders."""
+"""Helpers of the export, engine, CMake and Triton tests: tiny-model exports (each model and precision exported
+once per session, shared read-only or copied) and a stand-in for NVIDIA's command-line builders."""
 import shutil
 from pathlib import Path
 
-from test_export import export_tiny
+import torch
+
+import t2l_fast
+from t2l_fast.deploy.onnx_export import ExportOptions, export_onnx
+from t2l_fast.text.classifier import build_classifier, build_prompts
+
+CLASSES = ["growing", "shrinking", "moving right"]
+
+
+def class_embeddings(model):
+    descriptions = CLASSES if model.config.kind == "t2l" else None
+    return build_classifier(model, CLASSES, descriptions=descriptions).embeddings, descriptions
+
+
+def export_tiny(name, out, precision="fp32", **options):
+    torch.manual_seed(0)
+    model = t2l_fast.create_model(name).eval()
+    embeddings, descriptions = class_embeddings(model)
+    manifest = export_onnx(model, out, class_names=CLASSES, class_embeddings=embeddings,
+                           class_texts=build_prompts(model.config, CLASSES, descriptions),
+                           options=ExportOptions(precision=precision, **options), log=lambda line: None)
+    return model, manifest
+
 
 _EXPORTS = {}
 
 
-def exported_copy(tmp_path_factory, destination: Path, name: str = "t2l_tiny", precision: str = "fp32") -> Path:
-    """A fresh copy of the export of tiny model `name` (each model and precision is exported once per session)."""
+def shared_export(tmp_path_factory, name: str = "t2l_tiny", precision: str = "fp32"):
+    """(model, folder) of this session's export of tiny model `name`: read it, never change it."""
     if (name, precision) not in _EXPORTS:
         out = tmp_path_factory.mktemp(f"{name}-{precision}")
-        export_tiny(name, out, precision=precision)
-        _EXPORTS[name, precision] = out
-    shutil.copytree(_EXPORTS[name, precision], destination, dirs_exist_ok=True)
+        model, _ = export_tiny(name, out, precision=precision)
+        _EXPORTS[name, precision] = model, out
+    return _EXPORTS[name, precision]
+
+
+def exported_copy(tmp_path_factory, destination: Path, name: str = "t2l_tiny", precision: str = "fp32") -> Path:
+    """A copy of the shared export of tiny model `name`, to change freely."""
+    shutil.copytree(shared_export(tmp_path_factory, name, precision)[1], destination, dirs_exist_ok=True)
     return destination
 
 

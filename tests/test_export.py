@@ -4,43 +4,22 @@ import json
 import numpy as np
 import onnx
 import pytest
-import torch
 
 import t2l_fast
 from t2l_fast.cli import main
 from t2l_fast.deploy import onnx_graph
 from t2l_fast.deploy.bundle import ExportedModel
-from t2l_fast.deploy.onnx_export import ExportOptions, export_onnx
 from t2l_fast.errors import T2LError
 from t2l_fast.runtime.ort_runner import OrtRunner
 from t2l_fast.runtime.torch_runner import TorchRunner
-from t2l_fast.text.classifier import build_classifier, build_prompts
 
 from conftest import TINY_MODELS
-
-CLASSES = ["growing", "shrinking", "moving right"]
-
-
-def class_embeddings(model):
-    descriptions = CLASSES if model.config.kind == "t2l" else None
-    return build_classifier(model, CLASSES, descriptions=descriptions).embeddings, descriptions
-
-
-def export_tiny(name, out, precision="fp32", **options):
-    torch.manual_seed(0)
-    model = t2l_fast.create_model(name).eval()
-    embeddings, descriptions = class_embeddings(model)
-    manifest = export_onnx(model, out, class_names=CLASSES, class_embeddings=embeddings,
-                           class_texts=build_prompts(model.config, CLASSES, descriptions),
-                           options=ExportOptions(precision=precision, **options), log=lambda line: None)
-    return model, manifest
-
+from export_cache import CLASSES, class_embeddings, export_tiny, shared_export
 
 @pytest.fixture(scope="module", params=TINY_MODELS)
 def exported(request, tmp_path_factory):
-    out = tmp_path_factory.mktemp(request.param)
-    model, manifest = export_tiny(request.param, out)
-    return model, manifest, out
+    model, out = shared_export(tmp_path_factory, request.param)
+    return model, json.loads((out / "manifest.json").read_text()), out
 
 
 def test_every_graph_is_checked_symbolic_and_matches_torch(exported):

@@ -18,8 +18,8 @@ from t2l_fast.runtime.trt_runner import TrtRunner
 from t2l_fast.runtime.trt_support import load_tensorrt
 
 from conftest import TINY_MODELS
-from export_cache import exported_copy, stand_in_cli
-from test_export import CLASSES, videos  # noqa: F401 (a fixture)
+from export_cache import CLASSES, exported_copy, stand_in_cli
+from test_export import videos  # noqa: F401 (a fixture)
 
 
 def rtx_available() -> bool:

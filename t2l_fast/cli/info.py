@@ -73,7 +73,8 @@ def _env(args: argparse.Namespace) -> int:
     from ..optional import installed, onnxruntime_conflict
 
     facts = {name: installed(name) for name in ("torch", "torchvision", "open_clip_torch", "av", "nvidia-dali-cuda130",
-                                                "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "fvcore")}
+                                                "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "tensorrt-rtx-cu13",
+                                                "tritonclient", "fvcore")}
     import torch
 
     facts["cuda_available"] = torch.cuda.is_available()
