@@ -89,3 +89,14 @@ def test_b16_graphs_build_into_tensorrt_engines(name, precision, tmp_path):
               f"{sidecar['engine']['bytes'] / 1e6:.1f} MB (ONNX {onnx_bytes / 1e6:.1f} MB), batch 1-8, "
               f"tensorrt-rtx {sidecar['runtime']['version']}")
         assert sidecar["precision"] == precision and sidecar["engine"]["bytes"] > 0.3 * onnx_bytes
+
+
+def test_b16_traced_counts_agree_with_the_closed_form():
+    """fvcore (full and attention-blind) against the closed form on the full-size configs (raises beyond 1%)."""
+    from t2l_fast.perf.flops import count_model
+
+    pytest.importorskip("fvcore", reason="pip install 't2l-fast[bench]'")
+    t2l = count_model("t2l_vit_b16")[0]
+    vifi = count_model("vificlip_vit_b16", (8, 32))
+    assert 146 < t2l["gflops_full"] < 147 and 95 < t2l["gflops_attention_blind"] < 96.5
+    assert [round(r["gflops_full"], 1) for r in vifi] == [140.5, 562.0]

@@ -7,7 +7,7 @@ import sys
 
 from .. import __version__
 from ..errors import T2LError
-from . import data, export, info, predict, train
+from . import bench, data, export, info, predict, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,7 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "T2L, ViFi-CLIP and CLIP.")
     parser.add_argument("--version", action="version", version=f"t2l-fast {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for group in (info, data, predict, export, train):
+    for group in (info, data, predict, export, train, bench):
         group.register(sub)
     return parser
 

@@ -1,0 +1,121 @@
+"""Benchmarks: the FLOP counts (traced in two accountings, closed form), the claims verdict on crafted inputs, and
+the report files' schema."""
+import json
+
+import pytest
+
+from t2l_fast.cli import main
+from t2l_fast.errors import T2LError
+from t2l_fast.models.registry import get_model_config
+from t2l_fast.perf import analytic, claims, flops
+
+pytest.importorskip("fvcore", reason="pip install 't2l-fast[bench]' (fvcore)")
+
+
+@pytest.mark.parametrize("name", ["t2l_tiny", "vificlip_tiny", "clip_tiny"])
+def test_traced_counts_agree_with_the_closed_form(name):
+    for row in flops.count_model(name, (8, 16)):  # check=True raises beyond 1%
+        assert row["gflops_full"] == pytest.approx(row["gflops_analytic"], rel=0.01)
+        assert row["gflops_attention_blind"] == pytest.approx(row["gflops_analytic_attention_blind"], rel=0.01)
+        assert row["gflops_attention_blind"] < row["gflops_full"]
+        assert sum(row["by_module_gflops"].values()) == pytest.approx(row["gflops_full"])
+        assert row["by_module_gflops"]["attention"] == pytest.approx(row["gflops_full"] - row["gflops_attention_blind"])
+        assert (row["by_module_gflops"]["adapters"] > 0) == (name == "t2l_tiny")
+
+
+def test_the_closed_form_gives_the_hand_computed_figures():
+    """../shared/design/BASELINES_AND_CLAIMS.md and T2L_SPEC.md, computed by hand: CLIP ViT-B/16 17.56 GMAC per
+    frame, 2.98 per prompt; T2L ~146.6 per 8-frame clip (ours skips the temporal token's own query: 146.45), ~95.7
+    attention-blind, ~3.1 per prompt (2.06 attention-blind)."""
+    clip, t2l = get_model_config("clip_vit_b16"), get_model_config("t2l_vit_b16")
+    assert analytic.vision_macs(clip, 1) / 1e9 == pytest.approx(17.56, abs=0.01)
+    assert analytic.vision_macs(clip, 16) / 1e9 == pytest.approx(281.0, abs=0.1)  # ViFi-CLIP's published 281
+    assert analytic.text_macs(clip) / 1e9 == pytest.approx(2.98, abs=0.01)
+    assert analytic.vision_macs(t2l, 8) / 1e9 == pytest.approx(146.6, abs=0.2)
+    assert analytic.vision_macs(t2l, 8, attention=False) / 1e9 == pytest.approx(95.7, abs=0.1)
+    assert analytic.text_macs(t2l) / 1e9 == pytest.approx(3.1, abs=0.01)
+    assert analytic.text_macs(t2l, attention=False) / 1e9 == pytest.approx(2.06, abs=0.01)
+
+
+def test_an_op_fvcore_cannot_count_fails_the_count(monkeypatch):
+    monkeypatch.setattr(flops, "ELEMENTWISE", set())  # now additions and products of vectors are "unknown" ops
+    with pytest.raises(T2LError, match="fvcore cannot count .*aten::mul.*add a handle"):
+        flops.trace_count(__import__("t2l_fast").create_model("clip_tiny"), "encode_video",
+                          __import__("torch").randn(1, 8, 3, 32, 32))
+
+
+def test_flops_command_writes_rows_and_a_report(tmp_path, capsys):
+    assert main(["bench", "flops", "--quick", "--models", "t2l_tiny", "--frames", "8", "--json",
+                 str(tmp_path / "rows.json"), "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    required = {"model", "frames", "gflops_full", "gflops_attention_blind", "gflops_analytic", "learnable_params",
+                "total_params"}
+    assert len(rows) == 1 and required <= set(rows[0])
+    report = json.loads((tmp_path / "flops.json").read_text())
+    assert {"title", "conditions", "definitions", "rows", "notes"} <= set(report)
+    assert "multiply-adds" in capsys.readouterr().out and (tmp_path / "flops.md").is_file()
+
+
+# ------------------------------------------------------------------------------------------- verdicts
+def flops_row(model, frames, full, blind, learnable):
+    return {"model": model, "frames": frames, "gflops_full": full, "gflops_attention_blind": blind,
+            "learnable_params": learnable}
+
+
+PAPER_LIKE = [flops_row("t2l_vit_b16", 8, 146.5, 95.7, 5.2e6), flops_row("vificlip_vit_b16", 8, 140.5, 90.2, 124.3e6),
+              flops_row("vificlip_vit_b16", 16, 281.0, 180.3, 124.3e6),
+              flops_row("vificlip_vit_b16", 32, 562.0, 360.7, 124.3e6)]
+
+
+def test_verdict_thresholds():
+    assert claims.verdict(2.7, 3.0) == claims.HOLDS and claims.verdict(2.69, 3.0) == claims.DOES_NOT_HOLD
+    assert claims.verdict(5.7, 5.2, larger_is_better=False) == claims.HOLDS  # 5.2 >= 0.9 x 5.7
+    assert claims.verdict(5.8, 5.2, larger_is_better=False) == claims.DOES_NOT_HOLD
+    assert claims.verdict(None, 3.0) == claims.NOT_MEASURED
+
+
+def test_gflops_claim_holds_only_under_the_mixed_or_operating_point_accountings():
+    rows = claims.gflops_claims(PAPER_LIKE)
+    by = {r["accounting"]: r["verdict"] for r in rows}
+    assert by["equal frames (8 vs 8), full count"] == claims.DOES_NOT_HOLD
+    assert by["ViFi-CLIP 16f vs T2L 8f, full count"] == claims.DOES_NOT_HOLD
+    assert by["ViFi-CLIP 32f vs T2L 8f, full count"] == claims.HOLDS
+    assert by["ViFi-CLIP 16f full vs T2L 8f attention-blind (the paper's likely accounting)"] == claims.HOLDS
+    assert by["overall"].startswith("holds only under accounting ViFi-CLIP 32f")
+    cheap = [dict(r, gflops_full=r["gflops_full"] / 4) if r["model"] == "t2l_vit_b16" else r for r in PAPER_LIKE]
+    assert claims.gflops_claims(cheap)[-1]["verdict"] == claims.HOLDS  # equal frames holds: the claim holds
+    dear = [dict(r, gflops_full=600.0, gflops_attention_blind=600.0) if r["model"] == "t2l_vit_b16" else r
+            for r in PAPER_LIKE]
+    assert claims.gflops_claims(dear)[-1]["verdict"] == claims.DOES_NOT_HOLD
+
+
+def test_throughput_claim_per_backend_and_operating_point():
+    def row(model, frames, clips_per_s, backend="torch-eager", passed=True):
+        return {"model": model, "frames": frames, "backend": backend, "batch": 1, "passed": passed,
+                "clips_per_s": clips_per_s, "device": "cpu"}
+
+    measured = [row("t2l_vit_b16", 8, 1.0), row("vificlip_vit_b16", 8, 1.05), row("vificlip_vit_b16", 16, 0.52),
+                row("vificlip_vit_b16", 32, 0.24), row("t2l_vit_b16", 8, 9.0, "onnxruntime-int8", passed=False)]
+    rows = claims.throughput_claims(measured)
+    assert [r["verdict"] for r in rows[:3]] == [claims.DOES_NOT_HOLD, claims.DOES_NOT_HOLD, claims.HOLDS]
+    assert rows[-1]["verdict"] == "holds only under accounting ViFi-CLIP 32f vs T2L 8f, torch-eager, batch 1, cpu"
+    assert not any("onnxruntime-int8" in r["accounting"] for r in rows)  # a backend that failed its gate is out
+    assert claims.throughput_claims([])[0]["verdict"] == claims.NOT_MEASURED
+
+
+def test_parameter_and_training_claims():
+    params = claims.parameter_claims(PAPER_LIKE)
+    assert [r["verdict"] for r in params] == [claims.HOLDS, claims.HOLDS]  # 5.2M; 124.3 / 5.2 = 23.9 >= 22.5
+    assert claims.training_claims([{"model": "t2l_vit_b16", "device": "cpu", "recipe": True}])[0]["verdict"] == \
+        claims.NOT_MEASURABLE
+    gpu = [{"model": "t2l_vit_b16", "device": "NVIDIA H200", "recipe": True, "peak_memory_gb": 31.0}]
+    assert claims.training_claims(gpu)[0]["verdict"] == claims.HOLDS
+
+
+def test_claims_command_reads_rows_and_writes_the_table(tmp_path, capsys):
+    (tmp_path / "flops.json").write_text(json.dumps(PAPER_LIKE))
+    assert main(["bench", "claims", "--flops", str(tmp_path / "flops.json"), "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "| claim | paper | measured | accounting | verdict | note |" in printed and "holds: measured >= 0.9" in printed
+    report = json.loads((tmp_path / "claims.json").read_text())
+    assert all(set(claims.COLUMNS[:5]) <= set(r) for r in report["rows"])
