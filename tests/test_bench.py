@@ -119,3 +119,49 @@ def test_claims_command_reads_rows_and_writes_the_table(tmp_path, capsys):
     assert "| claim | paper | measured | accounting | verdict | note |" in printed and "holds: measured >= 0.9" in printed
     report = json.loads((tmp_path / "claims.json").read_text())
     assert all(set(claims.COLUMNS[:5]) <= set(r) for r in report["rows"])
+
+
+# ------------------------------------------------------------------------------------------- measurements
+def test_throughput_rows_are_gated_and_complete(tmp_path):
+    from t2l_fast.perf.throughput import Plan, run_plan, targets
+
+    plan = Plan([("t2l_tiny", 8, (1, 2)), ("vificlip_tiny", 16, (1,))],
+                ("torch-eager", "onnxruntime-fp32", "onnxruntime-int8"), seconds=0.05, min_iterations=2, warmup=1)
+    rows, machine = run_plan(plan, tmp_path, progress=lambda line: None)
+    assert not [r for r in rows if "error" in r], rows
+    assert {(r["model"], r["frames"], r["batch"], r["backend"]) for r in rows} == {
+        (m, f, b, backend) for m, f, batches in plan.points for b in batches for backend in plan.backends}
+    for r in rows:
+        assert r["passed"], r  # tiny graphs meet every gate
+        assert r["iterations"] >= 2 and r["median_s"] > 0 and r["p99_s"] >= r["median_s"]
+        assert r["clips_per_s"] == pytest.approx(r["batch"] / r["median_s"])
+        assert r["frames_per_s"] == pytest.approx(r["clips_per_s"] * r["frames"])
+        assert r["peak_memory_mb"] > 0 and r["peak_fraction"] > 0
+    eager = [r for r in rows if r["backend"] == "torch-eager"]
+    assert all(r["speedup_vs_eager"] == 1.0 for r in eager)
+    assert machine["matmul_peak_gflop_s"]["fp32"] > 0
+    assert targets(rows, "t2l_tiny")[0].startswith("t2l_tiny B=1: best gated backend")
+
+
+def test_a_backend_that_fails_its_gate_is_marked(tmp_path, monkeypatch):
+    from t2l_fast.perf import backends
+    from t2l_fast.runtime.compare import Tolerance
+
+    monkeypatch.setattr(backends, "REDUCED_GATE", Tolerance(max_abs=1e-9))  # int8 cannot meet this
+    from t2l_fast.perf.throughput import Plan, measure_model
+
+    plan = Plan([("t2l_tiny", 8, (1,))], ("torch-eager", "onnxruntime-int8"), seconds=0.01, min_iterations=1)
+    rows = measure_model("t2l_tiny", plan, tmp_path, {"fp32": 1e11, "int8": 1e11})
+    assert [r["passed"] for r in rows] == [True, False]
+
+
+def test_training_cost_rows(tmp_path):
+    from t2l_fast.perf.training_cost import run_training_cost
+
+    rows = run_training_cost("t2l_tiny", "vificlip_tiny", batch=2, steps=1, progress=lambda line: None,
+                             only=[("t2l_tiny", 8, False), ("vificlip_tiny", 8, False)])
+    assert [r["model"] for r in rows] == ["t2l_tiny", "vificlip_tiny"], rows
+    t2l, vifi = rows
+    assert t2l["learnable_params"] == 14_816 and vifi["learnable_params"] == 326_849
+    assert t2l["step_time_vs_t2l"] == 1.0 and vifi["step_s"] > 0 and vifi["peak_memory_gb"] > 0
+    assert t2l["recipe"] and not vifi["recipe"]  # ViFi-CLIP's recipe is 32 frames

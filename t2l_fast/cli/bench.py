@@ -43,6 +43,86 @@ def _flops(args: argparse.Namespace) -> int:
     return 0
 
 
+THROUGHPUT_COLUMNS = ("model", "frames", "batch", "backend", "passed", "clips_per_s", "frames_per_s", "median_s",
+                      "p90_s", "p99_s", "speedup_vs_eager", "achieved_gflop_s", "peak_fraction", "peak_memory_mb")
+THROUGHPUT_DEFINITIONS = {
+    "clips_per_s": "batch / median wall time of one call on uint8 clips in memory (decoding excluded; the video "
+                   "encoder only: class text embeddings are cached)",
+    "frames_per_s": "clips_per_s x frames",
+    "median_s / p90_s / p99_s": "latency of one call of `batch` clips, over the timed calls after warm-up",
+    "passed": "the backend's embeddings against torch eager fp32 on the same clips: fp32 max-abs <= 1e-4, "
+              "bf16/fp16/int8 cosine >= 0.99 for every clip; a figure that did not pass does not count",
+    "speedup_vs_eager": "clips_per_s over torch eager fp32's, same model, frames, batch and machine, same run",
+    "achieved_gflop_s": "2 x multiply-adds per clip (closed form) x clips_per_s / 1e9",
+    "peak_fraction": "achieved_gflop_s over the machine's dense matmul peak of the backend's precision, measured in "
+                     "the same run (int8: ONNX Runtime MatMulInteger)",
+    "peak_memory_mb": "peak resident memory of the model's process during the measurement (GPU: peak allocated)",
+}
+
+
+def _throughput(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from ..perf.report import conditions, markdown_table, write_report
+    from ..perf.throughput import cpu_plan, gpu_plan, quick_plan, run_plan, targets
+
+    plan = quick_plan() if args.quick else gpu_plan() if args.gpu else cpu_plan()
+    if args.backends:
+        plan = dataclasses.replace(plan, backends=tuple(args.backends))
+    if args.seconds:
+        plan = dataclasses.replace(plan, seconds=args.seconds)
+    rows, machine = run_plan(plan, args.work_dir)
+    measured = [r for r in rows if "clips_per_s" in r]
+    failed = [r for r in rows if "error" in r]
+    print(markdown_table(measured, THROUGHPUT_COLUMNS))
+    standing = targets(measured)
+    for line in standing + [f"not measured: {r['model']} {r.get('backend', '')}: {r['error']}" for r in failed]:
+        print(line)
+    for r in measured:
+        r["label"] = f"{r['model']} {r['frames']}f {r['backend']} B{r['batch']}"
+    notes = standing + [f"peak dense matmul on this machine (GFLOP/s): {machine['matmul_peak_gflop_s']}",
+                        "Each model ran in a fresh subprocess; every backend of a model ran in that process."]
+    notes += [f"not measured: {r['model']} {r.get('backend', '')}: {r['error']}" for r in failed]
+    paths = write_report(args.out, "throughput", title="Model throughput per backend (video encoder, one run)",
+                         rows=measured, columns=THROUGHPUT_COLUMNS, definitions=THROUGHPUT_DEFINITIONS,
+                         conditions=conditions(plan=dataclasses.asdict(plan), **machine), notes=notes,
+                         plot={"label": "label", "value": "clips_per_s"})
+    print(f"report: {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+TRAINING_COLUMNS = ("model", "frames", "batch", "checkpointing", "recipe", "step_s", "step_time_vs_t2l",
+                    "peak_memory_gb", "peak_memory_vs_t2l", "learnable_params")
+TRAINING_DEFINITIONS = {
+    "step_s": "median wall time of one optimiser step (forward, backward, AdamW on the learnable parameters) after "
+              "a warm-up step",
+    "peak_memory_gb": "high-water mark of the process's resident memory over the timed steps (GPU: peak allocated); "
+                      "includes the weights",
+    "step_time_vs_t2l / peak_memory_vs_t2l": "over T2L's at the same frames, batch and checkpointing (T2L: 1)",
+    "recipe": "the model's published training frames (T2L 8, ViFi-CLIP 32)",
+}
+
+
+def _training(args: argparse.Namespace) -> int:
+    from ..perf.report import conditions, markdown_table, write_report
+    from ..perf.training_cost import run_training_cost
+
+    t2l, vificlip = ("t2l_tiny", "vificlip_tiny") if args.quick else ("t2l_vit_b16", "vificlip_vit_b16")
+    batch = args.batch or (4 if args.quick else 2)
+    rows = run_training_cost(t2l, vificlip, batch, args.steps)
+    print(markdown_table(rows, TRAINING_COLUMNS))
+    for r in rows:
+        r["label"] = f"{r['model']} {r.get('frames')}f ckpt={r.get('checkpointing')}"
+    measured = [r for r in rows if "step_s" in r]
+    paths = write_report(args.out, "training", title="Training cost: one optimiser step, T2L vs ViFi-CLIP",
+                         rows=measured, columns=TRAINING_COLUMNS, definitions=TRAINING_DEFINITIONS,
+                         conditions=conditions(batch=batch, steps=args.steps), plot={"label": "label",
+                                                                                     "value": "step_s"},
+                         notes=[f"not measured: {r['model']}: {r['error']}" for r in rows if "error" in r])
+    print(f"report: {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
 def _rows(path) -> list:
     """Rows of a benchmark JSON: a list of rows, or a report document with "rows"."""
     if not path:
@@ -87,6 +167,25 @@ def register(sub) -> None:
     p.add_argument("--json", metavar="OUT.json", help="also write the rows as a JSON list")
     p.add_argument("--out", type=Path, default=Path("runs/bench"), help="report folder (default runs/bench)")
     p.set_defaults(run=_flops)
+
+    p = bench.add_parser("throughput", help="T2L vs ViFi-CLIP vs CLIP clips/s per backend in one run, gated",
+                         description="Default: ViT-B/16 on this CPU (about 40 min on 2 cores); --quick: tiny models "
+                         "(under a minute); --gpu: the GPU plan (fp16, batch 32-128).")
+    p.add_argument("--quick", action="store_true", help="tiny models, short budgets (tests and the demo)")
+    p.add_argument("--gpu", action="store_true", help="the GPU plan (torch CUDA fp32/fp16 at batch 32-128)")
+    p.add_argument("--backends", nargs="+", help="a subset of the plan's backends")
+    p.add_argument("--seconds", type=float, help="time budget of one measurement's timed calls")
+    p.add_argument("--work-dir", type=Path, help="keep the exported ONNX graphs here (default: a temporary folder)")
+    p.add_argument("--out", type=Path, default=Path("runs/bench"), help="report folder (default runs/bench)")
+    p.set_defaults(run=_throughput)
+
+    p = bench.add_parser("training", help="T2L vs ViFi-CLIP optimiser-step time and peak memory (checkpointing "
+                         "on and off)")
+    p.add_argument("--quick", action="store_true", help="tiny models (seconds)")
+    p.add_argument("--batch", type=int, help="clips per step (default 2; --quick 4)")
+    p.add_argument("--steps", type=int, default=2, help="timed steps after the warm-up step (default 2)")
+    p.add_argument("--out", type=Path, default=Path("runs/bench"), help="report folder (default runs/bench)")
+    p.set_defaults(run=_training)
 
     p = bench.add_parser("claims", help="the paper's efficiency claims against what was measured, with verdicts")
     p.add_argument("--flops", metavar="JSON", help="rows of `t2l bench flops --json` (default: count now, ~30 s)")

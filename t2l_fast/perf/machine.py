@@ -1,0 +1,137 @@
+"""What this machine can do, measured in the same run as the benchmarks: dense matmul peaks (fp32, bf16, int8) and
+peak memory of a measurement. FLOP/s here are FLOPs (2 x multiply-adds), as peaks are usually quoted."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+
+
+def _best_rate(run, flops: float, repeats: int) -> float:
+    run()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return flops / best
+
+
+def torch_matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> Optional[float]:
+    """Best FLOP/s of size x size matmuls in torch at `dtype` (on the GPU when there is one); None if unsupported."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    size = size if device == "cpu" else max(size, 8192)  # enough work to fill a GPU
+    try:
+        a = torch.randn(size, size, device=device).to(dtype)
+        b = torch.randn(size, size, device=device).to(dtype)
+    except (RuntimeError, TypeError):
+        return None
+
+    def run():
+        torch.mm(a, b)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    with torch.inference_mode():
+        return _best_rate(run, 2.0 * size ** 3, repeats)
+
+
+def matmul_graph(size: int, int8: bool):
+    """An ONNX graph y = x @ W (x [size, size] fp32 input, W a constant): plain, or with x and W quantised to int8
+    through QuantizeLinear/DequantizeLinear pairs (the QDQ form our INT8 graphs have, which runtimes fuse into
+    int8 matmuls)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [size, size])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [size, size])
+    if not int8:
+        weight = numpy_helper.from_array(rng.standard_normal((size, size)).astype(np.float32), "w")
+        nodes = [helper.make_node("MatMul", ["x", "w"], ["y"])]
+        initializers = [weight]
+    else:
+        weight = numpy_helper.from_array(rng.integers(-127, 127, (size, size), dtype=np.int8), "w_q")
+        scale = numpy_helper.from_array(np.array(0.02, np.float32), "s")
+        zero = numpy_helper.from_array(np.array(0, np.int8), "z")
+        nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["x_q"]),
+                 helper.make_node("DequantizeLinear", ["x_q", "s", "z"], ["x_dq"]),
+                 helper.make_node("DequantizeLinear", ["w_q", "s", "z"], ["w_dq"]),
+                 helper.make_node("MatMul", ["x_dq", "w_dq"], ["y"])]
+        initializers = [weight, scale, zero]
+    graph = helper.make_graph(nodes, "matmul_peak", [x], [y], initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def onnx_matmul_peaks(size: int = 2048, repeats: int = 5, threads: Optional[int] = None) -> Dict[str, float]:
+    """Best FLOP/s (int8: integer ops/s) of the same matmul graph in ONNX Runtime and OpenVINO on the CPU, per
+    precision, where they are installed."""
+    from ..optional import installed
+
+    threads = threads or torch.get_num_threads()
+    x = np.random.default_rng(1).standard_normal((size, size)).astype(np.float32)
+    flops, rates = 2.0 * size ** 3, {}
+    graphs = {}
+    try:
+        graphs = {kind: matmul_graph(size, kind == "int8").SerializeToString() for kind in ("fp32", "int8")}
+    except ImportError:
+        return rates
+    if installed("onnxruntime"):
+        from ..optional import import_onnxruntime
+
+        ort = import_onnxruntime()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        for kind, graph in graphs.items():
+            session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+            rates[kind] = _best_rate(lambda: session.run(None, {"x": x}), flops, repeats)
+    if installed("openvino"):
+        import openvino as ov
+
+        core = ov.Core()
+        for kind, hint in (("fp32", "f32"), ("bf16", "bf16"), ("int8", None)):
+            config = {"INFERENCE_NUM_THREADS": threads, **({"INFERENCE_PRECISION_HINT": hint} if hint else {})}
+            try:
+                compiled = core.compile_model(core.read_model(graphs["int8" if kind == "int8" else "fp32"], b""),
+                                              "CPU", config)
+            except RuntimeError:  # bf16 where the CPU has none
+                continue
+            rate = _best_rate(lambda: compiled(x), flops, repeats)
+            rates[kind] = max(rate, rates.get(kind, 0.0))
+    return rates
+
+
+def machine_peaks() -> Dict[str, Optional[float]]:
+    """Dense matmul peak FLOP/s per precision (fp32, bf16, int8; fp16 on a GPU): the best that torch, ONNX Runtime
+    and OpenVINO reach on one large matmul in this process, so a backend's fraction says how close it gets to what
+    this machine can do with the libraries at hand."""
+    peaks = {"fp32": torch_matmul_peak(torch.float32), "bf16": torch_matmul_peak(torch.bfloat16), "int8": None}
+    if torch.cuda.is_available():
+        peaks["fp16"] = torch_matmul_peak(torch.float16)
+        return peaks
+    for kind, rate in onnx_matmul_peaks().items():
+        peaks[kind] = max(rate, peaks[kind] or 0.0)
+    return peaks
+
+
+# ------------------------------------------------------------------------------------------- memory
+def reset_peak_rss() -> bool:
+    """Reset this process's peak resident set size (Linux: /proc/self/clear_refs); False where unsupported."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def rss_mb(field: str = "VmHWM") -> Optional[float]:
+    """VmHWM (peak since the last reset) or VmRSS (now) of this process in MB, from /proc/self/status."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None

@@ -1,0 +1,206 @@
+"""Model throughput of T2L, ViFi-CLIP and CLIP over the available backends, in one run (`t2l bench throughput`).
+
+Each model is measured in a fresh subprocess (so memory figures are its own): for every frame count, backend and
+batch, warm-up, then timed calls until a time budget (at least `min_iterations`); latency median/p90/p99, clips/s,
+frames/s, achieved FLOP/s against the machine's matmul peak of the backend's precision, peak resident memory, and
+the parity gate against torch eager fp32 on the same clips (a figure counts only if its gate passed). Decoding is
+excluded (uint8 clips in memory); class text embeddings are cached, as deployment does, so only the video encoder
+runs.
+"""
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from . import analytic
+from .isolation import run_isolated, worker_main
+from .machine import machine_peaks, reset_peak_rss, rss_mb
+
+CPU_BACKENDS = ("torch-eager", "torch-bf16", "torch-compile", "onnxruntime-fp32", "onnxruntime-int8",
+                "openvino-fp32", "openvino-bf16", "openvino-int8")
+GPU_BACKENDS = ("torch-cuda-fp32", "torch-cuda-fp16")
+
+
+@dataclass
+class Plan:
+    """What to measure: (model, frames, batches) points, backends, and the time spent per measurement."""
+
+    points: List[Tuple[str, int, Tuple[int, ...]]]
+    backends: Tuple[str, ...]
+    seconds: float = 10.0  # time budget of the timed calls of one measurement
+    min_iterations: int = 3
+    max_iterations: int = 50
+    warmup: int = 1
+    threads: int = field(default_factory=torch.get_num_threads)
+
+
+def quick_plan() -> Plan:
+    points = [("t2l_tiny", 8, (1, 4)), ("vificlip_tiny", 8, (1, 4)), ("vificlip_tiny", 16, (1,)),
+              ("vificlip_tiny", 32, (1,)), ("clip_tiny", 8, (1, 4))]
+    backends = tuple(b for b in CPU_BACKENDS if b != "torch-compile")
+    return Plan(points, backends, seconds=0.2, min_iterations=3, warmup=2)
+
+
+def cpu_plan() -> Plan:
+    """ViT-B/16 on a CPU: B <= 4 at the equal-frame point, ViFi-CLIP's 16/32-frame operating points at B = 1."""
+    points = [("t2l_vit_b16", 8, (1, 4)), ("vificlip_vit_b16", 8, (1, 4)), ("vificlip_vit_b16", 16, (1,)),
+              ("vificlip_vit_b16", 32, (1,)), ("clip_vit_b16", 8, (1,))]
+    return Plan(points, CPU_BACKENDS, seconds=8.0)
+
+
+def gpu_plan() -> Plan:
+    """The paper's settings on a GPU: fp16, batch 32-256 (B = clips; frames = clips x T)."""
+    points = [("t2l_vit_b16", 8, (32, 64, 128)), ("vificlip_vit_b16", 8, (32, 64, 128)),
+              ("vificlip_vit_b16", 16, (32, 64)), ("vificlip_vit_b16", 32, (32,)), ("clip_vit_b16", 8, (32, 64, 128))]
+    return Plan(points, GPU_BACKENDS, seconds=5.0, min_iterations=10, warmup=5)
+
+
+def clips_for(model, frames: int, batch: int) -> np.ndarray:
+    """uint8 [batch, frames, 3, S, S] synthetic action clips (the same in every run)."""
+    from ..data.synthetic_frames import order_clips
+
+    size = model.config.vision.image_size
+    clips, _ = order_clips(-(-batch // 12), seed=11, frames=frames, size=size, source_frames=max(24, frames))
+    return clips[:batch].numpy()
+
+
+def time_calls(run, clips: np.ndarray, plan: Plan) -> List[float]:
+    for _ in range(plan.warmup):
+        run(clips)
+    seconds: List[float] = []
+    while len(seconds) < plan.min_iterations or (sum(seconds) < plan.seconds and len(seconds) < plan.max_iterations):
+        started = time.perf_counter()
+        run(clips)
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def measure_model(name: str, plan: Plan, work_dir: Path, peaks: Dict[str, Optional[float]]) -> List[dict]:
+    """Every (frames, batch, backend) point of model `name` (runs in the worker subprocess)."""
+    from ..models.registry import create_model
+    from ..runtime.compare import compare_outputs
+    from .backends import available, build_backend
+
+    torch.set_num_threads(plan.threads)
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    calibration = clips_for(model, model.config.frames, 8)
+    rows = []
+    points = [(f, b) for n, f, batches in plan.points if n == name for b in batches]
+    references: Dict[Tuple[int, int], np.ndarray] = {}
+    for backend_name in available(list(plan.backends)):
+        try:
+            backend = build_backend(backend_name, model, work_dir, calibration)
+        except Exception as e:  # a backend that cannot be built is reported, and the rest go on
+            rows.append({"model": name, "backend": backend_name, "error": f"{type(e).__name__}: {e}"[:300]})
+            continue
+        for frames, batch in points:
+            clips = clips_for(model, frames, batch)
+            reset_peak_rss()
+            before = rss_mb("VmRSS")
+            try:
+                outputs = backend.run(clips)
+                seconds = time_calls(backend.run, clips, plan)
+            except Exception as e:
+                rows.append({"model": name, "frames": frames, "batch": batch, "backend": backend_name,
+                             "error": f"{type(e).__name__}: {e}"[:300]})
+                continue
+            peak = rss_mb("VmHWM")
+            if torch.cuda.is_available():
+                peak = torch.cuda.max_memory_allocated() / 2 ** 20
+                torch.cuda.reset_peak_memory_stats()
+            reference = references.setdefault((frames, batch), outputs) if backend_name in (
+                "torch-eager", "torch-cuda-fp32") else references.get((frames, batch))
+            comparison = compare_outputs({"embedding": outputs}, {"embedding": reference},
+                                         {"embedding": backend.gate}) if reference is not None else None
+            median = statistics.median(seconds)
+            macs = analytic.vision_macs(model.config, frames)
+            achieved = 2.0 * macs * batch / median
+            peak_rate = peaks.get(backend.precision)
+            rows.append({
+                "model": name, "kind": model.config.kind, "frames": frames, "batch": batch, "backend": backend_name,
+                "precision": backend.precision, "device": device, "iterations": len(seconds),
+                "median_s": median, "p90_s": _percentile(seconds, 90), "p99_s": _percentile(seconds, 99),
+                "clips_per_s": batch / median, "frames_per_s": batch * frames / median,
+                "gmac_per_clip": macs / 1e9, "achieved_gflop_s": achieved / 1e9,
+                "peak_fraction": achieved / peak_rate if peak_rate else None,
+                "peak_memory_mb": peak, "memory_before_mb": before, "setup_s": backend.setup_seconds,
+                "parity": comparison.figures.get("embedding") if comparison else None,
+                "passed": bool(comparison and comparison.passed)})
+    return rows
+
+
+def run_plan(plan: Plan, work_dir: Optional[Path] = None, progress=print) -> Tuple[List[dict], Dict[str, object]]:
+    """Measure every model of `plan`, each in a fresh subprocess; (rows with speed-ups, machine facts)."""
+    peaks = machine_peaks()
+    rows: List[dict] = []
+    names = list(dict.fromkeys(name for name, _, _ in plan.points))
+    with tempfile.TemporaryDirectory(prefix="t2l-bench-") as scratch:
+        work = Path(work_dir) if work_dir else Path(scratch)
+        for index, name in enumerate(names, 1):
+            progress(f"[{index}/{len(names)}] {name}: {', '.join(plan.backends)}")
+            rows += run_isolated("t2l_fast.perf.throughput", {"name": name, "plan": asdict(plan),
+                                                              "work_dir": str(work), "peaks": peaks})
+    add_speedups(rows)
+    return rows, {"matmul_peak_gflop_s": {k: v and v / 1e9 for k, v in peaks.items()}, "threads": plan.threads}
+
+
+def add_speedups(rows: List[dict]) -> None:
+    """speedup_vs_eager: clips/s over torch eager fp32's at the same model, frames and batch."""
+    eager = {(r["model"], r["frames"], r["batch"]): r["clips_per_s"] for r in rows
+             if r.get("backend") in ("torch-eager", "torch-cuda-fp32") and "clips_per_s" in r}
+    for r in rows:
+        base = eager.get((r.get("model"), r.get("frames"), r.get("batch")))
+        r["speedup_vs_eager"] = r["clips_per_s"] / base if base and "clips_per_s" in r else None
+
+
+def targets(rows: Sequence[dict], model: str = "t2l_vit_b16") -> List[str]:
+    """Where the performance targets stand: best gated CPU backend >= 3x torch eager and >= 1.1x OpenVINO's best
+    (model at its T, same batch); the INT8 path at >= 60% of the INT8 matmul peak."""
+    lines = []
+    for batch in sorted({r["batch"] for r in rows if r.get("model") == model and "batch" in r}):
+        same = [r for r in rows if r.get("model") == model and r.get("batch") == batch and r.get("passed")]
+        if not same:
+            continue
+        best = max(same, key=lambda r: r["clips_per_s"])
+        eager = next((r for r in same if r["backend"] == "torch-eager"), None)
+        openvino = [r for r in same if r["backend"].startswith("openvino")]
+        if eager:
+            ratio = best["clips_per_s"] / eager["clips_per_s"]
+            lines.append(f"{model} B={batch}: best gated backend {best['backend']} at {ratio:.2f}x torch eager "
+                         f"(target 3x: {'met' if ratio >= 3 else 'missed'})")
+        if openvino and not best["backend"].startswith("openvino"):
+            top = max(openvino, key=lambda r: r["clips_per_s"])
+            ratio = best["clips_per_s"] / top["clips_per_s"]
+            lines.append(f"{model} B={batch}: {best['backend']} at {ratio:.2f}x OpenVINO's best ({top['backend']}; "
+                         f"target 1.1x: {'met' if ratio >= 1.1 else 'missed'})")
+        elif openvino:
+            lines.append(f"{model} B={batch}: the best backend is OpenVINO's own ({best['backend']}); target 1.1x "
+                         f"OpenVINO: missed")
+        for r in same:
+            if r["precision"] == "int8" and r.get("peak_fraction") is not None:
+                lines.append(f"{model} B={batch}: {r['backend']} at {r['peak_fraction']:.0%} of the INT8 matmul "
+                             f"peak (target 60%: {'met' if r['peak_fraction'] >= 0.6 else 'missed'})")
+    return lines
+
+
+def _measure(spec: dict) -> List[dict]:
+    plan = Plan(**{**spec["plan"], "points": [tuple(p[:2]) + (tuple(p[2]),) for p in spec["plan"]["points"]],
+                   "backends": tuple(spec["plan"]["backends"])})
+    return measure_model(spec["name"], plan, Path(spec["work_dir"]), spec["peaks"])
+
+
+if __name__ == "__main__":
+    worker_main(_measure)

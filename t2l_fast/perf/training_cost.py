@@ -1,0 +1,109 @@
+"""Training cost of T2L against ViFi-CLIP (`t2l bench training`): one optimiser step (forward, backward, AdamW
+update of the learnable parameters) at equal frames and batch, and at each one's published recipe (T2L 8 frames,
+ViFi-CLIP 32), with and without gradient checkpointing. Each configuration runs in a fresh subprocess; the step is
+timed after a warm-up step, and peak memory is the process's high-water mark during the timed steps (GPU: peak
+allocated).
+
+The objectives are the trainer's: T2L the in-batch alignment + TFD loss on its frame embeddings, ViFi-CLIP
+cross-entropy over the batch's classes (both towers trained).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import List, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from .isolation import run_isolated, worker_main
+from .machine import reset_peak_rss, rss_mb
+
+RECIPE_FRAMES = {"t2l": 8, "vificlip": 32}
+CLASS_TEXTS = ("a person archery", "juggling balls", "playing violin", "riding a bike")
+
+
+def configurations(t2l: str, vificlip: str) -> List[Tuple[str, int, bool]]:
+    """(model, frames, gradient checkpointing): equal frames (8), and ViFi-CLIP at its recipe's 32."""
+    return [(name, frames, checkpointing) for name, frames in ((t2l, 8), (vificlip, 8), (vificlip, 32))
+            for checkpointing in (False, True)]
+
+
+def _loss(model, video: torch.Tensor, labels: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    from ..training.losses import alignment_loss, smoothed_targets, soft_cross_entropy, tfd_loss
+
+    if model.config.kind == "t2l":
+        frames = model.encode_frames(video)  # [B, T, D]
+        texts = model.encode_text(tokens[labels])  # [B, D]
+        align = alignment_loss(F.normalize(frames.mean(1), dim=-1), texts, labels, model.logit_scale().item())
+        return align + tfd_loss(frames).loss
+    classes = labels.unique()
+    videos, texts = model.encode_video(video), model.encode_text(tokens[classes])  # [B, D], [U, D]
+    targets = smoothed_targets(torch.searchsorted(classes, labels), len(classes), 0.1)
+    return soft_cross_entropy(model.logit_scale() * videos @ texts.t(), targets)
+
+
+def measure_step(spec: dict) -> List[dict]:
+    """One configuration (the subprocess side)."""
+    from ..models.registry import create_model
+    from ..text.tokenize import tokenize
+    from ..video_ops import normalize_video
+    from .throughput import clips_for
+
+    torch.manual_seed(0)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = create_model(spec["model"]).to(device).train()
+    model.set_grad_checkpointing(spec["checkpointing"])
+    optimizer = torch.optim.AdamW(model.learnable_parameters(), lr=1e-5)
+    batch, frames = spec["batch"], spec["frames"]
+    video = normalize_video(torch.from_numpy(clips_for(model, frames, batch)).to(device), model.input_spec)
+    labels = torch.arange(batch, device=device) % len(CLASS_TEXTS)
+    tokens = tokenize(list(CLASS_TEXTS), model.config.text.context_length).to(device)
+
+    def step() -> float:
+        started = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        _loss(model, video, labels, tokens).backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - started
+
+    step()  # warm-up: allocator, AdamW state
+    reset_peak_rss()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    before = rss_mb("VmRSS")
+    seconds = [step() for _ in range(spec["steps"])]
+    peak = torch.cuda.max_memory_allocated() / 2 ** 30 if device.type == "cuda" else rss_mb("VmHWM") / 1024
+    learnable = sum(p.numel() for p in model.learnable_parameters())
+    return [{"model": spec["model"], "kind": model.config.kind, "frames": frames, "batch": batch,
+             "checkpointing": spec["checkpointing"], "device": torch.cuda.get_device_name(0) if device.type ==
+             "cuda" else "cpu", "recipe": frames == RECIPE_FRAMES[model.config.kind], "steps": len(seconds),
+             "step_s": statistics.median(seconds), "peak_memory_gb": peak,
+             "memory_before_gb": before / 1024 if before else None, "learnable_params": learnable}]
+
+
+def run_training_cost(t2l: str, vificlip: str, batch: int, steps: int, progress=print,
+                      only: Sequence[Tuple[str, int, bool]] = ()) -> List[dict]:
+    rows = []
+    for index, (name, frames, checkpointing) in enumerate(only or configurations(t2l, vificlip), 1):
+        progress(f"[{index}] {name} {frames} frames, batch {batch}, checkpointing {checkpointing}")
+        rows += run_isolated("t2l_fast.perf.training_cost", {"model": name, "frames": frames, "batch": batch,
+                                                             "checkpointing": checkpointing, "steps": steps})
+    add_ratios(rows)
+    return rows
+
+
+def add_ratios(rows: List[dict]) -> None:
+    """vs_t2l: the step time and peak memory over T2L's at the same frames, batch and checkpointing."""
+    t2l = {(r["frames"], r["checkpointing"]): r for r in rows if r.get("kind") == "t2l" and "step_s" in r}
+    for r in rows:
+        base = t2l.get((r.get("frames"), r.get("checkpointing")))
+        if base and "step_s" in r:
+            r["step_time_vs_t2l"] = r["step_s"] / base["step_s"]
+            r["peak_memory_vs_t2l"] = r["peak_memory_gb"] / base["peak_memory_gb"]
+
+
+if __name__ == "__main__":
+    worker_main(measure_step)
