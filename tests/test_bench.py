@@ -165,3 +165,16 @@ def test_training_cost_rows(tmp_path):
     assert t2l["learnable_params"] == 14_816 and vifi["learnable_params"] == 326_849
     assert t2l["step_time_vs_t2l"] == 1.0 and vifi["step_s"] > 0 and vifi["peak_memory_gb"] > 0
     assert t2l["recipe"] and not vifi["recipe"]  # ViFi-CLIP's recipe is 32 frames
+
+
+def test_end_to_end_names_the_limiting_stage(tmp_path):
+    from t2l_fast.perf.end_to_end import run_end_to_end
+
+    rows = run_end_to_end(["t2l_tiny"], ["torch-eager"], 2, None, tmp_path, tmp_path / "graphs", ["pyav"],
+                          progress=lambda line: None)
+    assert len(rows) == 1 and "error" not in rows[0], rows
+    row = rows[0]
+    assert row["clips"] == 24 and row["limited_by"] in ("loader", "model")  # 12 classes x 2 val clips
+    slower = min(row["loader_clips_per_s"], row["model_clips_per_s"])
+    assert row["limited_by"] == ("loader" if row["loader_clips_per_s"] == slower else "model")
+    assert row["end_to_end_clips_per_s"] > 0

@@ -88,6 +88,8 @@ def _throughput(args: argparse.Namespace) -> int:
                          conditions=conditions(plan=dataclasses.asdict(plan), **machine), notes=notes,
                          plot={"label": "label", "value": "clips_per_s"})
     print(f"report: {', '.join(str(p) for p in paths.values())}")
+    if args.end_to_end:
+        _end_to_end(args, plan)
     return 0
 
 
@@ -121,6 +123,33 @@ def _training(args: argparse.Namespace) -> int:
                          notes=[f"not measured: {r['model']}: {r['error']}" for r in rows if "error" in r])
     print(f"report: {', '.join(str(p) for p in paths.values())}")
     return 0
+
+
+E2E_COLUMNS = ("model", "frames", "batch", "backend", "loader", "loader_clips_per_s", "model_clips_per_s",
+               "end_to_end_clips_per_s", "limited_by")
+
+
+def _end_to_end(args: argparse.Namespace, plan) -> None:
+    from ..optional import installed
+    from ..perf.backends import available
+    from ..perf.end_to_end import run_end_to_end
+    from ..perf.report import conditions, markdown_table, write_report
+
+    models = list(dict.fromkeys(name for name, _, _ in plan.points if not name.startswith("clip")))
+    backends = available(["torch-eager", "onnxruntime-int8"])
+    loaders = ["pyav"] + (["dali"] if installed("nvidia-dali-cuda130") else [])
+    rows = run_end_to_end(models, backends, 2 if args.quick else 4, args.data, args.out,
+                          args.work_dir or args.out / "graphs", loaders)
+    print(markdown_table(rows, E2E_COLUMNS))
+    paths = write_report(args.out, "end_to_end", title="End to end: loader (decode + augment) feeding the model",
+                         rows=[r for r in rows if "error" not in r], columns=E2E_COLUMNS,
+                         conditions=conditions(data=rows[0].get("source") if rows else None),
+                         definitions={"loader_clips_per_s": "the loader alone, one epoch after a warm-up epoch",
+                                      "model_clips_per_s": "the backend alone on the loader's batches in memory",
+                                      "end_to_end_clips_per_s": "the loader feeding the backend, one epoch",
+                                      "limited_by": "the slower stage alone"},
+                         notes=[f"not measured: {r}" for r in rows if "error" in r])
+    print(f"report: {', '.join(str(p) for p in paths.values())}")
 
 
 def _rows(path) -> list:
@@ -176,6 +205,9 @@ def register(sub) -> None:
     p.add_argument("--backends", nargs="+", help="a subset of the plan's backends")
     p.add_argument("--seconds", type=float, help="time budget of one measurement's timed calls")
     p.add_argument("--work-dir", type=Path, help="keep the exported ONNX graphs here (default: a temporary folder)")
+    p.add_argument("--end-to-end", action="store_true", help="also time the loader (decode + augment, PyAV and, "
+                   "where installed, DALI) feeding the model, and say which stage limits")
+    p.add_argument("--data", type=Path, help="with --end-to-end: a folder with val.txt (default: synthetic videos)")
     p.add_argument("--out", type=Path, default=Path("runs/bench"), help="report folder (default runs/bench)")
     p.set_defaults(run=_throughput)
 

@@ -1,0 +1,71 @@
+"""End-to-end throughput (`t2l bench throughput --end-to-end`): the video loader (decode + evaluation augment) feeding
+a model backend, against each stage alone, to say which stage limits. Runs on a folder of videos with a val.txt
+list (default: the synthetic dataset, written once)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import torch
+
+from .isolation import run_isolated, worker_main
+
+
+def _clips_per_second(batches, consume=None) -> float:
+    started, clips = time.perf_counter(), 0
+    for batch in batches:
+        if consume:
+            consume(batch["video"].numpy())
+        clips += batch["video"].shape[0]
+    return clips / (time.perf_counter() - started)
+
+
+def measure_end_to_end(spec: dict) -> List[dict]:
+    """One model and backend over one loader backend (the subprocess side): loader alone, model alone on the
+    loader's batches held in memory, and the two together; after a warm-up epoch."""
+    from ..data import build_video_loader
+    from ..models.registry import create_model
+    from .backends import build_backend
+    from .throughput import clips_for
+
+    torch.manual_seed(0)
+    model = create_model(spec["model"]).eval()
+    c = model.config
+    data = Path(spec["data"])
+    loader = build_video_loader(data / "val.txt", data, split="val", frames=c.frames, size=c.vision.image_size,
+                                batch_size=spec["batch"], backend=spec["loader"], num_workers=spec["workers"])
+    backend = build_backend(spec["backend"], model, Path(spec["work_dir"]), clips_for(model, c.frames, 8))
+    held = list(loader)  # warm-up epoch: page cache, workers; its batches feed the model-alone measurement
+    loader_rate = _clips_per_second(loader)
+    model_rate = _clips_per_second(held, backend.run)
+    together = _clips_per_second(loader, backend.run)
+    limit = "loader" if loader_rate < model_rate else "model"
+    return [{"model": spec["model"], "frames": c.frames, "batch": spec["batch"], "backend": spec["backend"],
+             "loader": spec["loader"], "loader_clips_per_s": loader_rate, "model_clips_per_s": model_rate,
+             "end_to_end_clips_per_s": together, "limited_by": limit, "clips": sum(b["video"].shape[0] for b in held),
+             "source": spec["source"]}]
+
+
+def run_end_to_end(models: List[str], backends: List[str], batch: int, data: Optional[Path], out: Path,
+                   work_dir: Path, loaders: List[str], workers: int = 2, progress=print) -> List[dict]:
+    from ..data.synthetic import SynthConfig, write_synthetic_dataset
+
+    source = str(data) if data else "synthetic dataset, H.264 64x64, 24 frames, upscaled by the loader"
+    if data is None:
+        data = out / "synthetic-e2e"
+        if not (data / "val.txt").is_file():
+            write_synthetic_dataset(data, SynthConfig(clips_per_class=1, eval_clips_per_class=2), jobs=2)
+    rows = []
+    for model in models:
+        for backend in backends:
+            for loader in loaders:
+                progress(f"end to end: {model}, {backend}, {loader} loader")
+                rows += run_isolated("t2l_fast.perf.end_to_end", {
+                    "model": model, "backend": backend, "loader": loader, "batch": batch, "workers": workers,
+                    "data": str(data), "work_dir": str(work_dir), "source": source})
+    return rows
+
+
+if __name__ == "__main__":
+    worker_main(measure_end_to_end)
