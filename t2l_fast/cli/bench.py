@@ -12,9 +12,11 @@ FLOPS_COLUMNS = ("model", "frames", "gflops_full", "gflops_attention_blind", "gf
 FLOPS_DEFINITIONS = {
     "GFLOPs": "10^9 multiply-adds (MACs) per view (one clip of `frames` frames at `image_size`, 1 crop): the "
               "convention of every GFLOPs figure in the paper and its peers (FLOPs = 2 x MACs elsewhere)",
-    "gflops_full": "fvcore trace, with a handle for scaled_dot_product_attention (which fvcore skips), MHA fast path off",
+    "gflops_full": "fvcore trace, with a handle for scaled_dot_product_attention (which fvcore skips), MHA fast "
+                   "path off",
     "gflops_attention_blind": "the same trace with every nn.MultiheadAttention counted as zero, as thop 0.1.1 does",
-    "gflops_analytic": "closed form from the config (t2l_fast/perf/analytic.py); the traced counts must agree within 1%",
+    "gflops_analytic": "closed form from the config (t2l_fast/perf/analytic.py); the traced counts must agree "
+                       "within 1%",
     "text_gflops_*": "text encoder, per prompt (77 tokens); class embeddings are computed once and cached",
     "learnable_params": "parameters trained by the model's recipe (T2L: tokens + adapters; ViFi-CLIP: both towers)",
 }
@@ -183,8 +185,8 @@ def _claims(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     """Add this group's sub-commands to the `t2l` sub-parsers."""
-    bench = sub.add_parser("bench", help="benchmarks: GFLOPs, throughput, training cost, claims verdict").add_subparsers(
-        dest="bench_command", metavar="BENCH_COMMAND", required=True)
+    bench = sub.add_parser("bench", help="benchmarks: GFLOPs, throughput, training cost, claims verdict")
+    bench = bench.add_subparsers(dest="bench_command", metavar="BENCH_COMMAND", required=True)
     p = bench.add_parser("flops", help="parameters and GFLOPs per view: full, attention-blind and closed-form counts",
                          description="T2L at its T; ViFi-CLIP and CLIP at 8, 16 and 32 frames (or --frames); the text "
                          "encoder per prompt. The traced counts must agree with the closed form within 1%%.")

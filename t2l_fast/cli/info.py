@@ -72,9 +72,9 @@ def _convert_official(args: argparse.Namespace) -> int:
 def _env(args: argparse.Namespace) -> int:
     from ..optional import installed, onnxruntime_conflict
 
-    facts = {name: installed(name) for name in ("torch", "torchvision", "open_clip_torch", "av", "nvidia-dali-cuda130",
-                                                "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "tensorrt-rtx-cu13",
-                                                "tritonclient", "fvcore")}
+    components = ("torch", "torchvision", "open_clip_torch", "av", "nvidia-dali-cuda130", "onnx", "onnxruntime",
+                  "onnxruntime-gpu", "tensorrt", "tensorrt-rtx-cu13", "tritonclient", "fvcore", "openvino")
+    facts = {name: installed(name) for name in components}
     import torch
 
     facts["cuda_available"] = torch.cuda.is_available()

@@ -74,25 +74,37 @@ class ExportedModel:
             raise ArtifactError(f"{self.directory}: holds no {kind} graph{hint}; it has {sorted(self.graphs)}")
         return self.directory / self.graphs[kind]["file"]
 
+    def verified_graph_path(self, kind: str) -> Path:
+        """The path of graph `kind`, after checking it and its external data against the manifest's sha256."""
+        path = self.graph_path(kind)
+        self._check_files([(path, self.graphs[kind]["sha256"])])
+        self._check_external_data(kind)
+        return path
+
+    def _check_external_data(self, kind: str) -> None:
+        self._check_files([(self.directory / d["file"], d["sha256"]) for d in self.graphs[kind]["external_data"]])
+
+    @staticmethod
+    def _check_files(files) -> None:
+        for path, sha256 in files:
+            if not path.is_file() or file_sha256(path) != sha256:
+                raise ArtifactError(f"{path}: missing or changed since export (sha256 differs from {MANIFEST}); "
+                                    f"restore it or re-export")
+
     def runner(self, kind: str, providers: Sequence[str] = ("cpu",), threads: Optional[int] = None):
-        """An OrtRunner of graph `kind`, after checking every file's sha256 against the manifest; on entry, the
-        graph's own metadata is checked against the manifest too."""
+        """An OrtRunner of graph `kind`, after checking every file's sha256 against the manifest (the graph's own,
+        by the runner before it parses it); on entry, the graph's metadata is checked against the manifest too."""
         from ..runtime.ort_runner import OrtRunner
 
         path = self.graph_path(kind)
-        for data in self.graphs[kind]["external_data"]:
-            data_path = self.directory / data["file"]
-            if not data_path.is_file() or file_sha256(data_path) != data["sha256"]:
-                raise ArtifactError(f"{data_path}: missing or changed since export (sha256 differs from "
-                                    f"{MANIFEST}); restore it or re-export")
+        self._check_external_data(kind)
         return _CheckedOrtRunner(self, kind, OrtRunner(path, providers, expected_sha256=self.graphs[kind]["sha256"],
                                                        threads=threads))
-
 
     def engine_path(self, kind: str, runtime: str = "auto") -> Path:
         """The engine built from graph `kind` by `t2l export trt` (default name) for the installed TensorRT
         flavour, after checking its sidecar says it was built from this export's graph."""
-        from ..runtime.engine_sidecar import find_sidecar_mismatch, read_sidecar
+        from ..runtime.engine_sidecar import check_built_from, read_sidecar
         from ..runtime.trt_support import load_tensorrt
         from .engine_build import default_engine_path
 
@@ -102,9 +114,7 @@ class ExportedModel:
         if not engine.is_file():
             raise ArtifactError(f"{engine}: no {flavour} engine of the {kind} graph; build it with "
                                 f"`t2l export trt --onnx {graph} --runtime {flavour}`")
-        mismatch = find_sidecar_mismatch(read_sidecar(engine), self.graphs[kind]["sha256"])
-        if mismatch:
-            raise ArtifactError(mismatch)
+        check_built_from(read_sidecar(engine), self.graphs[kind]["sha256"])
         return engine
 
     def engine_runner(self, kind: str, runtime: str = "auto", device: int = 0):
@@ -123,8 +133,9 @@ class _CheckedOrtRunner:
     def __enter__(self):
         self.runner.__enter__()
         metadata, m = self.runner.metadata(), self.bundle.manifest
-        expected = {"t2l_fast.graph": self.bundle.graphs[self.kind].get("graph", self.kind), "t2l_fast.model": m["model"]["name"],
-                    "t2l_fast.frames": str(m["model"]["frames"]), "t2l_fast.image_size": str(m["model"]["image_size"]),
+        expected = {"t2l_fast.graph": self.bundle.graphs[self.kind].get("graph", self.kind),
+                    "t2l_fast.model": m["model"]["name"], "t2l_fast.frames": str(m["model"]["frames"]),
+                    "t2l_fast.image_size": str(m["model"]["image_size"]),
                     "t2l_fast.weights_sha256": m["weights_sha256"]}
         wrong = {k: (metadata.get(k), v) for k, v in expected.items() if metadata.get(k) != v}
         if wrong:

@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .. import __version__
 from ..errors import T2LError, UnsupportedOptionError
-from ..runtime.base import ArtifactError, file_sha256
+from ..runtime.base import file_sha256
 from ..runtime.engine_sidecar import DEFAULT_RTX_TARGETS, FORMAT, FORMAT_VERSION, write_sidecar
 from ..runtime.ort_runner import read_graph_header
 from ..runtime.trt_support import FLAVOURS, TensorRT, current_gpu, load_tensorrt
@@ -349,16 +349,8 @@ def graphs_to_build(onnx: Path) -> List[Path]:
         return [onnx]
     bundle = ExportedModel(onnx)
     dynamic = bundle.manifest.get("int8", {}).get("mode") == "dynamic"
-    paths = []
-    for kind, entry in bundle.graphs.items():
-        if dynamic and entry.get("precision") == "int8":
-            continue
-        path = bundle.graph_path(kind)
-        if not path.is_file() or file_sha256(path) != entry["sha256"]:
-            raise ArtifactError(f"{path}: missing or changed since export (sha256 differs from the manifest); "
-                                f"re-export the folder")
-        paths.append(path)
-    return paths
+    return [bundle.verified_graph_path(kind) for kind, entry in bundle.graphs.items()
+            if not (dynamic and entry.get("precision") == "int8")]
 
 
 def engine_target(onnx_path: Path, flavour: str, out: Optional[Path], several: bool) -> Path:

@@ -70,8 +70,8 @@ def quantise_graph(source: Path, target: Path, mode: str, calibration: Optional[
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     prepared = target.with_name(f".{target.stem}.prepared.onnx")
-    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)  # shapes for every value and ORT's graph folding: what the
-    # quantiser needs to place Q/DQ pairs well
+    # shapes for every value and ONNX Runtime's graph folding: what the quantiser needs to place Q/DQ pairs well
+    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
     common = dict(op_types_to_quantize=QUANTISED_OPS, per_channel=True,
                   nodes_to_exclude=activation_products(prepared))
     try:

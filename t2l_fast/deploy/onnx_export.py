@@ -195,7 +195,8 @@ def export_onnx(model: VideoTextModel, out_dir: Path, *, class_names: Optional[S
         metadata = graph_metadata(model, kind, options, weights_sha, class_names)
         entry = export_one(model, kind, path, options, metadata, class_embeddings)
         manifest["graphs"][kind] = entry
-        line = f"   {kind:<14} {path} ({entry['bytes'] / 1e6:.1f} MB, {options.precision}) in {time.time() - started:.1f} s"
+        seconds = time.time() - started
+        line = f"   {kind:<14} {path} ({entry['bytes'] / 1e6:.1f} MB, {options.precision}) in {seconds:.1f} s"
         if check:
             parity = check_parity(model, kind, path, options.precision, class_embeddings)
             manifest["parity"][kind] = parity

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence
 
 from ..errors import T2LError
 from ..runtime.base import ArtifactError
-from ..runtime.engine_sidecar import check_engine_bytes, read_sidecar
+from ..runtime.engine_sidecar import check_built_from, check_engine_bytes, read_sidecar
 from .bundle import ExportedModel
 from .engine_build import read_graph_facts
 
@@ -75,10 +75,8 @@ def write_triton_repository(onnx_dir: Path, out: Path, engines: Sequence[Path] =
         raise T2LError(f"--engine: two engines of the same graph ({', '.join(kinds)}); give one per graph")
     written = []
     for kind in (k for k in GRAPHS if k in bundle.graphs):
-        graph = bundle.graph_path(kind)
+        graph = bundle.verified_graph_path(kind)
         facts = read_graph_facts(graph)
-        if facts.sha256 != bundle.graphs[kind]["sha256"]:
-            raise ArtifactError(f"{graph}: changed since export (sha256 differs from the manifest); re-export")
         folder = _model_folder(out, f"{prefix}_{kind}")
         for source in [graph] + [onnx_dir / d["file"] for d in bundle.graphs[kind]["external_data"]]:
             shutil.copy2(source, folder / "1" / ("model.onnx" if source == graph else source.name))
@@ -99,9 +97,10 @@ def _checked_sidecar(bundle: ExportedModel, engine: Path) -> dict:
     sidecar = read_sidecar(engine)
     check_engine_bytes(engine, sidecar)
     kind = sidecar["onnx"]["graph"]
-    if kind not in bundle.graphs or bundle.graphs[kind]["sha256"] != sidecar["onnx"]["sha256"]:
-        raise ArtifactError(f"{engine}: built from a graph that is not this export's {kind} ({sidecar['onnx']['file']}"
-                            f", sha256 {sidecar['onnx']['sha256'][:12]}); rebuild: {sidecar['rebuild']}")
+    if kind not in bundle.graphs:
+        raise ArtifactError(f"{engine}: built from a {kind} graph, which this export does not have; rebuild: "
+                            f"{sidecar['rebuild']}")
+    check_built_from(sidecar, bundle.graphs[kind]["sha256"])
     if sidecar["runtime"]["name"] != "tensorrt":
         raise ArtifactError(f"{engine}: a {sidecar['runtime']['name']} engine; Triton's TensorRT backend runs "
                             f"TensorRT engines of its own TensorRT release. Build one inside the Triton container "

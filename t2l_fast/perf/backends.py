@@ -42,8 +42,7 @@ def available(names: List[str]) -> List[str]:
     return keep
 
 
-def _torch_backend(graph: torch.nn.Module, name: str, precision: str, gate: Tolerance,
-                   autocast: Optional[torch.dtype] = None, device: str = "cpu") -> Callable:
+def _torch_backend(graph: torch.nn.Module, autocast: Optional[torch.dtype] = None, device: str = "cpu") -> Callable:
     def run(clips: np.ndarray) -> np.ndarray:
         frames = torch.from_numpy(clips).to(device)
         with torch.inference_mode(), torch.autocast(device.split(":")[0], dtype=autocast,
@@ -63,20 +62,18 @@ def build_backend(name: str, model, work_dir: Path, calibration: np.ndarray) -> 
     started = time.perf_counter()
     graph = build_graph("video_encoder", model.eval())
     if name == "torch-eager":
-        backend = Backend(name, "fp32", _torch_backend(graph, name, "fp32", FP32_GATE), FP32_GATE)
+        backend = Backend(name, "fp32", _torch_backend(graph), FP32_GATE)
     elif name == "torch-bf16":
-        backend = Backend(name, "bf16", _torch_backend(graph, name, "bf16", REDUCED_GATE, torch.bfloat16),
-                          REDUCED_GATE)
+        backend = Backend(name, "bf16", _torch_backend(graph, torch.bfloat16), REDUCED_GATE)
     elif name == "torch-compile":
         compiled = torch.compile(graph)
-        backend = Backend(name, "fp32", _torch_backend(compiled, name, "fp32", FP32_GATE), FP32_GATE)
+        backend = Backend(name, "fp32", _torch_backend(compiled), FP32_GATE)
         backend.run(calibration[:1])  # compile now, not inside the timing
     elif name in ("torch-cuda-fp16", "torch-cuda-fp32"):
         dtype = torch.float16 if name.endswith("fp16") else None
         on_gpu = graph.to("cuda")
         gate = REDUCED_GATE if dtype else FP32_GATE
-        backend = Backend(name, "fp16" if dtype else "fp32", _torch_backend(on_gpu, name, "", gate, dtype, "cuda"),
-                          gate)
+        backend = Backend(name, "fp16" if dtype else "fp32", _torch_backend(on_gpu, dtype, "cuda"), gate)
     elif name.startswith("onnxruntime"):
         backend = _onnxruntime_backend(name, model, work_dir, calibration)
     elif name.startswith("openvino"):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 from .base import ArtifactError, TensorSpec
 from .trt_support import version_tuple
@@ -135,10 +135,9 @@ def describe_target(sidecar: Dict[str, object]) -> str:
     return f"{built['name']} {built['version']}{flags}, for {covers}"
 
 
-def find_sidecar_mismatch(sidecar: Dict[str, object], onnx_sha256: str) -> Optional[str]:
-    """A message if the engine was built from another ONNX file than the one with `onnx_sha256`."""
+def check_built_from(sidecar: Dict[str, object], onnx_sha256: str) -> None:
+    """Raise if the engine was built from another ONNX file than the one with `onnx_sha256`."""
     if sidecar["onnx"]["sha256"] != onnx_sha256:
-        return (f"{sidecar['engine']['file']}: built from another {sidecar['onnx']['file']} (sha256 "
-                f"{sidecar['onnx']['sha256'][:12]}, the export's is {onnx_sha256[:12]}): the graph was re-exported "
-                f"since; rebuild: {sidecar['rebuild']}")
-    return None
+        raise ArtifactError(f"{sidecar['engine']['file']}: built from another {sidecar['onnx']['file']} (sha256 "
+                            f"{sidecar['onnx']['sha256'][:12]}, the export's is {onnx_sha256[:12]}): the graph was "
+                            f"re-exported since; rebuild: {sidecar['rebuild']}")
