@@ -3,7 +3,8 @@
 #   bash bench/gpu.sh [OUT]        (default OUT: docs/benchmarks/gpu)
 # Needs: python3 with torch (CUDA); t2l-fast's own pure-Python needs are installed from wheels/ when that folder
 # exists (pip download -d wheels open_clip_torch ftfy regex timm huggingface_hub safetensors pyyaml tqdm av), else
-# from the index. No DALI, ONNX Runtime or TensorRT is needed.
+# from the index. No DALI, ONNX Runtime or TensorRT is needed; where onnxruntime-gpu (CUDA/TensorRT EP) or TensorRT
+# is installed, those backends join the throughput run, each gated against torch CUDA fp32.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-docs/benchmarks/gpu}"

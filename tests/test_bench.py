@@ -148,10 +148,11 @@ def test_a_backend_that_fails_its_gate_is_marked(tmp_path, monkeypatch):
     from t2l_fast.runtime.compare import Tolerance
 
     monkeypatch.setattr(backends, "REDUCED_GATE", Tolerance(max_abs=1e-9))  # int8 cannot meet this
-    from t2l_fast.perf.throughput import Plan, measure_model
+    from t2l_fast.perf.throughput import Plan, measure_backend
 
     plan = Plan([("t2l_tiny", 8, (1,))], ("torch-eager", "onnxruntime-int8"), seconds=0.01, min_iterations=1)
-    rows = measure_model("t2l_tiny", plan, tmp_path, {"fp32": 1e11, "int8": 1e11})
+    rows = [row for backend in plan.backends  # the reference first: it leaves its embeddings in tmp_path
+            for row in measure_backend("t2l_tiny", backend, plan, tmp_path, tmp_path, {"fp32": 1e11, "int8": 1e11})]
     assert [r["passed"] for r in rows] == [True, False]
 
 
@@ -178,3 +179,49 @@ def test_end_to_end_names_the_limiting_stage(tmp_path):
     slower = min(row["loader_clips_per_s"], row["model_clips_per_s"])
     assert row["limited_by"] == ("loader" if row["loader_clips_per_s"] == slower else "model")
     assert row["end_to_end_clips_per_s"] > 0
+
+
+def test_gpu_backends_are_left_out_without_a_gpu(monkeypatch):
+    import torch
+
+    from t2l_fast.perf.backends import available
+    from t2l_fast.perf.throughput import GPU_BACKENDS
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert available(list(GPU_BACKENDS)) == []
+    assert available(["torch-eager", "onnxruntime-int8"]) == ["torch-eager", "onnxruntime-int8"]
+
+
+def test_tensorrt_backend_builds_its_engine_and_refuses_to_run_without_a_gpu(tmp_path):
+    import torch
+
+    from t2l_fast.perf.backends import build_backend
+    from t2l_fast.perf.throughput import clips_for
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: test_gpu_backends_pass_their_gates runs the engine")
+    pytest.importorskip("tensorrt_rtx", reason="TensorRT for RTX not installed: pip install 't2l-fast[tensorrt-rtx]'")
+    from t2l_fast.models.registry import create_model
+
+    model = create_model("t2l_tiny").eval()
+    with pytest.raises(T2LError, match="needs an NVIDIA GPU"):
+        build_backend("tensorrt-fp16", model, tmp_path, clips_for(model.config.vision.image_size, 8, 2), max_batch=2)
+    sidecar = json.loads((tmp_path / "t2l_tiny-fp16" / "video_encoder_b2.engine.json").read_text())
+    assert sidecar["precision"] == "fp16" and sidecar["profile"]["frames"]["max"][0] == 2
+
+
+@pytest.mark.gpu
+def test_gpu_backends_pass_their_gates(tmp_path):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU (torch.cuda.is_available() is False)")
+    from t2l_fast.perf.backends import available
+    from t2l_fast.perf.throughput import GPU_BACKENDS, Plan, run_plan
+
+    backends = tuple(available(list(GPU_BACKENDS)))
+    plan = Plan([("t2l_tiny", 8, (1, 4))], backends, seconds=0.05, min_iterations=2, warmup=1)
+    rows, _ = run_plan(plan, tmp_path, progress=lambda line: None)
+    assert not [r for r in rows if "error" in r], rows
+    assert {r["backend"] for r in rows} == set(backends) and all(r["passed"] for r in rows), rows
+    assert all(r["device"] != "cpu" for r in rows)

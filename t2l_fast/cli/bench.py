@@ -24,7 +24,7 @@ FLOPS_DEFINITIONS = {
 
 def _flops(args: argparse.Namespace) -> int:
     from ..perf.flops import count_model
-    from ..perf.report import conditions, markdown_table, write_report
+    from ..perf.report import Panel, conditions, markdown_table, write_report
 
     models = args.models or (QUICK_MODELS if args.quick else FULL_MODELS)
     rows = [row for name in models for row in count_model(name, args.frames)]
@@ -34,11 +34,13 @@ def _flops(args: argparse.Namespace) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
         print(f"wrote {args.json}")
-    for row in rows:
-        row["label"] = f"{row['model']} {row['frames']}f"
+    accountings = {"full count": "gflops_full", "attention-blind": "gflops_attention_blind",
+                   "closed form": "gflops_analytic"}
+    panel = Panel("GMACs per view", [f"{r['model']} {r['frames']}f" for r in rows],
+                  {name: [r[column] for r in rows] for name, column in accountings.items()})
     paths = write_report(args.out, "flops", title="Parameters and GFLOPs (multiply-adds) per view", rows=rows,
                          columns=FLOPS_COLUMNS, conditions=conditions(counter="fvcore + SDPA handle"),
-                         definitions=FLOPS_DEFINITIONS, plot={"label": "label", "value": "gflops_full"},
+                         definitions=FLOPS_DEFINITIONS, panels=[panel],
                          notes=["Elementwise ops (additions, activations, layer norms) are not counted; their "
                                 "estimated size is in the JSON (uncounted_elementwise_g)."])
     print(f"report: {', '.join(str(p) for p in paths.values())}")
@@ -58,14 +60,15 @@ THROUGHPUT_DEFINITIONS = {
     "achieved_gflop_s": "2 x multiply-adds per clip (closed form) x clips_per_s / 1e9",
     "peak_fraction": "achieved_gflop_s over the machine's dense matmul peak of the backend's precision, measured in "
                      "the same run (int8: ONNX Runtime MatMulInteger)",
-    "peak_memory_mb": "peak resident memory of the model's process during the measurement (GPU: peak allocated)",
+    "peak_memory_mb": "peak resident memory during this point's calls, in a fresh process of this model and backend "
+                      "alone (high-water mark reset before each point; GPU: peak allocated)",
 }
 
 
 def _throughput(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from ..perf.report import conditions, markdown_table, write_report
+    from ..perf.report import conditions, markdown_table, pivot, write_report
     from ..perf.throughput import cpu_plan, gpu_plan, quick_plan, run_plan, targets
 
     plan = quick_plan() if args.quick else gpu_plan() if args.gpu else cpu_plan()
@@ -80,15 +83,18 @@ def _throughput(args: argparse.Namespace) -> int:
     standing = targets(measured)
     for line in standing + [f"not measured: {r['model']} {r.get('backend', '')}: {r['error']}" for r in failed]:
         print(line)
-    for r in measured:
-        r["label"] = f"{r['model']} {r['frames']}f {r['backend']} B{r['batch']}"
+    panels = [pivot([r for r in measured if r["passed"]], lambda r: f"{r['model']} {r['frames']}f B={r['batch']}",
+                    lambda r: r["backend"], value, label) for value, label in (
+        ("clips_per_s", "clips/s (gated backends)"), ("speedup_vs_eager", "x torch eager fp32"))]
     notes = standing + [f"peak dense matmul on this machine (GFLOP/s): {machine['matmul_peak_gflop_s']}",
-                        "Each model ran in a fresh subprocess; every backend of a model ran in that process."]
+                        "Each (model, backend) ran in a fresh subprocess, the reference (torch eager fp32) first."
+                        if plan.process_per == "backend" else "Each model ran in a fresh subprocess, its backends one "
+                        "after another (the reference first): memory figures include the backends before"]
     notes += [f"not measured: {r['model']} {r.get('backend', '')}: {r['error']}" for r in failed]
     paths = write_report(args.out, "throughput", title="Model throughput per backend (video encoder, one run)",
                          rows=measured, columns=THROUGHPUT_COLUMNS, definitions=THROUGHPUT_DEFINITIONS,
                          conditions=conditions(plan=dataclasses.asdict(plan), **machine), notes=notes,
-                         plot={"label": "label", "value": "clips_per_s"})
+                         panels=panels)
     print(f"report: {', '.join(str(p) for p in paths.values())}")
     if args.end_to_end:
         _end_to_end(args, plan)
@@ -108,20 +114,19 @@ TRAINING_DEFINITIONS = {
 
 
 def _training(args: argparse.Namespace) -> int:
-    from ..perf.report import conditions, markdown_table, write_report
+    from ..perf.report import conditions, markdown_table, pivot, write_report
     from ..perf.training_cost import run_training_cost
 
     t2l, vificlip = ("t2l_tiny", "vificlip_tiny") if args.quick else ("t2l_vit_b16", "vificlip_vit_b16")
     batch = args.batch or (4 if args.quick else 2)
     rows = run_training_cost(t2l, vificlip, batch, args.steps)
     print(markdown_table(rows, TRAINING_COLUMNS))
-    for r in rows:
-        r["label"] = f"{r['model']} {r.get('frames')}f ckpt={r.get('checkpointing')}"
     measured = [r for r in rows if "step_s" in r]
+    panels = [pivot(measured, lambda r: f"{r['model']} {r['frames']}f", lambda r: f"checkpointing {r['checkpointing']}",
+                    value, label) for value, label in (("step_s", "seconds per step"), ("peak_memory_gb", "peak GB"))]
     paths = write_report(args.out, "training", title="Training cost: one optimiser step, T2L vs ViFi-CLIP",
                          rows=measured, columns=TRAINING_COLUMNS, definitions=TRAINING_DEFINITIONS,
-                         conditions=conditions(batch=batch, steps=args.steps), plot={"label": "label",
-                                                                                     "value": "step_s"},
+                         conditions=conditions(batch=batch, steps=args.steps), panels=panels,
                          notes=[f"not measured: {r['model']}: {r['error']}" for r in rows if "error" in r])
     print(f"report: {', '.join(str(p) for p in paths.values())}")
     return 0

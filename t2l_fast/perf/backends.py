@@ -3,10 +3,11 @@ embeddings [B, D]` over the same video-encoder computation (normalisation inside
 must pass against torch eager fp32 in the same run."""
 from __future__ import annotations
 
+import importlib.util
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 import torch
@@ -26,20 +27,30 @@ class Backend:
     setup_seconds: float = 0.0  # building it: compile, session, quantisation
 
 
-def available(names: List[str]) -> List[str]:
-    """The backends of `names` whose libraries are installed (and CUDA ones only with a GPU)."""
+def _is_available(name: str) -> bool:
     from ..optional import installed
+    from ..runtime.ort_runner import PROVIDERS
 
-    needs = {"onnxruntime-fp32": "onnxruntime", "onnxruntime-int8": "onnxruntime", "openvino-fp32": "openvino",
-             "openvino-bf16": "openvino", "openvino-int8": "openvino"}
-    keep = []
-    for name in names:
-        if name in needs and not (installed(needs[name]) or installed(needs[name] + "-gpu")):
-            continue
-        if name.startswith("torch-cuda") and not torch.cuda.is_available():
-            continue
-        keep.append(name)
-    return keep
+    on_gpu = "cuda" in name or "tensorrt" in name
+    if on_gpu and not torch.cuda.is_available():
+        return False
+    if name.startswith("onnxruntime"):
+        if not (installed("onnxruntime") or installed("onnxruntime-gpu")):
+            return False
+        import onnxruntime
+
+        provider = PROVIDERS.get(name.split("-")[1])  # None for the CPU's fp32/int8
+        return provider is None or provider in onnxruntime.get_available_providers()
+    if name.startswith("openvino"):
+        return bool(installed("openvino"))
+    if name.startswith("tensorrt"):
+        return any(importlib.util.find_spec(module) for module in ("tensorrt", "tensorrt_rtx"))
+    return True
+
+
+def available(names: List[str]) -> List[str]:
+    """The backends of `names` whose libraries are installed (and the GPU ones only where torch sees a GPU)."""
+    return [name for name in names if _is_available(name)]
 
 
 def _torch_backend(graph: torch.nn.Module, autocast: Optional[torch.dtype] = None, device: str = "cpu") -> Callable:
@@ -55,8 +66,9 @@ def _torch_backend(graph: torch.nn.Module, autocast: Optional[torch.dtype] = Non
     return run
 
 
-def build_backend(name: str, model, work_dir: Path, calibration: np.ndarray) -> Backend:
-    """Backend `name` for the video encoder of `model` (ONNX graphs are exported into `work_dir` once)."""
+def build_backend(name: str, model, work_dir: Path, calibration: np.ndarray, max_batch: int = 8) -> Backend:
+    """Backend `name` for the video encoder of `model`, for batches up to `max_batch` (ONNX graphs are exported
+    into `work_dir` once; a TensorRT engine is built for 1..max_batch)."""
     from ..deploy.graphs import build_graph
 
     started = time.perf_counter()
@@ -76,6 +88,8 @@ def build_backend(name: str, model, work_dir: Path, calibration: np.ndarray) -> 
         backend = Backend(name, "fp16" if dtype else "fp32", _torch_backend(on_gpu, dtype, "cuda"), gate)
     elif name.startswith("onnxruntime"):
         backend = _onnxruntime_backend(name, model, work_dir, calibration)
+    elif name == "tensorrt-fp16":
+        backend = _tensorrt_backend(model, work_dir, calibration, max_batch)
     elif name.startswith("openvino"):
         backend = _openvino_backend(name, model, work_dir, calibration)
     else:
@@ -84,35 +98,63 @@ def build_backend(name: str, model, work_dir: Path, calibration: np.ndarray) -> 
     return backend
 
 
-def onnx_graphs(model, work_dir: Path, calibration: np.ndarray, int8: bool) -> Dict[str, Path]:
-    """The fp32 video encoder graph of `model` in `work_dir` (exported once), and its static INT8 QDQ version."""
+def onnx_graph(model, work_dir: Path, calibration: np.ndarray, precision: str) -> Path:
+    """The video encoder graph of `model` in `work_dir` at `precision` (exported once): fp32, fp16, or the static
+    INT8 QDQ version of the fp32 graph."""
     from ..deploy.int8 import quantise_graph
     from ..deploy.onnx_export import ExportOptions, export_onnx
 
     folder = work_dir / model.config.name
-    graphs = {"fp32": folder / "video_encoder.onnx", "int8": folder / "video_encoder_int8.onnx"}
-    if not graphs["fp32"].is_file():
-        export_onnx(model, folder, options=ExportOptions(), check=False, log=lambda line: None)
-    if int8 and not graphs["int8"].is_file():
-        quantise_graph(graphs["fp32"], graphs["int8"], "static", calibration)
-    return graphs
+    if precision == "int8":
+        path = folder / "video_encoder_int8.onnx"
+        if not path.is_file():
+            quantise_graph(onnx_graph(model, work_dir, calibration, "fp32"), path, "static", calibration)
+        return path
+    if precision == "fp16":
+        folder = folder.with_name(folder.name + "-fp16")
+    path = folder / "video_encoder.onnx"
+    if not path.is_file():
+        export_onnx(model, folder, options=ExportOptions(precision=precision), check=False, log=lambda line: None)
+    return path
 
 
 def _onnxruntime_backend(name: str, model, work_dir: Path, calibration: np.ndarray) -> Backend:
-    from ..runtime.ort_runner import OrtRunner
+    """onnxruntime-{fp32,int8} on the CPU; onnxruntime-{cuda,tensorrt}-fp16 on the GPU (refused if ONNX Runtime
+    fell back to the CPU: a CPU figure must not pass for a GPU one)."""
+    from ..runtime.ort_runner import PROVIDERS, OrtRunner
 
-    int8 = name.endswith("int8")
-    path = onnx_graphs(model, work_dir, calibration, int8)["int8" if int8 else "fp32"]
-    runner = OrtRunner(path, ("cpu",), threads=torch.get_num_threads()).__enter__()
-    gate = REDUCED_GATE if int8 else FP32_GATE
-    return Backend(name, "int8" if int8 else "fp32", lambda clips: runner.infer({"frames": clips})["embedding"], gate)
+    provider, precision = {"fp32": ("cpu", "fp32"), "int8": ("cpu", "int8"), "cuda-fp16": ("cuda", "fp16"),
+                           "tensorrt-fp16": ("tensorrt", "fp16")}[name.split("-", 1)[1]]
+    path = onnx_graph(model, work_dir, calibration, precision)
+    providers = ("tensorrt", "cuda") if provider == "tensorrt" else (provider,)
+    runner = OrtRunner(path, providers, threads=torch.get_num_threads()).__enter__()
+    if PROVIDERS[provider] not in runner.providers_in_use:
+        raise RuntimeError(f"ONNX Runtime did not take {PROVIDERS[provider]} for {path} (it runs on "
+                           f"{runner.providers_in_use})")
+    gate = FP32_GATE if precision == "fp32" else REDUCED_GATE
+    return Backend(name, precision, lambda clips: runner.infer({"frames": clips})["embedding"].astype(np.float32),
+                   gate)
+
+
+def _tensorrt_backend(model, work_dir: Path, calibration: np.ndarray, max_batch: int) -> Backend:
+    """tensorrt-fp16: an engine built from the fp16 graph for batches 1..max_batch (tuned for max_batch), run by
+    the TensorRT runner on the GPU."""
+    from ..deploy.engine_build import BuildOptions, build_engine
+    from ..runtime.trt_runner import TrtRunner
+
+    graph = onnx_graph(model, work_dir, calibration, "fp16")
+    engine = graph.with_name(f"video_encoder_b{max_batch}.engine")
+    build_engine(graph, BuildOptions(max_batch=max_batch, opt_batch=max_batch), engine, log=lambda line: None)
+    runner = TrtRunner(engine).__enter__()
+    return Backend("tensorrt-fp16", "fp16",
+                   lambda clips: runner.infer({"frames": clips})["embedding"].astype(np.float32), REDUCED_GATE)
 
 
 def _openvino_backend(name: str, model, work_dir: Path, calibration: np.ndarray) -> Backend:
     import openvino as ov
 
     int8 = name.endswith("int8")
-    path = onnx_graphs(model, work_dir, calibration, int8)["int8" if int8 else "fp32"]
+    path = onnx_graph(model, work_dir, calibration, "int8" if int8 else "fp32")
     precision = name.rsplit("-", 1)[-1]
     config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY"}
     if precision in ("fp32", "bf16"):

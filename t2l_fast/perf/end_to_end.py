@@ -35,7 +35,8 @@ def measure_end_to_end(spec: dict) -> List[dict]:
     data = Path(spec["data"])
     loader = build_video_loader(data / "val.txt", data, split="val", frames=c.frames, size=c.vision.image_size,
                                 batch_size=spec["batch"], backend=spec["loader"], num_workers=spec["workers"])
-    backend = build_backend(spec["backend"], model, Path(spec["work_dir"]), clips_for(model, c.frames, 8))
+    calibration = clips_for(c.vision.image_size, c.frames, 8)
+    backend = build_backend(spec["backend"], model, Path(spec["work_dir"]), calibration, max_batch=spec["batch"])
     held = list(loader)  # warm-up epoch: page cache, workers; its batches feed the model-alone measurement
     loader_rate = _clips_per_second(loader)
     model_rate = _clips_per_second(held, backend.run)

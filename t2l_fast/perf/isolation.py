@@ -1,25 +1,41 @@
-"""Measurements in fresh subprocesses, so each one's memory figures are its own."""
+"""Measurements in fresh subprocesses, so each one's memory figures are its own; the subprocess reports progress."""
 from __future__ import annotations
 
+import collections
 import json
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable, List
+from typing import Callable, List, Optional
+
+PROGRESS = "t2l-progress: "  # a stderr line of the worker that the parent reads as a progress step
 
 
-def run_isolated(module: str, spec: dict) -> List[dict]:
-    """Run `python -m module SPEC.json ROWS.json` and return its rows; one {"error": ...} row if it failed."""
+def run_isolated(module: str, spec: dict, on_progress: Optional[Callable[[str], None]] = None) -> List[dict]:
+    """Run `python -m module SPEC.json ROWS.json` and return its rows; one {"error": ...} row if it failed.
+    The worker's `report_progress` lines go to `on_progress` as they come."""
     with tempfile.TemporaryDirectory(prefix="t2l-bench-") as scratch:
         spec_path, rows_path = Path(scratch) / "spec.json", Path(scratch) / "rows.json"
         spec_path.write_text(json.dumps(spec))
-        result = subprocess.run([sys.executable, "-m", module, str(spec_path), str(rows_path)], capture_output=True,
-                                text=True)
-        if result.returncode != 0 or not rows_path.is_file():
-            last = (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
+        last_lines: collections.deque = collections.deque(maxlen=20)
+        with subprocess.Popen([sys.executable, "-m", module, str(spec_path), str(rows_path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as worker:
+            for line in worker.stderr:
+                if line.startswith(PROGRESS):
+                    if on_progress:
+                        on_progress(line[len(PROGRESS):].strip())
+                elif line.strip():
+                    last_lines.append(line.strip())
+        if worker.returncode != 0 or not rows_path.is_file():
+            last = (list(last_lines) or [f"exit {worker.returncode}"])[-1]
             return [{**{k: v for k, v in spec.items() if isinstance(v, (str, int, float, bool))}, "error": last[:300]}]
         return json.loads(rows_path.read_text())
+
+
+def report_progress(text: str) -> None:
+    """The worker side: one finished step, for the parent's progress bar."""
+    print(PROGRESS + text, file=sys.stderr, flush=True)
 
 
 def worker_main(measure: Callable[[dict], List[dict]]) -> None:

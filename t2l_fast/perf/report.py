@@ -6,13 +6,14 @@ import json
 import os
 import platform
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from ..optional import installed
 
 _VERSIONS = ("t2l-fast", "torch", "torchvision", "open_clip_torch", "av", "nvidia-dali-cuda130", "onnxruntime",
-             "onnxruntime-gpu", "tensorrt", "fvcore", "numpy")
+             "onnxruntime-gpu", "openvino", "tensorrt", "tensorrt-rtx-cu13", "fvcore", "numpy")
 
 
 def _cpu_name() -> str:
@@ -25,23 +26,26 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _git_sha() -> Optional[str]:
+def _git(*words: str) -> Optional[str]:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).parent)
-        return out.stdout.strip() or None
+        out = subprocess.run(["git", *words], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent)
+        return out.stdout.strip() if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
 
 
 def conditions(**extra) -> Dict[str, object]:
-    """Where and how a measurement ran: device, CPU, threads, versions, git sha, time; plus `extra`."""
+    """Where and how a measurement ran: device, CPU, threads, versions, git sha (and whether tracked files differed
+    from it), time; plus `extra`."""
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    sha = _git("rev-parse", "--short", "HEAD") or None
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no")) if sha else None
     return {"device": gpu or "cpu", "gpu": gpu, "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-            "versions": {name: installed(name) for name in _VERSIONS if installed(name)}, "git_sha": _git_sha(),
+            "versions": {name: installed(name) for name in _VERSIONS if installed(name)}, "git_sha": sha,
+            "git_dirty": dirty,
             "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **extra}
 
 
@@ -57,11 +61,53 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class Panel:
+    """One bar chart of a report's PNG: a group of bars per label (y axis), one bar per series in each group."""
+
+    xlabel: str
+    groups: List[str]
+    series: Dict[str, List[Optional[float]]]  # series name -> one value per group (None: no bar)
+
+
+def pivot(rows: Sequence[dict], group: Callable[[dict], str], series: Callable[[dict], str], value: str,
+          xlabel: Optional[str] = None) -> Panel:
+    """A Panel of rows[value], grouped by group(row), one series per series(row)."""
+    groups = list(dict.fromkeys(group(r) for r in rows))
+    names = list(dict.fromkeys(series(r) for r in rows))
+    cells = {(group(r), series(r)): r.get(value) for r in rows}
+    return Panel(xlabel or value, groups, {n: [cells.get((g, n)) for g in groups] for n in names})
+
+
+def _draw(path: Path, title: str, panels: Sequence[Panel]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    height = max(2.5, 0.25 * max(len(p.groups) * max(1, len(p.series)) for p in panels) + 1)
+    figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), height), squeeze=False)
+    for axis, panel in zip(axes[0], panels):
+        width = 0.8 / max(1, len(panel.series))
+        for index, (name, values) in enumerate(panel.series.items()):
+            places = [g + index * width for g, v in enumerate(values) if v is not None]
+            axis.barh(places, [v for v in values if v is not None], height=width, label=name)
+        axis.set_yticks([g + 0.4 - width / 2 for g in range(len(panel.groups))], panel.groups, fontsize=7)
+        axis.invert_yaxis()
+        axis.set_xlabel(panel.xlabel)
+        if len(panel.series) > 1:
+            axis.legend(fontsize=7)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 def write_report(out_dir: Path, name: str, *, title: str, rows: List[dict], columns: Sequence[str],
                  conditions: Dict[str, object], definitions: Dict[str, str], notes: Sequence[str] = (),
-                 plot: Optional[Dict[str, str]] = None) -> Dict[str, Path]:
-    """Write out_dir/name.json and name.md (and name.png when `plot` = {"label": column, "value": column} and
-    matplotlib is installed). Returns the written paths."""
+                 panels: Sequence[Panel] = ()) -> Dict[str, Path]:
+    """Write out_dir/name.json and name.md (and name.png of `panels` when matplotlib is installed). Returns the
+    written paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / f"{name}.json", "md": out_dir / f"{name}.md"}
@@ -75,18 +121,7 @@ def write_report(out_dir: Path, name: str, *, title: str, rows: List[dict], colu
     paths["md"].write_text(f"# {title}\n\n{markdown_table(rows, columns)}\n\n## Definitions\n{definitions_text}\n\n"
                            f"## Conditions\n{conditions_text}\n- versions: {versions}\n"
                            + (f"\n## Notes\n{notes_text}\n" if notes else ""))
-    if plot and installed("matplotlib"):
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        figure, axis = plt.subplots(figsize=(6, 3))
-        axis.barh([str(r[plot["label"]]) for r in rows], [float(r[plot["value"]]) for r in rows])
-        axis.set_xlabel(plot["value"])
-        axis.set_title(title)
-        figure.tight_layout()
+    if panels and rows and installed("matplotlib"):
         paths["png"] = out_dir / f"{name}.png"
-        figure.savefig(paths["png"], dpi=120)
-        plt.close(figure)
+        _draw(paths["png"], title, panels)
     return paths

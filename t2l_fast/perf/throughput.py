@@ -1,6 +1,6 @@
 """Model throughput of T2L, ViFi-CLIP and CLIP over the available backends, in one run (`t2l bench throughput`).
 
-Each model is measured in a fresh subprocess (so memory figures are its own): for every frame count, backend and
+Each (model, backend) is measured in a fresh subprocess (so memory figures are its own): for every frame count and
 batch, warm-up, then timed calls until a time budget (at least `min_iterations`); latency median/p90/p99, clips/s,
 frames/s, achieved FLOP/s against the machine's matmul peak of the backend's precision, peak resident memory, and
 the parity gate against torch eager fp32 on the same clips (a figure counts only if its gate passed). Decoding is
@@ -9,6 +9,7 @@ runs.
 """
 from __future__ import annotations
 
+import gc
 import statistics
 import tempfile
 import time
@@ -20,12 +21,13 @@ import numpy as np
 import torch
 
 from . import analytic
-from .isolation import run_isolated, worker_main
+from .isolation import report_progress, run_isolated, worker_main
 from .machine import machine_peaks, reset_peak_rss, rss_mb
 
 CPU_BACKENDS = ("torch-eager", "torch-bf16", "torch-compile", "onnxruntime-fp32", "onnxruntime-int8",
                 "openvino-fp32", "openvino-bf16", "openvino-int8")
-GPU_BACKENDS = ("torch-cuda-fp32", "torch-cuda-fp16")
+GPU_BACKENDS = ("torch-cuda-fp32", "torch-cuda-fp16", "onnxruntime-cuda-fp16", "onnxruntime-tensorrt-fp16",
+                "tensorrt-fp16")
 
 
 @dataclass
@@ -39,13 +41,14 @@ class Plan:
     max_iterations: int = 50
     warmup: int = 1
     threads: int = field(default_factory=torch.get_num_threads)
+    process_per: str = "backend"  # a fresh subprocess per (model, backend), or per "model" (quicker, shared memory)
 
 
 def quick_plan() -> Plan:
     points = [("t2l_tiny", 8, (1, 4)), ("vificlip_tiny", 8, (1, 4)), ("vificlip_tiny", 16, (1,)),
               ("vificlip_tiny", 32, (1,)), ("clip_tiny", 8, (1, 4))]
     backends = tuple(b for b in CPU_BACKENDS if b != "torch-compile")
-    return Plan(points, backends, seconds=0.2, min_iterations=3, warmup=2)
+    return Plan(points, backends, seconds=0.2, min_iterations=3, warmup=2, process_per="model")
 
 
 def cpu_plan() -> Plan:
@@ -62,11 +65,10 @@ def gpu_plan() -> Plan:
     return Plan(points, GPU_BACKENDS, seconds=5.0, min_iterations=10, warmup=5)
 
 
-def clips_for(model, frames: int, batch: int) -> np.ndarray:
-    """uint8 [batch, frames, 3, S, S] synthetic action clips (the same in every run)."""
+def clips_for(size: int, frames: int, batch: int) -> np.ndarray:
+    """uint8 [batch, frames, 3, size, size] synthetic action clips (the same in every run)."""
     from ..data.synthetic_frames import order_clips
 
-    size = model.config.vision.image_size
     clips, _ = order_clips(-(-batch // 12), seed=11, frames=frames, size=size, source_frames=max(24, frames))
     return clips[:batch].numpy()
 
@@ -86,75 +88,102 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
-def measure_model(name: str, plan: Plan, work_dir: Path, peaks: Dict[str, Optional[float]]) -> List[dict]:
-    """Every (frames, batch, backend) point of model `name` (runs in the worker subprocess)."""
+REFERENCES = ("torch-eager", "torch-cuda-fp32")  # the backend every other one is gated against (CPU, GPU)
+
+
+def points_of(plan: Plan, name: str) -> List[Tuple[int, int]]:
+    """(frames, batch) of model `name` in `plan`."""
+    return [(f, b) for n, f, batches in plan.points if n == name for b in batches]
+
+
+def measure_backend(name: str, backend_name: str, plan: Plan, work_dir: Path, references: Path,
+                    peaks: Dict[str, Optional[float]]) -> List[dict]:
+    """Every (frames, batch) point of model `name` on one backend (the worker subprocess side). A reference backend
+    saves its embeddings under `references`; any other one is gated against them."""
     from ..models.registry import create_model
     from ..runtime.compare import compare_outputs
-    from .backends import available, build_backend
+    from .backends import build_backend
 
     torch.set_num_threads(plan.threads)
     torch.manual_seed(0)
     model = create_model(name).eval()
+    config = model.config
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    calibration = clips_for(model, model.config.frames, 8)
+    points = points_of(plan, name)
+    try:
+        calibration = clips_for(config.vision.image_size, config.frames, 8)
+        backend = build_backend(backend_name, model, work_dir, calibration, max_batch=max(b for _, b in points))
+    except Exception as e:  # a backend that cannot be built is reported, and the rest go on
+        return [{"model": name, "backend": backend_name, "error": f"{type(e).__name__}: {e}"[:300]}]
+    del model  # ONNX Runtime, OpenVINO and TensorRT backends hold their own copy of the weights
+    gc.collect()
     rows = []
-    points = [(f, b) for n, f, batches in plan.points if n == name for b in batches]
-    references: Dict[Tuple[int, int], np.ndarray] = {}
-    for backend_name in available(list(plan.backends)):
+    for frames, batch in points:
+        clips = clips_for(config.vision.image_size, frames, batch)
+        reset_peak_rss()
+        before = rss_mb("VmRSS")
         try:
-            backend = build_backend(backend_name, model, work_dir, calibration)
-        except Exception as e:  # a backend that cannot be built is reported, and the rest go on
-            rows.append({"model": name, "backend": backend_name, "error": f"{type(e).__name__}: {e}"[:300]})
+            outputs = backend.run(clips)
+            seconds = time_calls(backend.run, clips, plan)
+        except Exception as e:
+            rows.append({"model": name, "frames": frames, "batch": batch, "backend": backend_name,
+                         "error": f"{type(e).__name__}: {e}"[:300]})
+            report_progress(f"{name} {frames}f B={batch} {backend_name}: failed")
             continue
-        for frames, batch in points:
-            clips = clips_for(model, frames, batch)
-            reset_peak_rss()
-            before = rss_mb("VmRSS")
-            try:
-                outputs = backend.run(clips)
-                seconds = time_calls(backend.run, clips, plan)
-            except Exception as e:
-                rows.append({"model": name, "frames": frames, "batch": batch, "backend": backend_name,
-                             "error": f"{type(e).__name__}: {e}"[:300]})
-                continue
-            peak = rss_mb("VmHWM")
-            if torch.cuda.is_available():
-                peak = torch.cuda.max_memory_allocated() / 2 ** 20
-                torch.cuda.reset_peak_memory_stats()
-            reference = references.setdefault((frames, batch), outputs) if backend_name in (
-                "torch-eager", "torch-cuda-fp32") else references.get((frames, batch))
-            comparison = compare_outputs({"embedding": outputs}, {"embedding": reference},
-                                         {"embedding": backend.gate}) if reference is not None else None
-            median = statistics.median(seconds)
-            macs = analytic.vision_macs(model.config, frames)
-            achieved = 2.0 * macs * batch / median
-            peak_rate = peaks.get(backend.precision)
-            rows.append({
-                "model": name, "kind": model.config.kind, "frames": frames, "batch": batch, "backend": backend_name,
-                "precision": backend.precision, "device": device, "iterations": len(seconds),
-                "median_s": median, "p90_s": _percentile(seconds, 90), "p99_s": _percentile(seconds, 99),
-                "clips_per_s": batch / median, "frames_per_s": batch * frames / median,
-                "gmac_per_clip": macs / 1e9, "achieved_gflop_s": achieved / 1e9,
-                "peak_fraction": achieved / peak_rate if peak_rate else None,
-                "peak_memory_mb": peak, "memory_before_mb": before, "setup_s": backend.setup_seconds,
-                "parity": comparison.figures.get("embedding") if comparison else None,
-                "passed": bool(comparison and comparison.passed)})
+        peak = rss_mb("VmHWM")
+        if torch.cuda.is_available():
+            peak = torch.cuda.max_memory_allocated() / 2 ** 20
+            torch.cuda.reset_peak_memory_stats()
+        reference_path = references / f"{name}_{frames}f_b{batch}.npy"
+        if backend_name in REFERENCES:
+            np.save(reference_path, outputs)
+        reference = np.load(reference_path) if reference_path.is_file() else None
+        comparison = compare_outputs({"embedding": outputs}, {"embedding": reference},
+                                     {"embedding": backend.gate}) if reference is not None else None
+        median = statistics.median(seconds)
+        macs = analytic.vision_macs(config, frames)
+        achieved = 2.0 * macs * batch / median
+        peak_rate = peaks.get(backend.precision)
+        rows.append({
+            "model": name, "kind": config.kind, "frames": frames, "batch": batch, "backend": backend_name,
+            "precision": backend.precision, "device": device, "iterations": len(seconds),
+            "median_s": median, "p90_s": _percentile(seconds, 90), "p99_s": _percentile(seconds, 99),
+            "clips_per_s": batch / median, "frames_per_s": batch * frames / median,
+            "gmac_per_clip": macs / 1e9, "achieved_gflop_s": achieved / 1e9,
+            "peak_fraction": achieved / peak_rate if peak_rate else None,
+            "peak_memory_mb": peak, "memory_before_mb": before, "setup_s": backend.setup_seconds,
+            "parity": comparison.figures.get("embedding") if comparison else None,
+            "passed": bool(comparison and comparison.passed)})
+        report_progress(f"{name} {frames}f B={batch} {backend_name}: {batch / median:.3g} clips/s")
     return rows
 
 
 def run_plan(plan: Plan, work_dir: Optional[Path] = None, progress=print) -> Tuple[List[dict], Dict[str, object]]:
-    """Measure every model of `plan`, each in a fresh subprocess; (rows with speed-ups, machine facts)."""
+    """Measure every model of `plan` on every available backend (the reference first), each (model, backend) in a
+    fresh subprocess, or each model (plan.process_per); (rows with speed-ups, machine facts)."""
+    from tqdm import tqdm
+
+    from .backends import available
+
     peaks = machine_peaks()
-    rows: List[dict] = []
+    backends = sorted(available(list(plan.backends)), key=lambda b: b not in REFERENCES)
     names = list(dict.fromkeys(name for name, _, _ in plan.points))
-    with tempfile.TemporaryDirectory(prefix="t2l-bench-") as scratch:
+    rows: List[dict] = []
+    total = sum(len(points_of(plan, name)) for name in names) * len(backends)
+    with tempfile.TemporaryDirectory(prefix="t2l-bench-") as scratch, \
+            tqdm(total=total, desc="throughput", unit="point", leave=False) as bar:
         work = Path(work_dir) if work_dir else Path(scratch)
         for index, name in enumerate(names, 1):
-            progress(f"[{index}/{len(names)}] {name}: {', '.join(plan.backends)}")
-            rows += run_isolated("t2l_fast.perf.throughput", {"name": name, "plan": asdict(plan),
-                                                              "work_dir": str(work), "peaks": peaks})
+            progress(f"[{index}/{len(names)}] {name}: {', '.join(backends)}")
+            groups = [backends] if plan.process_per == "model" else [[b] for b in backends]
+            for group in groups:
+                spec = {"name": name, "backends": group, "plan": asdict(plan), "work_dir": str(work),
+                        "references": scratch, "peaks": peaks}
+                rows += run_isolated("t2l_fast.perf.throughput", spec, on_progress=lambda text: (
+                    bar.set_postfix_str(text, refresh=False), bar.update()))
     add_speedups(rows)
-    return rows, {"matmul_peak_gflop_s": {k: v and v / 1e9 for k, v in peaks.items()}, "threads": plan.threads}
+    return rows, {"matmul_peak_gflop_s": {k: v and v / 1e9 for k, v in peaks.items()}, "threads": plan.threads,
+                  "backends_available": backends}
 
 
 def add_speedups(rows: List[dict]) -> None:
@@ -199,7 +228,8 @@ def targets(rows: Sequence[dict], model: str = "t2l_vit_b16") -> List[str]:
 def _measure(spec: dict) -> List[dict]:
     plan = Plan(**{**spec["plan"], "points": [tuple(p[:2]) + (tuple(p[2]),) for p in spec["plan"]["points"]],
                    "backends": tuple(spec["plan"]["backends"])})
-    return measure_model(spec["name"], plan, Path(spec["work_dir"]), spec["peaks"])
+    return [row for backend in spec["backends"] for row in measure_backend(
+        spec["name"], backend, plan, Path(spec["work_dir"]), Path(spec["references"]), spec["peaks"])]
 
 
 if __name__ == "__main__":

@@ -56,7 +56,8 @@ def measure_step(spec: dict) -> List[dict]:
     model.set_grad_checkpointing(spec["checkpointing"])
     optimizer = torch.optim.AdamW(model.learnable_parameters(), lr=1e-5)
     batch, frames = spec["batch"], spec["frames"]
-    video = normalize_video(torch.from_numpy(clips_for(model, frames, batch)).to(device), model.input_spec)
+    clips = torch.from_numpy(clips_for(model.config.vision.image_size, frames, batch)).to(device)
+    video = normalize_video(clips, model.input_spec)
     labels = torch.arange(batch, device=device) % len(CLASS_TEXTS)
     tokens = tokenize(list(CLASS_TEXTS), model.config.text.context_length).to(device)
 
