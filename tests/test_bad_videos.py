@@ -8,12 +8,12 @@ import pytest
 
 from t2l_fast.cli import main
 from t2l_fast.data import build_video_loader
-from t2l_fast.data import loader as loader_module
+from t2l_fast.data import clip_dataset as loader_module
 from t2l_fast.data.decode import DecodeTimeout, VideoDecodeError, count_frames, decode_frames, run_with_timeout
+from t2l_fast.data.clip_dataset import TooManyBadVideos
 from t2l_fast.data.fixtures import write_fixture_zoo
-from t2l_fast.data.loader import TooManyBadVideos
 from t2l_fast.data.preflight import probe_all, probe_video
-from t2l_fast.data.synthetic import read_stamp
+from t2l_fast.data.synthetic import frame_stamped_clip, read_stamp, write_video
 from t2l_fast.data.transcode import transcode_video
 
 BAD = {
@@ -200,6 +200,16 @@ def test_transcode_makes_gpu_friendly_h264(tmp_path, zoo):
         assert result["num_frames"] == OK[name][0]
     stamps = [read_stamp(f) for f in decode_frames(tmp_path / "long-gop.mp4", range(0, 120, 17))]
     assert stamps == list(range(0, 120, 17))  # constant-rate input: every frame kept, in place
+
+
+def test_transcode_downscales_to_the_short_side(tmp_path):
+    write_video(tmp_path / "hd.mp4", frame_stamped_clip(12, 720, 1280), "h264")
+    transcode_video(tmp_path / "hd.mp4", tmp_path / "small.mp4", short_side=320)
+    result = probe_video(tmp_path / "small.mp4")
+    assert (result["width"], result["height"], result["num_frames"]) == (568, 320, 12)
+    assert [read_stamp(f) for f in decode_frames(tmp_path / "small.mp4", [0, 5, 11])] == [0, 5, 11]
+    transcode_video(tmp_path / "small.mp4", tmp_path / "same.mp4", short_side=480)  # never upscaled
+    assert probe_video(tmp_path / "same.mp4")["height"] == 320
 
 
 def test_transcode_evens_out_variable_frame_rate(tmp_path, zoo):

@@ -1,4 +1,6 @@
 """DALI backends against the PyAV reference. CPU tests run wherever the DALI wheel is installed; GPU tests need CUDA."""
+import json
+import time
 import warnings
 
 import numpy as np
@@ -9,7 +11,7 @@ pytest.importorskip("nvidia.dali", reason="DALI is not installed (pip install 't
 
 from t2l_fast.data import build_video_loader  # noqa: E402
 from t2l_fast.data.augment import NO_COLOUR  # noqa: E402
-from t2l_fast.data.dali_loader import _decode_with_dali, cpu_decodable_codecs  # noqa: E402
+from t2l_fast.data.dali_loader import DaliBatchError, cpu_decodable_codecs, decode_with_dali  # noqa: E402
 from t2l_fast.data.decode import decode_frames  # noqa: E402
 from t2l_fast.data.sampling import sample_rng, segment_indices  # noqa: E402
 from t2l_fast.data.synthetic import (SynthConfig, frame_stamped_clip, read_stamp, synthetic_clip,  # noqa: E402
@@ -45,19 +47,19 @@ def test_dali_cpu_decoder_returns_pyav_frames(tmp_path, codec, extension):
     path = tmp_path / f"clip.{extension}"
     write_video(path, synthetic_clip(np.random.default_rng(1), 0, 24, 64, 96), codec)
     indices = [1, 4, 4, 7, 10, 13, 16, 22]
-    dali, pyav = _decode_with_dali(path, indices).astype(int), decode_frames(path, indices).astype(int)
+    dali, pyav = decode_with_dali(path, indices).astype(int), decode_frames(path, indices).astype(int)
     assert dali.shape == pyav.shape == (8, 64, 96, 3)
     assert np.abs(dali - pyav).mean() <= RAW_MEAN_TOLERANCE
     stamped = tmp_path / f"stamped.{extension}"
     write_video(stamped, frame_stamped_clip(30, 48, 64), codec)
-    assert [read_stamp(f) for f in _decode_with_dali(stamped, [0, 5, 5, 29])] == [0, 5, 5, 29]  # no off-by-one
+    assert [read_stamp(f) for f in decode_with_dali(stamped, [0, 5, 5, 29])] == [0, 5, 5, 29]  # no off-by-one
 
 
 def test_dali_cpu_decoder_really_runs_and_refuses_h264(tmp_path):
     write_video(tmp_path / "clip.mp4", frame_stamped_clip(4, 32, 32), "h264")
     with pytest.raises(RuntimeError, match="Failed to create video decoder"):  # DALI logs "Codec 27 (h264) is not
-        # supported by the CPU variant of this operator" 
-        _decode_with_dali(tmp_path / "clip.mp4", [0])
+        # supported by the CPU variant of this operator"
+        decode_with_dali(tmp_path / "clip.mp4", [0])
 
 
 @pytest.mark.parametrize("split", ["train", "val"])
@@ -102,19 +104,55 @@ def test_h264_on_cpu_is_decoded_by_pyav_and_augmented_by_dali(tmp_path):
         assert torch.equal(a["index"], b["index"]) and (a["video"].float() - b["video"].float()).abs().mean() < 1.0
 
 
-def test_a_file_dali_cannot_decode_costs_one_batch_not_the_pipeline(vp9_set):
-    # An H.264 stream behind a .webm name: PyAV opens it, DALI's CPU decoder refuses it mid-pipeline.
-    write_video(vp9_set / "liar.mp4", frame_stamped_clip(24, 64, 64), "h264")
-    (vp9_set / "liar.mp4").rename(vp9_set / "liar.webm")
-    lines = (vp9_set / "val.txt").read_text().splitlines()
-    (vp9_set / "liar.txt").write_text("\n".join(lines[:3] + ["liar.webm 0"] + lines[3:]) + "\n")
-    loader = build_video_loader(vp9_set / "liar.txt", vp9_set, split="val", frames=8, size=32, batch_size=2,
-                                backend="dali", max_bad_fraction=0.5)
+def _inflate_manifest_count(list_file, video, frames):
+    """Make the cached manifest claim `frames` frames for `video` (as when PyAV's count and DALI's differ)."""
+    manifest = list_file.with_name(f"{list_file.stem}.check.manifest.json")
+    document = json.loads(manifest.read_text())
+    document["videos"][video]["num_frames"] = frames
+    manifest.write_text(json.dumps(document))
+
+
+@pytest.fixture
+def short_by_four(stamped):
+    """The stamped set, with the manifest claiming 4 more frames of s1.webm than it has."""
+    root, counts = stamped
+    build_video_loader(root / "list.txt", root, split="val", frames=8, size=32, batch_size=2, backend="dali")
+    _inflate_manifest_count(root / "list.txt", "s1.webm", counts[1] + 4)
+    yield root
+    (root / "list.check.manifest.json").unlink()
+
+
+def test_a_frame_past_the_end_fails_and_names_its_file_in_strict_mode(short_by_four):
+    loader = build_video_loader(short_by_four / "list.txt", short_by_four, split="val", frames=8, size=32,
+                                batch_size=2, backend="dali", on_dali_error="raise")
+    with pytest.raises(DaliBatchError, match=r"batch 0 of the epoch: .*s1\.webm: .*out-of-bounds frame index"):
+        list(loader)
+
+
+def test_a_frame_past_the_end_is_a_bad_clip_not_a_black_frame(short_by_four):
+    loader = build_video_loader(short_by_four / "list.txt", short_by_four, split="val", frames=8, size=32,
+                                batch_size=2, backend="dali", max_bad_fraction=0.5)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         batches = list(loader)
-    assert len(batches) == len(loader) and sum(len(b["label"]) for b in batches) == len(lines) + 1
-    assert any("DALI failed on its batch" in str(w.message) for w in caught)
+    assert len(batches) == len(loader) and sum(len(b["label"]) for b in batches) == 4
+    assert loader.fallback_batches == 1  # the batch holding s1.webm was made by the PyAV path
+    assert [path for path, _ in loader.bad_videos] == [str(short_by_four / "s1.webm")]  # counted once
+    assert "s1.webm" not in [p.rsplit("/", 1)[-1] for b in batches for p in b["path"]]
+    assert any("s1.webm" in str(w.message) and "only" in str(w.message) for w in caught)
+    for batch in batches:  # no black frame anywhere (stamp colours are never black)
+        assert all(frame.max() > 0 for clip in batch["video"] for frame in clip)
+
+
+def test_one_codec_the_cpu_decoder_refuses_sends_the_set_to_pyav(vp9_set):
+    write_video(vp9_set / "liar.mp4", frame_stamped_clip(24, 64, 64), "h264")
+    (vp9_set / "liar.mp4").rename(vp9_set / "liar.webm")  # H.264 behind a .webm name
+    lines = (vp9_set / "val.txt").read_text().splitlines()
+    (vp9_set / "liar.txt").write_text("\n".join(lines[:3] + ["liar.webm 0"] + lines[3:]) + "\n")
+    loader = build_video_loader(vp9_set / "liar.txt", vp9_set, split="val", frames=8, size=32, batch_size=2,
+                                backend="dali", on_dali_error="raise")
+    assert not loader.decode_in_dali and "PyAV decoding" in loader.backend  # the manifest knows the codec
+    assert sum(len(b["label"]) for b in loader) == len(lines) + 1 and not loader.bad_videos
 
 
 def test_unopenable_videos_are_replaced_before_dali(vp9_set):
@@ -123,9 +161,111 @@ def test_unopenable_videos_are_replaced_before_dali(vp9_set):
     (vp9_set / "bad.txt").write_text("\n".join(lines + ["text.webm 1"]) + "\n")
     loader = build_video_loader(vp9_set / "bad.txt", vp9_set, split="train", frames=8, size=32, batch_size=5,
                                 backend="dali", max_bad_fraction=0.5, seed=4)
-    with pytest.warns(UserWarning, match="text.webm: cannot open as a video.*replaced by another clip"):
+    with pytest.warns(UserWarning, match=r"text.webm: unusable per the preflight manifest \(cannot open as a video"
+                                         r".*replaced by another clip"):
         batches = list(loader)
     assert all("text.webm" not in p for b in batches for p in b["path"])
+
+
+def test_a_rotated_video_is_refused_by_dali_not_decoded_sideways(stamped):
+    root, counts = stamped
+    build_video_loader(root / "list.txt", root, split="val", frames=8, size=32, batch_size=2, backend="dali")
+    manifest = root / "list.check.manifest.json"
+    document = json.loads(manifest.read_text())
+    document["videos"]["s0.webm"]["rotation"] = 90  # as preflight records a phone video's display matrix
+    manifest.write_text(json.dumps(document))
+    try:
+        loader = build_video_loader(root / "list.txt", root, split="val", frames=8, size=32, batch_size=2,
+                                    backend="dali", max_bad_fraction=0.5, on_dali_error="raise")
+        with pytest.warns(UserWarning, match=r"s0\.webm: display rotation 90 degrees.*t2l data transcode"):
+            batches = list(loader)
+        assert sum(len(b["label"]) for b in batches) == len(counts)
+    finally:
+        manifest.unlink()
+
+
+def test_pyav_converts_with_bt601_whatever_the_tag_as_dali_does(tmp_path):
+    import av
+
+    colour = (200, 40, 40)
+    path = tmp_path / "bt709.mp4"
+    with av.open(str(path), "w") as container:  # RGB -> YUV with BT.601 (PyAV's default), stream tagged BT.709
+        stream = container.add_stream("libx264", rate=25, options={
+            "crf": "10", "x264-params": "colorprim=bt709:transfer=bt709:colormatrix=bt709"})
+        stream.width, stream.height, stream.pix_fmt = 320, 256, "yuv420p"
+        image = np.full((256, 320, 3), colour, np.uint8)
+        for _ in range(2):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    with av.open(str(path)) as container:
+        assert next(container.decode(video=0)).colorspace == 1  # BT.709 tag, which players would honour
+    assert np.abs(decode_frames(path, [0])[0, 128, 160].astype(int) - colour).max() <= 3
+
+
+def test_the_source_runs_ahead_of_consumption(vp9_set, tmp_path, monkeypatch):
+    from t2l_fast.data import dali_loader
+
+    log, read = tmp_path / "reads.log", dali_loader.read_video_bytes
+
+    def logged(path):  # runs in DALI's forked worker processes: they append to one file
+        with open(log, "a") as out:
+            out.write(f"{path}\n")
+        return read(path)
+
+    monkeypatch.setattr(dali_loader, "read_video_bytes", logged)
+    loader = build_video_loader(vp9_set / "train.txt", vp9_set, split="train", frames=4, size=32, batch_size=2,
+                                backend="dali")
+    assert len(loader) >= 6
+    batches = iter(loader)
+    next(batches)  # one batch consumed; the workers go on preparing the next ones meanwhile
+    for _ in range(200):
+        if log.is_file() and len(log.read_text().splitlines()) >= 3 * 2:
+            break
+        time.sleep(0.1)
+    assert len(log.read_text().splitlines()) >= 3 * 2, "the source did not prepare batches ahead"
+
+
+def test_no_pyav_open_per_sample_when_the_manifest_exists(stamped, monkeypatch):
+    root, counts = stamped
+    cpu_decodable_codecs()  # (cached; its probe writes clips with PyAV)
+    build_video_loader(root / "list.txt", root, split="val", frames=8, size=32, batch_size=2, backend="dali")
+    assert (root / "list.check.manifest.json").is_file()  # built once, beside the list
+
+    def no_open(*args, **kwargs):
+        raise AssertionError("PyAV opened a video in the hot path")
+
+    monkeypatch.setattr("av.open", no_open)  # inherited by DALI's forked workers
+    loader = build_video_loader(root / "list.txt", root, split="val", frames=8, size=32, batch_size=2,
+                                backend="dali", on_dali_error="raise")
+    assert sum(len(b["label"]) for b in loader) == len(counts) and not loader.bad_videos
+
+
+def test_trimmed_entries_are_decoded_by_dali_from_their_window(tmp_path, monkeypatch):
+    write_video(tmp_path / "long.webm", frame_stamped_clip(60, 48, 64), "vp9", fps=10)
+    (tmp_path / "list.csv").write_text("path,label,start,end\nlong.webm,0,1.0,3.4\nlong.webm,1,4.0,\n")
+    monkeypatch.setattr("t2l_fast.data.dali_loader.decode_frames", lambda *a, **k: pytest.fail("PyAV decoded"))
+    loader = build_video_loader(tmp_path / "list.csv", tmp_path, split="val", frames=8, size=32, batch_size=2,
+                                backend="dali", on_dali_error="raise")
+    (batch,) = list(loader)
+    windows = {0: (10, 24), 1: (40, 20)}  # label: (first frame, frames in the window) at 10 fps
+    for label, clip in zip(batch["label"].tolist(), batch["video"]):
+        first, count = windows[label]
+        expected = [first + i for i in segment_indices(count, 8, train=False)]
+        assert [read_stamp(frame.numpy()) for frame in clip] == expected
+
+
+def test_a_hung_read_is_replaced_after_the_timeout(stamped, monkeypatch):
+    from t2l_fast.data import dali_loader
+
+    root, _ = stamped
+    read = dali_loader.read_video_bytes
+    monkeypatch.setattr(dali_loader, "read_video_bytes",
+                        lambda path: time.sleep(30) if path.name == "s2.webm" else read(path))
+    loader = build_video_loader(root / "list.txt", root, split="val", frames=8, size=32, batch_size=2,
+                                backend="dali", decode_timeout=1.0, max_bad_fraction=0.5, on_dali_error="raise")
+    with pytest.warns(UserWarning, match=r"s2\.webm: decoding took longer than 1 s.*replaced by another clip"):
+        batches = list(loader)
+    assert sum(len(b["label"]) for b in batches) == 4 and loader.fallback_batches == 0
 
 
 @pytest.mark.parametrize("split, shards", [("train", 3), ("val", 3)])
@@ -145,14 +285,49 @@ def test_dali_sharding_matches_pyav(vp9_set, split, shards):
             assert seen == reference
 
 
-@pytest.mark.gpu
-def test_gpu_nvdec_matches_cpu(vp9_set):
+# ------------------------------------------------------------------------------------------- on a GPU (NVDEC)
+def _needs_nvdec():
     if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA GPU with NVDEC; this machine has none")
-    cpu = list(build_video_loader(vp9_set / "val.txt", vp9_set, split="val", frames=8, size=32, batch_size=4,
-                                  backend="dali", device="cpu"))
-    gpu = list(build_video_loader(vp9_set / "val.txt", vp9_set, split="val", frames=8, size=32, batch_size=4,
-                                  backend="dali", device="cuda"))
-    for a, b in zip(cpu, gpu):
-        assert b["video"].is_cuda and torch.equal(a["index"], b["index"].cpu())
+        pytest.skip("needs a CUDA GPU with NVDEC (torch.cuda.is_available() is False on this machine)")
+
+
+@pytest.fixture(scope="module")
+def h264_b_frames(tmp_path_factory):
+    """Frame-stamped 320x256 H.264 mp4 with B-frames (NVDEC's minimum sizes are far below), 33-90 frames."""
+    _needs_nvdec()
+    root = tmp_path_factory.mktemp("h264")
+    counts = [75, 48, 33, 90]
+    for label, n in enumerate(counts):
+        write_video(root / f"b{label}.mp4", frame_stamped_clip(n, 256, 320), "h264", b_frames=3)
+    (root / "list.txt").write_text("".join(f"b{label}.mp4 {label}\n" for label in range(len(counts))))
+    return root, counts
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_nvdec_decodes_h264_with_b_frames_at_exact_indices(h264_b_frames, split):
+    root, counts = h264_b_frames
+    loader = build_video_loader(root / "list.txt", root, split=split, frames=8, size=32, batch_size=2,
+                                backend="dali", device="cuda", augment=NO_COLOUR, seed=5, epoch=1,
+                                on_dali_error="raise")
+    assert "NVDEC" in loader.backend
+    seen = 0
+    for batch in loader:
+        assert batch["video"].is_cuda
+        for index, label, clip in zip(batch["index"].tolist(), batch["label"].tolist(), batch["video"].cpu()):
+            rng = sample_rng(5, 1, index) if split == "train" else None
+            expected = segment_indices(counts[label], 8, train=split == "train", rng=rng)
+            assert [read_stamp(frame.numpy()) for frame in clip] == expected
+            seen += 1
+    assert seen == len(counts) and loader.fallback_batches == 0 and not loader.bad_videos
+
+
+@pytest.mark.gpu
+def test_nvdec_matches_the_cpu_path(h264_b_frames):
+    root, _ = h264_b_frames
+    batches = {device: list(build_video_loader(root / "list.txt", root, split="val", frames=8, size=32,
+                                               batch_size=2, backend="dali", device=device, on_dali_error="raise"))
+               for device in ("cpu", "cuda")}  # CPU: PyAV decodes H.264, DALI augments
+    for a, b in zip(batches["cpu"], batches["cuda"]):
+        assert torch.equal(a["index"], b["index"].cpu())
         assert (a["video"].float() - b["video"].cpu().float()).abs().mean() <= AUGMENTED_MEAN_TOLERANCE

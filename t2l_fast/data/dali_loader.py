@@ -1,37 +1,56 @@
-"""The DALI backends of the loader contract: NVDEC decoding on the GPU ("mixed"), or DALI's CPU decoder.
+"""The DALI backend of the loader contract: NVDEC decoding on the GPU ("mixed"), or DALI's CPU decoder.
 
-One graph for both devices:
-    fn.external_source -> (encoded bytes | frames decoded by PyAV), frame indices, augmentation parameters
-    -> fn.decoders.video(frames=indices)          (skipped when PyAV decoded: H.264 & co. on the CPU)
+One graph for both devices (build_pipeline):
+    fn.external_source (parallel: Python worker processes make whole batches, indexed by BatchInfo)
+        -> encoded file bytes | frames PyAV decoded, frame indices, augmentation, label, index, failures
+    -> fn.decoders.video(frames=indices, pad_mode="none")   (not when PyAV decoded: H.264 on DALI's CPU backend)
     -> fn.resize(roi, size) -> fn.flip -> fn.color_twist (per frame) -> grayscale -> [T, 3, S, S]
-The Python side draws every sample's frames and augmentation from the same random streams as the PyAV backend
-(ClipDataset), so both backends produce the same clips up to interpolation rounding; the colour twist is exact.
+The source is stateless: batch b of an epoch is a function of (epoch order, b), and every sample's frames and
+augmentation come from the same random streams as the PyAV backend (ClipDataset), so both backends produce the
+same clips up to interpolation rounding. Frame counts and sizes come from the preflight manifest (built once and
+cached beside the list when missing), so no PyAV runs per sample when DALI decodes.
 
-Failures: a video that cannot even be opened is replaced before DALI sees it (as in the PyAV backend). If DALI
-fails on a batch anyway, that batch is rebuilt by the PyAV path (which replaces the bad video and reports it) and
-the pipeline is recreated, so one bad file never leaves a dead pipeline behind.
+Failures: a video the manifest marks bad, or whose bytes cannot be read in `decode_timeout`, is replaced in the
+source like in the PyAV backend (the replacements travel with the batch as its `failures` output). A batch DALI
+itself fails on (a frame past the end, a codec it refuses, a hang) raises with on_dali_error="raise"; otherwise
+the files it failed on are named, the PyAV path makes that batch, the fallback is counted, and a new pipeline
+starts at the next batch.
 """
 from __future__ import annotations
 
 import functools
 import json
+import os
 import tempfile
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
+from ..errors import T2LError
 from ..optional import installed, require
 from .augment import EVAL_RESIZE_RATIO, draw_train_params
-from .decode import decode_frames
-from .loader import ClipDataset, ShardSampler, VideoLoader, batch_count, load_with_replacement
+from .clip_dataset import ClipDataset, ShardSampler, batch_count, load_with_replacement
+from .decode import VideoDecodeError, decode_frames, run_with_timeout
+from .loader_base import LoaderBase, collate
+from .preflight import EntryKey, entry_key
 from .sampling import AUGMENT_STREAM, sample_rng
 
 PROBE_CODECS = {"vp9": "webm", "mjpeg": "avi", "h264": "mp4"}  # codec -> container of its probe clip
+ON_DALI_ERROR = ("fallback", "raise")
+FAILURES_BYTES = 2048  # fixed size of a sample's failures output (JSON, zero-padded): DALI batches need one shape
 _IDENTITY_TWIST = np.array([1.0, 1.0, 1.0, 0.0], np.float32)
+
+
+class DaliBatchError(T2LError, RuntimeError):
+    """DALI failed on a batch and on_dali_error="raise" (the message names the files)."""
+
+
+def dali_version() -> Optional[str]:
+    """The installed DALI wheel's version (CUDA 13 or CUDA 12 build), or None."""
+    return installed("nvidia-dali-cuda130") or installed("nvidia-dali-cuda120")
 
 
 @functools.lru_cache(maxsize=1)
@@ -40,8 +59,7 @@ def cpu_decodable_codecs() -> frozenset:
     per DALI version: the PyPI wheel does VP8/VP9/MJPEG, other builds may do more)."""
     from .synthetic import frame_stamped_clip, write_video
 
-    version = installed("nvidia-dali-cuda130") or installed("nvidia-dali-cuda120") or "unknown"
-    cache = Path.home() / ".cache" / "t2l-fast" / f"dali-cpu-codecs-{version}.json"
+    cache = Path.home() / ".cache" / "t2l-fast" / f"dali-cpu-codecs-{dali_version() or 'unknown'}.json"
     if cache.is_file():
         return frozenset(json.loads(cache.read_text()))
     supported = []
@@ -50,7 +68,7 @@ def cpu_decodable_codecs() -> frozenset:
             path = Path(folder) / f"probe.{extension}"
             write_video(path, frame_stamped_clip(4, 32, 32), codec)
             try:
-                _decode_with_dali(path, [0, 3])
+                decode_with_dali(path, [0, 3])
                 supported.append(codec)
             except RuntimeError:  # DALI: "Codec ... is not supported by the CPU variant of this operator"
                 pass
@@ -59,89 +77,95 @@ def cpu_decodable_codecs() -> frozenset:
     return frozenset(supported)
 
 
-def _decode_with_dali(path: Path, frames: List[int]) -> np.ndarray:
-    """Raw uint8 [F, H, W, 3] of `frames` from DALI's CPU decoder (tests and the codec probe)."""
+def decode_with_dali(path: Path, frames: Sequence[int], device_id: Optional[int] = None) -> np.ndarray:
+    """Raw uint8 [F, H, W, 3] of `frames` of one file from DALI's decoder (CPU, or NVDEC on GPU `device_id`); raises
+    where the batch pipeline would (the codec probe, and naming the file a batch failed on)."""
     dali = require("nvidia.dali", "dali", "DALI decoding")
     fn = dali.fn
 
-    @dali.pipeline_def(batch_size=1, num_threads=1, device_id=None, prefetch_queue_depth=1)
+    @dali.pipeline_def(batch_size=1, num_threads=1, device_id=device_id, prefetch_queue_depth=1)
     def graph():
         encoded = fn.external_source(source=lambda: [np.fromfile(path, np.uint8)], batch=True)
-        return fn.decoders.video(encoded, device="cpu", frames=frames)
+        return fn.decoders.video(encoded, device="cpu" if device_id is None else "mixed", frames=list(frames),
+                                 pad_mode="none")
 
     pipe = graph()
     pipe.build()
-    return np.array(pipe.run()[0][0])
+    out = pipe.run()[0]
+    return np.array(out.as_cpu()[0] if device_id is not None else out[0])
 
 
-class DaliBatchSource:
-    """Builds the batches DALI reads: for batch b of the epoch, the encoded files (or PyAV frames), frame indices
-    and augmentation parameters of the clips the ShardSampler orders, drawn exactly as ClipDataset draws them."""
+def read_video_bytes(path: Path) -> np.ndarray:
+    """The encoded file, for DALI's decoder to demux."""
+    return np.fromfile(path, np.uint8)
 
-    def __init__(self, dataset: ClipDataset, sampler: ShardSampler, batch_size: int, drop_last: bool,
-                 decode_in_dali: bool):
-        self.dataset, self.sampler, self.batch_size = dataset, sampler, batch_size
-        self.drop_last, self.decode_in_dali = drop_last, decode_in_dali
-        self.order: List[int] = []
-        self.next_batch = 0
-        self.failures: List[Tuple[str, str]] = []
-        self._threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pyav-decode")
 
-    def start_epoch(self) -> None:
-        self.order, self.next_batch, self.failures = list(self.sampler), 0, []
+class BatchSource:
+    """Batch `first_batch + info.iteration` of the epoch `order`, as the graph's inputs (see the module docstring).
+    Stateless, so DALI's worker processes can make several batches at once."""
 
-    def batches(self) -> int:
-        return batch_count(len(self.order), self.batch_size, self.drop_last)
+    def __init__(self, dataset: ClipDataset, facts: Dict[EntryKey, dict], order: List[int], batch_size: int,
+                 batches: int, first_batch: int, decode_in_dali: bool):
+        self.dataset, self.facts, self.order = dataset, facts, order
+        self.batch_size, self.batches, self.first_batch, self.decode_in_dali = batch_size, batches, first_batch, \
+            decode_in_dali
 
     def indices_of(self, batch: int) -> List[int]:
         return self.order[batch * self.batch_size:(batch + 1) * self.batch_size]
 
-    def __call__(self):
-        if self.next_batch >= self.batches():
+    def __call__(self, info) -> tuple:
+        batch = self.first_batch + info.iteration
+        if batch >= self.batches:
             raise StopIteration
-        batch, self.next_batch = self.next_batch, self.next_batch + 1
-        samples = list(self._threads.map(self._sample, self.indices_of(batch)))
+        samples = [self.sample(index) for index in self.indices_of(batch)]
         return tuple(list(column) for column in zip(*samples))
 
-    def _sample(self, index: int):
-        """One sample's DALI inputs; a video that cannot be opened is replaced as in the PyAV backend."""
-        inputs, _, failures = load_with_replacement(self.dataset, index, self._inputs)
-        self.failures += failures
-        return inputs
-
-    def _inputs(self, index: int):
+    def sample(self, index: int) -> tuple:
+        """One sample's inputs (a video that fails here is replaced, and the failures go with it)."""
         ds = self.dataset
-        entry = ds.entries[index]
-        frames = ds.clip_indices(index, ds.frame_count(entry))
-        if self.decode_in_dali and entry.start is None and entry.end is None:
-            video = np.fromfile(entry.path, np.uint8)
-            height, width = _frame_size(entry.path)
-        else:  # PyAV decodes; DALI still augments
-            video = decode_frames(entry.path, frames, entry.start, entry.end)
-            height, width = video.shape[1:3]
+
+        def load(candidate: int) -> tuple:
+            return run_with_timeout(lambda: self.inputs(candidate), ds.decode_timeout,
+                                    str(ds.entries[candidate].path))
+
+        inputs, _, failures = load_with_replacement(ds, index, load)
+        text = json.dumps([(path, reason[:200]) for path, reason in failures[:8]]).encode()
+        return inputs + (np.frombuffer(text[:FAILURES_BYTES].ljust(FAILURES_BYTES, b"\0"), np.uint8),)
+
+    def decoder_inputs(self, index: int) -> Tuple[np.ndarray, List[int], Tuple[int, int]]:
+        """(bytes or PyAV frames, the indices DALI's decoder reads (shifted to a trimmed window), (H, W))."""
+        ds, entry = self.dataset, self.dataset.entries[index]
+        facts = self.facts[entry_key(entry)]
+        if "bad" in facts:
+            raise VideoDecodeError(f"{entry.path}: unusable per the preflight manifest ({facts['bad']})")
+        frames = ds.clip_indices(index, facts["num_frames"])
+        if self.decode_in_dali and facts.get("rotation"):
+            raise VideoDecodeError(f"{entry.path}: display rotation {facts['rotation']} degrees, which DALI's decoders "
+                                   f"ignore (PyAV applies it); `t2l data transcode` writes the video upright")
+        if self.decode_in_dali:
+            return read_video_bytes(entry.path), [f + facts["first_frame"] for f in frames], (facts["height"],
+                                                                                           facts["width"])
+        video = decode_frames(entry.path, frames, entry.start, entry.end)  # [T, H, W, 3]: DALI still augments
+        return video, frames, video.shape[1:3]
+
+    def inputs(self, index: int) -> tuple:
+        ds = self.dataset
+        video, frames, (height, width) = self.decoder_inputs(index)
         twist = np.tile(_IDENTITY_TWIST, (ds.frames, 1))
-        gray, flip = np.float32(1.0), np.int32(0)
+        gray, flip = 1.0, 0
         if ds.train:
             params = draw_train_params(sample_rng(ds.seed, ds.epoch, index, AUGMENT_STREAM), height, width,
                                        ds.frames, ds.size, ds.augment)
             x, y, w, h = params.crop
             roi_start, roi_end = np.float32([y, x]), np.float32([y + h, x + w])
-            flip = np.int32(params.flip)
+            flip = int(params.flip)
             if params.jitter is not None:
                 twist = params.jitter.astype(np.float32)
-            gray = np.float32(0.0 if params.grayscale else 1.0)
+            gray = 0.0 if params.grayscale else 1.0
         else:
             roi_start, roi_end = _centre_crop_roi(height, width, ds.size)
-        return (video, np.int32(frames), roi_start, roi_end, flip, twist, gray, np.int64(entry.label),
-                np.int64(index))
-
-
-def _frame_size(path: Path) -> Tuple[int, int]:
-    from .decode import open_video
-
-    container, stream = open_video(path)
-    with container:
-        return stream.codec_context.height, stream.codec_context.width
+        return (video, np.int32(frames), roi_start, roi_end, np.array(flip, np.int32), twist,
+                np.array(gray, np.float32), np.array(ds.entries[index].label, np.int64), np.array(index, np.int64))
 
 
 def _centre_crop_roi(height: int, width: int, size: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -152,22 +176,29 @@ def _centre_crop_roi(height: int, width: int, size: int) -> Tuple[np.ndarray, np
     return (np.float32([top / scale, left / scale]), np.float32([(top + size) / scale, (left + size) / scale]))
 
 
-def build_pipeline(source: DaliBatchSource, *, batch_size: int, size: int, train: bool, device_id: Optional[int],
-                   decode_in_dali: bool, num_threads: int = 2):
-    """The DALI graph (see the module docstring). device_id=None: CPU only; an int: that GPU with NVDEC."""
+def build_pipeline(source: BatchSource, *, batch_size: int, size: int, train: bool, device_id: Optional[int],
+                   decode_in_dali: bool, num_threads: int, py_workers: int, decode_only: bool = False):
+    """The DALI graph (see the module docstring). device_id=None: CPU only; an int: that GPU with NVDEC. The
+    default (dynamic) executor prefetches two batches; the source's workers prepare py_workers + 1 ahead.
+    decode_only: stop after decoding (the loader benchmark's decode stage)."""
     dali = require("nvidia.dali", "dali", "the DALI loader")
     fn, types = dali.fn, dali.types
     gpu = device_id is not None
+    # fork is cheap but unsafe once CUDA is initialised in this process; spawn re-imports (and pickles the source)
+    start = "spawn" if torch.cuda.is_initialized() else "fork"
 
-    @dali.pipeline_def(batch_size=batch_size, num_threads=num_threads, device_id=device_id,
-                       prefetch_queue_depth=2, exec_async=False, exec_pipelined=False)
+    @dali.pipeline_def(batch_size=batch_size, num_threads=num_threads, device_id=device_id, prefetch_queue_depth=2,
+                       py_num_workers=py_workers, py_start_method=start)
     def graph():
-        video, frames, roi_start, roi_end, flip, twist, gray, label, index = fn.external_source(
-            source=source, num_outputs=9, batch=True)
-        if decode_in_dali:
-            video = fn.decoders.video(video, device="mixed" if gpu else "cpu", frames=frames)
+        video, frames, roi_start, roi_end, flip, twist, gray, label, index, failures = fn.external_source(
+            source=source, num_outputs=10, batch=True, batch_info=True, parallel=True,
+            prefetch_queue_depth=py_workers + 1)
+        if decode_in_dali:  # pad_mode="none": an index past the end fails instead of coming back black
+            video = fn.decoders.video(video, device="mixed" if gpu else "cpu", frames=frames, pad_mode="none")
         elif gpu:
             video = video.gpu()
+        if decode_only:
+            return video, label, index, failures
         interpolation = types.INTERP_LINEAR if train else types.INTERP_CUBIC
         video = fn.resize(video, roi_start=roi_start, roi_end=roi_end, size=(size, size), antialias=True,
                           interp_type=interpolation)
@@ -175,76 +206,127 @@ def build_pipeline(source: DaliBatchSource, *, batch_size: int, size: int, train
         video = fn.color_twist(video, brightness=fn.per_frame(twist[:, 0]), contrast=fn.per_frame(twist[:, 1]),
                                saturation=fn.per_frame(twist[:, 2]), hue=fn.per_frame(twist[:, 3]))
         video = fn.color_twist(video, saturation=gray)  # 0: grayscale, 1: unchanged
-        return fn.transpose(video, perm=[0, 3, 1, 2]), label, index
+        return fn.transpose(video, perm=[0, 3, 1, 2]), label, index, failures
 
-    with warnings.catch_warnings():  # without DALI decoding, the frame indices are used by PyAV, not the graph
-        warnings.filterwarnings("ignore", message="The external source node .* is not used")
+    with warnings.catch_warnings():  # without DALI decoding (or past it) some source outputs go unused
+        warnings.filterwarnings("ignore", message="The external source node .* not used")
         pipe = graph()
         pipe.build()
     return pipe
 
 
-class DaliVideoLoader(VideoLoader):
-    """The loader contract on DALI (DALIGenericIterator over build_pipeline); set_epoch / len / iteration as the
-    PyAV VideoLoader, whose dataset it reuses to rebuild a batch on which DALI failed."""
+def _failures_of(column: torch.Tensor) -> List[tuple]:
+    """The (path, reason) failures the source recorded, from the batch's failures output [B, FAILURES_BYTES]."""
+    found = []
+    for row in column.cpu().numpy():
+        found += [tuple(pair) for pair in json.loads(row.tobytes().rstrip(b"\0") or b"[]")]
+    return found
 
-    def __init__(self, dataset: ClipDataset, sampler: ShardSampler, *, batch_size: int, drop_last: bool,
-                 device: torch.device, dtype: Optional[torch.dtype], max_bad_fraction: float):
-        super().__init__(dataset, sampler, batch_size=batch_size, drop_last=drop_last, num_workers=0,
-                         device=device, dtype=dtype, max_bad_fraction=max_bad_fraction)
+
+class DaliVideoLoader(LoaderBase):
+    """The loader contract on DALI (DALIGenericIterator over build_pipeline); on_dali_error: "fallback" (the PyAV
+    path makes a batch DALI failed on; counted in `fallback_batches`) or "raise" (DaliBatchError)."""
+
+    def __init__(self, dataset: ClipDataset, sampler: ShardSampler, facts: Dict[EntryKey, dict], *,
+                 batch_size: int, drop_last: bool, device: torch.device, dtype: Optional[torch.dtype],
+                 max_bad_fraction: float, on_dali_error: str = "fallback", py_workers: Optional[int] = None):
+        super().__init__(dataset, sampler, batch_size=batch_size, drop_last=drop_last, device=device, dtype=dtype,
+                         max_bad_fraction=max_bad_fraction)
+        if on_dali_error not in ON_DALI_ERROR:
+            raise ValueError(f"on_dali_error must be one of {ON_DALI_ERROR}, got {on_dali_error!r}")
+        self.facts, self.on_dali_error = facts, on_dali_error
         self.device_id = (device.index or 0) if device.type == "cuda" else None
+        cores = os.cpu_count() or 1
+        # DALI's thread pool caps concurrent demux/decode: H100/H200 carry 7 NVDEC engines
+        self.num_threads = min(8, max(cores, 2)) if self.device_id is not None else max(1, cores)
+        self.py_workers = py_workers or max(1, min(4, cores))
         if self.device_id is None:  # CPU: DALI decodes what its CPU decoder can, PyAV the rest
-            codecs = cpu_decodable_codecs()
-            self.decode_in_dali = all(_codec_guess(e.path) in codecs for e in dataset.entries[:16])
+            codecs = {f.get("codec") for f in facts.values() if "bad" not in f}
+            self.decode_in_dali = bool(codecs) and codecs <= cpu_decodable_codecs()
         else:
             self.decode_in_dali = True
-        self.source = DaliBatchSource(dataset, sampler, batch_size, drop_last, self.decode_in_dali)
         decoder = "NVDEC" if self.device_id is not None else "DALI CPU decoder" if self.decode_in_dali else "PyAV"
         self.backend = f"dali ({decoder} decoding, DALI augmentation)"
 
-    def _iterator_from(self, batch: int):
+    def source_for(self, order: List[int], first_batch: int) -> BatchSource:
+        """The source of this epoch `order` from its batch `first_batch`."""
+        return BatchSource(self.dataset, self.facts, order, self.batch_size,
+                           batch_count(len(order), self.batch_size, self.drop_last), first_batch, self.decode_in_dali)
+
+    def _iterator_from(self, order: List[int], batch: int):
         """A new pipeline and iterator whose first batch is `batch` of this epoch."""
         from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
-        self.source.next_batch = batch
-        pipe = build_pipeline(self.source, batch_size=self.batch_size, size=self.dataset.size,
+        pipe = build_pipeline(self.source_for(order, batch), batch_size=self.batch_size, size=self.dataset.size,
                               train=self.dataset.train, device_id=self.device_id,
-                              decode_in_dali=self.decode_in_dali)
+                              decode_in_dali=self.decode_in_dali, num_threads=self.num_threads,
+                              py_workers=self.py_workers)
         # The source raises StopIteration after the last batch (full batches only in training: drop_last).
-        return DALIGenericIterator(pipe, ["video", "label", "index"], last_batch_policy=LastBatchPolicy.PARTIAL,
-                                   auto_reset=False, prepare_first_batch=False)
+        return DALIGenericIterator(pipe, ["video", "label", "index", "failures"], auto_reset=False,
+                                   last_batch_policy=LastBatchPolicy.PARTIAL, prepare_first_batch=False)
 
     def __iter__(self) -> Iterator[dict]:
-        self.bad_videos = []
+        self.bad_videos, self.fallback_batches = [], 0
         budget = self.max_bad_fraction * len(self.sampler)
-        self.source.start_epoch()
-        iterator = self._iterator_from(0)
-        for batch in range(self.source.batches()):
+        order = list(self.sampler)
+        iterator = self._iterator_from(order, 0)
+        timeout = self.dataset.decode_timeout and self.dataset.decode_timeout * self.batch_size
+        for batch in range(batch_count(len(order), self.batch_size, self.drop_last)):
             try:
-                data = next(iterator)[0]
+                data = run_with_timeout(lambda: next(iterator)[0], timeout, f"DALI batch {batch}")
                 index = data["index"].view(-1).cpu()
                 out = {"video": data["video"], "label": data["label"].view(-1), "index": index,
-                       "path": [str(self.dataset.entries[i].path) for i in index.tolist()], "failures": []}
-            except Exception as e:  # DALI could not make this batch: the PyAV path makes it; a new pipeline follows
-                out = self._pyav_batch(batch, e)
-                iterator = self._iterator_from(batch + 1)
-            failures, self.source.failures = self.source.failures, []
-            self._report(failures + out.pop("failures"), budget)
+                       "path": [str(self.dataset.entries[i].path) for i in index.tolist()],
+                       "failures": _failures_of(data["failures"])}
+            except Exception as e:  # DALI could not make this batch
+                out = self._fallback(order, batch, e)
+                iterator = self._iterator_from(order, batch + 1)
+            self._report(out.pop("failures"), budget)
             yield self._to_device(out)
 
-    def _pyav_batch(self, batch: int, error: Exception) -> dict:
-        from .loader import _collate
-
-        out = _collate([self.dataset[i] for i in self.source.indices_of(batch)])
-        if not out["failures"]:  # every video decoded with PyAV: only DALI failed, which is worth one report
-            out["failures"] = [(out["path"][0], f"DALI failed on its batch ({type(error).__name__}: {error}); "
-                                                f"PyAV decoded the batch instead")]
+    def _fallback(self, order: List[int], batch: int, error: Exception) -> dict:
+        """Name the files DALI failed on; raise (strict) or make the batch with the PyAV path."""
+        source = self.source_for(order, 0)
+        culprits = self._culprits(source, source.indices_of(batch))
+        named = "; ".join(f"{path}: {reason}" for path, reason in culprits) or f"no single file ({error})"
+        if self.on_dali_error == "raise":
+            raise DaliBatchError(f"DALI failed on batch {batch} of the epoch: {named}") from error
+        self.fallback_batches += 1
+        out = collate([self.dataset[i] for i in source.indices_of(batch)])
+        failed_in_pyav = {path for path, _ in out["failures"]}
+        out["failures"] += [(path, f"DALI failed on it ({reason}); PyAV decoded its batch instead")
+                            for path, reason in culprits if path not in failed_in_pyav]
+        if not culprits:
+            out["failures"].append((out["path"][0], f"DALI failed on its batch ({type(error).__name__}: {error}); "
+                                                    f"PyAV decoded the batch instead"))
         return out
+
+    def _culprits(self, source: BatchSource, indices: List[int]) -> List[Tuple[str, str]]:
+        """(path, reason) of each sample of a failed batch that DALI's decoder fails on alone."""
+        if not self.decode_in_dali:
+            return []
+        found = []
+        for index in indices:
+            path = str(self.dataset.entries[index].path)
+            try:
+                _, frames, _ = source.decoder_inputs(index)
+            except Exception:  # not DALI's failure: the source replaces this video, the PyAV path will too
+                continue
+            try:
+                run_with_timeout(lambda: decode_with_dali(Path(path), frames, self.device_id),
+                                 self.dataset.decode_timeout, path)
+            except Exception as e:  # this file is (one of) the batch's problem(s)
+                found.append((path, _first_line(e)))
+        return found
 
     def __len__(self) -> int:
         return batch_count(len(self.sampler), self.batch_size, self.drop_last)
 
 
-def _codec_guess(path: Path) -> str:
-    """The codec a file most likely holds, from its extension (DALI's failures are handled anyway)."""
-    return {".webm": "vp9", ".avi": "mjpeg"}.get(path.suffix.lower(), "h264")
+def _first_line(error: Exception) -> str:
+    """DALI's errors span many lines (the pipeline's traceback); the line that says what went wrong (the one after
+    "encountered:")."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if "encountered:" in lines[:-1]:
+        return lines[lines.index("encountered:") + 1][:300]
+    return (lines or [type(error).__name__])[0][:300]

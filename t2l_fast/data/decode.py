@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Callable, Optional, Sequence, TypeVar
+from typing import Callable, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 
@@ -100,6 +100,28 @@ def count_frames(path: Path, start: Optional[float] = None, end: Optional[float]
     return count
 
 
+def window_frames(path: Path, start: Optional[float], end: Optional[float]) -> Tuple[int, int]:
+    """(index of the first frame of [start, end) seconds among all the video's frames, frames in the window), by
+    demuxing: how a decoder that counts from the video's first frame finds a trimmed entry's frames."""
+    import av
+
+    container, stream = open_video(path)
+    before = inside = 0
+    try:
+        with container:
+            for packet in container.demux(stream):
+                if not packet.size or packet.pts is None:
+                    continue
+                time = float(packet.pts * stream.time_base)
+                before += start is not None and time < start
+                inside += _in_window(time, start, end)
+    except av.error.FFmpegError as e:
+        raise VideoDecodeError(f"{path}: demuxing failed ({e})") from None
+    if inside == 0:
+        raise VideoDecodeError(f"{path}: no video frames between {start} s and {end} s")
+    return before, inside
+
+
 def decode_frames(path: Path, indices: Sequence[int], start: Optional[float] = None,
                   end: Optional[float] = None) -> np.ndarray:
     """uint8 [len(indices), H, W, 3] RGB: the frames at `indices` (presentation order, counted from `start`)."""
@@ -117,7 +139,7 @@ def decode_frames(path: Path, indices: Sequence[int], start: Optional[float] = N
                         break
                     continue
                 if position in wanted:
-                    found[position] = upright(frame.to_ndarray(format="rgb24"), frame.rotation)
+                    found[position] = upright(to_rgb(frame), frame.rotation)
                     if len(found) == len(wanted):
                         break
                 position += 1
@@ -127,6 +149,15 @@ def decode_frames(path: Path, indices: Sequence[int], start: Optional[float] = N
     if missing:
         raise VideoDecodeError(f"{path}: frames {missing[:5]} requested, but only {position} frames decode")
     return np.stack([found[i] for i in indices])
+
+
+def to_rgb(frame) -> np.ndarray:
+    """uint8 [H, W, 3] RGB of a decoded frame, converted with the BT.601 matrix whatever the stream's tag says:
+    DALI's decoders (CPU and NVDEC) always use BT.601, and both loader backends must give the same pixels. (A
+    BT.709-tagged HD video comes out slightly off in hue in both; `t2l data transcode` re-encodes it as BT.601.)"""
+    import av
+
+    return frame.reformat(format="rgb24", src_colorspace=av.video.reformatter.Colorspace.ITU601).to_ndarray()
 
 
 def upright(image: np.ndarray, rotation: float) -> np.ndarray:

@@ -150,10 +150,11 @@ def entries_from_rows(rows: Iterable[Tuple[int, str, str, str, str]], list_file:
         if missing != "keep" and not path.is_file():
             absent.append(f"{where}: {path_text}")
             continue
-        if path in first_seen:
-            duplicates.append(f"{where} (first at line {first_seen[path]})")
+        clip = (path, start, end)  # windows of one long video are different clips
+        if clip in first_seen:
+            duplicates.append(f"{where} (first at line {first_seen[clip]})")
         else:
-            first_seen[path] = number
+            first_seen[clip] = number
         entries.append(VideoEntry(path=path, label=label, source=where, start=start, end=end))
     if absent and missing == "error":
         raise VideoListError(f"{list_file}: {len(absent)} listed video(s) do not exist under {root}: "

@@ -12,7 +12,7 @@ import multiprocessing
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .decode import MAX_PIXELS, DecodeTimeout, VideoDecodeError, open_video, run_with_timeout
 from .lists import VideoEntry, read_list_text
@@ -74,7 +74,7 @@ def probe_video(path: Path, limits: ProbeLimits = ProbeLimits()) -> dict:
         result["notes"].append(f"decoding stops after frame {count} ({e}); only those {count} frames are used")
     if count == 0:
         return {**result, "reason": "no video frames"}
-    result.update(verdict="ok", num_frames=count)
+    result.update(verdict="ok", num_frames=count, rotation=int(round(rotation)) % 360)
     result["fps"] = round((count - 1) / (times[-1] - times[0]), 3) if len(times) > 1 and times[-1] > times[0] else None
     result["notes"] += _gpu_notes(result, times, keyframes, rotation, limits)
     return result
@@ -117,7 +117,8 @@ def _unanswered(timeout: float) -> dict:
 
 
 def probe_all(paths: Sequence[Path], *, jobs: int = 2, timeout: float = 60.0,
-              limits: ProbeLimits = ProbeLimits(), probe: Callable = probe_video) -> Dict[Path, dict]:
+              limits: ProbeLimits = ProbeLimits(), probe: Callable = probe_video,
+              progress: Optional[Callable[[], None]] = None) -> Dict[Path, dict]:
     """probe_video over `paths` in `jobs` processes, each file given up after `timeout` seconds. A worker that
     dies or stops answering (a native crash or a hang that holds the interpreter) costs its file a "bad"
     verdict and the pool is restarted for the rest. `probe` (picklable) replaces probe_video, e.g. in tests."""
@@ -130,6 +131,8 @@ def probe_all(paths: Sequence[Path], *, jobs: int = 2, timeout: float = 60.0,
             for path, handle in handles.items():
                 try:
                     results[path] = handle.get(timeout=2 * timeout + 60)  # generous: the worker times itself
+                    if progress:
+                        progress()
                 except multiprocessing.TimeoutError:
                     results[path] = _unanswered(timeout)
                     break
@@ -153,7 +156,7 @@ def check_list(entries: Sequence[VideoEntry], root: Path, list_lines: Dict[int, 
         relative = str(entry.path.relative_to(root))
         videos.append({"path": relative, "label": entry.label, "where": entry.source, **result})
         if result["verdict"] == "ok":
-            manifest[relative] = {k: result.get(k) for k in ("num_frames", "width", "height", "codec", "fps")}
+            manifest[relative] = _manifest_entry(result)
             clean.append(list_lines[int(entry.source.rsplit(":", 1)[1])])
     bad = [v for v in videos if v["verdict"] == "bad"]
     summary = {"videos": len(videos), "ok": len(videos) - len(bad), "bad": len(bad),
@@ -166,8 +169,8 @@ def check_list(entries: Sequence[VideoEntry], root: Path, list_lines: Dict[int, 
              "clean_list": out.with_name(f"{stem}.clean.txt")}
     out.write_text(json.dumps({"root": str(root), "limits": asdict(limits), "summary": summary,
                                "videos": videos}, indent=2) + "\n")
-    paths["manifest"].write_text(json.dumps({"format": MANIFEST_FORMAT, "root": str(root), "videos": manifest},
-                                            indent=2) + "\n")
+    bad_reasons = {v["path"]: v["reason"] for v in bad}
+    _write_manifest(paths["manifest"], root, manifest, bad_reasons, {})
     paths["clean_list"].write_text("".join(line + "\n" for line in clean))
     return {"summary": summary, "paths": paths, "videos": videos}
 
@@ -179,6 +182,94 @@ def read_manifest(path: Path, root: Path) -> Dict[Path, int]:
         raise ValueError(f"{path}: not a t2l-fast manifest (format {data.get('format')!r})")
     base = Path(root).resolve()
     return {base / relative: info["num_frames"] for relative, info in data["videos"].items()}
+
+
+def _manifest_entry(result: dict) -> dict:
+    return {k: result.get(k) for k in ("num_frames", "width", "height", "codec", "fps", "bytes", "rotation")}
+
+
+def _write_manifest(path: Path, root: Path, videos: dict, bad: dict, windows: dict) -> None:
+    document = {"format": MANIFEST_FORMAT, "root": str(root), "videos": videos, "bad": bad, "windows": windows}
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(document, indent=2) + "\n")
+    temporary.replace(path)
+
+
+def default_manifest(list_file: Path) -> Path:
+    """Where `t2l data check LIST` writes its manifest, and where the DALI loader caches one: STEM.check.manifest.json
+    beside the list."""
+    return Path(list_file).with_name(f"{Path(list_file).stem}.check.manifest.json")
+
+
+EntryKey = Tuple[Path, Optional[float], Optional[float]]
+
+
+def entry_key(entry: VideoEntry) -> EntryKey:
+    return entry.path, entry.start, entry.end
+
+
+def video_facts(entries: Sequence[VideoEntry], root: Path, *, manifest: Optional[Path] = None,
+                list_file: Optional[Path] = None, jobs: int = 2, timeout: float = 60.0) -> Dict[EntryKey, dict]:
+    """Per entry_key: {"num_frames", "width", "height", "codec", "rotation", "first_frame"} for usable videos
+    (first_frame: where a trimmed entry's window starts among all frames; 0 otherwise), {"bad": reason} for the
+    others.
+
+    Read from `manifest`, else from default_manifest(list_file); videos it lacks (or whose size changed) are probed
+    now, with a progress bar, and, without an explicit manifest, the updated one is written beside the list."""
+    from tqdm import tqdm
+
+    from .decode import window_frames
+
+    root = Path(root).resolve()
+    cache = Path(manifest) if manifest else default_manifest(list_file) if list_file else None
+    document = json.loads(cache.read_text()) if cache and cache.is_file() else {}
+    if document and document.get("format") != MANIFEST_FORMAT:
+        raise ValueError(f"{cache}: not a t2l-fast manifest (format {document.get('format')!r})")
+    videos, bad, windows = (dict(document.get(k, {})) for k in ("videos", "bad", "windows"))
+
+    def relative(path: Path) -> str:
+        return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+    def stale(path: Path) -> bool:
+        known = videos.get(relative(path))
+        if known is None:
+            return relative(path) not in bad
+        if "rotation" not in known:  # a manifest from before rotation was recorded
+            return True
+        return known.get("bytes") is not None and path.is_file() and path.stat().st_size != known["bytes"]
+
+    unknown = list(dict.fromkeys(e.path for e in entries if stale(e.path)))
+    if unknown:
+        with tqdm(total=len(unknown), desc="probing videos (manifest)", unit="video", leave=False) as bar:
+            probed = probe_all(unknown, jobs=jobs, timeout=timeout, progress=bar.update)
+        for path, result in probed.items():
+            videos.pop(relative(path), None)
+            bad.pop(relative(path), None)
+            if result["verdict"] == "ok":
+                videos[relative(path)] = _manifest_entry(result)
+            else:
+                bad[relative(path)] = result["reason"]
+    trimmed = [e for e in entries if (e.start is not None or e.end is not None) and relative(e.path) in videos
+               and f"{relative(e.path)}|{e.start}|{e.end}" not in windows]
+    for entry in tqdm(trimmed, desc="counting trimmed windows", unit="entry", leave=False, disable=not trimmed):
+        key = f"{relative(entry.path)}|{entry.start}|{entry.end}"
+        try:
+            first, count = window_frames(entry.path, entry.start, entry.end)
+            windows[key] = {"first_frame": first, "num_frames": count}
+        except VideoDecodeError as e:
+            windows[key] = {"bad": str(e).split(": ", 1)[-1]}
+    if (unknown or trimmed) and cache and not manifest:
+        _write_manifest(cache, root, videos, bad, windows)
+    facts: Dict[EntryKey, dict] = {}
+    for entry in entries:
+        name = relative(entry.path)
+        if name not in videos:
+            facts[entry_key(entry)] = {"bad": bad.get(name, "not in the manifest")}
+            continue
+        facts[entry_key(entry)] = {**videos[name], "first_frame": 0}
+        if entry.start is not None or entry.end is not None:
+            facts[entry_key(entry)].update(windows[f"{name}|{entry.start}|{entry.end}"])
+    return facts
 
 
 def read_list_lines(list_file: Path) -> Dict[int, str]:

@@ -171,15 +171,16 @@ def frame_stamped_clip(frames: int, height: int, width: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------- encoding
-def write_video(path: Path, clip: np.ndarray, codec: str = "h264", fps: int = FPS) -> None:
-    """Encode uint8 [T, H, W, 3] RGB to `path` with PyAV (deterministic: one encoder thread, fixed quality)."""
+def write_video(path: Path, clip: np.ndarray, codec: str = "h264", fps: int = FPS, b_frames: int = 0) -> None:
+    """Encode uint8 [T, H, W, 3] RGB to `path` with PyAV (deterministic: one encoder thread, fixed quality);
+    b_frames: consecutive B-frames allowed (H.264), as camera and web encodes use."""
     import av
 
     if codec not in CODECS:
         raise ValueError(f"codec must be one of {sorted(CODECS)}, got {codec!r}")
     name, _, pixel_format = CODECS[codec]
-    options = {"h264": {"crf": "12", "preset": "fast", "bf": "0"}, "vp9": {"crf": "12", "b": "0", "deadline": "good",
-                                                                            "cpu-used": "4"},
+    options = {"h264": {"crf": "12", "preset": "fast", "bf": str(b_frames)},
+               "vp9": {"crf": "12", "b": "0", "deadline": "good", "cpu-used": "4"},
                "mjpeg": {"q:v": "2"}}[codec]
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:

@@ -11,11 +11,16 @@ import numpy as np
 
 from .decode import VideoDecodeError, open_video, upright
 
+# Training crops 224 from a short side resized to 256 at most; 320 leaves room for scale jitter. Decoding a
+# Kinetics clip at 320p instead of its 720p or 1080p original, with a short GOP, is what makes NVDEC fast.
+DEFAULT_SHORT_SIDE = 320
 
-def transcode_video(source: Path, target: Path, *, fps: Optional[float] = None, gop: int = 8,
-                    crf: int = 18) -> Dict[str, float]:
+
+def transcode_video(source: Path, target: Path, *, fps: Optional[float] = None, gop: int = 8, crf: int = 18,
+                    short_side: Optional[int] = DEFAULT_SHORT_SIDE) -> Dict[str, float]:
     """Write `source` as H.264 to `target`. fps=None keeps the source's average rate; frames are repeated or
-    dropped by timestamp so the output rate is constant. Returns {"frames", "fps"}."""
+    dropped by timestamp so the output rate is constant; frames whose short side exceeds `short_side` are
+    downscaled to it (None: keep the size). Returns {"frames", "fps"}."""
     import av
 
     container, stream = open_video(source)
@@ -28,7 +33,7 @@ def transcode_video(source: Path, target: Path, *, fps: Optional[float] = None, 
             tick, last, start = 0, None, None
             try:
                 for frame in container.decode(stream):
-                    image = upright(frame.to_ndarray(format="rgb24"), frame.rotation)
+                    image = _shrink(upright(frame.to_ndarray(format="rgb24"), frame.rotation), short_side)  # as tagged
                     image = image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2]  # even size for 4:2:0
                     if out_stream is None:
                         out_stream = output.add_stream("libx264", rate=Fraction(rate).limit_denominator(1001),
@@ -54,6 +59,19 @@ def transcode_video(source: Path, target: Path, *, fps: Optional[float] = None, 
     return {"frames": written, "fps": rate}
 
 
+def _shrink(image: np.ndarray, short_side: Optional[int]) -> np.ndarray:
+    """uint8 [H, W, 3] with its short side brought down to `short_side` (area averaging), never up."""
+    import av
+
+    height, width = image.shape[:2]
+    if short_side is None or min(height, width) <= short_side:
+        return image
+    scale = short_side / min(height, width)
+    size = {"width": max(2, round(width * scale)), "height": max(2, round(height * scale))}
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+    return frame.reformat(**size, interpolation="AREA").to_ndarray()
+
+
 def _emit(output, stream, image: np.ndarray) -> int:
     import av
 
@@ -62,7 +80,7 @@ def _emit(output, stream, image: np.ndarray) -> int:
 
 
 def transcode_list(report: dict, out_root: Path, *, only_flagged: bool = True, gop: int = 8,
-                   fps: Optional[float] = None) -> Path:
+                   fps: Optional[float] = None, short_side: Optional[int] = DEFAULT_SHORT_SIDE) -> Path:
     """Every "ok" video of a preflight report into `out_root` (same relative paths; transcoded ones get `.mp4`):
     flagged ones (or all, with only_flagged=False) are transcoded, the rest copied. Writes and returns
     `out_root/list.txt` (relative path and label per line)."""
@@ -73,7 +91,7 @@ def transcode_list(report: dict, out_root: Path, *, only_flagged: bool = True, g
         relative = Path(video["path"])
         if video["notes"] or not only_flagged:
             new = relative.with_suffix(".mp4")
-            transcode_video(root / relative, out_root / new, fps=fps, gop=gop)
+            transcode_video(root / relative, out_root / new, fps=fps, gop=gop, short_side=short_side)
         else:
             new = relative
             (out_root / new).parent.mkdir(parents=True, exist_ok=True)

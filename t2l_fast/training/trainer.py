@@ -300,6 +300,9 @@ class Trainer:
                     if config.max_steps and self.global_step >= config.max_steps:
                         break
                 else:
+                    self._record({"step": self.global_step, "epoch": self.epoch,
+                                  "bad_videos": len(self.loader.bad_videos),
+                                  "loader_fallback_batches": self.loader.fallback_batches}, "data")
                     if config.data.val_list:
                         self._record({"step": self.global_step, "epoch": self.epoch, **self.validate()}, "val")
                     self.epoch, self.step_in_epoch = self.epoch + 1, 0
