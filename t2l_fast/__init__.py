@@ -8,7 +8,7 @@ _LAZY = {
     "create_model": "t2l_fast.models.registry",
     "list_models": "t2l_fast.models.registry",
     "get_model_config": "t2l_fast.models.registry",
-    "load_checkpoint": "t2l_fast.models.checkpoint",
+    "load_checkpoint": "t2l_fast.models.build",
     "save_checkpoint": "t2l_fast.models.checkpoint",
     "load_official_t2l": "t2l_fast.models.official",
     "build_classifier": "t2l_fast.text.classifier",

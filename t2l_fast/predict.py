@@ -43,6 +43,8 @@ def parse_classes(spec: str) -> List[str]:
     """A class-name file, or class names separated by commas ("run,jump,swim")."""
     if Path(spec).is_file():
         return read_class_names(spec)
+    if "," not in spec and (Path(spec).suffix or "/" in spec or "\\" in spec):
+        raise T2LError(f"--classes {spec}: no such file; give an existing class-name file or comma-separated names")
     names = [name.strip() for name in spec.split(",") if name.strip()]
     if len(names) < 2:
         raise T2LError(f"--classes {spec!r}: give a class-name file or at least two comma-separated names")

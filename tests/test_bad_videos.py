@@ -212,6 +212,15 @@ def test_transcode_downscales_to_the_short_side(tmp_path):
     assert probe_video(tmp_path / "same.mp4")["height"] == 320
 
 
+def test_transcode_writes_only_inside_out_root(tmp_path, zoo):
+    from t2l_fast.data.transcode import transcode_list
+
+    report = {"root": str(zoo), "videos": [{"verdict": "ok", "path": "../../escape.mp4", "label": 0, "notes": []}]}
+    with pytest.raises(VideoDecodeError, match=r"\.\./\.\./escape.mp4: a report path that leads outside --out-root"):
+        transcode_list(report, tmp_path / "out")
+    assert not (tmp_path.parent / "escape.mp4").exists()
+
+
 def test_transcode_evens_out_variable_frame_rate(tmp_path, zoo):
     info = transcode_video(zoo / "vfr.mp4", tmp_path / "cfr.mp4")
     result = probe_video(tmp_path / "cfr.mp4")

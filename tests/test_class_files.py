@@ -83,8 +83,8 @@ def test_descriptions_two_columns_no_header(tmp_path):
 
 
 @pytest.mark.parametrize("content, match", [
-    ("run,a\nfly,b\njump,c\n", r"d.csv:2: description for unknown class 'fly'"),
-    ("run,a\nRUN,b\n", r"d.csv:2: description for unknown class 'RUN' \(did you mean 'run'\?\)"),
+    ("run,a\nJUMP,b\n", r"d.csv: no description for 1 class\(es\): \['jump'\]; line 2 has 'JUMP': class names must "
+                        r"match the class list exactly"),
     ("run,a\njump,b\nrun,c\n", r"d.csv:3: second description for 'run' \(first at line 1\)"),
     ("run,a\n", r"d.csv: no description for 1 class\(es\): \['jump'\]"),
     ("run,a\njump,b,c\n", r"d.csv:2: expected 2 columns"),
@@ -93,6 +93,13 @@ def test_descriptions_two_columns_no_header(tmp_path):
 def test_description_errors(tmp_path, content, match):
     with pytest.raises(ClassFileError, match=match):
         read_class_descriptions(write(tmp_path, "d.csv", content), NAMES)
+
+
+def test_descriptions_of_classes_not_in_the_list_are_ignored_with_one_warning(tmp_path):
+    path = write(tmp_path, "d.csv", "run,a\nfly,b\njump,c\nswim,d\n")  # e.g. the K600 CSV against a subset
+    with pytest.warns(UserWarning, match=r"d.csv: ignored 2 description\(s\) of classes not in the list \(e.g. 'fly', "
+                                         r"'swim' at line 2\)"):
+        assert read_class_descriptions(path, NAMES) == ["a", "c"]
 
 
 def test_class_named_like_a_column_word_is_not_a_header(tmp_path):

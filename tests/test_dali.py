@@ -71,7 +71,7 @@ def test_dali_returns_exactly_the_requested_frames(stamped, split, monkeypatch):
 
     monkeypatch.setattr("t2l_fast.data.dali_loader.decode_frames", no_pyav)
     loader = build_video_loader(root / "list.txt", root, split=split, frames=8, size=32, batch_size=2,
-                                backend="dali", augment=NO_COLOUR, seed=5, epoch=1)
+                                backend="dali", device="cpu", augment=NO_COLOUR, seed=5, epoch=1)
     assert loader.decode_in_dali
     for batch in loader:
         for index, label, clip in zip(batch["index"].tolist(), batch["label"].tolist(), batch["video"]):
@@ -85,7 +85,7 @@ def test_backends_agree(vp9_set, split):
     batches = {}
     for backend in ("pyav", "dali"):
         loader = build_video_loader(vp9_set / f"{split}.txt", vp9_set, split=split, frames=8, size=32,
-                                    batch_size=5, backend=backend, num_workers=0, seed=2)
+                                    batch_size=5, backend=backend, device="cpu", num_workers=0, seed=2)
         batches[backend] = (len(loader), list(loader))
     assert batches["pyav"][0] == batches["dali"][0] == len(batches["dali"][1])
     for a, b in zip(batches["pyav"][1], batches["dali"][1]):
@@ -98,7 +98,7 @@ def test_h264_on_cpu_is_decoded_by_pyav_and_augmented_by_dali(tmp_path):
     write_synthetic_dataset(tmp_path, SynthConfig(classes=("growing", "shrinking"), clips_per_class=3,
                                                   eval_clips_per_class=1))
     loaders = [build_video_loader(tmp_path / "train.txt", tmp_path, split="train", frames=8, size=32, batch_size=3,
-                                  backend=backend, num_workers=0) for backend in ("pyav", "dali")]
+                                  backend=backend, device="cpu", num_workers=0) for backend in ("pyav", "dali")]
     assert not loaders[1].decode_in_dali
     for a, b in zip(*loaders):
         assert torch.equal(a["index"], b["index"]) and (a["video"].float() - b["video"].float()).abs().mean() < 1.0
@@ -116,7 +116,8 @@ def _inflate_manifest_count(list_file, video, frames):
 def short_by_four(stamped):
     """The stamped set, with the manifest claiming 4 more frames of s1.webm than it has."""
     root, counts = stamped
-    build_video_loader(root / "list.txt", root, split="val", frames=8, size=32, batch_size=2, backend="dali")
+    build_video_loader(root / "list.txt", root, split="val", frames=8, size=32, batch_size=2, backend="dali",
+                       device="cpu")
     _inflate_manifest_count(root / "list.txt", "s1.webm", counts[1] + 4)
     yield root
     (root / "list.check.manifest.json").unlink()
@@ -124,14 +125,14 @@ def short_by_four(stamped):
 
 def test_a_frame_past_the_end_fails_and_names_its_file_in_strict_mode(short_by_four):
     loader = build_video_loader(short_by_four / "list.txt", short_by_four, split="val", frames=8, size=32,
-                                batch_size=2, backend="dali", on_dali_error="raise")
-    with pytest.raises(DaliBatchError, match=r"batch 0 of the epoch: .*s1\.webm: .*out-of-bounds frame index"):
+                                batch_size=2, backend="dali", device="cpu", on_dali_error="raise")
+    with pytest.raises(DaliBatchError, match=r"batch 0 of the epoch .*: .*s1\.webm: .*out-of-bounds frame index"):
         list(loader)
 
 
 def test_a_frame_past_the_end_is_a_bad_clip_not_a_black_frame(short_by_four):
     loader = build_video_loader(short_by_four / "list.txt", short_by_four, split="val", frames=8, size=32,
-                                batch_size=2, backend="dali", max_bad_fraction=0.5)
+                                batch_size=2, backend="dali", device="cpu", max_bad_fraction=0.5)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         batches = list(loader)
@@ -150,7 +151,7 @@ def test_one_codec_the_cpu_decoder_refuses_sends_the_set_to_pyav(vp9_set):
     lines = (vp9_set / "val.txt").read_text().splitlines()
     (vp9_set / "liar.txt").write_text("\n".join(lines[:3] + ["liar.webm 0"] + lines[3:]) + "\n")
     loader = build_video_loader(vp9_set / "liar.txt", vp9_set, split="val", frames=8, size=32, batch_size=2,
-                                backend="dali", on_dali_error="raise")
+                                backend="dali", device="cpu", on_dali_error="raise")
     assert not loader.decode_in_dali and "PyAV decoding" in loader.backend  # the manifest knows the codec
     assert sum(len(b["label"]) for b in loader) == len(lines) + 1 and not loader.bad_videos
 
@@ -160,7 +161,7 @@ def test_unopenable_videos_are_replaced_before_dali(vp9_set):
     lines = (vp9_set / "train.txt").read_text().splitlines()
     (vp9_set / "bad.txt").write_text("\n".join(lines + ["text.webm 1"]) + "\n")
     loader = build_video_loader(vp9_set / "bad.txt", vp9_set, split="train", frames=8, size=32, batch_size=5,
-                                backend="dali", max_bad_fraction=0.5, seed=4)
+                                backend="dali", device="cpu", max_bad_fraction=0.5, seed=4)
     with pytest.warns(UserWarning, match=r"text.webm: unusable per the preflight manifest \(cannot open as a video"
                                          r".*replaced by another clip"):
         batches = list(loader)
@@ -169,14 +170,15 @@ def test_unopenable_videos_are_replaced_before_dali(vp9_set):
 
 def test_a_rotated_video_is_refused_by_dali_not_decoded_sideways(stamped):
     root, counts = stamped
-    build_video_loader(root / "list.txt", root, split="val", frames=8, size=32, batch_size=2, backend="dali")
+    build_video_loader(root / "list.txt", root, split="val", frames=8, size=32, batch_size=2, backend="dali",
+                       device="cpu")
     manifest = root / "list.check.manifest.json"
     document = json.loads(manifest.read_text())
     document["videos"]["s0.webm"]["rotation"] = 90  # as preflight records a phone video's display matrix
     manifest.write_text(json.dumps(document))
     try:
         loader = build_video_loader(root / "list.txt", root, split="val", frames=8, size=32, batch_size=2,
-                                    backend="dali", max_bad_fraction=0.5, on_dali_error="raise")
+                                    backend="dali", device="cpu", max_bad_fraction=0.5, on_dali_error="raise")
         with pytest.warns(UserWarning, match=r"s0\.webm: display rotation 90 degrees.*t2l data transcode"):
             batches = list(loader)
         assert sum(len(b["label"]) for b in batches) == len(counts)
@@ -202,6 +204,17 @@ def test_pyav_converts_with_bt601_whatever_the_tag_as_dali_does(tmp_path):
     assert np.abs(decode_frames(path, [0])[0, 128, 160].astype(int) - colour).max() <= 3
 
 
+def test_failures_that_do_not_fit_the_output_are_still_counted():
+    from t2l_fast.data.dali_loader import FAILURES_BYTES, _failures_of, encode_failures
+
+    failures = [(f"/data/vidéos/{'x' * 150}_{i}.mp4", "cannot open as a video " + "y" * 300) for i in range(10)]
+    row = encode_failures(failures)
+    assert row.shape == (FAILURES_BYTES,)
+    decoded = _failures_of(torch.from_numpy(np.stack([row, encode_failures([])])))
+    assert len(decoded) == 10 and decoded[0] == (failures[0][0], failures[0][1][:300])
+    assert decoded[-1][0] == "(not named)"
+
+
 def test_the_source_runs_ahead_of_consumption(vp9_set, tmp_path, monkeypatch):
     from t2l_fast.data import dali_loader
 
@@ -214,7 +227,7 @@ def test_the_source_runs_ahead_of_consumption(vp9_set, tmp_path, monkeypatch):
 
     monkeypatch.setattr(dali_loader, "read_video_bytes", logged)
     loader = build_video_loader(vp9_set / "train.txt", vp9_set, split="train", frames=4, size=32, batch_size=2,
-                                backend="dali")
+                                backend="dali", device="cpu")
     assert len(loader) >= 6
     batches = iter(loader)
     next(batches)  # one batch consumed; the workers go on preparing the next ones meanwhile
@@ -228,7 +241,8 @@ def test_the_source_runs_ahead_of_consumption(vp9_set, tmp_path, monkeypatch):
 def test_no_pyav_open_per_sample_when_the_manifest_exists(stamped, monkeypatch):
     root, counts = stamped
     cpu_decodable_codecs()  # (cached; its probe writes clips with PyAV)
-    build_video_loader(root / "list.txt", root, split="val", frames=8, size=32, batch_size=2, backend="dali")
+    build_video_loader(root / "list.txt", root, split="val", frames=8, size=32, batch_size=2, backend="dali",
+                       device="cpu")
     assert (root / "list.check.manifest.json").is_file()  # built once, beside the list
 
     def no_open(*args, **kwargs):
@@ -236,7 +250,7 @@ def test_no_pyav_open_per_sample_when_the_manifest_exists(stamped, monkeypatch):
 
     monkeypatch.setattr("av.open", no_open)  # inherited by DALI's forked workers
     loader = build_video_loader(root / "list.txt", root, split="val", frames=8, size=32, batch_size=2,
-                                backend="dali", on_dali_error="raise")
+                                backend="dali", device="cpu", on_dali_error="raise")
     assert sum(len(b["label"]) for b in loader) == len(counts) and not loader.bad_videos
 
 
@@ -245,7 +259,7 @@ def test_trimmed_entries_are_decoded_by_dali_from_their_window(tmp_path, monkeyp
     (tmp_path / "list.csv").write_text("path,label,start,end\nlong.webm,0,1.0,3.4\nlong.webm,1,4.0,\n")
     monkeypatch.setattr("t2l_fast.data.dali_loader.decode_frames", lambda *a, **k: pytest.fail("PyAV decoded"))
     loader = build_video_loader(tmp_path / "list.csv", tmp_path, split="val", frames=8, size=32, batch_size=2,
-                                backend="dali", on_dali_error="raise")
+                                backend="dali", device="cpu", on_dali_error="raise")
     (batch,) = list(loader)
     windows = {0: (10, 24), 1: (40, 20)}  # label: (first frame, frames in the window) at 10 fps
     for label, clip in zip(batch["label"].tolist(), batch["video"]):
@@ -262,7 +276,8 @@ def test_a_hung_read_is_replaced_after_the_timeout(stamped, monkeypatch):
     monkeypatch.setattr(dali_loader, "read_video_bytes",
                         lambda path: time.sleep(30) if path.name == "s2.webm" else read(path))
     loader = build_video_loader(root / "list.txt", root, split="val", frames=8, size=32, batch_size=2,
-                                backend="dali", decode_timeout=1.0, max_bad_fraction=0.5, on_dali_error="raise")
+                                backend="dali", device="cpu", decode_timeout=1.0, max_bad_fraction=0.5,
+                                on_dali_error="raise")
     with pytest.warns(UserWarning, match=r"s2\.webm: decoding took longer than 1 s.*replaced by another clip"):
         batches = list(loader)
     assert sum(len(b["label"]) for b in batches) == 4 and loader.fallback_batches == 0
@@ -272,8 +287,8 @@ def test_a_hung_read_is_replaced_after_the_timeout(stamped, monkeypatch):
 def test_dali_sharding_matches_pyav(vp9_set, split, shards):
     for backend in ("pyav", "dali"):
         seen = [[i for b in build_video_loader(vp9_set / f"{split}.txt", vp9_set, split=split, frames=4, size=32,
-                                               batch_size=2, backend=backend, num_workers=0, shard_id=rank,
-                                               num_shards=shards)
+                                               batch_size=2, backend=backend, device="cpu", num_workers=0,
+                                               shard_id=rank, num_shards=shards)
                  for i in b["index"].tolist()] for rank in range(shards)]
         assert len({len(s) for s in seen}) == 1
         flat = [i for s in seen for i in s]
@@ -320,6 +335,19 @@ def test_nvdec_decodes_h264_with_b_frames_at_exact_indices(h264_b_frames, split)
             assert [read_stamp(frame.numpy()) for frame in clip] == expected
             seen += 1
     assert seen == len(counts) and loader.fallback_batches == 0 and not loader.bad_videos
+
+
+@pytest.mark.gpu
+def test_nvdec_fails_on_a_frame_past_the_end_instead_of_padding(h264_b_frames):
+    root, counts = h264_b_frames
+    common = dict(split="val", frames=8, size=32, batch_size=2, backend="dali", device="cuda")
+    build_video_loader(root / "list.txt", root, **common)  # writes the manifest
+    _inflate_manifest_count(root / "list.txt", "b2.mp4", counts[2] + 6)
+    try:
+        with pytest.raises(DaliBatchError, match=r"b2\.mp4: .*frame"):
+            list(build_video_loader(root / "list.txt", root, on_dali_error="raise", **common))
+    finally:
+        (root / "list.check.manifest.json").unlink()
 
 
 @pytest.mark.gpu

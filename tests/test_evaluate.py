@@ -58,6 +58,40 @@ def test_protocol_mean_and_std_over_three_splits(ucf_like):
     assert summary["top1_std"] == pytest.approx(float(torch.tensor(top1).std(unbiased=False)))
 
 
+def test_protocol_checks_every_split_before_scoring_the_first(ucf_like, tmp_path, monkeypatch):
+    import shutil
+
+    from t2l_fast.data.lists import VideoListError
+    from t2l_fast.training import evaluate as evaluate_module
+
+    splits = tmp_path / "splits"
+    shutil.copytree(ucf_like / "ucfTrainTestlist", splits)
+    with open(splits / "testlist02.txt", "a") as listing:
+        listing.write("Bowling/v_missing.avi\n")
+    monkeypatch.setattr(evaluate_module, "evaluate", lambda *a, **k: pytest.fail("a split was scored"))
+    with pytest.raises(VideoListError, match="testlist02.txt.*v_missing.avi"):
+        evaluate_protocol(t2l_fast.create_model("clip_tiny"), "ucf101", splits, ucf_like / "videos")
+
+
+def test_eval_protocol_writes_each_finished_split(ucf_like, tmp_path, monkeypatch):
+    from t2l_fast.training import evaluate as evaluate_module
+
+    real, seen = evaluate_module.evaluate, []
+
+    def evaluate_then_look(*args, **kwargs):
+        if seen:  # from the second split on, the first one is already on disk
+            assert len(json.loads((tmp_path / "r.json").read_text())["splits"]) == len(seen)
+        seen.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "evaluate", evaluate_then_look)
+    assert main(["eval", "--model", "clip_tiny", "--root", str(ucf_like / "videos"), "--protocol", "ucf101",
+                 "--split-dir", str(ucf_like / "ucfTrainTestlist"), "--backend", "pyav",
+                 "--out", str(tmp_path / "r.json")]) == 0
+    final = json.loads((tmp_path / "r.json").read_text())
+    assert len(seen) == 3 and len(final["splits"]) == 3 and "top1_mean" in final and "complete" not in final
+
+
 def test_eval_command_on_a_list(ucf_like, tmp_path, capsys):
     (tmp_path / "classes.txt").write_text("Archery\nBowling\n")
     lines = (ucf_like / "ucfTrainTestlist" / "testlist01.txt").read_text().split()
@@ -254,3 +288,20 @@ def test_eval_under_torchrun_counts_every_video_once(ucf_like, tmp_path):
     one, two = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
     assert one["videos"] == two["videos"] == 3
     assert two["confusion"] == one["confusion"] and two["top1"] == pytest.approx(one["top1"])
+
+
+def test_eval_split_lists_mean_over_published_per_split_lists(ucf_like, tmp_path, capsys):
+    (tmp_path / "labels.csv").write_text("id,name\n0,Archery\n1,Bowling\n")  # ViFi-CLIP's label file layout
+    pairs = []
+    for split in (1, 2):
+        lines = (ucf_like / "ucfTrainTestlist" / f"testlist0{split}.txt").read_text().split()
+        (tmp_path / f"val{split}.txt").write_text("".join(f"{p} {int(p.startswith('Bowling'))}\n" for p in lines))
+        pairs += [str(tmp_path / f"val{split}.txt"), str(tmp_path / "labels.csv")]
+    assert main(["eval", "--model", "clip_tiny", "--root", str(ucf_like / "videos"), "--split-lists", *pairs,
+                 "--backend", "pyav", "--out", str(tmp_path / "r.json")]) == 0
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert [s["videos"] for s in results["splits"]] == [4, 4]
+    assert results["top1_mean"] == pytest.approx(sum(s["top1"] for s in results["splits"]) / 2)
+    assert "split lists, 2 splits" in capsys.readouterr().out
+    assert main(["eval", "--model", "clip_tiny", "--root", str(ucf_like / "videos"), "--protocol", "ucf101"]) == 2
+    assert "needs --split-dir" in capsys.readouterr().err

@@ -114,10 +114,28 @@ def test_ucf101_and_hmdb51_split_files(tmp_path):
     (hmdb / "cartwheel_test_split2.txt").write_text("h2.avi 2\nother.avi 0\n")
     (hmdb / "brush_hair_test_split2.txt").write_text("h1.avi 2 \n")
     names, entries = hmdb51_split(hmdb, root, 2, "test")
-    assert names == ["brush_hair", "cartwheel"] and [(e.path.name, e.label) for e in entries] == [("h1.avi", 0),
+    assert names == ["brush hair", "cartwheel"] and [(e.path.name, e.label) for e in entries] == [("h1.avi", 0),
                                                                                                  ("h2.avi", 1)]
     with pytest.raises(VideoListError, match="no '\\*_test_split1.txt' files"):
         hmdb51_split(hmdb, root, 1)
     (ucf / "testlist02.txt").write_text("Cycling/v_d.avi\n")
     with pytest.raises(VideoListError, match="testlist02.txt:1: folder 'Cycling' is not a class"):
         ucf101_split(ucf, root, 2)
+
+
+def test_official_t2l_lists_are_converted_onto_the_root(tmp_path):
+    from t2l_fast.cli import main
+
+    root = tmp_path / "videos"
+    for name in ("v_PushUps_g01_c05.avi", "sub/clap_0.avi"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"")
+    official = tmp_path / "test.txt"
+    official.write_text("/media/x/UCF/v_PushUps_g01_c05 63 71\n/media/x/UCF/sub/clap_0.avi 53 4\n")
+    with pytest.raises(VideoListError, match="looks like the official T2L list format.*t2l data convert-list"):
+        read_video_list(official, root)
+    assert main(["data", "convert-list", str(official), "--root", str(root), "--out", str(tmp_path / "ours.txt")]) == 0
+    assert (tmp_path / "ours.txt").read_text() == "v_PushUps_g01_c05.avi 71\nsub/clap_0.avi 4\n"
+    assert [e.label for e in read_video_list(tmp_path / "ours.txt", root)] == [71, 4]
+    official.write_text("/media/x/UCF/v_PushUps_g01_c05 63 71\n/media/x/UCF/gone.avi 9 1\n")
+    assert main(["data", "convert-list", str(official), "--root", str(root), "--out", str(tmp_path / "o.txt")]) == 2

@@ -82,15 +82,20 @@ def test_mixup_and_cutmix_mix_targets_by_the_real_share():
 
     from t2l_fast.training.losses import mix_clips
 
-    video = torch.stack([torch.zeros(2, 3, 8, 8), torch.ones(2, 3, 8, 8)])  # [B=2, T, C, H, W]
-    targets = torch.eye(2)
-    mixed, mixed_targets, lam = mix_clips(video, targets, np.random.default_rng(0), mixup_alpha=0.8,
-                                          cutmix_alpha=0.0, switch_prob=0.5)
-    assert torch.allclose(mixed[0], torch.full_like(mixed[0], 1 - lam))  # lam * 0 + (1 - lam) * 1
-    assert mixed_targets[0].tolist() == pytest.approx([lam, 1 - lam])
+    video = torch.arange(4.0).view(4, 1, 1, 1, 1).expand(4, 2, 3, 8, 8)  # [B=4, T, C, H, W], clip i all i
+    targets = torch.eye(4)
+    mixed, mixed_targets, lam, order = mix_clips(video, targets, np.random.default_rng(0), mixup_alpha=0.8,
+                                                 cutmix_alpha=0.0, switch_prob=0.5)
+    assert sorted(order.tolist()) == [0, 1, 2, 3]  # a permutation of the batch, as ViFi-CLIP draws it
+    for i in range(4):
+        assert torch.allclose(mixed[i], torch.full_like(mixed[i], lam * i + (1 - lam) * order[i].item()))
+        assert torch.allclose(mixed_targets[i], lam * targets[i] + (1 - lam) * targets[order[i]])
     for seed in range(5):
-        mixed, mixed_targets, lam = mix_clips(video, targets, np.random.default_rng(seed), mixup_alpha=0.0,
-                                              cutmix_alpha=1.0, switch_prob=0.5)
-        pasted = mixed[0].mean().item()  # share of clip 0's pixels that came from clip 1 (all ones)
-        assert pasted == pytest.approx(1 - lam) and mixed_targets[0, 1].item() == pytest.approx(1 - lam)
-        assert torch.equal(mixed[0, 0], mixed[0, 1])  # the same box in every frame
+        mixed, mixed_targets, lam, order = mix_clips(video, targets, np.random.default_rng(seed), mixup_alpha=0.0,
+                                                     cutmix_alpha=1.0, switch_prob=0.5)
+        i = int(torch.nonzero(order != torch.arange(4))[0]) if (order != torch.arange(4)).any() else None
+        if i is None:
+            continue
+        pasted = (mixed[i] == order[i].item()).float().mean().item()  # share of clip i's pixels from its partner
+        assert pasted == pytest.approx(1 - lam) and mixed_targets[i, order[i]].item() == pytest.approx(1 - lam)
+        assert torch.equal(mixed[i, 0], mixed[i, 1])  # the same box in every frame

@@ -165,3 +165,38 @@ def test_normalize_video_uint8_and_float_agree():
     b = t2l_fast.normalize_video(clip.float() / 255, spec)
     torch.testing.assert_close(a, b)
     assert a.dtype == torch.float32
+
+
+def _reference_vision_block(model, layer, block, x, batch, mutant=None):
+    """T2L_SPEC.md §1.2 written the plain way (the official code's formulation): full self-attention of the frozen
+    MHA over [x; u] for every frame, the temporal token's own output row dropped afterwards. `mutant`: a plausible
+    mistake ("token order": tokens of reversed frames; "ln": the token appended without LN1)."""
+    bt, n, w = x.shape
+    t = bt // batch
+    tokens = model.temporal_tokens[layer].flip(0) if mutant == "token order" else model.temporal_tokens[layer]
+    token = tokens + x.view(batch, t, n, w).mean(dim=2)  # [B, T, W]
+    token = block.attention(block.ln_1(token)).reshape(bt, 1, w)  # attention across the T frames of a video
+    if mutant == "ln":
+        extended = torch.cat([block.ln_1(x), token], dim=1)  # [B*T, N+1, W]
+    else:
+        extended = block.ln_1(torch.cat([x, token], dim=1))
+    x = x + block.ls_1(block.attention(extended)[:, :n])  # the token's output row is thrown away
+    x = model.vision_adapters[layer](x)
+    return x + block.ls_2(block.mlp(block.ln_2(x)))
+
+
+@pytest.mark.parametrize("mutant", [None, "token order", "ln"])
+def test_t2l_vision_block_matches_the_plain_formulation_with_large_learned_weights(monkeypatch, mutant):
+    """Tokens and adapters far from their init, so that the plausible mistakes fail the comparison."""
+    model = t2l_fast.create_model("t2l_tiny").eval()
+    with torch.no_grad():
+        for p in model.learnable_parameters():
+            p.normal_(0, 0.5)
+    video = random_video(model, batch=2)
+    with torch.no_grad():
+        ours = model.encode_frames(video)
+        monkeypatch.setattr(model, "_vision_block",
+                            lambda *args: _reference_vision_block(model, *args, mutant=mutant))
+        reference = model.encode_frames(video)
+    error = (ours - reference).abs().max() / reference.abs().max()
+    assert error <= 1e-5 if mutant is None else error > 1e-2, error

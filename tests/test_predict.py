@@ -33,6 +33,8 @@ def test_parse_classes(tmp_path):
     for bad in ("run", "run,run"):
         with pytest.raises(T2LError):
             parse_classes(bad)
+    with pytest.raises(T2LError, match="classes.txt: no such file"):  # a mistyped path is not one class name
+        parse_classes(str(tmp_path / "classes.txt"))
 
 
 def test_predict_one_video_json(videos, capsys, monkeypatch, tmp_path):

@@ -50,6 +50,10 @@ def test_every_shipped_config_validates(name, data, tmp_path):
     ("precision=fp8", "precision must be"),
     ("frames=eight", "frames = 'eight' is not a valid int"),
     ("data.train_list=/no/such/list.txt", "data.train_list: /no/such/list.txt does not exist"),
+    ("optim.lr=nan", "must be finite numbers"),
+    ("optim.lr=inf", "must be finite numbers"),
+    ("max_steps=-5", "max_steps must be >= 0"),
+    ("optim.min_lr_ratio=2", "min_lr_ratio in \\[0, 1\\]"),
 ])
 def test_config_errors_name_the_key(data, tmp_path, override, match):
     with pytest.raises(ConfigError, match=match):
@@ -68,6 +72,17 @@ def test_schedule_warms_up_then_decays():
     assert lr_factor(55, 10, 100, 0.0) == pytest.approx(0.5)
 
 
+def test_vificlip_schedule_is_timms_cosine_without_warmup_prefix():
+    scheduler_module = pytest.importorskip("timm.scheduler.cosine_lr", reason="timm (open_clip's dependency)")
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=8e-6)
+    timm = scheduler_module.CosineLRScheduler(optimizer, t_initial=100, lr_min=8e-8, warmup_lr_init=0, warmup_t=10,
+                                              cycle_limit=1, t_in_epochs=False)  # ViFi-CLIP's build_scheduler
+    for step in (0, 3, 9, 10, 11, 40, 55, 99):
+        assert 8e-6 * lr_factor(step, 10, 100, 0.01, warmup_prefix=False) == pytest.approx(
+            timm._get_lr(step)[0], rel=1e-9, abs=1e-15), step
+    assert lr_factor(55, 10, 100, 0.0, warmup_prefix=False) < lr_factor(55, 10, 100, 0.0)  # less lr mid-run
+
+
 def losses(out: Path):
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     return [row["loss"] for row in rows if "loss" in row]
@@ -80,6 +95,8 @@ def test_resume_mid_epoch_reproduces_the_uninterrupted_run(data, tmp_path):
     assert len(reference) == 2 * full.steps_per_epoch == 12
     first = Trainer(load_config(None, settings(data, tmp_path / "cut", "max_steps=9")))
     first.run()  # stops mid-epoch 2 and saves
+    with open(tmp_path / "cut" / "metrics.jsonl", "a") as log:  # steps logged after the save, then a kill
+        log.write(json.dumps({"step": 10, "epoch": 1, "loss": 99.0}) + "\n")
     second = Trainer(load_config(None, settings(data, tmp_path / "cut")))
     second.resume(tmp_path / "cut" / STATE_FILE)
     assert (second.epoch, second.step_in_epoch) == (1, 3)
@@ -120,6 +137,8 @@ def test_sigterm_saves_and_exits_143(data, tmp_path):
         time.sleep(0.2)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=120) == 143
+    message = process.stderr.read()
+    assert "SIGTERM at step" in message and f"--resume {tmp_path / STATE_FILE}" in message, message
     state = torch.load(tmp_path / STATE_FILE, weights_only=True)
     assert state["global_step"] >= 1 and not math.isnan(losses(tmp_path)[-1])
 
@@ -132,14 +151,38 @@ def test_train_command_writes_model_config_and_summary(data, tmp_path, capsys):
 
 
 def test_vificlip_objective_trains_the_backbone_but_not_the_token_embedding(data, tmp_path):
+    (tmp_path / ".last.pt.k3j2.tmp").write_bytes(b"half a checkpoint")  # a write a kill interrupted
     trainer = Trainer(load_config(None, settings(data, tmp_path, "model=vificlip_tiny", "objective=vificlip",
                                                  "max_steps=2", "data.descriptions=")))
     token_embedding = trainer.model.backbone.token_embedding.weight.clone()
     visual = trainer.model.backbone.visual.proj.detach().clone()
     summary = trainer.run()
     assert summary["steps"] == 2 and math.isfinite(summary["last"]["ce"])
+    assert not list(tmp_path.rglob(".*.tmp"))  # cleaned at the start
     assert torch.equal(trainer.model.backbone.token_embedding.weight, token_embedding)
     assert not torch.equal(trainer.model.backbone.visual.proj, visual)
+
+
+@pytest.mark.parametrize("classes", ["all", "batch"])
+def test_vificlip_loss_scores_every_class_prompt_with_smoothing_over_all(data, tmp_path, classes):
+    from t2l_fast import normalize_video
+    from t2l_fast.training.losses import smoothed_targets, soft_cross_entropy
+
+    trainer = Trainer(load_config(None, settings(data, tmp_path, "model=vificlip_tiny", "objective=vificlip",
+                                                 "mixup_alpha=0", "cutmix_alpha=0", "precision=fp32",
+                                                 f"vificlip_classes={classes}", "data.descriptions=")))
+    batch = next(iter(trainer.loader))
+    labels = batch["label"]
+    with torch.no_grad():
+        loss = trainer.compute_loss(batch)["loss"]
+        videos = trainer.model.encode_video(normalize_video(batch["video"], trainer.model.input_spec))
+        prompts = torch.arange(len(trainer.class_tokens)) if classes == "all" else labels.unique()
+        texts = trainer.model.encode_text(trainer.class_tokens[prompts])
+        index = labels if classes == "all" else torch.searchsorted(prompts, labels)
+        expected = soft_cross_entropy(trainer.model.logit_scale() * videos @ texts.t(),
+                                      smoothed_targets(index, len(prompts), 0.1))
+    assert len(prompts) == (len(trainer.class_tokens) if classes == "all" else len(labels.unique()))
+    torch.testing.assert_close(loss, expected)
 
 
 def test_validation_keeps_the_best_model_and_logs_val_scores(data, tmp_path):

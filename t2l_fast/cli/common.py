@@ -24,7 +24,7 @@ def load_model(args: argparse.Namespace, checkpoint: str | None, device: str | N
     """(model in eval mode, device) from `checkpoint` or --model, with --pretrained/--device."""
     import torch
 
-    from ..models.checkpoint import load_checkpoint
+    from ..models.build import load_checkpoint
     from ..models.registry import create_model
 
     if not (args.model or checkpoint):

@@ -110,6 +110,16 @@ def _data_fewshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_convert_list(args: argparse.Namespace) -> int:
+    from ..data.official_lists import convert_official_list
+
+    written, absent = convert_official_list(Path(args.official_list), Path(args.root), Path(args.out), args.missing)
+    for line in absent[:20]:
+        print(f"skipped (not under --root): {line}")
+    print(f"wrote {args.out}: {written} videos" + (f", {len(absent)} skipped" if absent else ""))
+    return 0
+
+
 def register(sub) -> None:
     """Add this group's sub-commands to the `t2l` sub-parsers."""
     data = sub.add_parser("data", help="video datasets: synthetic data, validity probes").add_subparsers(
@@ -165,4 +175,14 @@ def register(sub) -> None:
     p.add_argument("--subset-classes", help="class-name file of the classes to keep (e.g. the base classes)")
     p.add_argument("--out", required=True, help="list to write (.txt: relative/path label; .csv: with start/end)")
     p.set_defaults(run=_data_fewshot)
+    p = data.add_parser("convert-list", help="turn an official T2L list (/abs/path num_frames label) into ours",
+                        description="The official T2L lists name videos (or frame folders) by absolute paths on the "
+                        "authors' machines. The folder all of them share is replaced by --root; a frame folder's name "
+                        "matches the video of that stem (.mp4, .avi, .mkv, .webm, .mov).")
+    p.add_argument("official_list", help="an official list, e.g. dataset_splits/HMDB/Zero_shot/test.txt")
+    p.add_argument("--root", required=True, help="data root holding the videos")
+    p.add_argument("--out", required=True, help="list to write (relative/path label per line)")
+    p.add_argument("--missing", choices=("error", "skip"), default="error",
+                   help="what a listed video not found under --root does (default: error, all reported)")
+    p.set_defaults(run=_data_convert_list)
 

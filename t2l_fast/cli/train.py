@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -50,9 +51,14 @@ def _eval(args: argparse.Namespace) -> int:
 def _run_eval(args: argparse.Namespace, write: bool) -> int:
     from ..training.evaluate import save_results
 
-    if sum(map(bool, (args.list, args.protocol, args.base_to_novel))) != 1:
+    if sum(map(bool, (args.list, args.protocol, args.split_lists, args.base_to_novel))) != 1:
         raise T2LError("give one of: --list LIST --classes FILE [--subsets ...], --protocol ucf101|hmdb51 "
-                       "--split-dir DIR, or --base-to-novel BASE_LIST BASE_CLASSES NOVEL_LIST NOVEL_CLASSES")
+                       "--split-dir DIR, --split-lists LIST CLASSES [LIST CLASSES ...], or --base-to-novel "
+                       "BASE_LIST BASE_CLASSES NOVEL_LIST NOVEL_CLASSES")
+    if args.protocol and not args.split_dir:
+        raise T2LError(f"--protocol {args.protocol} needs --split-dir (the folder of its published split files)")
+    if args.split_lists and len(args.split_lists) % 2:
+        raise T2LError("--split-lists takes pairs: LIST CLASSES [LIST CLASSES ...]")
     checkpoints = args.checkpoint or [None]
     if len(checkpoints) > 1 and not args.base_to_novel:
         raise T2LError(f"{len(checkpoints)} --checkpoint folders given: several (one per seed) are for "
@@ -68,27 +74,42 @@ def _run_eval(args: argparse.Namespace, write: bool) -> int:
         class_names = None
     else:
         model, _ = load_model(args, checkpoints[0])
-        results, class_names = _eval_one_model(args, model, options)
+        results, class_names = _eval_one_model(args, model, options, write)
         model_name = model.config.name
     results.update(model=model_name, views={"clips": args.clips, "crops": args.crops})
-    out = Path(args.out or Path("runs") / "eval" / f"{model_name}.json")
+    out = _results_path(args, model_name)
     for path in save_results(results, out, class_names) if write else []:
         print(f"wrote {path}")
     return 0
 
 
-def _eval_one_model(args: argparse.Namespace, model, options: dict):
+def _results_path(args: argparse.Namespace, model_name: str) -> Path:
+    return Path(args.out or Path("runs") / "eval" / f"{model_name}.json")
+
+
+def _eval_one_model(args: argparse.Namespace, model, options: dict, write: bool = False):
     """(results, class names for the confusion plot or None) of --protocol, or --list [--subsets]."""
     from ..text.class_files import read_class_descriptions, read_class_names
-    from ..training.evaluate import evaluate, evaluate_protocol, evaluate_subsets
+    from ..training.evaluate import evaluate, evaluate_protocol, evaluate_split_lists, evaluate_subsets
 
-    if args.protocol:
-        results = evaluate_protocol(model, args.protocol, args.split_dir, args.root,
-                                    descriptions_csv=args.descriptions, **options)
+    if args.protocol or args.split_lists:
+        out = _results_path(args, model.config.name)
+
+        def save_split(partial: dict) -> None:  # a finished split is never lost to a later failure
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps({**partial, "model": model.config.name}, indent=2) + "\n")
+            print(f"split {partial['splits'][-1]['split']} done; partial results in {out}")
+
+        common = dict(descriptions_csv=args.descriptions, on_split=save_split if write else None, **options)
+        if args.protocol:
+            results = evaluate_protocol(model, args.protocol, args.split_dir, args.root, **common)
+        else:
+            pairs = list(zip(args.split_lists[::2], args.split_lists[1::2]))
+            results = evaluate_split_lists(model, pairs, args.root, **common)
         for split in results["splits"]:
             print(f"split {split['split']}: top-1 {split['top1']:.4f}  top-5 {split['top5']:.4f}  "
                   f"({split['videos']} videos)")
-        _print_mean_std(f"{args.protocol}, 3 splits", results)
+        _print_mean_std(f"{results['protocol']}, {len(results['splits'])} splits", results)
         return results, None
     if not args.classes:
         raise T2LError("--list needs --classes FILE")
@@ -153,6 +174,10 @@ def register(sub) -> None:
     p.add_argument("--classes", help="class-name file of --list")
     p.add_argument("--protocol", choices=["ucf101", "hmdb51"], help="mean +- std over the 3 published test splits")
     p.add_argument("--split-dir", help="folder of the published split files (ucfTrainTestlist/, ...)")
+    p.add_argument("--split-lists", nargs="+", metavar="LIST CLASSES",
+                   help="published per-split evaluation lists, each followed by its class file (ViFi-CLIP's "
+                   "val1.txt labels.csv val2.txt labels.csv ..., or ZS_split1_K600_eval.txt ZS_split1_K600.csv ...): "
+                   "mean +- std over them")
     p.add_argument("--subsets", nargs="+", metavar="CLASSES_FILE",
                    help="with --list: class-subset files (K600 zero-shot); mean +- std over them")
     p.add_argument("--base-to-novel", nargs=4, metavar=("BASE_LIST", "BASE_CLASSES", "NOVEL_LIST", "NOVEL_CLASSES"),

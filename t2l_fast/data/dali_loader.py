@@ -35,7 +35,7 @@ from .augment import EVAL_RESIZE_RATIO, draw_train_params
 from .clip_dataset import ClipDataset, ShardSampler, batch_count, load_with_replacement
 from .decode import VideoDecodeError, decode_frames, run_with_timeout
 from .loader_base import LoaderBase, collate
-from .preflight import EntryKey, entry_key
+from .preflight import GPU_PIXEL_FORMATS, EntryKey, entry_key
 from .sampling import AUGMENT_STREAM, sample_rng
 
 PROBE_CODECS = {"vp9": "webm", "mjpeg": "avi", "h264": "mp4"}  # codec -> container of its probe clip
@@ -105,10 +105,10 @@ class BatchSource:
     Stateless, so DALI's worker processes can make several batches at once."""
 
     def __init__(self, dataset: ClipDataset, facts: Dict[EntryKey, dict], order: List[int], batch_size: int,
-                 batches: int, first_batch: int, decode_in_dali: bool):
+                 batches: int, first_batch: int, decode_in_dali: bool, nvdec: bool):
         self.dataset, self.facts, self.order = dataset, facts, order
-        self.batch_size, self.batches, self.first_batch, self.decode_in_dali = batch_size, batches, first_batch, \
-            decode_in_dali
+        self.batch_size, self.batches, self.first_batch = batch_size, batches, first_batch
+        self.decode_in_dali, self.nvdec = decode_in_dali, nvdec
 
     def indices_of(self, batch: int) -> List[int]:
         return self.order[batch * self.batch_size:(batch + 1) * self.batch_size]
@@ -129,8 +129,7 @@ class BatchSource:
                                     str(ds.entries[candidate].path))
 
         inputs, _, failures = load_with_replacement(ds, index, load)
-        text = json.dumps([(path, reason[:200]) for path, reason in failures[:8]]).encode()
-        return inputs + (np.frombuffer(text[:FAILURES_BYTES].ljust(FAILURES_BYTES, b"\0"), np.uint8),)
+        return inputs + (encode_failures(failures),)
 
     def decoder_inputs(self, index: int) -> Tuple[np.ndarray, List[int], Tuple[int, int]]:
         """(bytes or PyAV frames, the indices DALI's decoder reads (shifted to a trimmed window), (H, W))."""
@@ -139,6 +138,9 @@ class BatchSource:
         if "bad" in facts:
             raise VideoDecodeError(f"{entry.path}: unusable per the preflight manifest ({facts['bad']})")
         frames = ds.clip_indices(index, facts["num_frames"])
+        if self.nvdec and facts.get("pixel_format") not in GPU_PIXEL_FORMATS:
+            raise VideoDecodeError(f"{entry.path}: pixel format {facts.get('pixel_format')}, which NVDEC does not "
+                                   f"decode (8-bit 4:2:0 only); `t2l data transcode` re-encodes it")
         if self.decode_in_dali and facts.get("rotation"):
             raise VideoDecodeError(f"{entry.path}: display rotation {facts['rotation']} degrees, which DALI's decoders "
                                    f"ignore (PyAV applies it); `t2l data transcode` writes the video upright")
@@ -184,8 +186,9 @@ def build_pipeline(source: BatchSource, *, batch_size: int, size: int, train: bo
     dali = require("nvidia.dali", "dali", "the DALI loader")
     fn, types = dali.fn, dali.types
     gpu = device_id is not None
-    # fork is cheap but unsafe once CUDA is initialised in this process; spawn re-imports (and pickles the source)
-    start = "spawn" if torch.cuda.is_initialized() else "fork"
+    # fork is cheap, but DALI refuses it once the CUDA driver is up in this process (torch.cuda.is_available()
+    # already starts it): on a GPU always spawn, which re-imports in the workers and pickles the source
+    start = "spawn" if gpu or torch.cuda.is_initialized() else "fork"
 
     @dali.pipeline_def(batch_size=batch_size, num_threads=num_threads, device_id=device_id, prefetch_queue_depth=2,
                        py_num_workers=py_workers, py_start_method=start)
@@ -215,11 +218,26 @@ def build_pipeline(source: BatchSource, *, batch_size: int, size: int, train: bo
     return pipe
 
 
+def encode_failures(failures: List[Tuple[str, str]]) -> np.ndarray:
+    """uint8 [FAILURES_BYTES]: a sample's (path, reason) failures as zero-padded JSON, whole entries only; those
+    that do not fit are counted (so the bad-video budget still sees them)."""
+    kept: list = []
+    for path, reason in failures:
+        candidate = json.dumps({"failures": kept + [(path, reason[:300])], "more": 0}, ensure_ascii=False)
+        if len(candidate.encode()) > FAILURES_BYTES - 32:
+            break
+        kept.append((path, reason[:300]))
+    text = json.dumps({"failures": kept, "more": len(failures) - len(kept)}, ensure_ascii=False).encode()
+    return np.frombuffer(text.ljust(FAILURES_BYTES, b"\0"), np.uint8)
+
+
 def _failures_of(column: torch.Tensor) -> List[tuple]:
     """The (path, reason) failures the source recorded, from the batch's failures output [B, FAILURES_BYTES]."""
     found = []
     for row in column.cpu().numpy():
-        found += [tuple(pair) for pair in json.loads(row.tobytes().rstrip(b"\0") or b"[]")]
+        record = json.loads(row.tobytes().rstrip(b"\0"))
+        found += [tuple(pair) for pair in record["failures"]]
+        found += [("(not named)", "a replaced video whose name did not fit DALI's failures output")] * record["more"]
     return found
 
 
@@ -251,7 +269,8 @@ class DaliVideoLoader(LoaderBase):
     def source_for(self, order: List[int], first_batch: int) -> BatchSource:
         """The source of this epoch `order` from its batch `first_batch`."""
         return BatchSource(self.dataset, self.facts, order, self.batch_size,
-                           batch_count(len(order), self.batch_size, self.drop_last), first_batch, self.decode_in_dali)
+                           batch_count(len(order), self.batch_size, self.drop_last), first_batch, self.decode_in_dali,
+                           nvdec=self.device_id is not None)
 
     def _iterator_from(self, order: List[int], batch: int):
         """A new pipeline and iterator whose first batch is `batch` of this epoch."""
@@ -290,15 +309,17 @@ class DaliVideoLoader(LoaderBase):
         culprits = self._culprits(source, source.indices_of(batch))
         named = "; ".join(f"{path}: {reason}" for path, reason in culprits) or f"no single file ({error})"
         if self.on_dali_error == "raise":
-            raise DaliBatchError(f"DALI failed on batch {batch} of the epoch: {named}") from error
+            raise DaliBatchError(f"DALI failed on batch {batch} of the epoch (or on one it was preparing ahead): "
+                                 f"{named}") from error
         self.fallback_batches += 1
         out = collate([self.dataset[i] for i in source.indices_of(batch)])
         failed_in_pyav = {path for path, _ in out["failures"]}
         out["failures"] += [(path, f"DALI failed on it ({reason}); PyAV decoded its batch instead")
                             for path, reason in culprits if path not in failed_in_pyav]
-        if not culprits:
-            out["failures"].append((out["path"][0], f"DALI failed on its batch ({type(error).__name__}: {error}); "
-                                                    f"PyAV decoded the batch instead"))
+        if not culprits:  # no file fails alone (DALI may raise a prefetched batch's error early): blame none
+            warnings.warn(f"DALI failed on batch {batch} of the epoch, or on one it was preparing ahead "
+                          f"({_first_line(error)}); no file of the batch fails alone; PyAV made the batch "
+                          f"({self.fallback_batches} fallback(s) this epoch)", stacklevel=3)
         return out
 
     def _culprits(self, source: BatchSource, indices: List[int]) -> List[Tuple[str, str]]:
@@ -307,11 +328,11 @@ class DaliVideoLoader(LoaderBase):
             return []
         found = []
         for index in indices:
-            path = str(self.dataset.entries[index].path)
-            try:
-                _, frames, _ = source.decoder_inputs(index)
-            except Exception:  # not DALI's failure: the source replaces this video, the PyAV path will too
+            try:  # the file the source really handed DALI (a bad one is replaced there first)
+                (_, frames, _), candidate, _ = load_with_replacement(self.dataset, index, source.decoder_inputs)
+            except Exception:  # nothing DALI could be blamed for
                 continue
+            path = str(self.dataset.entries[candidate].path)
             try:
                 run_with_timeout(lambda: decode_with_dali(Path(path), frames, self.device_id),
                                  self.dataset.decode_timeout, path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,8 @@ class VideoEntry:
     start: Optional[float] = None  # seconds; None: from the first frame
     end: Optional[float] = None  # seconds; None: to the last frame
 
+
+OFFICIAL_LINE = re.compile(r"^(/\S.*?)\s+(\d+)\s+(\d+)\s*$")  # the official T2L lists: /abs/path num_frames label
 
 def resolve_under_root(relative: str, root: Path, where: str) -> Path:
     """`root/relative`, refusing absolute paths, `..` and symlinks out of `root`."""
@@ -99,6 +102,10 @@ def _rows(list_file: Path, text: str):
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
+        if OFFICIAL_LINE.match(line.strip()):
+            raise VideoListError(f"{list_file}:{number}: {line.strip()!r} looks like the official T2L list format "
+                                 f"(/abs/path num_frames label); convert it: t2l data convert-list {list_file} "
+                                 f"--root DATA_ROOT --out LIST.txt")
         parts = line.strip().rsplit(maxsplit=1)
         if len(parts) != 2:
             raise VideoListError(f"{list_file}:{number}: expected 'relative/path label', found {line.strip()!r}")

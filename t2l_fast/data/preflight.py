@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -185,12 +187,13 @@ def read_manifest(path: Path, root: Path) -> Dict[Path, int]:
 
 
 def _manifest_entry(result: dict) -> dict:
-    return {k: result.get(k) for k in ("num_frames", "width", "height", "codec", "fps", "bytes", "rotation")}
+    return {k: result.get(k) for k in ("num_frames", "width", "height", "codec", "pixel_format", "fps", "bytes",
+                                       "rotation")}
 
 
 def _write_manifest(path: Path, root: Path, videos: dict, bad: dict, windows: dict) -> None:
     document = {"format": MANIFEST_FORMAT, "root": str(root), "videos": videos, "bad": bad, "windows": windows}
-    temporary = path.with_name(path.name + ".tmp")
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # ranks writing at once never share one
     temporary.write_text(json.dumps(document, indent=2) + "\n")
     temporary.replace(path)
 
@@ -232,9 +235,9 @@ def video_facts(entries: Sequence[VideoEntry], root: Path, *, manifest: Optional
 
     def stale(path: Path) -> bool:
         known = videos.get(relative(path))
-        if known is None:
-            return relative(path) not in bad
-        if "rotation" not in known:  # a manifest from before rotation was recorded
+        if known is None:  # unknown, or bad for a reason that may pass (a decoder hang)
+            return relative(path) not in bad or bad[relative(path)].startswith("no answer within")
+        if "rotation" not in known or "pixel_format" not in known:  # a manifest from before they were recorded
             return True
         return known.get("bytes") is not None and path.is_file() and path.stat().st_size != known["bytes"]
 
@@ -245,6 +248,8 @@ def video_facts(entries: Sequence[VideoEntry], root: Path, *, manifest: Optional
         for path, result in probed.items():
             videos.pop(relative(path), None)
             bad.pop(relative(path), None)
+            for key in [k for k in windows if k.startswith(f"{relative(path)}|")]:
+                del windows[key]  # the video changed: its trimmed windows are counted again
             if result["verdict"] == "ok":
                 videos[relative(path)] = _manifest_entry(result)
             else:
@@ -254,12 +259,17 @@ def video_facts(entries: Sequence[VideoEntry], root: Path, *, manifest: Optional
     for entry in tqdm(trimmed, desc="counting trimmed windows", unit="entry", leave=False, disable=not trimmed):
         key = f"{relative(entry.path)}|{entry.start}|{entry.end}"
         try:
-            first, count = window_frames(entry.path, entry.start, entry.end)
+            first, count = run_with_timeout(lambda: window_frames(entry.path, entry.start, entry.end), timeout,
+                                            str(entry.path))
             windows[key] = {"first_frame": first, "num_frames": count}
         except VideoDecodeError as e:
             windows[key] = {"bad": str(e).split(": ", 1)[-1]}
     if (unknown or trimmed) and cache and not manifest:
-        _write_manifest(cache, root, videos, bad, windows)
+        try:
+            _write_manifest(cache, root, videos, bad, windows)
+        except OSError as e:
+            warnings.warn(f"{cache}: cannot cache the manifest there ({e.strerror}); the videos will be probed "
+                          f"again next time (write one with `t2l data check` and pass manifest=)", stacklevel=3)
     facts: Dict[EntryKey, dict] = {}
     for entry in entries:
         name = relative(entry.path)

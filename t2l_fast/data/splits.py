@@ -3,7 +3,8 @@
 UCF101 (`ucfTrainTestlist/`): classInd.txt (`1 ApplyEyeMakeup`), trainlist0{s}.txt (`Class/video.avi 1`),
 testlist0{s}.txt (`Class/video.avi`); videos under `root/Class/video.avi`.
 HMDB51 (`testTrainMulti_7030_splits/`): `<class>_test_split{s}.txt` with `video.avi N` (1 train, 2 test, 0 unused);
-classes in alphabetical order; videos under `root/<class>/video.avi`.
+classes in alphabetical order; videos under `root/<class>/video.avi`; class names with underscores read as spaces
+(`brush_hair` -> "brush hair"), as ViFi-CLIP's and the official T2L's class files and description CSVs have them.
 The K600 zero-shot class subsets are class-name files: read them with read_class_names and use restrict_to_classes.
 """
 from __future__ import annotations
@@ -71,4 +72,4 @@ def hmdb51_split(split_dir: PathLike, root: PathLike, split: int, which: str = "
             if parts[1] == wanted:
                 rows.append((number, f"{class_names[label]}/{parts[0]}", str(label), "", ""))
         entries += entries_from_rows(rows, list_file, root, num_classes=len(class_names))
-    return class_names, entries
+    return [name.replace("_", " ") for name in class_names], entries  # brush_hair -> "brush hair", as prompts read

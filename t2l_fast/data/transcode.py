@@ -85,10 +85,14 @@ def transcode_list(report: dict, out_root: Path, *, only_flagged: bool = True, g
     flagged ones (or all, with only_flagged=False) are transcoded, the rest copied. Writes and returns
     `out_root/list.txt` (relative path and label per line)."""
     root, lines = Path(report["root"]), []
+    inside = Path(out_root).resolve()
     for video in report["videos"]:
         if video["verdict"] != "ok":
             continue
         relative = Path(video["path"])
+        if relative.is_absolute() or not (inside / relative).resolve().is_relative_to(inside):
+            raise VideoDecodeError(f"{video['path']}: a report path that leads outside --out-root {out_root}; "
+                                   f"transcode writes only inside it (is the report from `t2l data check`?)")
         if video["notes"] or not only_flagged:
             new = relative.with_suffix(".mp4")
             transcode_video(root / relative, out_root / new, fps=fps, gop=gop, short_side=short_side)

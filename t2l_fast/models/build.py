@@ -1,13 +1,16 @@
-"""Config -> model: backbone, weights, the model class of its kind."""
+"""Config -> model: backbone, weights, the model class of its kind; and a saved checkpoint -> its model."""
 from __future__ import annotations
 
 import contextlib
-from typing import Optional
+from pathlib import Path
+from typing import Optional, Union
 
 import torch
 
+from ..errors import CheckpointError
 from .backbone import build_backbone, load_backbone_weights
 from .base import VideoTextModel
+from .checkpoint import load_weights, read_checkpoint_info
 from .config import ModelConfig
 
 
@@ -34,9 +37,21 @@ def build_model(config: ModelConfig, pretrained: Optional[str] = None, checkpoin
         load_backbone_weights(backbone, pretrained, config)
     model.backbone_source = pretrained
     if checkpoint:
-        from .checkpoint import load_weights
-
         load_weights(model, checkpoint)
     if device is not None and not meta:
         model = model.to(device)
     return model
+
+
+def load_checkpoint(path: Union[str, Path], pretrained: Optional[str] = None,
+                    device: Optional[str] = None) -> VideoTextModel:
+    """Rebuild the model saved in `path`. A "learnable" checkpoint needs its backbone: the source recorded at save
+    time, or `pretrained` (e.g. a local `ViT-B-16.pt` where the recorded open_clip tag can't be fetched)."""
+    info = read_checkpoint_info(path)
+    config = ModelConfig.from_dict(info["model"])
+    backbone = None
+    if info["variant"] == "learnable":
+        backbone = pretrained or info.get("backbone")
+        if backbone is None:
+            raise CheckpointError(f"{path}: holds learnable weights only; pass pretrained= with the CLIP backbone")
+    return build_model(config, pretrained=backbone, checkpoint=str(path), device=device)

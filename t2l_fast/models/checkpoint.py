@@ -81,22 +81,6 @@ def read_checkpoint_info(path: Union[str, Path]) -> dict:
     return info
 
 
-def load_checkpoint(path: Union[str, Path], pretrained: Optional[str] = None,
-                    device: Optional[str] = None) -> VideoTextModel:
-    """Rebuild the model saved in `path`. A "learnable" checkpoint needs its backbone: the source recorded at save
-    time, or `pretrained` (e.g. a local `ViT-B-16.pt` where the recorded open_clip tag can't be fetched)."""
-    from .build import build_model
-
-    info = read_checkpoint_info(path)
-    config = ModelConfig.from_dict(info["model"])
-    backbone = None
-    if info["variant"] == "learnable":
-        backbone = pretrained or info.get("backbone")
-        if backbone is None:
-            raise CheckpointError(f"{path}: holds learnable weights only; pass pretrained= with the CLIP backbone")
-    return build_model(config, pretrained=backbone, checkpoint=str(path), device=device)
-
-
 def load_weights(model: VideoTextModel, path: Union[str, Path]) -> None:
     """Load the weights of checkpoint `path` into `model`, refusing a different architecture or frame count."""
     info = read_checkpoint_info(path)

@@ -1,7 +1,9 @@
-"""Small learnable layers of T2L: the residual adapter and per-sample stochastic depth."""
+"""Small layers of T2L: the residual adapter, per-sample stochastic depth, and the spatial attention with the
+temporal token as an extra key/value."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -36,3 +38,21 @@ class DropPath(nn.Module):
 
     def extra_repr(self) -> str:
         return f"rate={self.rate:.3f}"
+
+
+class TokenAttention(nn.Module):
+    """A frozen nn.MultiheadAttention's attention of the first `queries` rows of `tokens` over all of them, as one
+    contiguous q/k/v projection and one fused scaled_dot_product_attention. (Calling the MHA with q = tokens[:, :n]
+    leaves PyTorch's fused path and falls back to bmm on strided inputs.) No parameters of its own: the weights are
+    the MHA's; a module, so that FLOP counters see an attention here (perf/flops.py)."""
+
+    def forward(self, attention: nn.MultiheadAttention, tokens: torch.Tensor, queries: int) -> torch.Tensor:
+        batch, rows, width = tokens.shape  # [B*T, N+1, W]
+        heads = attention.num_heads
+        qkv = F.linear(tokens, attention.in_proj_weight, attention.in_proj_bias)  # [B*T, N+1, 3W]
+        qkv = qkv.view(batch, rows, 3, heads, width // heads).permute(2, 0, 3, 1, 4)  # [3, B*T, H, N+1, W/H]
+        q, k, v = qkv[0][:, :, :queries], qkv[1], qkv[2]  # the token's own query row is dropped
+        dropout = attention.dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)  # [B*T, H, N, W/H]
+        out = out.transpose(1, 2).reshape(batch, queries, width)  # [B*T, N, W]
+        return F.linear(out, attention.out_proj.weight, attention.out_proj.bias)

@@ -21,7 +21,7 @@ from torch.utils.checkpoint import checkpoint
 from .backbone import project_text
 from .base import VideoTextModel
 from .config import ModelConfig
-from .layers import Adapter, DropPath
+from .layers import Adapter, DropPath, TokenAttention
 
 
 def drop_path_rates(layers: int, max_rate: float) -> list:
@@ -46,6 +46,7 @@ class T2L(VideoTextModel):
             Adapter(v.width, int(v.width * config.adapter_ratio)) for _ in range(v.layers))
         self.text_adapters = nn.ModuleList(
             Adapter(t.width, int(t.width * config.adapter_ratio)) for _ in range(t.layers))
+        self.token_attention = TokenAttention()  # (d)+(e), with each block's frozen MHA weights
         self.vision_drop_paths = nn.ModuleList(DropPath(r) for r in drop_path_rates(v.layers, config.drop_path))
         self.text_drop_paths = nn.ModuleList(DropPath(r) for r in drop_path_rates(t.layers, config.drop_path))
         vision_blocks, text_blocks = self.backbone.visual.transformer.resblocks, self.backbone.transformer.resblocks
@@ -84,7 +85,7 @@ class T2L(VideoTextModel):
         extended = block.ln_1(torch.cat([x, token.reshape(bt, 1, w)], dim=1))  # [B*T, N+1, W]
         # Only the N original tokens are queried: the temporal token is an extra key/value, and its own output
         # (which the reference computes and throws away) is never computed.
-        attended = block.attention(extended[:, :n], extended, extended)  # [B*T, N, W]
+        attended = self.token_attention(block.attn, extended, n)  # [B*T, N, W]
         x = x + drop_path(block.ls_1(attended))
         x = self.vision_adapters[layer](x)
         return x + drop_path(block.ls_2(block.mlp(block.ln_2(x))))

@@ -38,9 +38,11 @@ def vision_macs(config: ModelConfig, frames: int, attention: bool = True) -> int
     hidden = int(width * config.adapter_ratio)
     adapters = v.layers * tokens * 2 * width * hidden  # per frame: down and up projection of every token
     # The temporal token: attention across the T frame tokens of each layer, and one extra key/value row in each
-    # frame's spatial attention (the N spatial tokens query N + 1 keys; the token itself is not queried).
+    # frame's spatial attention (the N spatial tokens query N + 1 keys). The q/k/v projection is one product over
+    # all N + 1 rows, so the token's query row is projected too (and dropped before the scores).
     temporal = v.layers * attention_macs(frames, frames, width) if attention else 0
-    extra_key = v.layers * (attention_macs(tokens, tokens + 1, width) - attention_macs(tokens, tokens, width))
+    extra_key = v.layers * (attention_macs(tokens, tokens + 1, width) - attention_macs(tokens, tokens, width)
+                            + width * width)
     return frames * (per_frame + adapters + (extra_key if attention else 0)) + temporal
 
 

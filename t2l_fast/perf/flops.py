@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import T2LError
+from ..models.layers import TokenAttention
 from ..optional import require
 from . import analytic
 
@@ -107,7 +108,7 @@ def trace_count(model, method: str, example: torch.Tensor) -> Count:
                        f"about {unknown_share:.2%} of the total (limit {MAX_UNCOUNTED_SHARE:.1%}); add a handle for "
                        f"them in t2l_fast/perf/flops.py")
     names = {name: type(m) for name, m in wrapper.named_modules()}
-    attention = _module_sum(modules, names, lambda n, kind: kind is nn.MultiheadAttention)
+    attention = _module_sum(modules, names, lambda n, kind: kind in (nn.MultiheadAttention, TokenAttention))
     groups = {"attention": attention,
               "mlp": _module_sum(modules, names, lambda n, kind: n.endswith(".mlp")),
               "adapters": _module_sum(modules, names, lambda n, kind: n.endswith("_adapters")),

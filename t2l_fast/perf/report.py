@@ -35,13 +35,15 @@ def _git(*words: str) -> Optional[str]:
 
 
 def conditions(**extra) -> Dict[str, object]:
-    """Where and how a measurement ran: device, CPU, threads, versions, git sha (and whether tracked files differed
-    from it), time; plus `extra`."""
+    """Where and how a measurement ran: device, CPU, threads, versions, git sha (and whether tracked files other
+    than the committed reports differed from it), time; plus `extra`."""
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     sha = _git("rev-parse", "--short", "HEAD") or None
-    dirty = bool(_git("status", "--porcelain", "--untracked-files=no")) if sha else None
+    # the committed reports under docs/benchmarks/ are what a run rewrites: their changes don't make the code dirty
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(exclude,top)docs/benchmarks")) \
+        if sha else None
     return {"device": gpu or "cpu", "gpu": gpu, "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
             "versions": {name: installed(name) for name in _VERSIONS if installed(name)}, "git_sha": sha,

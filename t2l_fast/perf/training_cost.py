@@ -4,8 +4,9 @@ ViFi-CLIP 32), with and without gradient checkpointing. Each configuration runs 
 timed after a warm-up step, and peak memory is the process's high-water mark during the timed steps (GPU: peak
 allocated).
 
-The objectives are the trainer's: T2L the in-batch alignment + TFD loss on its frame embeddings, ViFi-CLIP
-cross-entropy over the batch's classes (both towers trained).
+The objectives: T2L the trainer's in-batch alignment + TFD loss on its frame embeddings; ViFi-CLIP cross-entropy over
+the batch's classes (both towers trained). ViFi-CLIP's own recipe scores every class prompt (400 on K400) with the
+text tower under gradients in each step, so its rows here understate the cost of its recipe.
 """
 from __future__ import annotations
 

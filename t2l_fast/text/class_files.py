@@ -136,17 +136,16 @@ def read_class_descriptions(path: PathLike, class_names: Sequence[str]) -> List[
     width = len(rows[0][1])
     known = set(class_names)
     found: Dict[str, Tuple[int, str]] = {}
+    extra: List[Tuple[int, str]] = []
     for number, row in rows:
         if len(row) != width or width not in (2, 3):
             raise ClassFileError(f"{path}:{number}: expected 2 columns (class name, description) or 3 "
                                  f"(id, class name, description) on every row, found {len(row)}; quote "
                                  f"descriptions that contain commas")
         name, description = row[-2].strip(), " ".join(row[-1].split())
-        if name not in known:
-            close = [c for c in class_names if c.lower() == name.lower()]
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ClassFileError(f"{path}:{number}: description for unknown class {name!r}{hint}; class names must "
-                                 f"match the class list exactly")
+        if name not in known:  # a CSV of a larger set (K600 subsets, base classes): ignored, said once below
+            extra.append((number, name))
+            continue
         if name in found:
             raise ClassFileError(f"{path}:{number}: second description for {name!r} (first at line "
                                  f"{found[name][0]})")
@@ -155,5 +154,11 @@ def read_class_descriptions(path: PathLike, class_names: Sequence[str]) -> List[
         found[name] = (number, description)
     missing = [c for c in class_names if c not in found]
     if missing:
-        raise ClassFileError(f"{path}: no description for {len(missing)} class(es): {missing[:5]}")
+        near = {c: n for c in missing for _, n in extra if n.lower() == c.lower()}
+        hints = "".join(f"; line {next(k for k, n in extra if n == near[c])} has {near[c]!r}: class names must "
+                        f"match the class list exactly" for c in missing[:5] if c in near)
+        raise ClassFileError(f"{path}: no description for {len(missing)} class(es): {missing[:5]}{hints}")
+    if extra:
+        warnings.warn(f"{path}: ignored {len(extra)} description(s) of classes not in the list (e.g. "
+                      f"{', '.join(repr(n) for _, n in extra[:3])} at line {extra[0][0]})", stacklevel=2)
     return [found[c][1] for c in class_names]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ class OptimConfig:
     eps: float = 1e-8
     warmup_epochs: float = 5.0  # linear warm-up from 0, then per-step cosine
     min_lr_ratio: float = 0.0  # the cosine ends at lr * min_lr_ratio
+    warmup_prefix: bool = True  # the cosine starts after warm-up (T2L); false: over all steps (ViFi-CLIP, timm)
 
 
 @dataclass
@@ -54,9 +56,10 @@ class TrainConfig:
     seed: int = 0
     precision: str = "bf16"  # fp32, bf16 or fp16 (autocast; fp32 master weights; a grad scaler for fp16)
     grad_checkpointing: bool = False
-    objective: str = "t2l"  # t2l: alignment KL + TFD; vificlip: CE over the batch's classes, smoothing, mixup/cutmix
+    objective: str = "t2l"  # t2l: alignment KL + TFD; vificlip: CE over the class prompts, smoothing, mixup/cutmix
     tfd_weight: float = 1.0  # weight of the TFD loss (T2L: 1)
     label_smoothing: float = 0.1  # vificlip objective
+    vificlip_classes: str = "all"  # vificlip objective: CE over every training class ("all") or the batch's ("batch")
     mixup_alpha: float = 0.8  # vificlip objective (0: off)
     cutmix_alpha: float = 1.0  # vificlip objective (0: off)
     mix_switch_prob: float = 0.5  # vificlip: probability of CutMix rather than Mixup when both are on
@@ -145,12 +148,20 @@ def validate(config: TrainConfig) -> None:
     for name in ("frames", "batch_size", "epochs"):
         if getattr(config, name) < 1:
             problems.append(f"{name} must be >= 1, got {getattr(config, name)}")
+    for name in ("save_every_steps", "max_steps"):
+        if getattr(config, name) < 0:
+            problems.append(f"{name} must be >= 0 (0: off), got {getattr(config, name)}")
     if config.objective not in ("t2l", "vificlip"):
         problems.append(f"objective must be t2l or vificlip, got {config.objective!r}")
+    if config.vificlip_classes not in ("all", "batch"):
+        problems.append(f"vificlip_classes must be all or batch, got {config.vificlip_classes!r}")
     if config.precision not in ("fp32", "bf16", "fp16"):
         problems.append(f"precision must be fp32, bf16 or fp16, got {config.precision!r}")
-    if config.optim.lr <= 0 or config.optim.weight_decay < 0 or config.optim.warmup_epochs < 0:
-        problems.append("optim: lr must be > 0, weight_decay and warmup_epochs >= 0")
+    optim = config.optim
+    if not all(math.isfinite(v) for v in (optim.lr, optim.weight_decay, optim.warmup_epochs, optim.min_lr_ratio)):
+        problems.append("optim: lr, weight_decay, warmup_epochs and min_lr_ratio must be finite numbers (not nan/inf)")
+    elif optim.lr <= 0 or optim.weight_decay < 0 or optim.warmup_epochs < 0 or not 0 <= optim.min_lr_ratio <= 1:
+        problems.append("optim: lr must be > 0, weight_decay and warmup_epochs >= 0, min_lr_ratio in [0, 1]")
     if config.data.backend not in ("auto", "dali", "pyav"):
         problems.append(f"data.backend must be auto, dali or pyav, got {config.data.backend!r}")
     for name in ("root", "train_list", "classes"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -68,21 +68,50 @@ def evaluate(model, videos, root: Union[str, Path], class_names: Sequence[str], 
 
 
 def evaluate_protocol(model, protocol: str, split_dir: Union[str, Path], root: Union[str, Path], *,
-                      descriptions_csv: Optional[str] = None, **kwargs) -> dict:
+                      descriptions_csv: Optional[str] = None, on_split: Optional[Callable[[dict], None]] = None,
+                      **kwargs) -> dict:
     """The standard zero-shot protocol: each of the 3 published test splits, then mean +- std of top-1/top-5."""
-    from ..text.class_files import read_class_descriptions
-
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}")
-    splits: List[dict] = []
-    for split in (1, 2, 3):
-        class_names, entries = PROTOCOLS[protocol](split_dir, root, split, "test")
-        descriptions = read_class_descriptions(descriptions_csv, class_names) if descriptions_csv else None
+    splits = [(split, *PROTOCOLS[protocol](split_dir, root, split, "test")) for split in (1, 2, 3)]
+    return evaluate_splits(model, splits, root, descriptions_csv=descriptions_csv, on_split=on_split,
+                           protocol=protocol, **kwargs)
+
+
+def evaluate_split_lists(model, pairs: Sequence[Tuple[str, str]], root: Union[str, Path], *,
+                         descriptions_csv: Optional[str] = None, on_split: Optional[Callable[[dict], None]] = None,
+                         **kwargs) -> dict:
+    """Mean +- std over published per-split evaluation lists, each with its own class file (ViFi-CLIP's
+    `val{1,2,3}.txt` with one label file, or `ZS_split{s}_K600_eval.txt` with `ZS_split{s}_K600.csv`)."""
+    from ..data.lists import read_video_list
+    from ..text.class_files import read_class_names
+
+    splits = []
+    for number, (list_file, classes_file) in enumerate(pairs, start=1):
+        class_names = read_class_names(classes_file)
+        splits.append((number, class_names, read_video_list(list_file, root, class_names=class_names)))
+    return evaluate_splits(model, splits, root, descriptions_csv=descriptions_csv, on_split=on_split,
+                           protocol="split lists", lists=[list(pair) for pair in pairs], **kwargs)
+
+
+def evaluate_splits(model, splits: Sequence[Tuple[int, Sequence[str], list]], root: Union[str, Path], *,
+                    descriptions_csv: Optional[str], on_split: Optional[Callable[[dict], None]], protocol: str,
+                    lists: Optional[list] = None, **kwargs) -> dict:
+    """(split number, class names, entries) each scored, then mean +- std of top-1/top-5. Every split's list,
+    videos and descriptions are read before the first is scored (a missing one is an error now, not hours later);
+    on_split(summary so far) runs after each split but the last."""
+    from ..text.class_files import read_class_descriptions
+
+    plans = [(split, names, entries, read_class_descriptions(descriptions_csv, names) if descriptions_csv else None)
+             for split, names, entries in splits]
+    summary: dict = {"protocol": protocol, **({"lists": lists} if lists else {}), "splits": []}
+    for number, (split, class_names, entries, descriptions) in enumerate(plans, start=1):
         result = evaluate(model, entries, root, class_names, descriptions=descriptions, **kwargs)
-        splits.append({"split": split, **result})
-    summary = {"protocol": protocol, "splits": splits}
+        summary["splits"].append({"split": split, **result})
+        if on_split and number < len(plans):
+            on_split({**summary, "complete": False})
     for metric in ("top1", "top5"):
-        summary[f"{metric}_mean"], summary[f"{metric}_std"] = mean_std([s[metric] for s in splits])
+        summary[f"{metric}_mean"], summary[f"{metric}_std"] = mean_std([s[metric] for s in summary["splits"]])
     return summary
 
 

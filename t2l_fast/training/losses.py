@@ -53,11 +53,13 @@ def smoothed_targets(positions: torch.Tensor, num_classes: int, smoothing: float
 
 def mix_clips(video: torch.Tensor, targets: torch.Tensor, rng, *, mixup_alpha: float, cutmix_alpha: float,
               switch_prob: float):
-    """Mixup or CutMix of a batch of clips [B, T, C, H, W] with the batch reversed (one lambda per batch, one box
-    for all frames of a clip, as ViFi-CLIP's recipe does). Returns (video, targets, lambda)."""
+    """Mixup or CutMix of a batch of clips [B, T, C, H, W] with a random permutation of it (one lambda per batch,
+    one box for all frames of a clip, as ViFi-CLIP's CutmixMixupBlending does). Returns (video, targets, lambda,
+    partner order [B])."""
     use_cutmix = cutmix_alpha > 0 and (mixup_alpha <= 0 or rng.random() < switch_prob)
     lam = float(rng.beta(cutmix_alpha, cutmix_alpha) if use_cutmix else rng.beta(mixup_alpha, mixup_alpha))
-    partner = video.flip(0)
+    order = torch.from_numpy(rng.permutation(video.shape[0])).to(video.device)  # [B]
+    partner = video[order]
     if use_cutmix:
         height, width = video.shape[-2:]
         cut_h, cut_w = int(height * (1 - lam) ** 0.5), int(width * (1 - lam) ** 0.5)
@@ -69,4 +71,4 @@ def mix_clips(video: torch.Tensor, targets: torch.Tensor, rng, *, mixup_alpha: f
         lam = 1 - (bottom - top) * (right - left) / (height * width)  # the area actually pasted
     else:
         video = lam * video + (1 - lam) * partner
-    return video, lam * targets + (1 - lam) * targets.flip(0), lam
+    return video, lam * targets + (1 - lam) * targets[order], lam, order

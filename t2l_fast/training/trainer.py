@@ -4,12 +4,14 @@ or many under torchrun (distributed.py: the losses see the global batch, rank 0 
 
 T2L: alignment (in-batch symmetric soft-target KL, T2L_SPEC.md §2.1) between each clip and its class text, plus
 tfd_weight x TFD on the unnormalised frame embeddings (§2.2); C and V are logged.
-ViFi-CLIP (BASELINES_AND_CLAIMS.md §1): cross-entropy over the batch's classes with label smoothing and Mixup/CutMix
-(under torchrun each rank mixes within its own part of the batch).
+ViFi-CLIP (BASELINES_AND_CLAIMS.md §1): soft-target cross-entropy over every training class prompt, label smoothing
+over all of them, Mixup/CutMix with a random partner (under torchrun each rank mixes within its own part of the
+batch); `vificlip_classes: batch` restricts the prompts to the batch's classes.
 
-No gradient accumulation: an in-batch loss over micro-batches is not the loss over their union (each clip would
-only be contrasted with its own micro-batch), so it would silently change the objective. Reach a larger batch with
-more GPUs (the batch is gathered across them) or with grad_checkpointing.
+No gradient accumulation: an in-batch loss over micro-batches is not the loss over their union (each clip would only
+be contrasted with its own micro-batch), so it would silently change T2L's objective. (ViFi-CLIP's all-class loss does
+not couple the samples and would allow it; not built yet.) Reach a larger batch with more GPUs (the batch is gathered
+across them) or with grad_checkpointing.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import json
 import math
 import random
 import signal
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -48,11 +51,14 @@ class TrainingError(T2LError, RuntimeError):
     """Training cannot go on (the message says why and what to change)."""
 
 
-def lr_factor(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
-    """Linear warm-up from 0 over `warmup_steps`, then cosine to `min_ratio` at `total_steps`."""
+def lr_factor(step: int, warmup_steps: int, total_steps: int, min_ratio: float, warmup_prefix: bool = True) -> float:
+    """Linear warm-up from 0 over `warmup_steps`, and a cosine to `min_ratio` at `total_steps` that starts when the
+    warm-up ends (warmup_prefix, T2L's WarmupCosineAnnealingLR) or at step 0, the warm-up only capping its start
+    (ViFi-CLIP's timm CosineLRScheduler, warmup_prefix=False)."""
     if step < warmup_steps:
         return step / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    start = warmup_steps if warmup_prefix else 0
+    progress = min(1.0, (step - start) / max(1, total_steps - start))
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
@@ -117,7 +123,8 @@ class Trainer:
                                            betas=config.optim.betas, eps=config.optim.eps,
                                            weight_decay=config.optim.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: lr_factor(step, warmup, total, config.optim.min_lr_ratio))
+            self.optimizer, lambda step: lr_factor(step, warmup, total, config.optim.min_lr_ratio,
+                                                   config.optim.warmup_prefix))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
         self.epoch = self.step_in_epoch = self.global_step = 0
         self.best_top1: Optional[float] = None  # on data.val_list (never a test split)
@@ -143,21 +150,27 @@ class Trainer:
                 "tfd_C": tfd.central_difference, "tfd_V": tfd.variance}
 
     def _vificlip_loss(self, video: torch.Tensor, labels: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """ViFi-CLIP's recipe: CE over the batch's classes, label smoothing, Mixup/CutMix (one draw per step)."""
+        """ViFi-CLIP's recipe: soft-target CE over every class prompt of the training set (vificlip_classes="all";
+        "batch": over the global batch's classes only), label smoothing over those, Mixup/CutMix with a random
+        partner (one draw per step)."""
         config = self.config
-        all_labels = distributed.gather(labels)  # [B]: the global batch's labels
-        classes = all_labels.unique()  # [U]
-        targets = smoothed_targets(torch.searchsorted(classes, labels), len(classes), config.label_smoothing)  # [b, U]
+        if config.vificlip_classes == "all":
+            classes = torch.arange(len(self.class_tokens), device=labels.device)  # [C]
+            index = labels
+        else:
+            classes = distributed.gather(labels).unique()  # [U]: the global batch's classes
+            index = torch.searchsorted(classes, labels)
+        targets = smoothed_targets(index, len(classes), config.label_smoothing)  # [b, C or U]
         if config.mixup_alpha > 0 or config.cutmix_alpha > 0:
             rng = np.random.default_rng([config.seed, self.global_step, self.dist.rank, 7])  # resume-exact
-            video, targets, _ = mix_clips(video, targets, rng, mixup_alpha=config.mixup_alpha,
-                                          cutmix_alpha=config.cutmix_alpha, switch_prob=config.mix_switch_prob)
+            video, targets, _, _ = mix_clips(video, targets, rng, mixup_alpha=config.mixup_alpha,
+                                             cutmix_alpha=config.cutmix_alpha, switch_prob=config.mix_switch_prob)
         with self._autocast():
             videos = self.model.encode_video(video)  # [b, D]
-            texts = self.model.encode_text(self.class_tokens[classes.cpu()].to(self.device))  # [U, D]
+            texts = self.model.encode_text(self.class_tokens[classes.cpu()].to(self.device))  # [C or U, D]
         videos = distributed.gather_with_grad(videos.float())  # [B, D]
-        targets = distributed.gather(targets)  # [B, U]
-        logits = self.model.logit_scale() * videos @ texts.float().t()  # [B, U]
+        targets = distributed.gather(targets)  # [B, C or U]
+        logits = self.model.logit_scale() * videos @ texts.float().t()  # [B, C or U]
         loss = soft_cross_entropy(logits, targets)
         return {"loss": loss, "ce": loss}
 
@@ -221,6 +234,16 @@ class Trainer:
         _set_rng_state(rng[min(self.dist.rank, len(rng) - 1)])
         self.epoch, self.step_in_epoch, self.global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
         self.best_top1 = state.get("best_top1")
+        self._drop_metrics_after(self.global_step)
+
+    def _drop_metrics_after(self, step: int) -> None:
+        """Keep the metrics.jsonl lines up to `step`: the steps after the saved state are trained again."""
+        log = self.output / "metrics.jsonl"
+        if not self.dist.is_main or not log.is_file():
+            return
+        lines = [line for line in log.read_text().splitlines() if line.strip()]
+        kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+        log.write_text("".join(line + "\n" for line in kept))
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> Dict[str, float]:
@@ -260,6 +283,8 @@ class Trainer:
 
         config, main = self.config, self.dist.is_main
         if main:
+            for stale in self.output.rglob(".*.tmp"):  # atomic writes a kill interrupted (checkpoint.atomic_write)
+                stale.unlink(missing_ok=True)
             (self.output / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
         previous = {s: signal.signal(s, self._on_signal) for s in SIGNAL_EXIT}
         self._log = open(self.output / "metrics.jsonl", "a") if main else None
@@ -293,7 +318,11 @@ class Trainer:
                                         clips_s=f"{last['clips_per_s']:.1f}")
                     stop = distributed.agree(self.stop_signal or 0)  # a signal on any rank stops them all
                     if stop:
-                        self.save_state()
+                        state = self.save_state()
+                        if main:
+                            print(f"{signal.Signals(stop).name} at step {self.global_step}: state saved to {state}; "
+                                  f"continue with: t2l train --config {self.output / 'config.yaml'} --resume "
+                                  f"{state}", file=sys.stderr, flush=True)
                         raise SystemExit(SIGNAL_EXIT[signal.Signals(stop)])
                     if config.save_every_steps and self.global_step % config.save_every_steps == 0:
                         self.save_state()
