@@ -128,11 +128,13 @@ def test_openai_torchscript_archive_round_trip(tmp_path):
     video = random_video(reference)
     traced = torch.jit.trace(reference.backbone, (video[0], t2l_fast.tokenize(["a", "b"])))
     traced.save(str(tmp_path / "ViT-tiny.pt"))
+    with pytest.raises(CheckpointError, match=r"not one of OpenAI's released CLIP files.*pass torchscript:"):
+        t2l_fast.create_model("clip_tiny", pretrained=str(tmp_path / "ViT-tiny.pt"))  # code could run: not unasked
     for name in ("t2l_tiny", "vificlip_tiny"):
-        loaded = t2l_fast.create_model(name, pretrained=str(tmp_path / "ViT-tiny.pt"))
+        loaded = t2l_fast.create_model(name, pretrained=f"torchscript:{tmp_path / 'ViT-tiny.pt'}")
         for key, value in reference.backbone.state_dict().items():
             torch.testing.assert_close(loaded.backbone.state_dict()[key], value, atol=0, rtol=0)
-    loaded = t2l_fast.create_model("clip_tiny", pretrained=str(tmp_path / "ViT-tiny.pt"))
+    loaded = t2l_fast.create_model("clip_tiny", pretrained=f"torchscript:{tmp_path / 'ViT-tiny.pt'}")
     assert_same_outputs(reference, loaded, video, atol=0, rtol=0)
 
 

@@ -61,3 +61,21 @@ def test_env_reports_components(capsys):
     assert main(["env"]) in (0, 1)
     out = capsys.readouterr().out
     assert "torch" in out and "cuda_available" in out and "onnxruntime_conflict" in out
+
+
+def test_device_strings_and_conflicting_model_are_one_line_errors(tmp_path, capsys):
+    import torch
+
+    import t2l_fast
+
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"")
+    base = ["predict", str(video), "--classes", "run,jump"]
+    assert main([*base, "--model", "clip_tiny", "--device", "gpu0"]) == 2
+    assert "--device 'gpu0': not a device; use cpu, cuda or cuda:N" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main([*base, "--model", "clip_tiny", "--device", "cuda"]) == 2
+        assert "this machine has no usable CUDA GPU(s); use --device cpu" in capsys.readouterr().err
+    t2l_fast.save_checkpoint(t2l_fast.create_model("clip_tiny"), tmp_path / "ck", full=True)
+    assert main([*base, "--model", "t2l_tiny", "--checkpoint", str(tmp_path / "ck"), "--device", "cpu"]) == 2
+    assert "holds clip_tiny, but --model t2l_tiny was given" in capsys.readouterr().err

@@ -118,6 +118,9 @@ def test_ucf101_and_hmdb51_split_files(tmp_path):
                                                                                                  ("h2.avi", 1)]
     with pytest.raises(VideoListError, match="no '\\*_test_split1.txt' files"):
         hmdb51_split(hmdb, root, 1)
+    (hmdb / "cartwheel_test_split3.txt").write_bytes(b"h2.avi 2\n\xff\xfe\x00")
+    with pytest.raises(VideoListError, match="cartwheel_test_split3.txt: not UTF-8 text"):
+        hmdb51_split(hmdb, root, 3)
     (ucf / "testlist02.txt").write_text("Cycling/v_d.avi\n")
     with pytest.raises(VideoListError, match="testlist02.txt:1: folder 'Cycling' is not a class"):
         ucf101_split(ucf, root, 2)

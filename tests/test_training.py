@@ -239,3 +239,34 @@ def test_two_processes_match_one_with_the_same_global_batch(data, tmp_path):
     difference = (one["grads"] - two["grads"]).norm(dim=1) / one["grads"].norm(dim=1)
     assert difference.max() <= 1e-5, difference
     assert len(one["losses"]) == 5
+
+
+def test_resume_refuses_or_replans_changed_settings(data, tmp_path):
+    Trainer(load_config(None, settings(data, tmp_path, "max_steps=2"))).run()  # stops mid-epoch 1
+    state = tmp_path / STATE_FILE
+    with pytest.raises(TrainingError, match=r"optim.lr 0.005 -> 0.001.*Set resume_replan=true"):
+        Trainer(load_config(None, settings(data, tmp_path, "optim.lr=1e-3"))).resume(state)
+    with pytest.raises(TrainingError, match=r"another frames \(8 -> 4\).*start a new output_dir"):
+        Trainer(load_config(None, settings(data, tmp_path, "frames=4"))).resume(state)
+    with pytest.raises(TrainingError, match=r"global batch .* in the middle of epoch 1"):
+        Trainer(load_config(None, settings(data, tmp_path, "batch_size=2", "resume_replan=true"))).resume(state)
+    with pytest.raises(TrainingError, match="--resume takes the trainer state"):
+        Trainer(load_config(None, settings(data, tmp_path))).resume(tmp_path / "model")
+    replanned = Trainer(load_config(None, settings(data, tmp_path, "optim.lr=1e-3", "resume_replan=true")))
+    with pytest.warns(UserWarning, match=r"applied from step 2: optim.lr 0.005 -> 0.001"):
+        replanned.resume(state)
+    factor = replanned.scheduler.lr_lambdas[0](replanned.scheduler.last_epoch)
+    assert replanned.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * factor)
+    assert replanned.scheduler.base_lrs == [1e-3]
+
+
+def test_a_full_disk_stops_training_before_it_starts(data, tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    trainer = Trainer(load_config(None, settings(data, tmp_path)))
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 << 20, 9 << 20, 1 << 20))
+    with pytest.raises(TrainingError, match=r"0.00 GB free, training needs about 0.\d+ GB there"):
+        trainer.run()
+    assert not (tmp_path / "metrics.jsonl").exists()

@@ -30,8 +30,31 @@ def load_model(args: argparse.Namespace, checkpoint: str | None, device: str | N
     if not (args.model or checkpoint):
         raise T2LError("give --model NAME (see `t2l models`) or --checkpoint DIR")
     device = device or args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    check_device(device)
+    if checkpoint and args.model:
+        from ..models.checkpoint import read_checkpoint_info
+
+        saved = read_checkpoint_info(checkpoint)["model"]["name"]
+        if saved != args.model:
+            raise T2LError(f"--checkpoint {checkpoint} holds {saved}, but --model {args.model} was given; drop "
+                           f"--model (the checkpoint names its model)")
     if checkpoint:
         model = load_checkpoint(checkpoint, pretrained=args.pretrained, device=device)
     else:
         model = create_model(args.model, pretrained=args.pretrained, device=device)
     return model.eval(), device
+
+
+def check_device(device: str) -> None:
+    """A one-line error for a device string torch cannot parse, or a CUDA device this machine does not have."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise T2LError(f"--device {device!r}: not a device; use cpu, cuda or cuda:N") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (parsed.index or 0) >= count:
+            raise T2LError(f"--device {device}: this machine has {count or 'no'} usable CUDA GPU(s); use --device cpu"
+                           + (f" or cuda:0..{count - 1}" if count else ""))

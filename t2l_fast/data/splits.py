@@ -25,6 +25,17 @@ def _check(split: int, which: str) -> None:
         raise VideoListError(f"which must be 'train' or 'test', got {which!r}")
 
 
+def _split_lines(list_file: Path) -> List[str]:
+    """The lines of a published split file, or one error naming it (unreadable, or not UTF-8)."""
+    try:
+        return list_file.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as e:
+        raise VideoListError(f"{list_file}: cannot read ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise VideoListError(f"{list_file}: not UTF-8 text (byte {e.start}); is it the published split file? "
+                             f"Re-download it or save it as UTF-8") from None
+
+
 def ucf101_split(split_dir: PathLike, root: PathLike, split: int, which: str = "test"
                  ) -> Tuple[List[str], List[VideoEntry]]:
     """(class names, entries) of UCF101 split `split`."""
@@ -33,10 +44,7 @@ def ucf101_split(split_dir: PathLike, root: PathLike, split: int, which: str = "
     class_names = read_class_names(split_dir / "classInd.txt")
     index = {name: i for i, name in enumerate(class_names)}
     list_file = split_dir / f"{which}list0{split}.txt"
-    try:
-        lines = list_file.read_text(encoding="utf-8-sig").splitlines()
-    except OSError as e:
-        raise VideoListError(f"{list_file}: cannot read ({e.strerror})") from None
+    lines = _split_lines(list_file)
     rows = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -63,7 +71,7 @@ def hmdb51_split(split_dir: PathLike, root: PathLike, split: int, which: str = "
     entries: List[VideoEntry] = []
     for label, list_file in enumerate(files):
         rows = []
-        for number, line in enumerate(list_file.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        for number, line in enumerate(_split_lines(list_file), start=1):
             parts = line.split()
             if not parts:
                 continue

@@ -11,6 +11,7 @@ from typing import Dict, Optional
 import torch
 
 from ..errors import CheckpointError
+from ..runtime.base import file_sha256
 from .config import ModelConfig
 
 # Keys OpenAI/TorchScript files carry beside the weights: ints, and the causal mask (rebuilt by open_clip).
@@ -78,13 +79,22 @@ def _is_torchscript(path: Path) -> bool:
         return any(name.endswith("constants.pkl") or "/code/" in name for name in archive.namelist())
 
 
+# OpenAI's released CLIP TorchScript archives (the sha256 in their download URLs): ViT-B/32, ViT-B/16, ViT-L/14
+OPENAI_TORCHSCRIPT_SHA256 = {"40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
+                             "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f",
+                             "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836"}
+
+
 def read_clip_state_dict(source: str, open_clip_arch: Optional[str] = None) -> Dict[str, torch.Tensor]:
     """CLIP weights in open_clip/OpenAI key layout from a file, `local-dir:DIR` or an open_clip pretrained tag
     of `open_clip_arch`.
 
     OpenAI's own `ViT-B-16.pt` is a TorchScript archive, which `weights_only=True` cannot read: it is opened with
-    `torch.jit.load(map_location="cpu")` and only its state dict is kept. Only load TorchScript files you trust.
+    `torch.jit.load(map_location="cpu")` and only its state dict is kept. Loading TorchScript can run code, so it is
+    done only for OpenAI's released files (recognised by their sha256) or when asked: `torchscript:PATH`.
     """
+    trust_torchscript = source.startswith("torchscript:")
+    source = source.removeprefix("torchscript:")
     if source.startswith("local-dir:"):
         directory = Path(source[len("local-dir:"):])
         candidates = [directory / n for n in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin",
@@ -102,6 +112,9 @@ def read_clip_state_dict(source: str, open_clip_arch: Optional[str] = None) -> D
     if path.suffix == ".safetensors":
         state = read_safetensors(path)
     elif _is_torchscript(path):
+        if not (trust_torchscript or file_sha256(path) in OPENAI_TORCHSCRIPT_SHA256):
+            raise CheckpointError(f"{path}: a TorchScript archive that is not one of OpenAI's released CLIP files; "
+                                  f"loading it can run the code inside. If you trust it, pass torchscript:{path}")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice

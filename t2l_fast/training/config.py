@@ -67,6 +67,7 @@ class TrainConfig:
     save_every_steps: int = 0  # also save `last` every N steps (0: at epoch ends only)
     max_bad_steps: int = 5  # consecutive non-finite losses before stopping
     max_steps: int = 0  # stop after this many steps in total (0: no limit; for smoke tests)
+    resume_replan: bool = False  # --resume with a changed lr, schedule or batch: apply them (else refused)
     device: Optional[str] = None  # cpu or cuda (default: cuda when available)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

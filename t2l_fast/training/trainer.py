@@ -18,12 +18,13 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 import signal
 import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -49,6 +50,23 @@ SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 class TrainingError(T2LError, RuntimeError):
     """Training cannot go on (the message says why and what to change)."""
+
+
+# What a resumed run must share with the saved one, and what it may change with resume_replan.
+RESUME_FIXED = ("model", "frames", "objective", "vificlip_classes", "seed", "model_overrides", "data.train_list",
+                "data.classes", "data.descriptions", "data.templates")
+RESUME_PLANNED = ("batch_size", "epochs", "tfd_weight", "label_smoothing", "mixup_alpha", "cutmix_alpha",
+                  "mix_switch_prob", "optim.lr", "optim.weight_decay", "optim.betas", "optim.eps",
+                  "optim.warmup_epochs", "optim.min_lr_ratio", "optim.warmup_prefix")
+
+
+def _flat(tree: dict, prefix: str = ""):
+    """("a.b", value) pairs of a nested config dict."""
+    for key, value in tree.items():
+        if isinstance(value, dict) and key != "model_overrides":
+            yield from _flat(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", list(value) if isinstance(value, tuple) else value
 
 
 def lr_factor(step: int, warmup_steps: int, total_steps: int, min_ratio: float, warmup_prefix: bool = True) -> float:
@@ -206,6 +224,7 @@ class Trainer:
         rng = distributed.gather_objects(_rng_state()) if collective else [_rng_state()]  # one per rank
         path = self.output / STATE_FILE
         if self.dist.is_main:
+            self.check_free_space()
             state = {"model": {k: v.detach().cpu() for k, v in self.model.named_learnable_parameters()},
                      "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                      "scaler": self.scaler.state_dict(), "rng": rng, "epoch": self.epoch,
@@ -217,7 +236,12 @@ class Trainer:
     def resume(self, path: Path) -> None:
         from ..models.backbone import safe_torch_load
 
-        state = safe_torch_load(Path(path))
+        path = Path(path)
+        if path.is_dir() or path.suffix == ".safetensors":
+            raise TrainingError(f"{path}: a model checkpoint; --resume takes the trainer state `{STATE_FILE}` that "
+                                f"training writes in its output_dir (weights, optimizer, schedule, data position)")
+        state = safe_torch_load(path)
+        changes = self._check_resumable(state, path)
         params = dict(self.model.named_learnable_parameters())
         if set(state["model"]) != set(params):
             raise TrainingError(f"{path}: its weights do not fit {self.config.model} (another model or frame count)")
@@ -234,7 +258,55 @@ class Trainer:
         _set_rng_state(rng[min(self.dist.rank, len(rng) - 1)])
         self.epoch, self.step_in_epoch, self.global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
         self.best_top1 = state.get("best_top1")
+        if changes:  # re-planned: the new hyper-parameters from this step on; the optimizer's moments are kept
+            optim = self.config.optim
+            for group in self.optimizer.param_groups:
+                group.update(weight_decay=optim.weight_decay, betas=tuple(optim.betas), eps=optim.eps)
+            self.scheduler.base_lrs = [optim.lr for _ in self.optimizer.param_groups]
+            for group, factor in zip(self.optimizer.param_groups, self.scheduler.lr_lambdas):
+                group["lr"] = optim.lr * factor(self.scheduler.last_epoch)  # this step's lr under the new plan
+            warnings.warn(f"resuming {path} with changed settings, applied from step {self.global_step}: "
+                          f"{'; '.join(changes)}", stacklevel=2)
         self._drop_metrics_after(self.global_step)
+
+    def check_free_space(self) -> None:
+        """Refuse to start or save when the output folder's disk cannot hold two states (the atomic write keeps
+        the old one until the new one is complete) and the final model."""
+        learnable = sum(p.numel() * p.element_size() for p in self.model.learnable_parameters())
+        full = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        needed = 2 * 3 * learnable + full + (64 << 20)  # weights + AdamW's two moments, twice; the model; slack
+        free = shutil.disk_usage(self.output).free
+        if free < needed:
+            raise TrainingError(f"{self.output}: {free / 2 ** 30:.2f} GB free, training needs about "
+                                f"{needed / 2 ** 30:.2f} GB there for its checkpoints; free some space or set "
+                                f"output_dir to a larger disk")
+
+    def _check_resumable(self, state: dict, path: Path) -> List[str]:
+        """The re-plannable settings that differ from the saved run's (empty: none). A different model, frame
+        count, objective, data or seed is refused; a different schedule or batch is refused unless
+        resume_replan is set, and the global batch only changes at an epoch boundary."""
+        saved = dict(_flat(state.get("config", {})))
+        now = dict(_flat(to_dict(self.config)))
+        fixed = [k for k in RESUME_FIXED if k in saved and saved[k] != now.get(k)]
+        if fixed:
+            differing = ", ".join(f"{k} ({saved[k]!r} -> {now.get(k)!r})" for k in fixed)
+            raise TrainingError(f"{path}: saved by a run with another {differing}; these cannot change within a "
+                                f"run: start a new output_dir")
+        changes = [f"{k} {saved[k]!r} -> {now.get(k)!r}" for k in sorted(saved) if k in RESUME_PLANNED and
+                   saved[k] != now.get(k)]
+        world = state.get("world_size", self.dist.world)
+        if world * saved.get("batch_size", self.config.batch_size) != self.dist.world * self.config.batch_size:
+            changes.append(f"global batch {world} x {saved.get('batch_size')} -> {self.dist.world} x "
+                           f"{self.config.batch_size}")
+            if state["step_in_epoch"]:
+                raise TrainingError(f"{path}: the global batch changed ({changes[-1]}) in the middle of epoch "
+                                    f"{state['epoch'] + 1}; resume with the saved one, or from an epoch boundary")
+        if changes and not self.config.resume_replan:
+            raise TrainingError(f"{path}: this run's settings differ from the saved run's: {'; '.join(changes)}. "
+                                f"Set resume_replan=true to apply them from the saved step (learning rate and "
+                                f"schedule re-planned, optimizer moments kept), or resume with the saved config "
+                                f"({self.output / 'config.yaml'})")
+        return changes
 
     def _drop_metrics_after(self, step: int) -> None:
         """Keep the metrics.jsonl lines up to `step`: the steps after the saved state are trained again."""
@@ -283,6 +355,7 @@ class Trainer:
 
         config, main = self.config, self.dist.is_main
         if main:
+            self.check_free_space()
             for stale in self.output.rglob(".*.tmp"):  # atomic writes a kill interrupted (checkpoint.atomic_write)
                 stale.unlink(missing_ok=True)
             (self.output / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
