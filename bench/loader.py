@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from t2l_fast.data import build_video_loader
-from t2l_fast.data.dali_loader import build_pipeline, dali_version
+from t2l_fast.data.dali_loader import dali_version
 from t2l_fast.data.decode import decode_frames
 from t2l_fast.data.synthetic import CLASS_NAMES, synthetic_clip, write_video
 from t2l_fast.data.transcode import transcode_video
@@ -79,11 +79,7 @@ def decode_stage_rate(loader, backend: str, workers: int) -> float:
                                 collate_fn=list):
             clips += len(batch)
     else:
-        order = list(loader.sampler)
-        pipe = build_pipeline(loader.source_for(order, 0), batch_size=loader.batch_size, size=loader.dataset.size,
-                              train=loader.dataset.train, device_id=loader.device_id,
-                              decode_in_dali=loader.decode_in_dali, num_threads=loader.num_threads,
-                              py_workers=loader.py_workers, decode_only=True)
+        pipe = loader.pipeline(list(loader.sampler), 0, decode_only=True)
         try:
             while True:
                 clips += len(pipe.run()[1])

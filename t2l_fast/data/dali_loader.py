@@ -85,7 +85,7 @@ def decode_with_dali(path: Path, frames: Sequence[int], device_id: Optional[int]
 
     @dali.pipeline_def(batch_size=1, num_threads=1, device_id=device_id, prefetch_queue_depth=1)
     def graph():
-        encoded = fn.external_source(source=lambda: [np.fromfile(path, np.uint8)], batch=True)
+        encoded = fn.external_source(source=lambda: [read_video_bytes(path)], batch=True)
         return fn.decoders.video(encoded, device="cpu" if device_id is None else "mixed", frames=list(frames),
                                  pad_mode="none")
 
@@ -272,14 +272,18 @@ class DaliVideoLoader(LoaderBase):
                            batch_count(len(order), self.batch_size, self.drop_last), first_batch, self.decode_in_dali,
                            nvdec=self.device_id is not None)
 
+    def pipeline(self, order: List[int], first_batch: int, decode_only: bool = False):
+        """A built pipeline of this loader's graph over the epoch `order` from batch `first_batch`."""
+        return build_pipeline(self.source_for(order, first_batch), batch_size=self.batch_size,
+                              size=self.dataset.size, train=self.dataset.train, device_id=self.device_id,
+                              decode_in_dali=self.decode_in_dali, num_threads=self.num_threads,
+                              py_workers=self.py_workers, decode_only=decode_only)
+
     def _iterator_from(self, order: List[int], batch: int):
         """A new pipeline and iterator whose first batch is `batch` of this epoch."""
         from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
-        pipe = build_pipeline(self.source_for(order, batch), batch_size=self.batch_size, size=self.dataset.size,
-                              train=self.dataset.train, device_id=self.device_id,
-                              decode_in_dali=self.decode_in_dali, num_threads=self.num_threads,
-                              py_workers=self.py_workers)
+        pipe = self.pipeline(order, batch)
         # The source raises StopIteration after the last batch (full batches only in training: drop_last).
         return DALIGenericIterator(pipe, ["video", "label", "index", "failures"], auto_reset=False,
                                    last_batch_policy=LastBatchPolicy.PARTIAL, prepare_first_batch=False)
