@@ -17,10 +17,10 @@ def main(out: str, steps: int, overrides) -> None:
     losses, grads, epoch = [], [], 0
     while len(losses) < steps:
         trainer.loader.set_epoch(epoch)
-        for batch in trainer.loader:
+        for micro_batches in trainer.step_batches():
             if len(losses) == steps:
                 break
-            losses.append(trainer.train_step(batch))
+            losses.append(trainer.train_step(micro_batches))
             grads.append(torch.cat([p.grad.reshape(-1) for p in trainer.model.learnable_parameters()]))
         epoch += 1
     if trainer.dist.is_main:

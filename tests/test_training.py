@@ -54,6 +54,8 @@ def test_every_shipped_config_validates(name, data, tmp_path):
     ("optim.lr=inf", "must be finite numbers"),
     ("max_steps=-5", "max_steps must be >= 0"),
     ("optim.min_lr_ratio=2", "min_lr_ratio in \\[0, 1\\]"),
+    ("global_batch_size=6", "global_batch_size 6 is not a multiple of 1 process\\(es\\) x batch_size 4"),
+    ("global_batch_size=8", "needs 2 accumulated micro-batches, which t2l's in-batch loss cannot use.*Run 2 processes"),
 ])
 def test_config_errors_name_the_key(data, tmp_path, override, match):
     with pytest.raises(ConfigError, match=match):
@@ -239,6 +241,29 @@ def test_two_processes_match_one_with_the_same_global_batch(data, tmp_path):
     difference = (one["grads"] - two["grads"]).norm(dim=1) / one["grads"].norm(dim=1)
     assert difference.max() <= 1e-5, difference
     assert len(one["losses"]) == 5
+
+
+def test_accumulated_micro_batches_match_one_batch_for_vificlips_all_class_loss(data, tmp_path):
+    """global_batch_size=8 from 2 micro-batches of 4 against one batch of 8: the same loss and gradients (mixing,
+    dropout and drop-path off); vificlip_classes=batch couples the clips of a batch and is refused."""
+    def first_step(*extra):
+        trainer = Trainer(load_config(None, settings(data, tmp_path, "model=vificlip_tiny", "objective=vificlip",
+                                                     "mixup_alpha=0", "cutmix_alpha=0", "data.descriptions=",
+                                                     "model_overrides={drop_path: 0.0}", *extra)))
+        trainer.model.train()
+        trainer.loader.set_epoch(0)
+        micro_batches = next(iter(trainer.step_batches()))
+        loss = trainer.train_step(micro_batches)["loss"]
+        grads = torch.cat([p.grad.reshape(-1) for p in trainer.model.learnable_parameters()])
+        return trainer, len(micro_batches), loss, grads
+
+    whole, one, loss, grads = first_step("batch_size=8")
+    parts, two, accumulated_loss, accumulated_grads = first_step("batch_size=4", "global_batch_size=8")
+    assert (one, two) == (1, 2) and parts.steps_per_epoch == whole.steps_per_epoch
+    assert accumulated_loss == pytest.approx(loss, rel=1e-5)
+    assert (accumulated_grads - grads).norm() <= 1e-5 * grads.norm()
+    with pytest.raises(ConfigError, match="vificlip_classes=batch .* cannot use"):
+        first_step("batch_size=4", "global_batch_size=8", "vificlip_classes=batch")
 
 
 def test_resume_refuses_or_replans_changed_settings(data, tmp_path):

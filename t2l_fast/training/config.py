@@ -51,7 +51,8 @@ class TrainConfig:
     pretrained: Optional[str] = None  # CLIP weights (open_clip tag, OpenAI .pt, state dict, local-dir:)
     model_overrides: Dict[str, Any] = field(default_factory=dict)  # model config fields, e.g. {drop_path: 0}
     frames: int = 8  # T
-    batch_size: int = 70  # clips per step (per process)
+    batch_size: int = 70  # clips per forward pass (per process)
+    global_batch_size: int = 0  # clips per optimizer step over all processes (0: processes x batch_size)
     epochs: int = 50
     seed: int = 0
     precision: str = "bf16"  # fp32, bf16 or fp16 (autocast; fp32 master weights; a grad scaler for fp16)
@@ -149,7 +150,7 @@ def validate(config: TrainConfig) -> None:
     for name in ("frames", "batch_size", "epochs"):
         if getattr(config, name) < 1:
             problems.append(f"{name} must be >= 1, got {getattr(config, name)}")
-    for name in ("save_every_steps", "max_steps"):
+    for name in ("save_every_steps", "max_steps", "global_batch_size"):
         if getattr(config, name) < 0:
             problems.append(f"{name} must be >= 0 (0: off), got {getattr(config, name)}")
     if config.objective not in ("t2l", "vificlip"):
@@ -176,7 +177,31 @@ def validate(config: TrainConfig) -> None:
         problems.append(f"data.root: {config.data.root} is not a folder")
     if problems:
         raise ConfigError("invalid training config:\n  " + "\n  ".join(problems))
+    accumulation_steps(config, int(os.environ.get("WORLD_SIZE", "1")))  # torchrun's process count
     _check_writable(Path(config.output_dir))
+
+
+def accumulation_steps(config: TrainConfig, world: int) -> int:
+    """Micro-batches per optimizer step so that `world` processes x batch_size x this = global_batch_size (1 when
+    it is unset); a ConfigError where that is not a whole number or the objective's loss couples a batch's clips."""
+    per_pass = world * config.batch_size
+    if not config.global_batch_size:
+        return 1
+    steps, rest = divmod(config.global_batch_size, per_pass)
+    if rest or not steps:
+        raise ConfigError(f"global_batch_size {config.global_batch_size} is not a multiple of {world} process(es) x "
+                          f"batch_size {config.batch_size} = {per_pass}; choose a batch_size and process count "
+                          f"whose product divides it, or change global_batch_size")
+    in_batch = config.objective == "t2l" or config.vificlip_classes == "batch"
+    if steps > 1 and in_batch:
+        loss = "t2l's in-batch loss" if config.objective == "t2l" else "vificlip_classes=batch (prompts of the batch)"
+        raise ConfigError(
+            f"global_batch_size {config.global_batch_size} on {world} process(es) x batch_size {config.batch_size} "
+            f"needs {steps} accumulated micro-batches, which {loss} cannot use: each clip would only meet the clips "
+            f"of its own micro-batch, a different objective. Run {steps * world} processes (torchrun "
+            f"--nproc-per-node), raise batch_size to {steps * config.batch_size} (grad_checkpointing=true saves "
+            f"memory), or lower global_batch_size and the learning rate with it")
+    return steps
 
 
 def _check_writable(folder: Path) -> None:

@@ -86,5 +86,6 @@ def pretrain_tiny(out_file: Path, *, model: str = "clip_tiny", frames: int = 20_
     out_file.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().contiguous() for k, v in backbone.state_dict().items()}, str(out_file))
     return {"backbone": str(out_file), "model": model, "frames": frames, "steps": steps,
-            "held_out_position_r2": round(float(position_r2), 4), "held_out_shape_accuracy": round(float(shape_accuracy), 4),
+            "held_out_position_r2": round(float(position_r2), 4),
+            "held_out_shape_accuracy": round(float(shape_accuracy), 4),
             "seconds": round(time.time() - started, 1)}

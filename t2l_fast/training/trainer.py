@@ -8,10 +8,10 @@ ViFi-CLIP (BASELINES_AND_CLAIMS.md §1): soft-target cross-entropy over every tr
 over all of them, Mixup/CutMix with a random partner (under torchrun each rank mixes within its own part of the
 batch); `vificlip_classes: batch` restricts the prompts to the batch's classes.
 
-No gradient accumulation: an in-batch loss over micro-batches is not the loss over their union (each clip would only
-be contrasted with its own micro-batch), so it would silently change T2L's objective. (ViFi-CLIP's all-class loss does
-not couple the samples and would allow it; not built yet.) Reach a larger batch with more GPUs (the batch is gathered
-across them) or with grad_checkpointing.
+global_batch_size fixes the clips per optimizer step whatever the number of processes; it is reached by gradient
+accumulation over micro-batches only where the loss does not couple the clips of a batch (ViFi-CLIP over all class
+prompts). T2L's in-batch loss over micro-batches is not the loss over their union (each clip would only be contrasted
+with its own micro-batch), so it is refused there (config.accumulation_steps says so).
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ from ..text.prompts import class_prompts, resolve_templates
 from ..text.tokenize import tokenize
 from ..video_ops import normalize_video
 from . import distributed
-from .config import TrainConfig, to_dict
+from .config import TrainConfig, accumulation_steps, to_dict
 from .losses import alignment_loss, mix_clips, smoothed_targets, soft_cross_entropy, tfd_loss
 
 STATE_FILE = "last.pt"
@@ -55,8 +55,8 @@ class TrainingError(T2LError, RuntimeError):
 # What a resumed run must share with the saved one, and what it may change with resume_replan.
 RESUME_FIXED = ("model", "frames", "objective", "vificlip_classes", "seed", "model_overrides", "data.train_list",
                 "data.classes", "data.descriptions", "data.templates")
-RESUME_PLANNED = ("batch_size", "epochs", "tfd_weight", "label_smoothing", "mixup_alpha", "cutmix_alpha",
-                  "mix_switch_prob", "optim.lr", "optim.weight_decay", "optim.betas", "optim.eps",
+RESUME_PLANNED = ("batch_size", "global_batch_size", "epochs", "tfd_weight", "label_smoothing", "mixup_alpha",
+                  "cutmix_alpha", "mix_switch_prob", "optim.lr", "optim.weight_decay", "optim.betas", "optim.eps",
                   "optim.warmup_epochs", "optim.min_lr_ratio", "optim.warmup_prefix")
 
 
@@ -134,7 +134,12 @@ class Trainer:
             device=self.device, seed=config.seed, num_workers=data.num_workers, class_names=self.class_names,
             shard_id=self.dist.rank, num_shards=self.dist.world,
             augment=AugmentConfig(flip=data.flip, jitter_per_frame=data.jitter_per_frame), manifest=data.manifest)
-        self.steps_per_epoch = len(self.loader)
+        self.accumulation = accumulation_steps(config, self.dist.world)  # micro-batches per optimizer step
+        self.steps_per_epoch = len(self.loader) // self.accumulation
+        if not self.steps_per_epoch:
+            raise TrainingError(f"{data.train_list}: {len(self.loader)} batch(es) of {config.batch_size} per process, "
+                                f"fewer than the {self.accumulation} micro-batches of one step of global_batch_size "
+                                f"{config.global_batch_size}; lower global_batch_size or use more videos")
         total = config.epochs * self.steps_per_epoch
         warmup = round(config.optim.warmup_epochs * self.steps_per_epoch)
         self.optimizer = torch.optim.AdamW(self.model.learnable_parameters(), lr=config.optim.lr,
@@ -147,6 +152,7 @@ class Trainer:
         self.epoch = self.step_in_epoch = self.global_step = 0
         self.best_top1: Optional[float] = None  # on data.val_list (never a test split)
         self.bad_steps = 0
+        self._micro = 0  # the micro-batch of the step being computed (its mix draw)
         self.stop_signal: Optional[int] = None
         self._log = self._board = None  # rank 0's metrics file and TensorBoard writer while running
 
@@ -180,7 +186,7 @@ class Trainer:
             index = torch.searchsorted(classes, labels)
         targets = smoothed_targets(index, len(classes), config.label_smoothing)  # [b, C or U]
         if config.mixup_alpha > 0 or config.cutmix_alpha > 0:
-            rng = np.random.default_rng([config.seed, self.global_step, self.dist.rank, 7])  # resume-exact
+            rng = np.random.default_rng([config.seed, self.global_step, self.dist.rank, self._micro, 7])  # resume-exact
             video, targets, _, _ = mix_clips(video, targets, rng, mixup_alpha=config.mixup_alpha,
                                              cutmix_alpha=config.cutmix_alpha, switch_prob=config.mix_switch_prob)
         with self._autocast():
@@ -196,10 +202,22 @@ class Trainer:
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.config.precision)
         return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
 
-    def train_step(self, batch: dict) -> Optional[Dict[str, float]]:
+    def train_step(self, batches) -> Optional[Dict[str, float]]:
+        """One optimizer step over a batch or a list of micro-batches (gradient accumulation: the mean of their
+        losses); None when a loss was not finite and the step was skipped."""
+        batches = [batches] if isinstance(batches, dict) else batches
         self.optimizer.zero_grad(set_to_none=True)
-        losses = self.compute_loss(batch)
+        totals: Dict[str, torch.Tensor] = {}
+        for micro, batch in enumerate(batches):
+            self._micro = micro
+            losses = self.compute_loss(batch)
+            if torch.isfinite(losses["loss"]):  # the graph is freed either way; a bad micro-batch spoils the step
+                self.scaler.scale(losses["loss"] / len(batches)).backward()
+            for key, value in losses.items():
+                totals[key] = totals.get(key, 0) + value.detach() / len(batches)
+        losses = totals
         if distributed.agree(int(not torch.isfinite(losses["loss"]))):  # every rank skips, or none
+            self.optimizer.zero_grad(set_to_none=True)
             self.bad_steps += 1
             if self.bad_steps >= self.config.max_bad_steps:
                 raise TrainingError(f"{self.bad_steps} consecutive steps had a non-finite loss (last at step "
@@ -208,7 +226,6 @@ class Trainer:
             self.scheduler.step()
             return None
         self.bad_steps = 0
-        self.scaler.scale(losses["loss"]).backward()
         distributed.average_gradients(self.optimizer.param_groups[0]["params"])
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -229,7 +246,8 @@ class Trainer:
                      "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                      "scaler": self.scaler.state_dict(), "rng": rng, "epoch": self.epoch,
                      "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
-                     "best_top1": self.best_top1, "world_size": self.dist.world, "config": to_dict(self.config)}
+                     "best_top1": self.best_top1, "world_size": self.dist.world,
+                     "accumulation": self.accumulation, "config": to_dict(self.config)}
             atomic_write(path, lambda tmp: torch.save(state, tmp))
         return path
 
@@ -295,9 +313,12 @@ class Trainer:
         changes = [f"{k} {saved[k]!r} -> {now.get(k)!r}" for k in sorted(saved) if k in RESUME_PLANNED and
                    saved[k] != now.get(k)]
         world = state.get("world_size", self.dist.world)
-        if world * saved.get("batch_size", self.config.batch_size) != self.dist.world * self.config.batch_size:
-            changes.append(f"global batch {world} x {saved.get('batch_size')} -> {self.dist.world} x "
-                           f"{self.config.batch_size}")
+        accumulation = state.get("accumulation", 1)
+        before = world * saved.get("batch_size", self.config.batch_size) * accumulation
+        if before != self.dist.world * self.config.batch_size * self.accumulation:
+            changes.append(f"global batch {world} x {saved.get('batch_size')} x {accumulation} -> {self.dist.world} "
+                           f"x {self.config.batch_size} x {self.accumulation} (processes x batch_size x "
+                           f"accumulation)")
             if state["step_in_epoch"]:
                 raise TrainingError(f"{path}: the global batch changed ({changes[-1]}) in the middle of epoch "
                                     f"{state['epoch'] + 1}; resume with the saved one, or from an epoch boundary")
@@ -350,6 +371,16 @@ class Trainer:
                 if key not in ("step", "epoch"):
                     self._board.add_scalar(f"{group}/{key}", value, self.global_step)
 
+    def step_batches(self):
+        """The loader's batches grouped by optimizer step (`accumulation` each; an incomplete last group is
+        dropped, as the loader drops an incomplete last batch)."""
+        group: List[dict] = []
+        for batch in self.loader:
+            group.append(batch)
+            if len(group) == self.accumulation:
+                yield group
+                group = []
+
     def run(self) -> dict:
         from tqdm import tqdm
 
@@ -366,12 +397,12 @@ class Trainer:
         try:
             while self.epoch < config.epochs:
                 self.model.train()
-                self.loader.set_epoch(self.epoch, start_batch=self.step_in_epoch)
-                bar = tqdm(self.loader, desc=f"epoch {self.epoch + 1}/{config.epochs}", leave=False,
+                self.loader.set_epoch(self.epoch, start_batch=self.step_in_epoch * self.accumulation)
+                bar = tqdm(self.step_batches(), desc=f"epoch {self.epoch + 1}/{config.epochs}", leave=False,
                            initial=self.step_in_epoch, total=self.steps_per_epoch, disable=not main)
-                for batch in bar:
+                for micro_batches in bar:
                     try:
-                        metrics = self.train_step(batch)
+                        metrics = self.train_step(micro_batches)
                     except torch.OutOfMemoryError:
                         self.optimizer.zero_grad(set_to_none=True)
                         # the state before this step (resume retries the same batch); other ranks take no part
@@ -382,7 +413,7 @@ class Trainer:
                             f"--resume {state}") from None
                     self.step_in_epoch += 1
                     self.global_step += 1
-                    clips += len(batch["label"]) * self.dist.world
+                    clips += sum(len(micro["label"]) for micro in micro_batches) * self.dist.world
                     if metrics is not None:
                         last = {"step": self.global_step, "epoch": self.epoch, **metrics,
                                 "lr": self.scheduler.get_last_lr()[0], "clips_per_s": clips / (time.time() - started)}
