@@ -11,6 +11,7 @@ _LAZY = {
     "load_checkpoint": "t2l_fast.models.build",
     "save_checkpoint": "t2l_fast.models.checkpoint",
     "load_official_t2l": "t2l_fast.models.official",
+    "load_official_vificlip": "t2l_fast.models.official_vificlip",
     "build_classifier": "t2l_fast.text.classifier",
     "tokenize": "t2l_fast.text.tokenize",
     "normalize_video": "t2l_fast.video_ops",

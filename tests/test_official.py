@@ -89,3 +89,90 @@ def test_convert_official_cli(tmp_path, capsys):
     assert main(["convert-official", str(tmp_path / "ck.pt"), str(tmp_path / "out")]) == 0
     assert "t2l_tiny, T=8, full model" in capsys.readouterr().out
     assert_same_outputs(model, t2l_fast.load_checkpoint(tmp_path / "out"), random_video(model), atol=0, rtol=0)
+
+
+# ---------------------------------------------------------------- ViFi-CLIP (muzairkhattak/ViFi-CLIP)
+@pytest.fixture
+def vificlip_run(tmp_path, monkeypatch):
+    """(CLIP weights file it started from, the fine-tuned model, its official .pth): written the way ViFi-CLIP's
+    epoch_saving does, the DDP state dict of its ViFiCLIP wrapper plus a yacs CfgNode config."""
+    import sys
+    import types
+
+    from safetensors.torch import save_file
+
+    from t2l_fast.text.tokenize import tokenize
+
+    start = t2l_fast.create_model("vificlip_tiny")
+    clip_file = tmp_path / "clip.safetensors"
+    save_file({k: v.contiguous() for k, v in start.backbone.state_dict().items()}, str(clip_file))
+    model = t2l_fast.create_model("vificlip_tiny", pretrained=str(clip_file), frames=4)
+    with torch.no_grad():  # fine-tuned: every weight but the token embedding moved
+        for name, p in model.backbone.named_parameters():
+            if not name.startswith("token_embedding"):
+                p.add_(torch.randn_like(p) * 0.02)
+    backbone = model.backbone
+    state = {f"module.image_encoder.{k}": v for k, v in backbone.visual.state_dict().items()}
+    for name in ("transformer", "ln_final"):
+        state.update({f"module.text_encoder.{name}.{k}": v for k, v in getattr(backbone, name).state_dict().items()})
+    state.update({"module.text_encoder.positional_embedding": backbone.positional_embedding,
+                  "module.text_encoder.text_projection": backbone.text_projection,
+                  "module.logit_scale": backbone.logit_scale})
+    tokens = tokenize(["a photo of a clapping.", "a photo of a waving."], 77)
+    state["module.prompt_learner.complete_text_embeddings"] = backbone.token_embedding(tokens).detach().half()
+
+    yacs = types.ModuleType("yacs")
+    yacs.config = types.ModuleType("yacs.config")
+
+    class CfgNode(dict):  # as yacs.config.CfgNode pickles: a dict with attributes in __dict__
+        __module__, __qualname__ = "yacs.config", "CfgNode"
+
+        def __init__(self, *args):
+            super().__init__(*args)
+            self.__dict__["__immutable__"] = False
+
+    yacs.config.CfgNode = CfgNode
+    monkeypatch.setitem(sys.modules, "yacs", yacs)
+    monkeypatch.setitem(sys.modules, "yacs.config", yacs.config)
+    config = CfgNode({"DATA": CfgNode({"NUM_FRAMES": 4}), "MODEL": CfgNode({"ARCH": "ViT-B/16"})})
+    path = tmp_path / "best.pth"
+    torch.save({"model": {k: v.detach().clone() for k, v in state.items()}, "optimizer": {}, "lr_scheduler": {},
+                "max_accuracy": 0.5, "epoch": 9, "config": config}, path)
+    monkeypatch.delitem(sys.modules, "yacs.config")  # loading must not need yacs
+    monkeypatch.delitem(sys.modules, "yacs")
+    return clip_file, model, path
+
+
+def test_vificlip_checkpoint_imports_with_the_token_embedding_from_its_clip(vificlip_run, tmp_path):
+    from t2l_fast.models.official_vificlip import load_official_vificlip
+
+    clip_file, model, path = vificlip_run
+    loaded = load_official_vificlip(path, pretrained=str(clip_file))
+    assert loaded.config.name == "vificlip_tiny" and loaded.config.frames == 4
+    assert_same_outputs(model.eval(), loaded.eval(), random_video(model), atol=0, rtol=0)
+    assert main(["convert-official", str(path), str(tmp_path / "out"), "--kind", "vificlip",
+                 "--pretrained", str(clip_file)]) == 0
+    assert_same_outputs(model, t2l_fast.load_checkpoint(tmp_path / "out").eval(), random_video(model), atol=0, rtol=0)
+    assert main(["convert-official", str(path), str(tmp_path / "o2"), "--kind", "vificlip"]) == 2  # no --pretrained
+
+
+def test_vificlip_import_refuses_other_clip_weights_and_prompting_checkpoints(vificlip_run, tmp_path):
+    from safetensors.torch import save_file
+
+    from t2l_fast.models.official_vificlip import load_official_vificlip
+
+    clip_file, model, path = vificlip_run
+    other = tmp_path / "other.safetensors"
+    torch.manual_seed(123)
+    save_file({k: v.contiguous() for k, v in t2l_fast.create_model("vificlip_tiny").backbone.state_dict().items()},
+              str(other))
+    with pytest.raises(CheckpointError, match="not the ones this ViFi-CLIP model was fine-tuned from"):
+        load_official_vificlip(path, pretrained=str(other))
+    with pytest.raises(CheckpointError, match="not an official ViFi-CLIP checkpoint"):
+        save_official(trained_tiny(), tmp_path / "t2l.pt")
+        load_official_vificlip(tmp_path / "t2l.pt", pretrained=str(clip_file))
+    prompting = torch.load(path, weights_only=False)
+    prompting["model"]["module.image_encoder.VPT"] = torch.zeros(4, 64)
+    torch.save({"model": prompting["model"]}, tmp_path / "prompting.pth")
+    with pytest.raises(CheckpointError, match="prompting checkpoint"):
+        load_official_vificlip(tmp_path / "prompting.pth", pretrained=str(clip_file))

@@ -5,6 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ..errors import T2LError
+
 
 def _models(args: argparse.Namespace) -> int:
     from ..models.registry import create_model, list_models
@@ -56,9 +58,20 @@ def _order_test(args: argparse.Namespace) -> int:
 
 def _convert_official(args: argparse.Namespace) -> int:
     from ..models.checkpoint import save_checkpoint
-    from ..models.official import load_official_t2l
 
-    model = load_official_t2l(args.checkpoint, model_name=args.model)
+    if args.kind == "vificlip":
+        from ..models.official_vificlip import load_official_vificlip
+
+        if not args.pretrained:
+            raise T2LError("--kind vificlip needs --pretrained: the CLIP weights ViFi-CLIP was fine-tuned from "
+                           "('openai' or /path/ViT-B-16.pt); its checkpoints do not hold the token embedding")
+        model = load_official_vificlip(args.checkpoint, args.pretrained, model_name=args.model)
+    else:
+        from ..models.official import load_official_t2l
+
+        if args.pretrained:
+            raise T2LError("--pretrained is for --kind vificlip; an official T2L checkpoint holds every weight")
+        model = load_official_t2l(args.checkpoint, model_name=args.model)
     if args.backbone:
         model.backbone_source = args.backbone
     out = save_checkpoint(model, args.out_dir, full=not args.backbone)
@@ -109,9 +122,13 @@ def register(sub) -> None:
     p.add_argument("--fast", action="store_true", help="the small budget of the test suite (not the full test)")
     p.set_defaults(run=_order_test)
 
-    p = sub.add_parser("convert-official", help="convert an official T2L repository checkpoint (.pt)")
-    p.add_argument("checkpoint", help="the official .pt file ({'epoch', 'model_state_dict', ...})")
+    p = sub.add_parser("convert-official", help="convert an official T2L or ViFi-CLIP checkpoint (.pt/.pth)")
+    p.add_argument("checkpoint", help="the official file: T2L's {'epoch', 'model_state_dict', ...} .pt, or "
+                   "ViFi-CLIP's {'model', 'config', ...} .pth")
     p.add_argument("out_dir", help="folder for the t2l-fast checkpoint")
+    p.add_argument("--kind", choices=("t2l", "vificlip"), default="t2l", help="which repository wrote it")
+    p.add_argument("--pretrained", help="vificlip: the CLIP weights it was fine-tuned from, for the token embedding "
+                   "its files do not hold ('openai', /path/ViT-B-16.pt)")
     p.add_argument("--model", help="registered model name (default: inferred from the weights' shapes)")
     p.add_argument("--backbone", help="save only the learnable weights, on top of this CLIP backbone source "
                    "(e.g. 'openai' or /path/ViT-B-16.pt); default: save the full model")

@@ -45,7 +45,7 @@ class ModelConfig:
     text: TextTowerConfig = field(default_factory=TextTowerConfig)
     frames: int = 8  # T, frames per clip; T2L learns one token per frame and layer, so T is fixed per checkpoint
     quick_gelu: bool = True  # OpenAI CLIP weights were trained with QuickGELU
-    open_clip_arch: Optional[str] = "ViT-B-16-quickgelu"  # open_clip architecture whose pretrained tags fit this backbone
+    open_clip_arch: Optional[str] = "ViT-B-16-quickgelu"  # open_clip architecture whose pretrained tags fit it
     default_pretrained: Optional[str] = "openai"  # open_clip tag a user normally loads (never loaded implicitly)
     adapter_ratio: float = 0.25  # T2L adapter hidden size as a fraction of the tower width
     drop_path: float = 0.1  # T2L: largest stochastic-depth rate; layer l uses linspace(0, drop_path, layers)[l]

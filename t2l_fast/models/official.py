@@ -27,8 +27,10 @@ TEMPORAL_EMBEDDING_KEY = "visual.temporal_embedding"
 # (our name pattern, official name pattern); groups carry the block index and the layer/tensor names.
 _RENAMES = (
     (r"temporal_tokens", TOKENS_KEY.replace(".", r"\.")),
-    (r"vision_adapters\.(\d+)\.fc([12])\.(weight|bias)", r"visual\.transformer\.resblocks\.(\d+)\.Adapter\.D_fc([12])\.(weight|bias)"),
-    (r"text_adapters\.(\d+)\.fc([12])\.(weight|bias)", r"transformer\.resblocks\.(\d+)\.Adapter\.D_fc([12])\.(weight|bias)"),
+    (r"vision_adapters\.(\d+)\.fc([12])\.(weight|bias)",
+     r"visual\.transformer\.resblocks\.(\d+)\.Adapter\.D_fc([12])\.(weight|bias)"),
+    (r"text_adapters\.(\d+)\.fc([12])\.(weight|bias)",
+     r"transformer\.resblocks\.(\d+)\.Adapter\.D_fc([12])\.(weight|bias)"),
     (r"backbone\.(.+)", r"(.+)"),
 )
 
@@ -55,19 +57,25 @@ def to_official_state_dict(model) -> Dict[str, torch.Tensor]:
     return state
 
 
-def read_official_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
-    """The model weights of an official checkpoint file, fp32, without `module.` prefix or OpenAI extras."""
-    checkpoint = safe_torch_load(Path(path))
+def model_state(checkpoint, path: Union[str, Path], kind: str, required_key: str) -> Dict[str, torch.Tensor]:
+    """The model state dict of a loaded training checkpoint ({'model_state_dict' | 'state_dict' | 'model': ...}
+    or the state dict itself), fp32, without `module.` prefix or OpenAI extras; it must hold `required_key`."""
     state = checkpoint
     if isinstance(checkpoint, dict):
         for key in ("model_state_dict", "state_dict", "model"):
             if isinstance(checkpoint.get(key), dict):
                 state = checkpoint[key]
                 break
-    if not isinstance(state, dict) or TOKENS_KEY not in strip_prefix(state):
-        raise CheckpointError(f"{path}: not an official T2L checkpoint (no {TOKENS_KEY!r} in its model state dict)")
+    if not isinstance(state, dict) or required_key not in strip_prefix(state):
+        raise CheckpointError(f"{path}: not an official {kind} checkpoint (no {required_key!r} in its model state "
+                              f"dict)")
     state = strip_prefix(state)
     return {k: v.float() if v.is_floating_point() else v for k, v in drop_openai_extras(state).items()}
+
+
+def read_official_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
+    """The model weights of an official T2L checkpoint file (see model_state)."""
+    return model_state(safe_torch_load(Path(path)), path, "T2L", TOKENS_KEY)
 
 
 def from_official_state_dict(state: Dict[str, torch.Tensor], source: str = "state dict") -> Dict[str, torch.Tensor]:
@@ -82,10 +90,11 @@ def from_official_state_dict(state: Dict[str, torch.Tensor], source: str = "stat
     return {_rename(k, to_official=False): v for k, v in state.items()}
 
 
-def _fits(config: ModelConfig, state: Dict[str, torch.Tensor]) -> bool:
+def fits(config: ModelConfig, state: Dict[str, torch.Tensor], absent: Tuple[str, ...] = ()) -> bool:
+    """Whether `state` has exactly the keys and shapes of `config`'s model, less the `absent` keys."""
     from .build import build_model
 
-    expected = {k: v.shape for k, v in build_model(config, device="meta").state_dict().items()}
+    expected = {k: v.shape for k, v in build_model(config, device="meta").state_dict().items() if k not in absent}
     return expected.keys() == state.keys() and all(expected[k] == state[k].shape for k in expected)
 
 
@@ -98,7 +107,7 @@ def infer_config(state: Dict[str, torch.Tensor], model_name: Optional[str] = Non
         config = get_model_config(name)
         if config.kind != "t2l":
             raise CheckpointError(f"{source}: official T2L weights need a T2L model, not {name} ({config.kind})")
-        if _fits(config.replace(frames=frames), state):
+        if fits(config.replace(frames=frames), state):
             return config.replace(frames=frames)
     tokens = tuple(state["temporal_tokens"].shape)
     raise CheckpointError(f"{source}: the weights (temporal tokens {tokens}: layers, T, width) fit none of "

@@ -55,7 +55,7 @@ class T2L(VideoTextModel):
                 if not block.attn.batch_first:
                     raise RuntimeError("T2L needs open_clip blocks with batch_first attention (open_clip_torch>=3)")
                 if config.attention_dropout:
-                    block.attn.dropout = drop_path.rate  # attention-weight dropout inside the frozen MHA (training only)
+                    block.attn.dropout = drop_path.rate  # attention-weight dropout in the frozen MHA (training)
 
     # ----------------------------------------------------------------- vision
     def encode_frames(self, video: torch.Tensor) -> torch.Tensor:
