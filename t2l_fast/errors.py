@@ -19,3 +19,7 @@ class MissingDependencyError(T2LError, ImportError):
 
 class UnsupportedOptionError(T2LError, ValueError):
     """An option this code path does not support (the message names the option and what to use instead)."""
+
+
+class UnknownModelError(T2LError, ValueError):
+    """A model name that is not registered (the message lists the registered ones)."""

@@ -57,6 +57,39 @@ def test_error_is_reported_not_raised(tmp_path, capsys):
     assert "missing.pt" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["export", "onnx", "--model", "t2l_tinny", "--out", "{tmp}/o"],
+     "unknown model 't2l_tinny'; did you mean t2l_tiny"),
+    (["bench", "flops", "--models", "nosuch"], "unknown model 'nosuch'"),
+    (["train", "--config", "{tmp}/latin1.yaml"], "latin1.yaml: not valid UTF-8 (byte 10)"),
+    (["data", "transcode", "{tmp}/no-report.json", "--out-root", "{tmp}/t"],
+     "no-report.json: No such file or directory (check the path and its permissions)"),
+    (["demo", "--fast", "--out", "/proc/t2l-demo"], "--out /proc/t2l-demo: cannot write there"),
+    (["convert-official", "{tmp}/latin1.yaml", "{tmp}/o"], "refused to load"),
+])
+def test_expected_failures_are_one_line_and_debug_shows_the_traceback(argv, message, tmp_path, capsys):
+    (tmp_path / "latin1.yaml").write_bytes("model: caf\xe9".encode("latin-1"))
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and "(--debug shows the traceback)" in err
+    assert len(err.strip().splitlines()) == 1, err
+    with pytest.raises((Exception, SystemExit)) as raised:
+        main([*argv, "--debug"])
+    assert not isinstance(raised.value, SystemExit)
+
+
+def test_interrupt_exits_130(monkeypatch, capsys):
+    from t2l_fast.cli import info
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(info, "_env", interrupted)
+    assert main(["env"]) == 130
+    assert "t2l env: interrupted" in capsys.readouterr().err
+
+
 def test_env_reports_components(capsys):
     assert main(["env"]) in (0, 1)
     out = capsys.readouterr().out

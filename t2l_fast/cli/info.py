@@ -30,14 +30,18 @@ def _models(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from ..demo import run_demo
+    from ..training.config import check_writable
 
+    check_writable(Path(args.out), "--out")
     run_demo(args.out, fast=args.fast)
     return 0
 
 
 def _pretrain_tiny(args: argparse.Namespace) -> int:
+    from ..training.config import check_writable
     from ..training.pretrain_tiny import pretrain_tiny
 
+    check_writable(Path(args.out).parent, "--out")
     summary = pretrain_tiny(Path(args.out), frames=args.frames, steps=args.steps, seed=args.seed)
     print(f"tiny backbone saved to {summary['backbone']} in {summary['seconds']} s (held-out position R^2 "
           f"{summary['held_out_position_r2']:.3f}, shape accuracy {summary['held_out_shape_accuracy']:.3f}); use it "
@@ -46,8 +50,10 @@ def _pretrain_tiny(args: argparse.Namespace) -> int:
 
 
 def _order_test(args: argparse.Namespace) -> int:
+    from ..training.config import check_writable
     from ..training.order_test import FAST, OrderTestConfig, run_order_test
 
+    check_writable(Path(args.out), "--out")
     config = FAST if args.fast else OrderTestConfig()
     report = run_order_test(Path(args.out), config, backbone=Path(args.backbone) if args.backbone else None)
     t2l, vifi = (report["models"][name]["within_pair_accuracy"] for name in ("t2l_tiny", "vificlip_tiny"))

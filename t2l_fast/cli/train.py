@@ -113,6 +113,9 @@ def _eval_one_model(args: argparse.Namespace, model, options: dict, write: bool 
         return results, None
     if not args.classes:
         raise T2LError("--list needs --classes FILE")
+    if not Path(args.classes).is_file():
+        raise T2LError(f"--classes {args.classes}: no such file; eval reads the class names, in label order, from "
+                       f"a file (one per line, or id,name CSV)")
     class_names = read_class_names(args.classes)
     descriptions = read_class_descriptions(args.descriptions, class_names) if args.descriptions else None
     if args.subsets:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import warnings
 import zipfile
 from pathlib import Path
@@ -66,10 +67,19 @@ def safe_torch_load(path: Path):
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(f"{path}: refused to load: the file holds Python objects beyond tensors and "
-                              f"containers, and is not loaded with code execution enabled ({e})") from None
+                              f"containers, and is not loaded with code execution enabled "
+                              f"({_unpickler_reason(e)})") from None
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError) as e:
-        raise CheckpointError(f"{path}: cannot read this checkpoint ({type(e).__name__}: {e}); the file is "
+        reason = (str(e).strip().splitlines() or [""])[0]
+        raise CheckpointError(f"{path}: cannot read this checkpoint ({type(e).__name__}: {reason}); the file is "
                               f"corrupt, truncated or not a PyTorch file. Re-download or re-save it.") from None
+
+
+def _unpickler_reason(error: Exception) -> str:
+    """The one sentence of torch's weights_only refusal that says what was refused (without its advice)."""
+    match = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", str(error), re.S)
+    reason = match.group(1) if match else str(error)
+    return reason.strip().split(". Please")[0].splitlines()[0]
 
 
 def _is_torchscript(path: Path) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import difflib
 from typing import Dict, List, Optional
 
+from ..errors import UnknownModelError
 from .config import (IMAGENET_MEAN, IMAGENET_STD, ModelConfig, TextTowerConfig,
                      VisionTowerConfig)
 
@@ -48,7 +49,7 @@ def get_model_config(name: str, **overrides) -> ModelConfig:
     except KeyError:
         close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise ValueError(f"unknown model {name!r}; {hint}known models: {', '.join(list_models())}") from None
+        raise UnknownModelError(f"unknown model {name!r}; {hint}known models: {', '.join(list_models())}") from None
     return config.replace(**overrides) if overrides else config
 
 

@@ -129,6 +129,8 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Tr
             document = yaml.safe_load(Path(path).read_text()) or {}
         except OSError as e:
             raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not valid UTF-8 (byte {e.start}); a config is a UTF-8 YAML file") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: not valid YAML ({e})") from None
         if not isinstance(document, dict):
@@ -178,7 +180,7 @@ def validate(config: TrainConfig) -> None:
     if problems:
         raise ConfigError("invalid training config:\n  " + "\n  ".join(problems))
     accumulation_steps(config, int(os.environ.get("WORLD_SIZE", "1")))  # torchrun's process count
-    _check_writable(Path(config.output_dir))
+    check_writable(Path(config.output_dir))
 
 
 def accumulation_steps(config: TrainConfig, world: int) -> int:
@@ -204,14 +206,15 @@ def accumulation_steps(config: TrainConfig, world: int) -> int:
     return steps
 
 
-def _check_writable(folder: Path) -> None:
+def check_writable(folder: Path, option: str = "output_dir") -> None:
+    """Create `folder` if needed and prove a file can be written there; else a ConfigError naming `option`."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise ConfigError(f"output_dir {folder}: cannot write there ({e.strerror}); choose another folder") from None
+        raise ConfigError(f"{option} {folder}: cannot write there ({e.strerror}); choose another folder") from None
 
 
 def to_dict(config: TrainConfig) -> dict:
