@@ -143,6 +143,23 @@ def test_throughput_rows_are_gated_and_complete(tmp_path):
     assert targets(rows, "t2l_tiny")[0].startswith("t2l_tiny B=1: best gated backend")
 
 
+def test_t2l_block_ratio_to_the_plain_image_tower(tmp_path):
+    """The report's T2L-block lines: per backend from the rows, and timed in alternation in one fresh process."""
+    from t2l_fast.perf.throughput import Plan, block_ratio_lines, run_plan
+
+    plan = Plan([("t2l_tiny", 8, (1,)), ("clip_tiny", 8, (1,))], ("torch-eager",), seconds=0.05, min_iterations=2,
+                warmup=1, block_pair=("t2l_tiny", "clip_tiny", 8, 1), block_rounds=4)
+    rows, machine = run_plan(plan, tmp_path, progress=lambda line: None)
+    interleaved = machine["block_ratio_interleaved"]
+    assert interleaved["rounds"] == 4 and interleaved["ratio"] == pytest.approx(
+        interleaved["t2l_median_s"] / interleaved["tower_median_s"])
+    lines = block_ratio_lines(rows, interleaved)
+    t2l, clip = (next(r for r in rows if r["model"] == m) for m in ("t2l_tiny", "clip_tiny"))
+    assert lines[0].startswith(f"T2L block: t2l_tiny 8f B=1 on torch-eager takes "
+                               f"{clip['clips_per_s'] / t2l['clips_per_s']:.2f}x the time of clip_tiny")
+    assert lines[1].startswith("T2L block, interleaved (4 alternating calls") and "target <= 1.05x" in lines[1]
+
+
 def test_a_backend_that_fails_its_gate_is_marked(tmp_path, monkeypatch):
     from t2l_fast.perf import backends
     from t2l_fast.runtime.compare import Tolerance

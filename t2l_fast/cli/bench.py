@@ -69,7 +69,7 @@ def _throughput(args: argparse.Namespace) -> int:
     import dataclasses
 
     from ..perf.report import conditions, markdown_table, pivot, write_report
-    from ..perf.throughput import cpu_plan, gpu_plan, quick_plan, run_plan, targets
+    from ..perf.throughput import block_ratio_lines, cpu_plan, gpu_plan, quick_plan, run_plan, targets
 
     plan = quick_plan() if args.quick else gpu_plan() if args.gpu else cpu_plan()
     if args.backends:
@@ -80,7 +80,11 @@ def _throughput(args: argparse.Namespace) -> int:
     measured = [r for r in rows if "clips_per_s" in r]
     failed = [r for r in rows if "error" in r]
     print(markdown_table(measured, THROUGHPUT_COLUMNS))
-    standing = targets(measured)
+    interleaved = machine["block_ratio_interleaved"]
+    standing = targets(measured) + block_ratio_lines(
+        measured, interleaved if interleaved and "error" not in interleaved else None)
+    if interleaved and "error" in interleaved:
+        failed.append({"model": "T2L block (interleaved)", **interleaved})
     for line in standing + [f"not measured: {r['model']} {r.get('backend', '')}: {r['error']}" for r in failed]:
         print(line)
     panels = [pivot([r for r in measured if r["passed"]], lambda r: f"{r['model']} {r['frames']}f B={r['batch']}",

@@ -51,10 +51,20 @@ def _pretrain_tiny(args: argparse.Namespace) -> int:
 
 def _order_test(args: argparse.Namespace) -> int:
     from ..training.config import check_writable
-    from ..training.order_test import FAST, OrderTestConfig, run_order_test
+    from ..training.order_test import FAST, OrderTestConfig, run_order_sweep, run_order_test
 
     check_writable(Path(args.out), "--out")
     config = FAST if args.fast else OrderTestConfig()
+    if args.seeds:
+        if args.backbone:
+            raise T2LError("--seeds pre-trains one backbone per seed; drop --backbone")
+        sweep = run_order_sweep(Path(args.out), args.seeds, config)
+        for name, label in (("t2l_tiny", "T2L"), ("vificlip_tiny", "ViFi-CLIP")):
+            result = sweep["models"][name]
+            print(f"{label} within pairs over seeds {sweep['seeds']}: min {result['min']:.3f}, median "
+                  f"{result['median']:.3f}, max {result['max']:.3f}")
+        print(f"report in {Path(args.out) / 'order_sweep.json'}")
+        return 0
     report = run_order_test(Path(args.out), config, backbone=Path(args.backbone) if args.backbone else None)
     t2l, vifi = (report["models"][name]["within_pair_accuracy"] for name in ("t2l_tiny", "vificlip_tiny"))
     print(f"within-pair accuracy on {report['clips']['test']} held-out clips: T2L {t2l:.3f}, ViFi-CLIP {vifi:.3f} "
@@ -126,6 +136,8 @@ def register(sub) -> None:
     p.add_argument("--out", default="runs/order_test", help="folder for the report (and the pre-trained backbone)")
     p.add_argument("--backbone", help="a backbone from `t2l pretrain-tiny` (default: pre-train one first)")
     p.add_argument("--fast", action="store_true", help="the small budget of the test suite (not the full test)")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="S", help="run once per seed (each pre-trains its own "
+                   "backbone) and report min / median / max in order_sweep.json")
     p.set_defaults(run=_order_test)
 
     p = sub.add_parser("convert-official", help="convert an official T2L or ViFi-CLIP checkpoint (.pt/.pth)")

@@ -42,27 +42,31 @@ class Plan:
     warmup: int = 1
     threads: int = field(default_factory=torch.get_num_threads)
     process_per: str = "backend"  # a fresh subprocess per (model, backend), or per "model" (quicker, shared memory)
+    block_pair: Optional[Tuple[str, str, int, int]] = None  # (T2L, plain CLIP, frames, batch) timed in alternation
+    block_rounds: int = 10
 
 
 def quick_plan() -> Plan:
     points = [("t2l_tiny", 8, (1, 4)), ("vificlip_tiny", 8, (1, 4)), ("vificlip_tiny", 16, (1,)),
               ("vificlip_tiny", 32, (1,)), ("clip_tiny", 8, (1, 4))]
     backends = tuple(b for b in CPU_BACKENDS if b != "torch-compile")
-    return Plan(points, backends, seconds=0.2, min_iterations=3, warmup=2, process_per="model")
+    return Plan(points, backends, seconds=0.2, min_iterations=3, warmup=2, process_per="model",
+                block_pair=("t2l_tiny", "clip_tiny", 8, 1), block_rounds=20)
 
 
 def cpu_plan() -> Plan:
     """ViT-B/16 on a CPU: B <= 4 at the equal-frame point, ViFi-CLIP's 16/32-frame operating points at B = 1."""
     points = [("t2l_vit_b16", 8, (1, 4)), ("vificlip_vit_b16", 8, (1, 4)), ("vificlip_vit_b16", 16, (1,)),
               ("vificlip_vit_b16", 32, (1,)), ("clip_vit_b16", 8, (1,))]
-    return Plan(points, CPU_BACKENDS, seconds=8.0)
+    return Plan(points, CPU_BACKENDS, seconds=8.0, block_pair=("t2l_vit_b16", "clip_vit_b16", 8, 1))
 
 
 def gpu_plan() -> Plan:
     """The paper's settings on a GPU: fp16, batch 32-256 (B = clips; frames = clips x T)."""
     points = [("t2l_vit_b16", 8, (32, 64, 128)), ("vificlip_vit_b16", 8, (32, 64, 128)),
               ("vificlip_vit_b16", 16, (32, 64)), ("vificlip_vit_b16", 32, (32,)), ("clip_vit_b16", 8, (32, 64, 128))]
-    return Plan(points, GPU_BACKENDS, seconds=5.0, min_iterations=10, warmup=5)
+    return Plan(points, GPU_BACKENDS, seconds=5.0, min_iterations=10, warmup=5,
+                block_pair=("t2l_vit_b16", "clip_vit_b16", 8, 32), block_rounds=30)
 
 
 def clips_for(size: int, frames: int, batch: int) -> np.ndarray:
@@ -158,6 +162,55 @@ def measure_backend(name: str, backend_name: str, plan: Plan, work_dir: Path, re
     return rows
 
 
+def interleaved_block_ratio(t2l: str, tower: str, frames: int, batch: int, rounds: int, threads: int) -> dict:
+    """T2L's video encoder time over the plain CLIP image tower's on the same clips, the two called in alternation
+    in one process (torch eager fp32; CUDA when present), so that machine noise falls on both alike."""
+    from ..models.registry import create_model
+    from ..video_ops import normalize_video
+
+    torch.set_num_threads(threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    models = [create_model(name, frames=frames).eval().to(device) for name in (t2l, tower)]
+    video = torch.from_numpy(clips_for(models[0].config.vision.image_size, frames, batch)).to(device)
+    seconds: List[List[float]] = [[], []]
+    with torch.inference_mode():
+        inputs = [normalize_video(video, model.input_spec) for model in models]
+        for round_ in range(rounds + 1):  # round 0 warms up
+            for index in (0, 1) if round_ % 2 else (1, 0):  # alternate who goes first
+                started = time.perf_counter()
+                models[index].encode_video(inputs[index])
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                if round_:
+                    seconds[index].append(time.perf_counter() - started)
+    medians = [statistics.median(s) for s in seconds]
+    return {"t2l": t2l, "tower": tower, "frames": frames, "batch": batch, "rounds": rounds, "device": device,
+            "t2l_median_s": medians[0], "tower_median_s": medians[1], "ratio": medians[0] / medians[1]}
+
+
+def block_ratio_lines(rows: Sequence[dict], interleaved: Optional[dict]) -> List[str]:
+    """The T2L block's cost: T2L's time per clip over the plain CLIP image tower's (same frames, batch and backend,
+    both gated), and the interleaved torch eager figure against the target (<= 1.05x)."""
+    lines = []
+    towers = {(r["model"], r["frames"], r["batch"], r["backend"]): r for r in rows
+              if r.get("kind") == "clip" and r.get("passed")}
+    for r in rows:
+        tower = towers.get((r.get("model", "").replace("t2l_", "clip_", 1), r.get("frames"), r.get("batch"),
+                            r.get("backend")))
+        if r.get("kind") == "t2l" and r.get("passed") and tower:
+            lines.append(f"T2L block: {r['model']} {r['frames']}f B={r['batch']} on {r['backend']} takes "
+                         f"{tower['clips_per_s'] / r['clips_per_s']:.2f}x the time of {tower['model']}'s image tower "
+                         f"(separate processes, one after the other)")
+    if interleaved:
+        ratio = interleaved["ratio"]
+        lines.append(f"T2L block, interleaved ({interleaved['rounds']} alternating calls, torch eager fp32 on "
+                     f"{interleaved['device']}): {interleaved['t2l']} {interleaved['frames']}f B="
+                     f"{interleaved['batch']} takes {ratio:.3f}x the time of {interleaved['tower']} "
+                     f"({interleaved['t2l_median_s']:.3g} s vs {interleaved['tower_median_s']:.3g} s; target <= "
+                     f"1.05x: {'met' if ratio <= 1.05 else 'missed'})")
+    return lines
+
+
 def run_plan(plan: Plan, work_dir: Optional[Path] = None, progress=print) -> Tuple[List[dict], Dict[str, object]]:
     """Measure every model of `plan` on every available backend (the reference first), each (model, backend) in a
     fresh subprocess, or each model (plan.process_per); (rows with speed-ups, machine facts)."""
@@ -181,9 +234,16 @@ def run_plan(plan: Plan, work_dir: Optional[Path] = None, progress=print) -> Tup
                         "references": scratch, "peaks": peaks}
                 rows += run_isolated("t2l_fast.perf.throughput", spec, on_progress=lambda text: (
                     bar.set_postfix_str(text, refresh=False), bar.update()))
+        interleaved = None
+        if plan.block_pair:
+            progress(f"T2L block against the plain image tower: {plan.block_rounds} alternating calls")
+            t2l, tower, frames, batch = plan.block_pair
+            spec = {"interleaved": dict(t2l=t2l, tower=tower, frames=frames, batch=batch, rounds=plan.block_rounds,
+                                        threads=plan.threads)}
+            interleaved = run_isolated("t2l_fast.perf.throughput", spec)[0]
     add_speedups(rows)
     return rows, {"matmul_peak_gflop_s": {k: v and v / 1e9 for k, v in peaks.items()}, "threads": plan.threads,
-                  "backends_available": backends}
+                  "backends_available": backends, "block_ratio_interleaved": interleaved}
 
 
 def add_speedups(rows: List[dict]) -> None:
@@ -226,6 +286,8 @@ def targets(rows: Sequence[dict], model: str = "t2l_vit_b16") -> List[str]:
 
 
 def _measure(spec: dict) -> List[dict]:
+    if "interleaved" in spec:
+        return [interleaved_block_ratio(**spec["interleaved"])]
     plan = Plan(**{**spec["plan"], "points": [tuple(p[:2]) + (tuple(p[2]),) for p in spec["plan"]["points"]],
                    "backends": tuple(spec["plan"]["backends"])})
     return [row for backend in spec["backends"] for row in measure_backend(

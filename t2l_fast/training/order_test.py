@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -158,3 +159,25 @@ def run_order_test(out_dir: Path, config: OrderTestConfig = OrderTestConfig(), b
     report["seconds"] = round(time.time() - started, 1)
     (out_dir / "order_test.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def run_order_sweep(out_dir: Path, seeds, config: OrderTestConfig = OrderTestConfig(),
+                    log: Optional[Callable[[str], None]] = print) -> dict:
+    """The order test once per seed (pre-training, clips, initialisation and data order all drawn from it; the
+    held-out clips from seed + 1000), each in `seed_S/`, and the min / median / max of each model's within-pair
+    accuracy over the seeds in `order_sweep.json`."""
+    out_dir = Path(out_dir)
+    runs = {}
+    for seed in seeds:
+        if log:
+            log(f"   seed {seed}:")
+        runs[seed] = run_order_test(out_dir / f"seed_{seed}", replace(config, seed=seed, test_seed=seed + 1000),
+                                    log=log)
+    summary = {"seeds": list(runs), "config": asdict(config), "models": {}}
+    for name in ("t2l_tiny", "vificlip_tiny"):
+        values = [run["models"][name]["within_pair_accuracy"] for run in runs.values()]
+        summary["models"][name] = {"within_pair_accuracy": dict(zip(map(str, runs), values)), "min": min(values),
+                                   "median": statistics.median(values), "max": max(values)}
+    summary["seconds"] = round(sum(run["seconds"] for run in runs.values()), 1)
+    (out_dir / "order_sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
