@@ -33,7 +33,7 @@ def _demo(args: argparse.Namespace) -> int:
     from ..training.config import check_writable
 
     check_writable(Path(args.out), "--out")
-    run_demo(args.out, fast=args.fast)
+    run_demo(args.out, fast=args.fast, force=args.force)
     return 0
 
 
@@ -119,10 +119,13 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.set_defaults(run=_models)
 
-    p = sub.add_parser("demo", help="run the pipeline end to end on built-in synthetic data (no downloads)")
-    p.add_argument("--out", default="runs/demo", help="folder for the demo's summary (default: runs/demo)")
-    p.add_argument("--fast", action="store_true",
-                   help="the order test at the test suite's budget (about 1 minute instead of about 10)")
+    p = sub.add_parser("demo", help="the product end to end on built-in synthetic data: DALI loading, training, "
+                       "evaluation, the order test, ONNX, INT8, a TensorRT engine, benchmarks, a report")
+    p.add_argument("--out", default="runs/demo", help="run folder: report.md, report.html, summary.json and every "
+                   "stage's files (default: runs/demo; never a folder the demo did not write)")
+    p.add_argument("--fast", action="store_true", help="the test suite's budget: every stage, in about 2 minutes "
+                   "instead of about 15 (the learning results are not meaningful)")
+    p.add_argument("--force", action="store_true", help="redo the stages a previous run finished")
     p.set_defaults(run=_demo)
 
     p = sub.add_parser("pretrain-tiny", help="pre-train the tiny CLIP image tower on synthetic frames (CPU, ~2 min)")

@@ -1,0 +1,63 @@
+"""`t2l demo`: the product end to end on built-in synthetic data (no downloads), one stage after another, each
+saying what it showed, into one run folder with `report.md`, `report.html` and `summary.json`.
+
+Stages (stages.py) write their results to `stages/NAME.json`; a re-run reuses every finished stage of the same
+budget (`force` redoes them). A folder that is not empty and was not written by the demo is never touched.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from .. import __version__
+from ..errors import T2LError
+from .stages import STAGES, Run
+
+MARKER = ".t2l-demo"
+
+
+def _claim_folder(out: Path) -> None:
+    """Make `out` a demo folder: new, empty, or already marked as one; anything else is refused."""
+    if out.exists() and not out.is_dir():
+        raise T2LError(f"--out {out}: a file, not a folder; give a new or empty folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise T2LError(f"--out {out}: not empty and not a demo folder (no {MARKER}); the demo writes only into a "
+                       f"new or empty folder, or one it wrote before: give another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text(json.dumps({"t2l_fast_version": __version__}) + "\n")
+
+
+def run_demo(out_dir: str = "runs/demo", fast: bool = False, force: bool = False,
+             log: Optional[Callable[[str], None]] = None) -> dict:
+    """Run (or reuse) every stage, then write the report; returns the summary. fast: the test suite's budget
+    (about 2 minutes on 2 cores: every stage runs, the learning results are not meaningful)."""
+    from .report import write_outputs
+
+    log = log or (lambda line: print(line, flush=True))
+    out = Path(out_dir)
+    _claim_folder(out)
+    run = Run(out=out, fast=fast, results={}, log=log)
+    started = time.time()
+    log(f"t2l demo -> {out} ({'--fast: the test budget' if fast else 'full budget'}); stages reused unless --force")
+    for number, stage in enumerate(STAGES, 1):
+        saved = out / "stages" / f"{stage.name}.json"
+        if saved.is_file() and not force:
+            result = json.loads(saved.read_text())
+            if result.get("fast") == fast:
+                run.results[stage.name] = result
+                log(f"[{number:>2}/{len(STAGES)}] {stage.title}: reused ({saved})")
+                continue
+        log(f"[{number:>2}/{len(STAGES)}] {stage.title} ...")
+        stage_started = time.time()
+        result = {"fast": fast, **stage.run(run), "seconds": round(time.time() - stage_started, 1)}
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        run.results[stage.name] = result
+        for line in result.get("lines", []):
+            log(f"      {line}")
+        log(f"      done in {result['seconds']} s")
+    summary = write_outputs(run, seconds=round(time.time() - started, 1))
+    log(f"report: {out / 'report.md'}, {out / 'report.html'}; headline figures: {out / 'summary.json'}")
+    return summary

@@ -1,0 +1,390 @@
+"""The demo's stages, in order. Each takes the Run and returns a JSON-able result: what it showed (`lines`), the
+commands that reproduce it (`commands`), its figures, and the images it drew (paths relative to the run folder).
+Stages read earlier stages' results from `run.results` and call the same library code as the `t2l` commands."""
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import torch
+
+from ..optional import installed
+
+CLASSES_FILE, DESCRIPTIONS_FILE = "classes.txt", "descriptions.csv"
+
+
+@dataclass
+class Run:
+    out: Path
+    fast: bool
+    results: Dict[str, dict]
+    log: Callable[[str], None]
+
+    @property
+    def data(self) -> Path:
+        return self.out / "data"
+
+    def relative(self, path: Path) -> str:
+        return str(Path(path).relative_to(self.out))
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    title: str
+    run: Callable[[Run], dict]
+
+
+def _device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# ------------------------------------------------------------------------------------------------- data
+def make_data(run: Run) -> dict:
+    """The synthetic order-only dataset in VP9 (what DALI's CPU decoder reads), and a few long-GOP H.264 clips for
+    the preflight and transcode stage."""
+    from ..data.synthetic import SynthConfig, write_synthetic_dataset
+
+    per_class, per_eval = (6, 4) if run.fast else (40, 20)
+    counts = write_synthetic_dataset(run.data, SynthConfig(clips_per_class=per_class, eval_clips_per_class=per_eval,
+                                                           codec="vp9"), jobs=2)
+    odd = SynthConfig(classes=("moving right", "moving left"), clips_per_class=2, eval_clips_per_class=1, frames=96,
+                      codec="h264")
+    write_synthetic_dataset(run.out / "data_h264", odd)
+    return {"clips": counts, "codec": "vp9", "size": "64x64", "frames": 24,
+            "lines": [f"{sum(counts.values())} VP9 clips of 12 classes in 6 time-reversed pairs ({counts}); only frame "
+                      f"order tells a pair apart", "6 H.264 clips of 96 frames with one keyframe (a long GOP)"],
+            "commands": [f"t2l data synth {run.data} --codec vp9 --clips-per-class {per_class} "
+                         f"--eval-clips-per-class {per_eval}"]}
+
+
+def check_data(run: Run) -> dict:
+    """Preflight every list (the manifests the DALI loader reads), then the H.264 clips: flagged, transcoded,
+    re-checked."""
+    from ..data.lists import read_video_list
+    from ..data.preflight import check_list, read_list_lines
+    from ..data.transcode import transcode_list
+
+    def check(list_file: Path, root: Path) -> dict:
+        entries = read_video_list(list_file, root, missing="keep")
+        return check_list(entries, root, read_list_lines(list_file), list_file.with_name(
+            f"{list_file.stem}.check.json"))
+
+    splits = {split: check(run.data / f"{split}.txt", run.data)["summary"] for split in ("train", "val", "test")}
+    h264 = run.out / "data_h264"
+    before = check(h264 / "train.txt", h264)
+    notes = sorted({note for video in before["videos"] for note in video["notes"]})
+    transcoded = run.out / "data_h264_transcoded"
+    new_list = transcode_list(json.loads(before["paths"]["report"].read_text()), transcoded, gop=8)
+    after = check(new_list, transcoded)["summary"]
+    bad = sum(s["bad"] for s in splits.values())
+    return {"splits": splits, "h264_before": before["summary"], "h264_notes": notes, "h264_after": after,
+            "lines": [f"VP9 lists: {sum(s['videos'] for s in splits.values())} videos, {bad} bad; manifests written "
+                      f"beside the lists (frame counts, sizes, codecs for the loaders)",
+                      f"H.264: {before['summary']['with_gpu_notes']} of {before['summary']['videos']} flagged for GPU "
+                      f"decoding ({'; '.join(notes)}); after `t2l data transcode`: {after['with_gpu_notes']} flagged"],
+            "commands": [f"t2l data check {run.data / 'train.txt'} --root {run.data}",
+                         f"t2l data check {h264 / 'train.txt'} --root {h264}",
+                         f"t2l data transcode {before['paths']['report']} --out-root {transcoded}",
+                         f"t2l data check {new_list} --root {transcoded}"]}
+
+
+def load_data(run: Run) -> dict:
+    """One pass of the test list through the DALI loader (DALI's CPU decoder here, NVDEC with CUDA), against the
+    PyAV loader on the same clips."""
+    from ..data import build_video_loader
+    from ..text.class_files import read_class_names
+
+    dali = installed("nvidia-dali-cuda130")
+    backend = "dali" if dali else "pyav"
+    names = read_class_names(run.data / CLASSES_FILE)
+
+    def loader(kind: str):
+        return build_video_loader(run.data / "test.txt", run.data, split="val", frames=8, size=32, batch_size=16,
+                                  backend=kind, device=_device(), class_names=names, num_workers=2)
+
+    chosen = loader(backend)
+    started, clips, first = time.time(), 0, None
+    for batch in chosen:
+        first = batch["video"].cpu() if first is None else first
+        clips += len(batch["label"])
+    seconds = time.time() - started
+    result = {"backend": backend, "description": chosen.backend, "dali_version": dali, "device": _device(),
+              "clips": clips, "clips_per_s": clips / seconds, "bad_videos": len(chosen.bad_videos),
+              "fallback_batches": getattr(chosen, "fallback_batches", 0)}
+    lines = [f"{chosen.backend} ({'DALI ' + dali if dali else 'DALI is not installed: the PyAV loader instead'}"
+             f"): {clips} clips at "
+             f"{result['clips_per_s']:.1f} clips/s, {result['bad_videos']} bad videos, {result['fallback_batches']} "
+             f"batches fell back to PyAV"]
+    if dali:
+        reference = next(iter(loader("pyav")))["video"].cpu()
+        difference = (first.float() - reference.float()).abs()
+        result["vs_pyav"] = {"mean_abs": float(difference.mean()), "max_abs": float(difference.max())}
+        lines.append(f"against the PyAV loader on the first batch: mean |difference| {difference.mean():.2f} of 255 "
+                     f"(max {difference.max():.0f}; the two decoders round differently)")
+    return {**result, "lines": lines, "commands": ["python bench/loader.py"]}
+
+
+# ------------------------------------------------------------------------------------------------- models
+def _order_config(run: Run):
+    from ..training.order_test import FAST, OrderTestConfig
+
+    return FAST if run.fast else OrderTestConfig()
+
+
+def pretrain(run: Run) -> dict:
+    """The tiny CLIP image tower pre-trained on single synthetic frames (what real models get from CLIP)."""
+    from ..training.pretrain_tiny import pretrain_tiny
+
+    config = _order_config(run)
+    summary = pretrain_tiny(run.out / "tiny_backbone.safetensors", frames=config.pretrain_frames,
+                            steps=config.pretrain_steps, seed=config.seed, log=None)
+    return {"backbone": run.relative(Path(summary["backbone"])), "steps": summary["steps"],
+            "held_out_position_r2": summary["held_out_position_r2"],
+            "held_out_shape_accuracy": summary["held_out_shape_accuracy"],
+            "lines": [f"{summary['steps']} steps: held-out position R^2 {summary['held_out_position_r2']:.3f}, shape "
+                      f"accuracy {summary['held_out_shape_accuracy']:.3f}"],
+            "commands": [f"t2l pretrain-tiny --out {summary['backbone']} --frames {config.pretrain_frames} "
+                         f"--steps {config.pretrain_steps}"]}
+
+
+def _train(run: Run, model: str, objective: str) -> dict:
+    from ..training.config import load_config
+    from ..training.trainer import Trainer
+
+    folder = run.out / "train" / model
+    backbone = run.out / run.results["pretrain"]["backbone"]
+    settings = [f"model={model}", f"objective={objective}", f"pretrained={backbone}", f"data.root={run.data}",
+                f"data.train_list={run.data / 'train.txt'}",
+                f"data.val_list={run.data / 'val.txt'}", f"data.classes={run.data / CLASSES_FILE}",
+                f"data.backend={run.results['loader']['backend']}", "data.flip=false", "data.jitter_per_frame=false",
+                f"epochs={1 if run.fast else 4}", "batch_size=16", "precision=fp32", "optim.lr=5e-3",
+                "optim.weight_decay=0.05", "optim.warmup_epochs=0.2", f"output_dir={folder}"]
+    if objective == "t2l":
+        settings.append(f"data.descriptions={run.data / DESCRIPTIONS_FILE}")
+    summary = Trainer(load_config(None, settings)).run()
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    losses = [(row["step"], row["loss"]) for row in rows if "loss" in row]
+    validation = [row["val_top1"] for row in rows if "val_top1" in row]
+    data_rows = [row for row in rows if "bad_videos" in row]
+    return {"model": model, "steps": summary["steps"], "checkpoint": run.relative(Path(summary["model"])),
+            "losses": losses, "val_top1": validation, "bad_videos": data_rows[-1]["bad_videos"] if data_rows else 0,
+            "loader_fallback_batches": data_rows[-1]["loader_fallback_batches"] if data_rows else 0,
+            "lines": [f"{summary['steps']} steps ({run.results['loader']['backend']} loader), loss {losses[0][1]:.3f} "
+                      f"-> {losses[-1][1]:.3f}, validation top-1 per epoch "
+                      f"{', '.join(f'{v:.3f}' for v in validation)}; model: {summary['model']}"],
+            "commands": ["t2l train --set " + " ".join(settings)]}
+
+
+def train_t2l(run: Run) -> dict:
+    return _train(run, "t2l_tiny", "t2l")
+
+
+def train_vificlip(run: Run) -> dict:
+    return _train(run, "vificlip_tiny", "vificlip")
+
+
+def evaluate_models(run: Run) -> dict:
+    """Zero-shot top-1/top-5 and confusion matrices on the held-out test clips: the two trained models and the
+    pre-trained CLIP tower without video training."""
+    from ..models.build import load_checkpoint
+    from ..models.registry import create_model
+    from ..text.class_files import read_class_descriptions, read_class_names
+    from ..training.evaluate import evaluate, save_results
+
+    names = read_class_names(run.data / CLASSES_FILE)
+    descriptions = read_class_descriptions(run.data / DESCRIPTIONS_FILE, names)
+    models = {"t2l_tiny": load_checkpoint(run.out / run.results["train_t2l"]["checkpoint"]),
+              "vificlip_tiny": load_checkpoint(run.out / run.results["train_vificlip"]["checkpoint"]),
+              "clip_tiny": create_model("clip_tiny", pretrained=str(run.out / run.results["pretrain"]["backbone"]))}
+    scores, images, lines = {}, [], []
+    for name, model in models.items():
+        result = evaluate(model, run.data / "test.txt", run.data, names,
+                          descriptions=descriptions if model.config.kind == "t2l" else None,
+                          backend=run.results["loader"]["backend"], num_workers=2)
+        written = save_results(result, run.out / "eval" / f"{name}.json", names)
+        images += [run.relative(p) for p in written if p.suffix == ".png"]
+        scores[name] = {"top1": result["top1"], "top5": result["top5"], "videos": result["videos"]}
+        lines.append(f"{name:<14} top-1 {result['top1']:.3f}, top-5 {result['top5']:.3f} on {result['videos']} "
+                     f"held-out clips (chance {1 / len(names):.3f})")
+    checkpoint = run.out / run.results["train_t2l"]["checkpoint"]
+    return {"models": scores, "images": images, "lines": lines,
+            "commands": [f"t2l eval --checkpoint {checkpoint} --root {run.data} --list {run.data / 'test.txt'} "
+                         f"--classes {run.data / CLASSES_FILE} --descriptions {run.data / DESCRIPTIONS_FILE}"]}
+
+
+def order_test(run: Run) -> dict:
+    """Can each model tell an action from its time reversal? (the pre-trained tower, one budget for both)"""
+    from ..training.order_test import run_order_test
+
+    report = run_order_test(run.out / "order_test", _order_config(run),
+                            backbone=run.out / run.results["pretrain"]["backbone"], log=None)
+    within = {name: result["within_pair_accuracy"] for name, result in report["models"].items()}
+    lines = [f"{name:<14} within-pair accuracy {value:.3f} on {report['clips']['test']} held-out clips (chance 0.5)"
+             for name, value in within.items()]
+    if run.fast:
+        lines.append("(--fast: a budget far too small for T2L to learn order; the full demo shows the result)")
+    return {"within_pair_accuracy": within, "clips": report["clips"], "lines": lines,
+            "commands": [f"t2l order-test --out {run.out / 'order_test'} --backbone "
+                         f"{run.out / run.results['pretrain']['backbone']}" + (" --fast" if run.fast else "")]}
+
+
+def predict_clips(run: Run) -> dict:
+    """Labels for a few held-out videos from the trained T2L (one per pair's first class)."""
+    from ..models.build import load_checkpoint
+    from ..predict import TorchScorer, predict_video
+    from ..text.class_files import read_class_descriptions, read_class_names
+    from ..text.classifier import build_classifier
+
+    names = read_class_names(run.data / CLASSES_FILE)
+    model = load_checkpoint(run.out / run.results["train_t2l"]["checkpoint"]).eval()
+    classifier = build_classifier(model, names, descriptions=read_class_descriptions(run.data / DESCRIPTIONS_FILE,
+                                                                                     names))
+    lines = (run.data / "test.txt").read_text().splitlines()
+    picks = [line.rsplit(" ", 1) for line in lines][:: max(1, len(lines) // 3)][:3]
+    predictions, shown = [], []
+    with TorchScorer(model, classifier) as scorer:
+        for relative, label in picks:
+            prediction = predict_video(scorer, run.data / relative, topk=3)
+            top = prediction.top or []
+            predictions.append({"video": relative, "true": names[int(label)], "top": top})
+            shown.append(f"{relative}: true '{names[int(label)]}'; predicted "
+                         + ", ".join(f"{name} {p:.2f}" for name, p in top))
+    checkpoint = run.out / run.results["train_t2l"]["checkpoint"]
+    return {"predictions": predictions, "lines": shown,
+            "commands": [f"t2l predict {run.data / picks[0][0]} --checkpoint {checkpoint} --classes "
+                         f"{run.data / CLASSES_FILE} --descriptions {run.data / DESCRIPTIONS_FILE} --topk 3"]}
+
+
+# ------------------------------------------------------------------------------------------------- deployment
+def export_graphs(run: Run) -> dict:
+    """The trained T2L to ONNX (video encoder, text encoder, classifier), each checked against PyTorch."""
+    from ..deploy.onnx_export import export_onnx
+    from ..models.build import load_checkpoint
+    from ..text.class_files import read_class_descriptions, read_class_names
+    from ..text.classifier import build_classifier, build_prompts
+
+    checkpoint = run.out / run.results["train_t2l"]["checkpoint"]
+    model = load_checkpoint(checkpoint).eval()
+    names = read_class_names(run.data / CLASSES_FILE)
+    descriptions = read_class_descriptions(run.data / DESCRIPTIONS_FILE, names)
+    embeddings = build_classifier(model, names, descriptions=descriptions).embeddings
+    shown: List[str] = []
+    manifest = export_onnx(model, run.out / "onnx", class_names=names, class_embeddings=embeddings,
+                           class_texts=build_prompts(model.config, names, descriptions, None), log=shown.append)
+    return {"graphs": {kind: entry["file"] for kind, entry in manifest["graphs"].items()},
+            "parity": manifest["parity"], "versions": manifest["versions"], "lines": [s.strip() for s in shown],
+            "commands": [f"t2l export onnx --checkpoint {checkpoint} --out {run.out / 'onnx'} --classes "
+                         f"{run.data / CLASSES_FILE} --descriptions {run.data / DESCRIPTIONS_FILE}"]}
+
+
+def quantise(run: Run) -> dict:
+    """INT8 graphs behind the agreement gate on held-out clips (kept only if they pass)."""
+    from ..deploy.int8 import quantize_export
+    from ..runtime.base import ArtifactError
+
+    test_clips = sum(1 for _ in open(run.data / "test.txt"))
+    shown: List[str] = []
+    command = (f"t2l export onnx ... --precision int8 --calibration {run.data / 'train.txt'} --gate-list "
+               f"{run.data / 'test.txt'} --root {run.data}")
+    try:
+        report = quantize_export(run.out / "onnx", mode="static", calibration_list=str(run.data / "train.txt"),
+                                 gate_list=str(run.data / "test.txt"), root=str(run.data),
+                                 calibration_clips=16 if run.fast else 64, min_gate_clips=min(200, test_clips),
+                                 log=shown.append)
+    except ArtifactError as e:  # the gate refused: a finding, reported
+        return {"passed": False, "refusal": str(e), "lines": [s.strip() for s in shown] + [str(e)],
+                "commands": [command]}
+    return {"passed": True, "gate": report["gate"], "lines": [s.strip() for s in shown], "commands": [command]}
+
+
+def build_engine_stage(run: Run) -> dict:
+    """A TensorRT engine of the video encoder (TensorRT for RTX builds it ahead of time without a GPU; it runs
+    where a GPU is present)."""
+    from ..deploy.engine_build import BuildOptions, build_engine
+    from ..errors import T2LError
+    from ..runtime.engine_sidecar import sidecar_path
+
+    graph = run.out / "onnx" / "video_encoder.onnx"
+    command = f"t2l export trt --onnx {graph} --max-batch 16"
+    shown: List[str] = []
+    try:
+        sidecar = build_engine(graph, BuildOptions(max_batch=16), log=shown.append)
+    except T2LError as e:  # no TensorRT flavour installed, or the build failed: said, not hidden
+        return {"built": False, "reason": str(e), "lines": [f"not built: {e}"], "commands": [command]}
+    engine = graph.parent / sidecar["engine"]["file"]  # beside its graph, where `t2l predict` looks for it
+    result = {"built": True, "engine": run.relative(engine), "bytes": sidecar["engine"]["bytes"],
+              "runtime": sidecar["runtime"], "targets": sidecar["target"]["compute_capabilities"],
+              "sidecar": run.relative(sidecar_path(engine)), "rebuild": sidecar["rebuild"],
+              "lines": [s.strip() for s in shown], "commands": [command]}
+    if torch.cuda.is_available():
+        result["run"] = _run_engine(run)
+        result["lines"].append(f"ran on {torch.cuda.get_device_name(0)}: cosine to ONNX Runtime "
+                               f"{result['run']['min_cosine']:.4f} (min over {result['run']['clips']} clips)")
+    else:
+        result["lines"].append("not run: no GPU here (the engine is for RTX GPUs; `t2l predict --backend tensorrt` "
+                               "runs it where one is present)")
+    return result
+
+
+def _run_engine(run: Run) -> dict:
+    """The engine's embeddings against ONNX Runtime's on the same clips (GPU only)."""
+    import numpy as np
+
+    from ..deploy.bundle import ExportedModel
+    from ..perf.throughput import clips_for
+
+    bundle = ExportedModel(run.out / "onnx")
+    clips = clips_for(bundle.input_spec.image_size, bundle.input_spec.frames, 8)
+    with bundle.engine_runner("video_encoder", "auto") as engine, bundle.runner("video_encoder") as onnx:
+        a, b = engine.infer({"frames": clips})["embedding"], onnx.infer({"frames": clips})["embedding"]
+    cosine = (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+    return {"clips": len(clips), "min_cosine": float(cosine.min())}
+
+
+def benchmarks(run: Run) -> dict:
+    """The quick benchmarks (tiny models: GFLOPs, throughput per backend) and the verdict on the paper's claims
+    (ViT-B/16 GFLOPs counted now; its throughput comes from `t2l bench throughput`, not this quick run)."""
+    from ..cli import main
+
+    bench = run.out / "bench"
+    flops = ["bench", "flops", "--quick", "--out", str(bench), "--json", str(bench / "flops_rows.json")]
+    throughput = ["bench", "throughput", "--quick", "--out", str(bench)]
+    if run.fast:
+        throughput += ["--backends", "torch-eager", "onnxruntime-fp32", "--seconds", "0.05"]
+    claims = ["bench", "claims", "--throughput", str(bench / "throughput.json"), "--out", str(bench)]
+    bench.mkdir(parents=True, exist_ok=True)
+    with open(bench / "bench.log", "w") as printed, contextlib.redirect_stdout(printed):  # the tables: in reports
+        codes = {" ".join(argv[:2]): main(argv) for argv in (flops, throughput, claims)}
+    throughput_report = json.loads((bench / "throughput.json").read_text())
+    verdicts = json.loads((bench / "claims.json").read_text())["rows"] if (bench / "claims.json").is_file() else []
+    lines = [f"{row['claim']} [{row['accounting']}]: {row['verdict']}" + (f", measured {row['measured']}" if
+                                                                          row["measured"] else "")
+             for row in verdicts]
+    lines += [note for note in throughput_report.get("notes", []) if note.startswith("T2L block")]
+    return {"exit_codes": codes, "claims": verdicts, "tables": ["bench/flops.md", "bench/throughput.md",
+                                                                 "bench/claims.md"],
+            "images": [run.relative(p) for p in (bench / "flops.png", bench / "throughput.png") if p.is_file()],
+            "lines": lines or ["no claims verdict written"],
+            "commands": ["t2l " + " ".join(argv) for argv in (flops, throughput, claims)]}
+
+
+STAGES = (
+    Stage("data", "Generate the synthetic dataset", make_data),
+    Stage("check", "Preflight, and transcode what GPU decoding dislikes", check_data),
+    Stage("loader", "Load with the DALI loader", load_data),
+    Stage("pretrain", "Pre-train the tiny CLIP image tower", pretrain),
+    Stage("train_t2l", "Train tiny T2L with the trainer", train_t2l),
+    Stage("train_vificlip", "Train tiny ViFi-CLIP with the trainer", train_vificlip),
+    Stage("evaluate", "Evaluate zero-shot on held-out clips", evaluate_models),
+    Stage("order_test", "The order test", order_test),
+    Stage("predict", "Predict a few clips", predict_clips),
+    Stage("export", "Export T2L to ONNX and check parity", export_graphs),
+    Stage("int8", "Quantise to INT8 behind its gate", quantise),
+    Stage("engine", "Build a TensorRT engine", build_engine_stage),
+    Stage("bench", "Quick benchmarks and the claims verdict", benchmarks),
+)

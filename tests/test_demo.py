@@ -1,0 +1,62 @@
+"""`t2l demo --fast`: every stage of the product runs, the report is complete and self-contained, finished stages
+are reused, and a folder the demo did not write is refused."""
+import json
+import re
+
+import pytest
+
+from t2l_fast.cli import main
+from t2l_fast.demo.stages import STAGES
+from t2l_fast.optional import installed
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    assert main(["demo", "--fast", "--out", str(out)]) == 0
+    return out
+
+
+def test_every_stage_ran_and_the_summary_has_the_headline_figures(demo):
+    for stage in STAGES:
+        assert (demo / "stages" / f"{stage.name}.json").is_file(), stage.name
+    summary = json.loads((demo / "summary.json").read_text())
+    assert summary["fast"] is True
+    assert summary["loader"]["backend"] == ("dali" if installed("nvidia-dali-cuda130") else "pyav")
+    assert summary["loader"]["bad_videos"] == 0 and summary["preflight"]["bad"] == 0
+    assert summary["preflight"]["h264_flagged_before"] > 0 == summary["preflight"]["h264_flagged_after"]
+    assert set(summary["zero_shot"]) == {"t2l_tiny", "vificlip_tiny", "clip_tiny"}
+    assert summary["order_test"]["vificlip_tiny"] <= 0.6  # a frame mean cannot see order
+    for model in ("t2l_tiny", "vificlip_tiny"):
+        assert summary["training"][model]["last_loss"] < summary["training"][model]["first_loss"]
+    assert all(p["passed"] for p in summary["export_parity"].values())
+    assert isinstance(summary["int8"]["passed"], bool)  # kept or refused by its gate, never silently
+    if installed("tensorrt-rtx-cu13") or installed("tensorrt"):
+        assert summary["engine"]["built"] and (demo / summary["engine"]["engine"]).stat().st_size > 0
+    claims = {row["claim"] for row in summary["claims"]}
+    assert any("GFLOPs" in claim for claim in claims) and any("throughput" in claim for claim in claims)
+
+
+def test_the_html_report_embeds_every_image_and_table(demo):
+    markdown, page = (demo / "report.md").read_text(), (demo / "report.html").read_text()
+    linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
+    assert linked and all((demo / path).is_file() for path in linked)
+    assert len(re.findall(r"<img [^>]*src='data:image/png;base64,", page)) == len(linked)
+    assert "src='http" not in page and "src='/" not in page  # self-contained
+    separators = [line for line in markdown.splitlines() if line.startswith("|---|")]
+    assert page.count("<table>") == len(separators) >= 2  # the claims verdict and the order test
+    for stage in STAGES:
+        assert stage.title in page
+
+
+def test_a_rerun_reuses_finished_stages(demo, capsys):
+    assert main(["demo", "--fast", "--out", str(demo)]) == 0
+    out = capsys.readouterr().out
+    assert out.count(": reused (") == len(STAGES)
+
+
+def test_a_folder_the_demo_did_not_write_is_refused(tmp_path, capsys):
+    (tmp_path / "thesis.tex").write_text("months of work")
+    assert main(["demo", "--fast", "--out", str(tmp_path)]) == 2
+    assert "not empty and not a demo folder" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["thesis.tex"]
