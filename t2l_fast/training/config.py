@@ -38,8 +38,8 @@ class DataConfig:
 class OptimConfig:
     lr: float = 5e-5  # peak learning rate (T2L README recipe)
     weight_decay: float = 0.2  # AdamW weight decay, every learnable tensor
-    betas: Tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-8
+    betas: Tuple[float, float] = (0.9, 0.98)  # AdamW moment decay rates
+    eps: float = 1e-8  # AdamW denominator floor
     warmup_epochs: float = 5.0  # linear warm-up from 0, then per-step cosine
     min_lr_ratio: float = 0.0  # the cosine ends at lr * min_lr_ratio
     warmup_prefix: bool = True  # the cosine starts after warm-up (T2L); false: over all steps (ViFi-CLIP, timm)
@@ -53,10 +53,10 @@ class TrainConfig:
     frames: int = 8  # T
     batch_size: int = 70  # clips per forward pass (per process)
     global_batch_size: int = 0  # clips per optimizer step over all processes (0: processes x batch_size)
-    epochs: int = 50
-    seed: int = 0
+    epochs: int = 50  # passes over the training list
+    seed: int = 0  # initial weights, data order and augmentation draws
     precision: str = "bf16"  # fp32, bf16 or fp16 (autocast; fp32 master weights; a grad scaler for fp16)
-    grad_checkpointing: bool = False
+    grad_checkpointing: bool = False  # recompute activations in the backward pass (less memory)
     objective: str = "t2l"  # t2l: alignment KL + TFD; vificlip: CE over the class prompts, smoothing, mixup/cutmix
     tfd_weight: float = 1.0  # weight of the TFD loss (T2L: 1)
     label_smoothing: float = 0.1  # vificlip objective
@@ -64,13 +64,13 @@ class TrainConfig:
     mixup_alpha: float = 0.8  # vificlip objective (0: off)
     cutmix_alpha: float = 1.0  # vificlip objective (0: off)
     mix_switch_prob: float = 0.5  # vificlip: probability of CutMix rather than Mixup when both are on
-    output_dir: str = "runs/train"
+    output_dir: str = "runs/train"  # config.yaml, metrics.jsonl, last.pt, model/, best/, summary.json
     save_every_steps: int = 0  # also save `last` every N steps (0: at epoch ends only)
     max_bad_steps: int = 5  # consecutive non-finite losses before stopping
     max_steps: int = 0  # stop after this many steps in total (0: no limit; for smoke tests)
     resume_replan: bool = False  # --resume with a changed lr, schedule or batch: apply them (else refused)
     device: Optional[str] = None  # cpu or cuda (default: cuda when available)
-    data: DataConfig = field(default_factory=DataConfig)
+    data: DataConfig = field(default_factory=DataConfig)  # the data. keys below
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 
