@@ -56,6 +56,9 @@ def test_fast_order_test_runs_the_whole_procedure(tmp_path):
     assert t2l["trained_parameters"] == tokens_and_vision_adapters
     assert vifi["within_pair_accuracy"] <= 0.6
     assert 0 <= t2l["within_pair_accuracy"] <= 1
+    assert len(t2l["per_pair"]) == 6 and "rotating clockwise / rotating anticlockwise" in t2l["per_pair"]
+    per_pair = sum(t2l["per_pair"].values()) / 6  # every pair has as many held-out clips
+    assert per_pair == pytest.approx(t2l["within_pair_accuracy"])
 
 
 def test_seed_sweep_reports_min_median_max_per_model(tmp_path):

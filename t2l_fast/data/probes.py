@@ -93,16 +93,28 @@ def ridge_probe(train_x, train_y, test_x, num_classes: int, alpha: float = 1.0) 
     return (test_x @ (train_x.t() @ dual)).float()
 
 
-def within_pair_accuracy(scores: torch.Tensor, labels: torch.Tensor, class_names: List[str]) -> float:
-    """Share of clips whose true class scores above its time-reversed twin (clips without a twin are skipped)."""
-    hits = []
+def _pair_hits(scores: torch.Tensor, labels: torch.Tensor, class_names: List[str]) -> Dict[str, List[bool]]:
+    """"a / b" pair -> for each clip of either class: does its true class score above its time-reversed twin?"""
+    hits: Dict[str, List[bool]] = {}
     for row, label in zip(scores, labels.tolist()):
         partner = pair_of(class_names, label)
         if partner is not None:
-            hits.append(bool(row[label] > row[partner]))
+            pair = " / ".join(class_names[i] for i in sorted((label, partner)))
+            hits.setdefault(pair, []).append(bool(row[label] > row[partner]))
     if not hits:
         raise ValueError("no clip has its time-reversed twin class in this dataset")
+    return hits
+
+
+def within_pair_accuracy(scores: torch.Tensor, labels: torch.Tensor, class_names: List[str]) -> float:
+    """Share of clips whose true class scores above its time-reversed twin (clips without a twin are skipped)."""
+    hits = [hit for pair in _pair_hits(scores, labels, class_names).values() for hit in pair]
     return sum(hits) / len(hits)
+
+
+def pair_accuracies(scores: torch.Tensor, labels: torch.Tensor, class_names: List[str]) -> Dict[str, float]:
+    """Within-pair accuracy of each time-reversed pair ("a / b" -> share)."""
+    return {pair: sum(hits) / len(hits) for pair, hits in _pair_hits(scores, labels, class_names).items()}
 
 
 def order_probes(dataset_dir: Path, frames: int = 8, size: int = 64, eval_split: str = "test") -> Dict[str, float]:

@@ -226,9 +226,11 @@ def order_test(run: Run) -> dict:
     within = {name: result["within_pair_accuracy"] for name, result in report["models"].items()}
     lines = [f"{name:<14} within-pair accuracy {value:.3f} on {report['clips']['test']} held-out clips (chance 0.5)"
              for name, value in within.items()]
+    per_pair = report["models"]["t2l_tiny"]["per_pair"]
+    lines.append("t2l_tiny per pair: " + ", ".join(f"{pair} {value:.2f}" for pair, value in per_pair.items()))
     if run.fast:
         lines.append("(--fast: a budget far too small for T2L to learn order; the full demo shows the result)")
-    return {"within_pair_accuracy": within, "clips": report["clips"], "lines": lines,
+    return {"within_pair_accuracy": within, "per_pair": per_pair, "clips": report["clips"], "lines": lines,
             "commands": [f"t2l order-test --out {run.out / 'order_test'} --backbone "
                          f"{run.out / run.results['pretrain']['backbone']}" + (" --fast" if run.fast else "")]}
 

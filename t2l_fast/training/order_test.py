@@ -27,7 +27,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from ..data.probes import within_pair_accuracy
+from ..data.probes import pair_accuracies, within_pair_accuracy
 from ..data.synthetic import CLASS_NAMES
 from ..data.synthetic_frames import order_clips
 from ..models.registry import create_model
@@ -149,6 +149,7 @@ def run_order_test(out_dir: Path, config: OrderTestConfig = OrderTestConfig(), b
         scores = score(model, test_clips, heads)
         report["models"][name] = {
             "within_pair_accuracy": within_pair_accuracy(scores, test_labels, list(CLASS_NAMES)),
+            "per_pair": pair_accuracies(scores, test_labels, list(CLASS_NAMES)),
             "top1": float((scores.argmax(1) == test_labels).float().mean()),
             "trained_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "seconds": round(time.time() - model_started, 1)}
@@ -176,8 +177,11 @@ def run_order_sweep(out_dir: Path, seeds, config: OrderTestConfig = OrderTestCon
     summary = {"seeds": list(runs), "config": asdict(config), "models": {}}
     for name in ("t2l_tiny", "vificlip_tiny"):
         values = [run["models"][name]["within_pair_accuracy"] for run in runs.values()]
+        pairs = runs[next(iter(runs))]["models"][name]["per_pair"]
         summary["models"][name] = {"within_pair_accuracy": dict(zip(map(str, runs), values)), "min": min(values),
-                                   "median": statistics.median(values), "max": max(values)}
+                                   "median": statistics.median(values), "max": max(values),
+                                   "per_pair_min": {pair: min(run["models"][name]["per_pair"][pair]
+                                                              for run in runs.values()) for pair in pairs}}
     summary["seconds"] = round(sum(run["seconds"] for run in runs.values()), 1)
     (out_dir / "order_sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
