@@ -142,7 +142,7 @@ def pretrain(run: Run) -> dict:
 
     config = _order_config(run)
     summary = pretrain_tiny(run.out / "tiny_backbone.safetensors", frames=config.pretrain_frames,
-                            steps=config.pretrain_steps, seed=config.seed, log=None)
+                            steps=config.pretrain_steps, seed=config.seed, log=run.log)
     return {"backbone": run.relative(Path(summary["backbone"])), "steps": summary["steps"],
             "held_out_position_r2": summary["held_out_position_r2"],
             "held_out_shape_accuracy": summary["held_out_shape_accuracy"],
@@ -222,7 +222,7 @@ def order_test(run: Run) -> dict:
     from ..training.order_test import run_order_test
 
     report = run_order_test(run.out / "order_test", _order_config(run),
-                            backbone=run.out / run.results["pretrain"]["backbone"], log=None)
+                            backbone=run.out / run.results["pretrain"]["backbone"], log=run.log)
     within = {name: result["within_pair_accuracy"] for name, result in report["models"].items()}
     lines = [f"{name:<14} within-pair accuracy {value:.3f} on {report['clips']['test']} held-out clips (chance 0.5)"
              for name, value in within.items()]
