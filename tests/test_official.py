@@ -176,3 +176,18 @@ def test_vificlip_import_refuses_other_clip_weights_and_prompting_checkpoints(vi
     torch.save({"model": prompting["model"]}, tmp_path / "prompting.pth")
     with pytest.raises(CheckpointError, match="prompting checkpoint"):
         load_official_vificlip(tmp_path / "prompting.pth", pretrained=str(clip_file))
+
+
+def test_vificlip_config_as_real_yacs_writes_it_loads_without_code(vificlip_run, tmp_path):
+    """The real yacs CfgNode (fvcore depends on it) pickles extra state (sets, flags): still read as plain data."""
+    yacs_config = pytest.importorskip("yacs.config", reason="yacs is not installed (comes with fvcore)")
+    from t2l_fast.models.official_vificlip import read_vificlip_checkpoint
+
+    _, _, path = vificlip_run
+    checkpoint = torch.load(path, weights_only=False)
+    config = yacs_config.CfgNode({"DATA": {"NUM_FRAMES": 4}, "TRAIN": {"LR": 2e-6}})
+    config.freeze()
+    torch.save({**checkpoint, "config": config}, tmp_path / "real.pth")
+    state, _, run_config = read_vificlip_checkpoint(tmp_path / "real.pth")
+    assert run_config["DATA"]["NUM_FRAMES"] == 4 and run_config["TRAIN"]["LR"] == 2e-6
+    assert "backbone.visual.conv1.weight" in state

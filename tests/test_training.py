@@ -285,6 +285,15 @@ def test_resume_refuses_or_replans_changed_settings(data, tmp_path):
     assert replanned.scheduler.base_lrs == [1e-3]
 
 
+def test_a_new_global_batch_at_an_epoch_boundary_replans_the_schedule_in_new_steps(data, tmp_path):
+    Trainer(load_config(None, settings(data, tmp_path, "epochs=1"))).run()  # 6 steps of 4: epoch 1 done
+    resumed = Trainer(load_config(None, settings(data, tmp_path, "batch_size=2", "resume_replan=true")))
+    with pytest.warns(UserWarning, match=r"global batch 1 x 4 x 1 -> 1 x 2 x 1"):
+        resumed.resume(tmp_path / STATE_FILE)
+    assert resumed.steps_per_epoch == 12 and resumed.epoch == 1
+    assert resumed.global_step == resumed.scheduler.last_epoch == 12  # one epoch, counted in the new steps
+
+
 def test_a_full_disk_stops_training_before_it_starts(data, tmp_path, monkeypatch):
     import shutil
     from collections import namedtuple

@@ -34,7 +34,9 @@ def _one_line(error: BaseException) -> str:
         where = f"{error.filename}: " if error.filename else ""
         fix = "free some space there" if error.errno == errno.ENOSPC else "check the path and its permissions"
         return f"{where}{error.strerror} ({fix})"
-    return str(error).strip().splitlines()[0] if not isinstance(error, T2LError) else str(error)
+    if isinstance(error, T2LError):
+        return str(error)
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,14 +41,16 @@ def run_demo(out_dir: str = "runs/demo", fast: bool = False, force: bool = False
     run = Run(out=out, fast=fast, results={}, log=log)
     started = time.time()
     log(f"t2l demo -> {out} ({'--fast: the test budget' if fast else 'full budget'}); stages reused unless --force")
+    redo = force  # once a stage runs, every later one runs too: it may read the new results
     for number, stage in enumerate(STAGES, 1):
         saved = out / "stages" / f"{stage.name}.json"
-        if saved.is_file() and not force:
+        if saved.is_file() and not redo:
             result = json.loads(saved.read_text())
             if result.get("fast") == fast:
                 run.results[stage.name] = result
                 log(f"[{number:>2}/{len(STAGES)}] {stage.title}: reused ({saved})")
                 continue
+        redo = True
         log(f"[{number:>2}/{len(STAGES)}] {stage.title} ...")
         stage_started = time.time()
         result = {"fast": fast, **stage.run(run), "seconds": round(time.time() - stage_started, 1)}

@@ -63,11 +63,11 @@ def headline(run, seconds: float) -> dict:
                      for s in ("train_t2l", "train_vificlip")},
         "zero_shot": r["evaluate"]["models"],
         "order_test": r["order_test"]["within_pair_accuracy"],
-        "export_parity": r["export"]["parity"],
+        "export": {"exported": r["export"].get("exported", False), "parity": r["export"]["parity"]},
         "int8": {"passed": r["int8"]["passed"], **{k: r["int8"].get("gate", {}).get(k) for k in
                                                     ("top1_agreement", "mean_cosine", "min_cosine")}},
         "engine": {k: r["engine"].get(k) for k in ("built", "engine", "runtime", "targets", "reason", "run")},
-        "claims": [{k: row.get(k) for k in ("claim", "measured_value", "claimed_value", "verdict")}
+        "claims": [{k: row.get(k) for k in ("claim", "accounting", "measured_value", "claimed_value", "verdict")}
                    for row in r["bench"]["claims"]],
     }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,10 +55,11 @@ def make_data(run: Run) -> dict:
                                                            codec="vp9"), jobs=2)
     odd = SynthConfig(classes=("moving right", "moving left"), clips_per_class=2, eval_clips_per_class=1, frames=96,
                       codec="h264")
-    write_synthetic_dataset(run.out / "data_h264", odd)
+    odd_counts = write_synthetic_dataset(run.out / "data_h264", odd)
     return {"clips": counts, "codec": "vp9", "size": "64x64", "frames": 24,
             "lines": [f"{sum(counts.values())} VP9 clips of 12 classes in 6 time-reversed pairs ({counts}); only frame "
-                      f"order tells a pair apart", "6 H.264 clips of 96 frames with one keyframe (a long GOP)"],
+                      f"order tells a pair apart",
+                      f"{sum(odd_counts.values())} H.264 clips of 96 frames with one keyframe (a long GOP)"],
             "commands": [f"t2l data synth {run.data} --codec vp9 --clips-per-class {per_class} "
                          f"--eval-clips-per-class {per_eval}"]}
 
@@ -99,7 +101,7 @@ def load_data(run: Run) -> dict:
     from ..data import build_video_loader
     from ..text.class_files import read_class_names
 
-    dali = installed("nvidia-dali-cuda130")
+    dali = installed("nvidia-dali-cuda130") or installed("nvidia-dali-cuda120")
     backend = "dali" if dali else "pyav"
     names = read_class_names(run.data / CLASSES_FILE)
 
@@ -157,6 +159,7 @@ def _train(run: Run, model: str, objective: str) -> dict:
     from ..training.trainer import Trainer
 
     folder = run.out / "train" / model
+    shutil.rmtree(folder, ignore_errors=True)  # a re-run trains afresh (the trainer appends to metrics.jsonl)
     backbone = run.out / run.results["pretrain"]["backbone"]
     settings = [f"model={model}", f"objective={objective}", f"pretrained={backbone}", f"data.root={run.data}",
                 f"data.train_list={run.data / 'train.txt'}",
@@ -253,9 +256,9 @@ def predict_clips(run: Run) -> dict:
         for relative, label in picks:
             prediction = predict_video(scorer, run.data / relative, topk=3)
             top = prediction.top or []
-            predictions.append({"video": relative, "true": names[int(label)], "top": top})
-            shown.append(f"{relative}: true '{names[int(label)]}'; predicted "
-                         + ", ".join(f"{name} {p:.2f}" for name, p in top))
+            predictions.append({"video": relative, "true": names[int(label)], "top": top, "error": prediction.error})
+            shown.append(f"{relative}: true '{names[int(label)]}'; " + (f"error: {prediction.error}" if
+                         prediction.error else "predicted " + ", ".join(f"{name} {p:.2f}" for name, p in top)))
     checkpoint = run.out / run.results["train_t2l"]["checkpoint"]
     return {"predictions": predictions, "lines": shown,
             "commands": [f"t2l predict {run.data / picks[0][0]} --checkpoint {checkpoint} --classes "
@@ -266,6 +269,7 @@ def predict_clips(run: Run) -> dict:
 def export_graphs(run: Run) -> dict:
     """The trained T2L to ONNX (video encoder, text encoder, classifier), each checked against PyTorch."""
     from ..deploy.onnx_export import export_onnx
+    from ..errors import MissingDependencyError
     from ..models.build import load_checkpoint
     from ..text.class_files import read_class_descriptions, read_class_names
     from ..text.classifier import build_classifier, build_prompts
@@ -276,12 +280,16 @@ def export_graphs(run: Run) -> dict:
     descriptions = read_class_descriptions(run.data / DESCRIPTIONS_FILE, names)
     embeddings = build_classifier(model, names, descriptions=descriptions).embeddings
     shown: List[str] = []
-    manifest = export_onnx(model, run.out / "onnx", class_names=names, class_embeddings=embeddings,
-                           class_texts=build_prompts(model.config, names, descriptions, None), log=shown.append)
-    return {"graphs": {kind: entry["file"] for kind, entry in manifest["graphs"].items()},
+    command = (f"t2l export onnx --checkpoint {checkpoint} --out {run.out / 'onnx'} --classes "
+               f"{run.data / CLASSES_FILE} --descriptions {run.data / DESCRIPTIONS_FILE}")
+    try:
+        manifest = export_onnx(model, run.out / "onnx", class_names=names, class_embeddings=embeddings,
+                               class_texts=build_prompts(model.config, names, descriptions, None), log=shown.append)
+    except MissingDependencyError as e:  # the onnx extra is not installed: said, and the deployment stages skip
+        return {"exported": False, "parity": {}, "lines": [f"not exported: {e}"], "commands": [command]}
+    return {"exported": True, "graphs": {kind: entry["file"] for kind, entry in manifest["graphs"].items()},
             "parity": manifest["parity"], "versions": manifest["versions"], "lines": [s.strip() for s in shown],
-            "commands": [f"t2l export onnx --checkpoint {checkpoint} --out {run.out / 'onnx'} --classes "
-                         f"{run.data / CLASSES_FILE} --descriptions {run.data / DESCRIPTIONS_FILE}"]}
+            "commands": [command]}
 
 
 def quantise(run: Run) -> dict:
@@ -289,6 +297,8 @@ def quantise(run: Run) -> dict:
     from ..deploy.int8 import quantize_export
     from ..runtime.base import ArtifactError
 
+    if not run.results["export"]["exported"]:
+        return {"passed": False, "lines": ["not run: no ONNX export"], "commands": []}
     test_clips = sum(1 for _ in open(run.data / "test.txt"))
     shown: List[str] = []
     command = (f"t2l export onnx ... --precision int8 --calibration {run.data / 'train.txt'} --gate-list "
@@ -313,6 +323,9 @@ def build_engine_stage(run: Run) -> dict:
 
     graph = run.out / "onnx" / "video_encoder.onnx"
     command = f"t2l export trt --onnx {graph} --max-batch 16"
+    if not run.results["export"]["exported"]:
+        return {"built": False, "reason": "no ONNX export", "lines": ["not built: no ONNX export"],
+                "commands": [command]}
     shown: List[str] = []
     try:
         sidecar = build_engine(graph, BuildOptions(max_batch=16), log=shown.append)
@@ -324,9 +337,13 @@ def build_engine_stage(run: Run) -> dict:
               "sidecar": run.relative(sidecar_path(engine)), "rebuild": sidecar["rebuild"],
               "lines": [s.strip() for s in shown], "commands": [command]}
     if torch.cuda.is_available():
-        result["run"] = _run_engine(run)
-        result["lines"].append(f"ran on {torch.cuda.get_device_name(0)}: cosine to ONNX Runtime "
-                               f"{result['run']['min_cosine']:.4f} (min over {result['run']['clips']} clips)")
+        try:
+            result["run"] = _run_engine(run)
+            result["lines"].append(f"ran on {torch.cuda.get_device_name(0)}: cosine to ONNX Runtime "
+                                   f"{result['run']['min_cosine']:.4f} (min over {result['run']['clips']} clips)")
+        except T2LError as e:  # e.g. an RTX engine on a data-centre GPU: refused by the sidecar check
+            result["run"] = {"error": str(e)}
+            result["lines"].append(f"not run on {torch.cuda.get_device_name(0)}: {e}")
     else:
         result["lines"].append("not run: no GPU here (the engine is for RTX GPUs; `t2l predict --backend tensorrt` "
                                "runs it where one is present)")
@@ -362,7 +379,8 @@ def benchmarks(run: Run) -> dict:
     bench.mkdir(parents=True, exist_ok=True)
     with open(bench / "bench.log", "w") as printed, contextlib.redirect_stdout(printed):  # the tables: in reports
         codes = {" ".join(argv[:2]): main(argv) for argv in (flops, throughput, claims)}
-    throughput_report = json.loads((bench / "throughput.json").read_text())
+    written = bench / "throughput.json"
+    throughput_report = json.loads(written.read_text()) if written.is_file() else {}
     verdicts = json.loads((bench / "claims.json").read_text())["rows"] if (bench / "claims.json").is_file() else []
     lines = [f"{row['claim']} [{row['accounting']}]: {row['verdict']}" + (f", measured {row['measured']}" if
                                                                           row["measured"] else "")

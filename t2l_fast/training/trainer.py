@@ -55,9 +55,9 @@ class TrainingError(T2LError, RuntimeError):
 # What a resumed run must share with the saved one, and what it may change with resume_replan.
 RESUME_FIXED = ("model", "frames", "objective", "vificlip_classes", "seed", "model_overrides", "data.train_list",
                 "data.classes", "data.descriptions", "data.templates")
-RESUME_PLANNED = ("batch_size", "global_batch_size", "epochs", "tfd_weight", "label_smoothing", "mixup_alpha",
-                  "cutmix_alpha", "mix_switch_prob", "optim.lr", "optim.weight_decay", "optim.betas", "optim.eps",
-                  "optim.warmup_epochs", "optim.min_lr_ratio", "optim.warmup_prefix")
+RESUME_PLANNED = ("epochs", "tfd_weight", "label_smoothing", "mixup_alpha", "cutmix_alpha", "mix_switch_prob",
+                  "optim.lr", "optim.weight_decay", "optim.betas", "optim.eps", "optim.warmup_epochs",
+                  "optim.min_lr_ratio", "optim.warmup_prefix")  # batch size: judged by the global batch
 
 
 def _flat(tree: dict, prefix: str = ""):
@@ -211,8 +211,9 @@ class Trainer:
         for micro, batch in enumerate(batches):
             self._micro = micro
             losses = self.compute_loss(batch)
-            if torch.isfinite(losses["loss"]):  # the graph is freed either way; a bad micro-batch spoils the step
-                self.scaler.scale(losses["loss"] / len(batches)).backward()
+            # always: under torchrun the backward of the gathered embeddings is itself a collective; a non-finite
+            # loss spoils the step, which every rank then skips together (agree, below)
+            self.scaler.scale(losses["loss"] / len(batches)).backward()
             for key, value in losses.items():
                 totals[key] = totals.get(key, 0) + value.detach() / len(batches)
         losses = totals
@@ -277,6 +278,8 @@ class Trainer:
         self.epoch, self.step_in_epoch, self.global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
         self.best_top1 = state.get("best_top1")
         if changes:  # re-planned: the new hyper-parameters from this step on; the optimizer's moments are kept
+            if any(change.startswith("global batch") for change in changes):  # at an epoch boundary (checked)
+                self.global_step = self.scheduler.last_epoch = self.epoch * self.steps_per_epoch  # in new steps
             optim = self.config.optim
             for group in self.optimizer.param_groups:
                 group.update(weight_decay=optim.weight_decay, betas=tuple(optim.betas), eps=optim.eps)
@@ -285,7 +288,7 @@ class Trainer:
                 group["lr"] = optim.lr * factor(self.scheduler.last_epoch)  # this step's lr under the new plan
             warnings.warn(f"resuming {path} with changed settings, applied from step {self.global_step}: "
                           f"{'; '.join(changes)}", stacklevel=2)
-        self._drop_metrics_after(self.global_step)
+        self._drop_metrics_after(state["global_step"])
 
     def check_free_space(self) -> None:
         """Refuse to start or save when the output folder's disk cannot hold two states (the atomic write keeps
