@@ -53,6 +53,14 @@ def _batches(clips: np.ndarray, size: int = 8) -> Iterator[np.ndarray]:
         yield clips[start:start + size]
 
 
+class GateRefusedError(ArtifactError):
+    """The INT8 graphs failed the agreement gate and were not written; `report` holds the gate's figures."""
+
+    def __init__(self, message: str, report: Dict[str, object]):
+        super().__init__(message)
+        self.report = report
+
+
 class _ClipReader:
     """ONNX Runtime's CalibrationDataReader over uint8 clips."""
 
@@ -163,10 +171,11 @@ def quantize_export(out_dir, *, mode: str = "static", calibration_list: Optional
     if not passed:
         for path in written.values():
             path.unlink(missing_ok=True)
-        raise ArtifactError(f"{directory}: refused to write the INT8 graphs: they fail the agreement gate "
-                            f"(top-1 agreement {figures['top1_agreement']:.3f}, mean cosine "
-                            f"{figures['mean_cosine']:.4f}); the fp32 graphs are kept. Calibrate on clips like the "
-                            f"ones served (--calibration, more --calibration-clips) or try --int8-mode dynamic")
+        raise GateRefusedError(f"{directory}: refused to write the INT8 graphs: they fail the agreement gate "
+                               f"(top-1 agreement {figures['top1_agreement']:.3f}, mean cosine "
+                               f"{figures['mean_cosine']:.4f}); the fp32 graphs are kept. Calibrate on clips like "
+                               f"the ones served (--calibration, more --calibration-clips) or try --int8-mode "
+                               f"dynamic", report)
     bundle.manifest["int8"] = report
     write_manifest(directory, bundle.manifest)
     log(f"   INT8 graphs written ({', '.join(p.name for p in written.values())}) in {time.time() - started:.1f} s")
