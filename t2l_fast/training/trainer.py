@@ -402,7 +402,8 @@ class Trainer:
                 self.model.train()
                 self.loader.set_epoch(self.epoch, start_batch=self.step_in_epoch * self.accumulation)
                 bar = tqdm(self.step_batches(), desc=f"epoch {self.epoch + 1}/{config.epochs}", leave=False,
-                           initial=self.step_in_epoch, total=self.steps_per_epoch, disable=not main)
+                           initial=self.step_in_epoch, total=self.steps_per_epoch, disable=not main,
+                           mininterval=0.1 if sys.stderr.isatty() else 30)  # a log file gets a line per 30 s
                 for micro_batches in bar:
                     try:
                         metrics = self.train_step(micro_batches)
