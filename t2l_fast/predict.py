@@ -172,7 +172,8 @@ def format_prediction(prediction: VideoPrediction) -> str:
     if prediction.error:
         return f"{prediction.path}\n   error: {prediction.error}"
     clips = len(prediction.windows)
-    how = "1 clip" if clips == 1 else f"{clips} clips of {prediction.windows[0]['end_s'] - prediction.windows[0]['start_s']:.0f} s, averaged"
+    first = prediction.windows[0]
+    how = "1 clip" if clips == 1 else f"{clips} clips of {first['end_s'] - first['start_s']:.0f} s, averaged"
     lines = [f"{prediction.path}  ({prediction.seconds:.1f} s, {prediction.num_frames} frames, {how})"]
     lines += [f"   {p:6.3f}  {name}" for name, p in prediction.top]
     if clips > 1:

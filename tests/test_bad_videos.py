@@ -96,7 +96,8 @@ def test_stamped_frames_of_odd_formats_are_exact(zoo):
 
 def test_fewer_frames_than_t_are_padded(zoo):
     (zoo / "short.txt").write_text("three-frames.mp4 0\none-frame.mp4 1\n")
-    batch = next(iter(build_video_loader(zoo / "short.txt", zoo, backend="pyav", split="val", frames=8, size=32, batch_size=2,
+    batch = next(iter(build_video_loader(zoo / "short.txt", zoo, backend="pyav", split="val", frames=8, size=32,
+                                         batch_size=2,
                                          num_workers=0)))
     assert batch["video"].shape == (2, 8, 3, 32, 32)
 
@@ -151,7 +152,8 @@ def test_loader_replaces_bad_videos_and_keeps_its_length(zoo):
 @pytest.mark.filterwarnings("ignore:.*duplicate entries")
 def test_loader_stops_with_a_summary_past_the_budget(zoo):
     (zoo / "mostly-bad.txt").write_text("good h264.mp4 0\n" * 10 + "text.mp4 0\n" * 10)
-    loader = build_video_loader(zoo / "mostly-bad.txt", zoo, backend="pyav", split="val", frames=8, size=32, batch_size=4,
+    loader = build_video_loader(zoo / "mostly-bad.txt", zoo, backend="pyav", split="val", frames=8, size=32,
+                                batch_size=4,
                                 num_workers=0, max_bad_fraction=0.05)
     with pytest.warns(UserWarning), pytest.raises(TooManyBadVideos, match=r"(?s)more than 5% .*text.mp4: cannot"):
         list(loader)
@@ -184,7 +186,8 @@ def test_manifest_counts_replace_probing(zoo, monkeypatch):
         raise AssertionError("count_frames called despite the manifest")
 
     monkeypatch.setattr(loader_module, "count_frames", no_probing)
-    loader = build_video_loader(zoo / "m" / "r.clean.txt", zoo, backend="pyav", split="val", frames=4, size=32, batch_size=4,
+    loader = build_video_loader(zoo / "m" / "r.clean.txt", zoo, backend="pyav", split="val", frames=4, size=32,
+                                batch_size=4,
                                 num_workers=0, manifest=zoo / "m" / "r.manifest.json")
     assert sum(len(b["label"]) for b in loader) == len(OK) + 1
 

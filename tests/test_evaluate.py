@@ -217,7 +217,8 @@ def test_multi_view_needs_evaluation_and_pyav(synthetic):
     with pytest.raises(ValueError, match="for evaluation"):
         build_video_loader(synthetic / "test.txt", synthetic, split="train", backend="pyav", **kwargs)
     with pytest.raises(ValueError, match="two integers >= 1"):
-        build_video_loader(synthetic / "test.txt", synthetic, split="val", backend="pyav", **{**kwargs, "views": (0, 1)})
+        build_video_loader(synthetic / "test.txt", synthetic, split="val", backend="pyav", **{**kwargs, "views": (0,
+                           1)})
 
 
 def test_eval_command_multi_view(ucf_like, lists, capsys):

@@ -31,7 +31,8 @@ def stamps(video: torch.Tensor):
 @pytest.mark.parametrize("split", ["train", "val"])
 def test_decoded_indices_are_exactly_the_requested_ones(stamped, split):
     for epoch in (0, 1):
-        loader = build_video_loader(stamped / "list.txt", stamped, backend="pyav", split=split, frames=8, size=32, batch_size=2,
+        loader = build_video_loader(stamped / "list.txt", stamped, backend="pyav", split=split, frames=8, size=32,
+                                    batch_size=2,
                                     num_workers=0, augment=NO_COLOUR, seed=11, epoch=epoch)
         seen = 0
         for batch in loader:
@@ -43,7 +44,8 @@ def test_decoded_indices_are_exactly_the_requested_ones(stamped, split):
 
 
 def test_contract_shapes_dtype_order(stamped):
-    loader = build_video_loader(stamped / "list.txt", stamped, backend="pyav", split="val", frames=8, size=32, batch_size=3,
+    loader = build_video_loader(stamped / "list.txt", stamped, backend="pyav", split="val", frames=8, size=32,
+                                batch_size=3,
                                 num_workers=2)
     batches = list(loader)
     assert len(loader) == len(batches) == 2  # 4 videos, batches of 3, the last one partial in evaluation
@@ -57,7 +59,8 @@ def test_contract_shapes_dtype_order(stamped):
 
 
 def test_float_dtype_is_scaled(stamped):
-    loader = build_video_loader(stamped / "list.txt", stamped, backend="pyav", split="val", frames=8, size=32, batch_size=4,
+    loader = build_video_loader(stamped / "list.txt", stamped, backend="pyav", split="val", frames=8, size=32,
+                                batch_size=4,
                                 num_workers=0, dtype=torch.float32)
     video = next(iter(loader))["video"]
     assert video.dtype == torch.float32 and 0 <= video.min() and video.max() <= 1
@@ -65,7 +68,8 @@ def test_float_dtype_is_scaled(stamped):
 
 def test_same_seed_and_epoch_give_the_same_batches(stamped):
     def epoch_batches(epoch):
-        loader = build_video_loader(stamped / "list.txt", stamped, backend="pyav", split="train", frames=8, size=32, batch_size=2,
+        loader = build_video_loader(stamped / "list.txt", stamped, backend="pyav", split="train", frames=8, size=32,
+                                    batch_size=2,
                                     num_workers=0, seed=3)
         loader.set_epoch(epoch)
         return [(b["index"].tolist(), b["video"]) for b in loader]
