@@ -88,14 +88,35 @@ def blocks(run, curves: Optional[str]) -> List[Block]:
         [name, f"{value:.3f}"] for name, value in r["order_test"]["within_pair_accuracy"].items()]))]
     for number, stage in enumerate(STAGES, 1):
         result = r[stage.name]
-        out += [("h2", f"{number}. {stage.title} ({result['seconds']} s)"), ("p", stage.run.__doc__ or "")]
+        out += [("h2", f"{number}. {stage.title} ({result['seconds']} s)"), ("p", " ".join((stage.run.__doc__ or "").split()))]
         out += [("p", line) for line in result.get("lines", [])]
+        out += _stage_tables(stage.name, result)
         if stage.name == "train_vificlip" and curves:
             out.append(("img", (curves, "training loss per step")))
         out += [("img", (image, image)) for image in result.get("images", [])]
         if result.get("commands"):
             out.append(("code", "\n".join(result["commands"])))
     return out
+
+
+def _stage_tables(name: str, result: dict) -> List[Block]:
+    """The figures of the export, INT8 and engine stages as tables."""
+    if name == "export" and result.get("parity"):
+        rows = [[graph, batch, output, f"{values['max_abs']:.2g}", f"{values['min_cosine']:.6f}", figures["passed"]]
+                for graph, figures in result["parity"].items()
+                for batch, outputs in figures.items() if batch.startswith("batch_")
+                for output, values in outputs.items() if isinstance(values, dict) and "max_abs" in values]
+        return [("table", (("graph", "batch", "output", "max-abs to PyTorch", "min cosine", "passed"), rows))]
+    if name == "int8" and result.get("gate"):
+        gate = result["gate"]
+        keys = ("clips", "top1_agreement", "min_top1_agreement", "mean_cosine", "min_mean_cosine", "min_cosine")
+        return [("table", (("gate", "value"), [[k, gate.get(k)] for k in keys] + [["passed", result["passed"]]]))]
+    if name == "engine" and result.get("built"):
+        rows = [["engine", result["engine"]], ["bytes", result["bytes"]], ["sidecar", result["sidecar"]],
+                ["runtime", f"{result['runtime']['name']} {result['runtime']['version']}"],
+                ["targets", result["targets"]]]
+        return [("table", (("engine", "value"), rows)), ("code", result["rebuild"])]
+    return []
 
 
 def _markdown(items: Sequence[Block]) -> str:
