@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .. import __version__
-from ..errors import T2LError
+from ..folders import claim_folder
 from .stages import STAGES, Run
 
 MARKER = ".t2l-demo"
@@ -20,12 +20,7 @@ MARKER = ".t2l-demo"
 
 def _claim_folder(out: Path) -> None:
     """Make `out` a demo folder: new, empty, or already marked as one; anything else is refused."""
-    if out.exists() and not out.is_dir():
-        raise T2LError(f"--out {out}: a file, not a folder; give a new or empty folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise T2LError(f"--out {out}: not empty and not a demo folder (no {MARKER}); the demo writes only into a "
-                       f"new or empty folder, or one it wrote before: give another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    claim_folder(out, MARKER, "a demo folder")
     (out / MARKER).write_text(json.dumps({"t2l_fast_version": __version__}) + "\n")
 
 

@@ -88,7 +88,8 @@ def blocks(run, curves: Optional[str]) -> List[Block]:
         [name, f"{value:.3f}"] for name, value in r["order_test"]["within_pair_accuracy"].items()]))]
     for number, stage in enumerate(STAGES, 1):
         result = r[stage.name]
-        out += [("h2", f"{number}. {stage.title} ({result['seconds']} s)"), ("p", " ".join((stage.run.__doc__ or "").split()))]
+        description = " ".join((stage.run.__doc__ or "").split())
+        out += [("h2", f"{number}. {stage.title} ({result['seconds']} s)"), ("p", description)]
         out += [("p", line) for line in result.get("lines", [])]
         out += _stage_tables(stage.name, result)
         if stage.name == "train_vificlip" and curves:

@@ -300,7 +300,7 @@ def quantise(run: Run) -> dict:
 
     if not run.results["export"]["exported"]:
         return {"passed": False, "lines": ["not run: no ONNX export"], "commands": []}
-    test_clips = sum(1 for _ in open(run.data / "test.txt"))
+    test_clips = len((run.data / "test.txt").read_text().splitlines())
     shown: List[str] = []
     command = (f"t2l export onnx ... --precision int8 --calibration {run.data / 'train.txt'} --gate-list "
                f"{run.data / 'test.txt'} --root {run.data}")

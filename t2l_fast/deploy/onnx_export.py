@@ -20,6 +20,7 @@ import torch
 
 from .. import __version__
 from ..errors import T2LError
+from ..folders import claim_folder
 from ..models.base import VideoTextModel
 from ..optional import installed
 from ..runtime.base import ArtifactError, file_sha256
@@ -58,12 +59,7 @@ class ExportOptions:
 
 def prepare_out_dir(out_dir: Path) -> None:
     """Create `out_dir`; refuse a non-empty folder that is not an earlier export (nothing else is overwritten)."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise T2LError(f"--out {out_dir}: exists and is not a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).is_file():
-        raise T2LError(f"--out {out_dir}: folder is not empty and holds no {MANIFEST} of an earlier export; "
-                       f"give a new or empty folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    claim_folder(out_dir, MANIFEST, "an earlier export")
     (out_dir / MANIFEST).unlink(missing_ok=True)  # a half-rewritten folder must not look finished
 
 
