@@ -8,6 +8,54 @@ import torch
 TINY_MODELS = ["t2l_tiny", "vificlip_tiny", "clip_tiny"]
 
 
+def _no_cuda() -> str | None:
+    if not torch.cuda.is_available():
+        return "needs a CUDA GPU (torch.cuda.is_available() is False on this machine)"
+    return None
+
+
+def _no_dali_gpu() -> str | None:
+    try:
+        import nvidia.dali  # noqa: F401
+    except ImportError:
+        return "needs NVIDIA DALI on a CUDA GPU: pip install 't2l-fast[dali]'"
+    return _no_cuda() and "needs a CUDA GPU with NVDEC (torch.cuda.is_available() is False on this machine)"
+
+
+def _no_tensorrt_gpu() -> str | None:
+    if _no_cuda():
+        return "needs an NVIDIA GPU (torch.cuda.is_available() is False): engines are built here, not run"
+    from t2l_fast.errors import MissingDependencyError
+    from t2l_fast.runtime.engine_sidecar import RTX_DEFAULT_SET
+    from t2l_fast.runtime.trt_support import load_tensorrt
+
+    try:
+        tensorrt = load_tensorrt("auto")
+    except MissingDependencyError as e:
+        return str(e)
+    capability = torch.cuda.get_device_capability()
+    if tensorrt.flavour.name == "tensorrt-rtx" and capability not in RTX_DEFAULT_SET:
+        return (f"only TensorRT for RTX is installed, which does not run on this GPU (compute capability "
+                f"{capability[0]}.{capability[1]}); install full TensorRT: pip install 't2l-fast[onnx-gpu]'")
+    return None
+
+
+def _gpu_present() -> str | None:
+    if torch.cuda.is_available():
+        return "a CUDA GPU is present: this test checks the refusal without one, and its GPU twin runs instead"
+    return None
+
+
+# marker -> why its tests cannot run here (None: they run). One reason per marker, checked before any fixture.
+SKIP_RULES = {"gpu": _no_cuda, "dali_gpu": _no_dali_gpu, "tensorrt_gpu": _no_tensorrt_gpu, "without_gpu": _gpu_present}
+
+
+def pytest_runtest_setup(item):
+    for marker, reason_to_skip in SKIP_RULES.items():
+        if item.get_closest_marker(marker) and (reason := reason_to_skip()):
+            pytest.skip(reason)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

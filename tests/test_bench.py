@@ -210,14 +210,11 @@ def test_gpu_backends_are_left_out_without_a_gpu(monkeypatch):
     assert available(["torch-eager", "onnxruntime-int8"]) == ["torch-eager", "onnxruntime-int8"]
 
 
+@pytest.mark.without_gpu
 def test_tensorrt_backend_builds_its_engine_and_refuses_to_run_without_a_gpu(tmp_path):
-    import torch
-
     from t2l_fast.perf.backends import build_backend
     from t2l_fast.perf.throughput import clips_for
 
-    if torch.cuda.is_available():
-        pytest.skip("a GPU is present: test_gpu_backends_pass_their_gates runs the engine")
     pytest.importorskip("tensorrt_rtx", reason="TensorRT for RTX not installed: pip install 't2l-fast[tensorrt-rtx]'")
     from t2l_fast.models.registry import create_model
 
@@ -230,10 +227,6 @@ def test_tensorrt_backend_builds_its_engine_and_refuses_to_run_without_a_gpu(tmp
 
 @pytest.mark.gpu
 def test_gpu_backends_pass_their_gates(tmp_path):
-    import torch
-
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA GPU (torch.cuda.is_available() is False)")
     from t2l_fast.perf.backends import available
     from t2l_fast.perf.throughput import GPU_BACKENDS, Plan, run_plan
 

@@ -301,15 +301,9 @@ def test_dali_sharding_matches_pyav(vp9_set, split, shards):
 
 
 # ------------------------------------------------------------------------------------------- on a GPU (NVDEC)
-def _needs_nvdec():
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA GPU with NVDEC (torch.cuda.is_available() is False on this machine)")
-
-
 @pytest.fixture(scope="module")
 def h264_b_frames(tmp_path_factory):
     """Frame-stamped 320x256 H.264 mp4 with B-frames (NVDEC's minimum sizes are far below), 33-90 frames."""
-    _needs_nvdec()
     root = tmp_path_factory.mktemp("h264")
     counts = [75, 48, 33, 90]
     for label, n in enumerate(counts):
@@ -318,7 +312,7 @@ def h264_b_frames(tmp_path_factory):
     return root, counts
 
 
-@pytest.mark.gpu
+@pytest.mark.dali_gpu
 @pytest.mark.parametrize("split", ["train", "val"])
 def test_nvdec_decodes_h264_with_b_frames_at_exact_indices(h264_b_frames, split):
     root, counts = h264_b_frames
@@ -337,7 +331,7 @@ def test_nvdec_decodes_h264_with_b_frames_at_exact_indices(h264_b_frames, split)
     assert seen == len(counts) and loader.fallback_batches == 0 and not loader.bad_videos
 
 
-@pytest.mark.gpu
+@pytest.mark.dali_gpu
 def test_nvdec_fails_on_a_frame_past_the_end_instead_of_padding(h264_b_frames):
     root, counts = h264_b_frames
     common = dict(split="val", frames=8, size=32, batch_size=2, backend="dali", device="cuda")
@@ -350,7 +344,7 @@ def test_nvdec_fails_on_a_frame_past_the_end_instead_of_padding(h264_b_frames):
         (root / "list.check.manifest.json").unlink()
 
 
-@pytest.mark.gpu
+@pytest.mark.dali_gpu
 def test_nvdec_matches_the_cpu_path(h264_b_frames):
     root, _ = h264_b_frames
     batches = {device: list(build_video_loader(root / "list.txt", root, split="val", frames=8, size=32,

@@ -9,6 +9,7 @@ from t2l_fast.cli import main
 from t2l_fast.demo.stages import STAGES
 from t2l_fast.optional import installed
 
+pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
@@ -30,11 +31,22 @@ def test_every_stage_ran_and_the_summary_has_the_headline_figures(demo):
     for model in ("t2l_tiny", "vificlip_tiny"):
         assert summary["training"][model]["last_loss"] < summary["training"][model]["first_loss"]
     assert summary["export"]["exported"] and all(p["passed"] for p in summary["export"]["parity"].values())
-    assert isinstance(summary["int8"]["passed"], bool)  # kept or refused by its gate, never silently
+    _check_int8_gate(summary["int8"], demo)
     if installed("tensorrt-rtx-cu13") or installed("tensorrt"):
         assert summary["engine"]["built"] and (demo / summary["engine"]["engine"]).stat().st_size > 0
     claims = {row["claim"] for row in summary["claims"]}
     assert any("GFLOPs" in claim for claim in claims) and any("throughput" in claim for claim in claims)
+
+
+def _check_int8_gate(int8: dict, demo) -> None:
+    """Kept or refused, the INT8 stage reports its gate's figures, and its verdict follows from them."""
+    gate = int8["gate"]
+    assert gate["clips"] > 0 and 0 <= gate["top1_agreement"] <= 1
+    assert -1 <= gate["min_cosine"] <= gate["mean_cosine"] <= 1
+    follows = gate["top1_agreement"] >= gate["min_top1_agreement"] and gate["mean_cosine"] >= gate["min_mean_cosine"]
+    assert int8["passed"] == gate["passed"] == follows
+    written = sorted(p.name for p in (demo / "onnx").glob("*_int8.onnx"))
+    assert written == (["classifier_int8.onnx", "video_encoder_int8.onnx"] if int8["passed"] else [])
 
 
 def test_the_html_report_embeds_every_image_and_table(demo):

@@ -267,6 +267,7 @@ def test_base_to_novel_command_over_seeds(ucf_like, lists, capsys):
     assert "are for --base-to-novel only" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_eval_under_torchrun_counts_every_video_once(ucf_like, tmp_path):
     """2 gloo processes over 3 videos (one shard wraps around): the same results as one process."""
     import os

@@ -42,6 +42,7 @@ def test_frame_averaging_cannot_see_order():
     torch.testing.assert_close(score(model, clips, heads), score(model, clips.flip(1), heads), atol=1e-5, rtol=0)
 
 
+@pytest.mark.integration
 def test_fast_order_test_runs_the_whole_procedure(tmp_path):
     """The test suite's budget (FAST): every step, the report, and ViFi-CLIP at chance. T2L's >= 0.9 needs the full
     budget: `t2l order-test` (recorded by `t2l demo`) and the slow test below."""
@@ -61,6 +62,7 @@ def test_fast_order_test_runs_the_whole_procedure(tmp_path):
     assert per_pair == pytest.approx(t2l["within_pair_accuracy"])
 
 
+@pytest.mark.integration
 def test_seed_sweep_reports_min_median_max_per_model(tmp_path):
     assert main(["order-test", "--fast", "--seeds", "3", "4", "--out", str(tmp_path)]) == 0
     sweep = json.loads((tmp_path / "order_sweep.json").read_text())

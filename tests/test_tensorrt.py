@@ -243,11 +243,8 @@ def test_engine_files_are_checked_before_deserialising(tmp_path_factory, tmp_pat
 
 
 @needs_rtx
+@pytest.mark.without_gpu
 def test_without_a_gpu_the_runner_says_so(tmp_path_factory, tmp_path):
-    import torch
-
-    if torch.cuda.is_available():
-        pytest.skip("a GPU is present: the runner runs (see the tensorrt_gpu tests)")
     exported_copy(tmp_path_factory, tmp_path)
     build_engine(tmp_path / "classifier.onnx", BuildOptions(max_batch=2, runtime="tensorrt-rtx"), log=lambda line: None)
     with pytest.raises(T2LError, match="needs an NVIDIA GPU"):
@@ -255,11 +252,8 @@ def test_without_a_gpu_the_runner_says_so(tmp_path_factory, tmp_path):
 
 
 @needs_rtx
+@pytest.mark.without_gpu
 def test_predict_tensorrt_backend_never_falls_back(videos, tmp_path_factory, tmp_path, capsys):  # noqa: F811
-    import torch
-
-    if torch.cuda.is_available():
-        pytest.skip("a GPU is present: see test_predict_tensorrt_matches_onnx")
     onnx_dir = exported_copy(tmp_path_factory, tmp_path)
     command = ["predict", str(videos / "videos" / "test"), "--classes", ",".join(CLASSES), "--descriptions",
                str(videos / "descriptions.csv"), "--backend", "tensorrt", "--onnx", str(onnx_dir), "--trt-runtime",
@@ -271,33 +265,12 @@ def test_predict_tensorrt_backend_never_falls_back(videos, tmp_path_factory, tmp
 
 
 # ------------------------------------------------------------------------------------------- on a GPU
-def _gpu_skip_reason():
-    import torch
-
-    if not torch.cuda.is_available():
-        return "needs an NVIDIA GPU (torch.cuda.is_available() is False): engines are built here, not run"
-    try:
-        tensorrt = load_tensorrt("auto")
-    except MissingDependencyError as e:
-        return str(e)
-    from t2l_fast.runtime.engine_sidecar import RTX_DEFAULT_SET
-
-    capability = torch.cuda.get_device_capability()
-    if tensorrt.flavour.name == "tensorrt-rtx" and capability not in RTX_DEFAULT_SET:
-        return (f"only TensorRT for RTX is installed, which does not run on this GPU (compute capability "
-                f"{capability[0]}.{capability[1]}); install full TensorRT")
-    return None
-
-
 @pytest.mark.tensorrt_gpu
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 @pytest.mark.parametrize("name", TINY_MODELS)
 def test_engines_match_onnx_runtime_fp32(name, precision, tmp_path_factory, tmp_path):
     """Gates vs ONNX Runtime fp32: fp32 engines max-abs <= 1e-3; fp16 engines cosine >= 0.999 and the same top-1,
     at B=1 and B=3 on synthetic clips."""
-    reason = _gpu_skip_reason()
-    if reason:
-        pytest.skip(reason)
     from t2l_fast.deploy.bundle import ExportedModel
     from t2l_fast.deploy.onnx_export import parity_clips
     from t2l_fast.runtime.compare import Tolerance, compare_outputs
@@ -319,9 +292,6 @@ def test_engines_match_onnx_runtime_fp32(name, precision, tmp_path_factory, tmp_
 
 @pytest.mark.tensorrt_gpu
 def test_predict_tensorrt_matches_onnx(videos, tmp_path_factory, tmp_path, capsys):  # noqa: F811
-    reason = _gpu_skip_reason()
-    if reason:
-        pytest.skip(reason)
     onnx_dir = exported_copy(tmp_path_factory, tmp_path, precision="fp16")
     assert main(["export", "trt", "--onnx", str(onnx_dir), "--max-batch", "4"]) == 0
     common = [str(videos / "videos" / "test"), "--classes", ",".join(CLASSES), "--descriptions",

@@ -221,6 +221,7 @@ def test_out_of_memory_saves_and_suggests_a_smaller_batch(data, tmp_path, monkey
     assert state["global_step"] == 2 and state["step_in_epoch"] == 2  # resume retries the failed batch
 
 
+@pytest.mark.integration
 def test_two_processes_match_one_with_the_same_global_batch(data, tmp_path):
     """torchrun --nproc_per_node=2 (gloo, CPU), 2 x 4 clips per step, against one process with 8: the same losses
     and averaged gradients for 5 steps (dropout and drop-path off; augmentation is a function of the clip alone)."""
