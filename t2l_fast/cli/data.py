@@ -140,7 +140,15 @@ def register(sub) -> None:
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--size", type=int, default=64)
     p.set_defaults(run=_data_probe)
+    _register_preflight(data)
+    p = data.add_parser("fixtures", help="write a folder of good, odd and broken videos (for testing decoders)")
+    p.add_argument("out_dir")
+    p.set_defaults(run=_data_fixtures)
+    _register_lists(data)
 
+
+def _register_preflight(data) -> None:
+    """`t2l data check` and `t2l data transcode`."""
     p = data.add_parser("check", help="preflight: probe every listed video; write a report, manifest, clean list")
     p.add_argument("list", help="list file (relative/path label per line, or CSV)")
     p.add_argument("--root", required=True, help="data root the list's paths are relative to")
@@ -158,9 +166,10 @@ def register(sub) -> None:
                    "many pixels (default 320: what the 224 training crop needs; 0 keeps the size). Decoding 320p "
                    "with a short GOP instead of 720p/1080p originals is what makes NVDEC fast on Kinetics")
     p.set_defaults(run=_data_transcode)
-    p = data.add_parser("fixtures", help="write a folder of good, odd and broken videos (for testing decoders)")
-    p.add_argument("out_dir")
-    p.set_defaults(run=_data_fixtures)
+
+
+def _register_lists(data) -> None:
+    """`t2l data fewshot` and `t2l data convert-list`."""
     p = data.add_parser("fewshot", help="draw K videos per class from a list (few-shot and base-to-novel training)",
                         description="Draws K videos per class, deterministically per seed, optionally from a class "
                         "subset (base-to-novel: the base classes, relabelled in the subset's order). These are our "
