@@ -63,3 +63,11 @@ def test_without_an_export_the_target_says_why(tmp_path):
     assert "disabled: engines (no " in printed and "t2l export onnx" in printed
     result = subprocess.run([cmake(), "--build", str(build), "--target", "engines"], capture_output=True, text=True)
     assert result.returncode != 0 and "engines target disabled" in result.stdout
+
+
+def test_cpp_runner_allows_engine_host_code_before_deserialising():
+    """Version-compatible engines (our default) carry host code: without the permission they fail to load in C++.
+    Compiling the runner needs TensorRT's headers, so the order of the two calls is checked in the source."""
+    source = (ROOT / "export" / "cpp" / "t2l_trt_runner.cpp").read_text()
+    allowed, deserialised = source.find("->setEngineHostCodeAllowed(true)"), source.find("->deserializeCudaEngine(")
+    assert 0 < allowed < deserialised

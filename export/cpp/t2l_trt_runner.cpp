@@ -159,6 +159,10 @@ int main(int argc, char** argv) try {
   const std::vector<char> plan((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
   Logger logger;
   std::unique_ptr<nvinfer1::IRuntime> runtime(nvinfer1::createInferRuntime(logger));
+  if (!runtime) throw std::runtime_error("could not create a TensorRT runtime");
+  // Version-compatible engines carry their own lean runtime as host code; without this they fail to deserialise
+  // (the Python runner sets engine_host_code_allowed for the same reason). Our engines are built by us.
+  runtime->setEngineHostCodeAllowed(true);
   std::unique_ptr<nvinfer1::ICudaEngine> engine(runtime->deserializeCudaEngine(plan.data(), plan.size()));
   if (!engine) throw std::runtime_error(engine_path + ": not deserialisable by this TensorRT on this GPU (check "
                                         "its sidecar's runtime version and compute capabilities)");

@@ -20,6 +20,8 @@ from typing import Any, List, Optional, Sequence, Tuple
 import torch
 import torch.distributed as dist
 
+from ..errors import T2LError
+
 
 @dataclass(frozen=True)
 class Distributed:
@@ -47,6 +49,10 @@ def init_distributed(device: Optional[str] = None) -> Distributed:
         return Distributed(device=torch.device(kind))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if kind.startswith("cuda"):
+        if local_rank >= torch.cuda.device_count():
+            raise T2LError(f"LOCAL_RANK={local_rank}, but this machine shows {torch.cuda.device_count()} CUDA GPU(s): "
+                           f"start at most that many processes per node (torchrun --nproc_per_node), or train on "
+                           f"the CPU with device: cpu")
         torch.cuda.set_device(local_rank)
         chosen = torch.device("cuda", local_rank)
     else:
