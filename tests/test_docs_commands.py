@@ -79,11 +79,20 @@ def test_relative_links_resolve():
     for doc in DOCS:
         text = re.sub(r"```.*?```", "", (ROOT / doc).read_text(), flags=re.S)
         for target in re.findall(r"\]\(([^)\s]+)\)", text):
-            if target.startswith(("http://", "https://", "#", "mailto:")):
+            if target.startswith(("http://", "https://", "mailto:")):
                 continue
-            path = (ROOT / doc).parent / target.split("#")[0]
+            file, _, anchor = target.partition("#")
+            path = (ROOT / doc).parent / file if file else ROOT / doc
             assert path.exists(), f"{doc}: link to {target}"
             assert ROOT in path.resolve().parents or path.resolve() == ROOT, f"{doc}: {target} leaves the repo"
+            if anchor and path.suffix == ".md":
+                assert anchor in anchors(path), f"{doc}: no heading for #{anchor} in {file}"
+
+
+def anchors(path: Path):
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces as hyphens."""
+    headings = re.findall(r"^#+ (.+)$", re.sub(r"```.*?```", "", path.read_text(), flags=re.S), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
 
 
 def test_design_notes_are_cited_where_they_are():
