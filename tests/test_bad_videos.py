@@ -1,4 +1,4 @@
-"""Bad and odd videos (RELIABILITY.md §6 A; the mapping table is docs/RELIABILITY_TESTS.md)."""
+"""Bad and odd videos (docs/design/RELIABILITY.md §6 A; the mapping table is docs/RELIABILITY_TESTS.md)."""
 import json
 import time
 import warnings

@@ -24,7 +24,7 @@ def test_traced_counts_agree_with_the_closed_form(name):
 
 
 def test_the_closed_form_gives_the_hand_computed_figures():
-    """../shared/design/BASELINES_AND_CLAIMS.md and T2L_SPEC.md, computed by hand: CLIP ViT-B/16 17.56 GMAC per
+    """docs/design/BASELINES_AND_CLAIMS.md and docs/design/T2L_SPEC.md, computed by hand: CLIP ViT-B/16 17.56 GMAC per
     frame, 2.98 per prompt; T2L ~146.6 per 8-frame clip (ours skips the temporal token's own query: 146.45), ~95.7
     attention-blind, ~3.1 per prompt (2.06 attention-blind)."""
     clip, t2l = get_model_config("clip_vit_b16"), get_model_config("t2l_vit_b16")

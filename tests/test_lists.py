@@ -1,4 +1,4 @@
-"""List-file faults of RELIABILITY.md §6 B (16-21); class-file faults (20) are in test_class_files.py."""
+"""List-file faults of docs/design/RELIABILITY.md §6 B (16-21); class-file faults (20) are in test_class_files.py."""
 import os
 
 import pytest

@@ -168,7 +168,7 @@ def test_normalize_video_uint8_and_float_agree():
 
 
 def _reference_vision_block(model, layer, block, x, batch, mutant=None):
-    """T2L_SPEC.md §1.2 written the plain way (the official code's formulation): full self-attention of the frozen
+    """docs/design/T2L_SPEC.md §1.2 the plain way (the official code's formulation): full self-attention of the frozen
     MHA over [x; u] for every frame, the temporal token's own output row dropped afterwards. `mutant`: a plausible
     mistake ("token order": tokens of reversed frames; "ln": the token appended without LN1)."""
     bt, n, w = x.shape

@@ -1,4 +1,4 @@
-"""Clip augmentation of T2L_SPEC.md §4, in one place: parameters are drawn once per clip, then applied.
+"""Clip augmentation of docs/design/T2L_SPEC.md §4, in one place: parameters are drawn once per clip, then applied.
 
 Training: multi-scale crop (scales 1, .875, .75, .66 of the short side, chosen independently for width and height
 with a scale-index gap <= 1, snapped to the output size within 3 px, at one of 13 fixed offsets), resized to

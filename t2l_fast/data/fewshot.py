@@ -1,4 +1,4 @@
-"""Few-shot training lists (T2L_SPEC.md §5): K videos per class drawn from a list, deterministically per seed,
+"""Few-shot training lists (docs/design/T2L_SPEC.md §5): K videos per class from a list, deterministically per seed,
 optionally restricted to a class subset (base-to-novel: the base classes) and relabelled to the subset's order.
 
 The draw of a class: its videos sorted by path, shuffled by a generator seeded with (seed, label), the first K kept.

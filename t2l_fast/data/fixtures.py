@@ -1,4 +1,4 @@
-"""A zoo of good, odd and broken video files (RELIABILITY.md §6 A), made locally with PyAV, to test every decoder.
+"""A zoo of good, odd and broken video files (docs/design/RELIABILITY.md §6 A), made with PyAV, to test every decoder.
 
 `write_fixture_zoo(folder)` writes them with a list file (`list.txt`) and returns {name: what it exercises}.
 """

@@ -1,4 +1,4 @@
-"""Which frames of a video a clip uses: TSN segment sampling (T2L_SPEC.md §4), seeded per sample.
+"""Which frames of a video a clip uses: TSN segment sampling (docs/design/T2L_SPEC.md §4), seeded per sample.
 
 N frames, T segments with boundaries floor(i*N/T):
   training    one uniformly random frame per segment;

@@ -31,7 +31,7 @@ from .graphs import GRAPH_KINDS, INPUTS, OUTPUTS, build_graph, example_inputs
 MANIFEST = "manifest.json"
 FORMAT = "t2l-fast-onnx"
 PRECISIONS = ("fp32", "fp16")
-# Parity gates (RELIABILITY.md §4): ORT fp32 against torch at 1e-4 (logits are 100x cosines: 1e-2); fp16 by cosine.
+# Parity gates (docs/design/RELIABILITY.md §4): ORT fp32 vs torch at 1e-4 (logits, 100x cosines: 1e-2); fp16 by cosine.
 FP32_TOLERANCES = {"embedding": Tolerance(max_abs=1e-4), "probabilities": Tolerance(max_abs=1e-4),
                    "logits": Tolerance(max_abs=1e-2)}
 FP16_TOLERANCES = {"embedding": Tolerance(min_cosine=0.999), "logits": Tolerance(min_cosine=0.999),

@@ -1,6 +1,6 @@
 """T2L: a frozen CLIP with learned per-layer, per-frame temporal tokens and residual adapters in both towers.
 
-Vision block l, for the tokens x [B*T, N, W] of B videos with T frames (T2L_SPEC.md §1.2):
+Vision block l, for the tokens x [B*T, N, W] of B videos with T frames (docs/design/T2L_SPEC.md §1.2):
   (a) summary   m = mean of each frame's N tokens                            [B, T, W]
   (b) token     z = Dropout(P[l]) + m                                        [B, T, W]
   (c) cross-frame u = DropPath(MHA_l(LN1_l(z))) over the T tokens of a video, no residual

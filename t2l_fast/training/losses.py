@@ -1,4 +1,4 @@
-"""T2L's losses (T2L_SPEC.md §2): in-batch symmetric soft-target KL alignment, and Temporal Feature Diversity."""
+"""T2L's losses (docs/design/T2L_SPEC.md §2): in-batch symmetric soft-target KL alignment, and the TFD loss."""
 from __future__ import annotations
 
 from typing import NamedTuple

@@ -2,9 +2,9 @@
 precision, atomic checkpoints with mid-epoch resume, non-finite-loss guard, and SIGINT/SIGTERM saves; one process
 or many under torchrun (distributed.py: the losses see the global batch, rank 0 writes logs and checkpoints).
 
-T2L: alignment (in-batch symmetric soft-target KL, T2L_SPEC.md §2.1) between each clip and its class text, plus
+T2L: alignment (in-batch symmetric soft-target KL, docs/design/T2L_SPEC.md §2.1) of each clip to its class text, plus
 tfd_weight x TFD on the unnormalised frame embeddings (§2.2); C and V are logged.
-ViFi-CLIP (BASELINES_AND_CLAIMS.md §1): soft-target cross-entropy over every training class prompt, label smoothing
+ViFi-CLIP (docs/design/BASELINES_AND_CLAIMS.md §1): soft-target CE over every training class prompt, label smoothing
 over all of them, Mixup/CutMix with a random partner (under torchrun each rank mixes within its own part of the
 batch); `vificlip_classes: batch` restricts the prompts to the batch's classes.
 
