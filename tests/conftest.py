@@ -23,21 +23,9 @@ def _no_dali_gpu() -> str | None:
 
 
 def _no_tensorrt_gpu() -> str | None:
-    if _no_cuda():
-        return "needs an NVIDIA GPU (torch.cuda.is_available() is False): engines are built here, not run"
-    from t2l_fast.errors import MissingDependencyError
-    from t2l_fast.runtime.engine_sidecar import RTX_DEFAULT_SET
-    from t2l_fast.runtime.trt_support import load_tensorrt
+    from t2l_fast.runtime.trt_support import engines_cannot_run_reason
 
-    try:
-        tensorrt = load_tensorrt("auto")
-    except MissingDependencyError as e:
-        return str(e)
-    capability = torch.cuda.get_device_capability()
-    if tensorrt.flavour.name == "tensorrt-rtx" and capability not in RTX_DEFAULT_SET:
-        return (f"only TensorRT for RTX is installed, which does not run on this GPU (compute capability "
-                f"{capability[0]}.{capability[1]}); install full TensorRT: pip install 't2l-fast[onnx-gpu]'")
-    return None
+    return engines_cannot_run_reason()
 
 
 def _gpu_present() -> str | None:

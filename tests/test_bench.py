@@ -1,5 +1,6 @@
 """Benchmarks: the FLOP counts (traced in two accountings, closed form), the claims verdict on crafted inputs, and
 the report files' schema."""
+import importlib.util
 import json
 
 import pytest
@@ -208,6 +209,27 @@ def test_gpu_backends_are_left_out_without_a_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert available(list(GPU_BACKENDS)) == []
     assert available(["torch-eager", "onnxruntime-int8"]) == ["torch-eager", "onnxruntime-int8"]
+
+
+@pytest.mark.parametrize("capability, runs", [((9, 0), False), ((8, 0), False), ((8, 9), True), ((12, 0), True)])
+def test_tensorrt_backend_counts_only_where_an_installed_flavour_runs_on_the_gpu(monkeypatch, capability, runs):
+    """With only TensorRT for RTX installed, an H100/H200 (9.0) or an A100 (8.0, see RTX_DEFAULT_SET) gets no tensorrt-fp16 row (its engine
+    would build, then be refused); an RTX GPU does. The same rule skips the tensorrt_gpu tests."""
+    import torch
+
+    from t2l_fast.perf.backends import available
+    from t2l_fast.runtime.trt_support import engines_cannot_run_reason
+
+    pytest.importorskip("tensorrt_rtx", reason="TensorRT for RTX not installed: pip install 't2l-fast[tensorrt-rtx]'")
+    if importlib.util.find_spec("tensorrt"):
+        pytest.skip("full TensorRT is installed: it runs on every compute capability, so there is no refusal to check")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=0: capability)
+    assert available(["tensorrt-fp16"]) == (["tensorrt-fp16"] if runs else [])
+    reason = engines_cannot_run_reason()
+    assert (reason is None) == runs
+    if not runs:
+        assert f"compute capability {capability[0]}.{capability[1]}" in reason and "install full TensorRT" in reason
 
 
 @pytest.mark.without_gpu

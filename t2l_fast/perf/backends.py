@@ -3,7 +3,6 @@ embeddings [B, D]` over the same video-encoder computation (normalisation inside
 must pass against torch eager fp32 in the same run."""
 from __future__ import annotations
 
-import importlib.util
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +43,9 @@ def _is_available(name: str) -> bool:
     if name.startswith("openvino"):
         return bool(installed("openvino"))
     if name.startswith("tensorrt"):
-        return any(importlib.util.find_spec(module) for module in ("tensorrt", "tensorrt_rtx"))
+        from ..runtime.trt_support import engines_cannot_run_reason
+
+        return engines_cannot_run_reason() is None
     return True
 
 

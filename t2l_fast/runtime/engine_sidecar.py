@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Dict, Sequence, Tuple
 
 from .base import ArtifactError, TensorSpec
-from .trt_support import version_tuple
+from .trt_support import RTX_DEFAULT_SET, version_tuple
 
 FORMAT = "t2l-fast-trt-engine"
 FORMAT_VERSION = 1
 DEFAULT_RTX_TARGETS = "default"  # TensorRT for RTX's own portable set: RTX_DEFAULT_SET
 AMPERE = (8, 0)
-RTX_DEFAULT_SET = ((8, 6), (8, 9), (12, 0), (12, 1))  # Ampere, Ada and Blackwell RTX GPUs
 CROSS_MAJOR = {(8, 9), (8, 10), (10, 11)}  # (built by, runs on) for version-compatible engines
 
 

@@ -33,6 +33,14 @@ FLAVOURS = {
 }
 
 
+# Where an engine built for TensorRT for RTX's default targets runs: Ampere, Ada and Blackwell RTX GPUs. NVIDIA's
+# pages disagree on 8.0 (A100): the CPU-only AOT page puts it in the default set, while the support matrices of
+# 1.0-1.5 list only 8.6, 8.9 and 12.0 (12.1 from 1.5) as supported hardware. We follow the support matrices, so an
+# A100, like an H100/H200 (9.0, which TensorRT for RTX has no target for), is sent to full TensorRT. 7.5 (Turing)
+# is never a default target: it must be asked for explicitly.
+RTX_DEFAULT_SET = ((8, 6), (8, 9), (12, 0), (12, 1))
+
+
 @dataclass(frozen=True)
 class TensorRT:
     """An imported TensorRT flavour: `trt` is the module."""
@@ -74,6 +82,24 @@ def load_tensorrt(runtime: str = "auto") -> TensorRT:
         return TensorRT(flavour, module)
     hint = install_hint() if runtime == "auto" else f"{wanted[0].name} ({wanted[0].gpus}): {wanted[0].install}"
     raise MissingDependencyError(f"no usable TensorRT module ({'; '.join(problems)}). Install one: {hint}")
+
+
+def engines_cannot_run_reason(device: int = 0) -> Optional[str]:
+    """Why no installed TensorRT flavour can run engines on CUDA device `device` (None: one can). TensorRT for RTX
+    runs only on RTX compute capabilities, so on a data-centre GPU (A100 8.0, H100/H200 9.0) it needs full TensorRT."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "needs an NVIDIA GPU (torch.cuda.is_available() is False): engines are built here, not run"
+    try:
+        tensorrt = load_tensorrt("auto")
+    except MissingDependencyError as e:
+        return str(e)
+    capability = torch.cuda.get_device_capability(device)
+    if tensorrt.flavour.name == "tensorrt-rtx" and capability not in RTX_DEFAULT_SET:
+        return (f"only TensorRT for RTX is installed, which does not run on this GPU (compute capability "
+                f"{capability[0]}.{capability[1]}); install full TensorRT: {FLAVOURS['tensorrt'].install}")
+    return None
 
 
 def version_tuple(version: str) -> Tuple[int, ...]:
