@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from ..data import build_video_loader
+from ..data import LoaderConfig, build_video_loader
 from ..data.augment import AugmentConfig
 from ..errors import T2LError
 from ..models.checkpoint import atomic_write, save_checkpoint
@@ -128,12 +128,12 @@ class Trainer:
             texts = [prompts[0] for prompts in class_prompts(
                 self.class_names, resolve_templates(data.templates, self.model.config.prompt_template))]
         self.class_tokens = tokenize(texts, self.model.config.text.context_length)  # [C, L]
-        self.loader = build_video_loader(
-            data.train_list, data.root, split="train", frames=config.frames,
-            size=self.model.input_spec.image_size, batch_size=config.batch_size, backend=data.backend,
-            device=self.device, seed=config.seed, num_workers=data.num_workers, class_names=self.class_names,
-            shard_id=self.dist.rank, num_shards=self.dist.world,
-            augment=AugmentConfig(flip=data.flip, jitter_per_frame=data.jitter_per_frame), manifest=data.manifest)
+        loading = LoaderConfig(frames=config.frames, size=self.model.input_spec.image_size, backend=data.backend,
+                               augment=AugmentConfig(flip=data.flip, jitter_per_frame=data.jitter_per_frame),
+                               num_workers=data.num_workers, class_names=self.class_names, manifest=data.manifest)
+        self.loader = build_video_loader(data.train_list, data.root, loading, split="train",
+                                         batch_size=config.batch_size, shard=(self.dist.rank, self.dist.world),
+                                         seed=config.seed, device=self.device)
         self.accumulation = accumulation_steps(config, self.dist.world)  # micro-batches per optimizer step
         self.steps_per_epoch = len(self.loader) // self.accumulation
         if not self.steps_per_epoch:
@@ -344,13 +344,14 @@ class Trainer:
     # ------------------------------------------------------------------ validation
     def validate(self) -> Dict[str, float]:
         """Zero-shot top-1/top-5 on data.val_list; a better top-1 than before saves the model to `best/`."""
-        from .evaluate import evaluate
+        from .evaluate import EvalConfig, evaluate
 
         data = self.config.data
         descriptions = read_class_descriptions(data.descriptions, self.class_names) if data.descriptions else None
+        scoring = EvalConfig(batch_size=self.config.batch_size, backend=data.backend, num_workers=data.num_workers,
+                             templates=data.templates)
         result = evaluate(self.model, data.val_list, data.root, self.class_names, descriptions=descriptions,
-                          templates=data.templates, batch_size=self.config.batch_size, backend=data.backend,
-                          num_workers=data.num_workers)  # sharded over the ranks, every video counted once
+                          config=scoring)  # sharded over the ranks, every video counted once
         self.model.train()
         if self.best_top1 is None or result["top1"] > self.best_top1:
             self.best_top1 = result["top1"]
