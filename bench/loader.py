@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from t2l_fast.data import build_video_loader
+from t2l_fast.data import LoaderConfig, build_video_loader
 from t2l_fast.data.dali_loader import dali_version
 from t2l_fast.data.decode import decode_frames
 from t2l_fast.data.synthetic import CLASS_NAMES, synthetic_clip, write_video
@@ -90,8 +90,8 @@ def decode_stage_rate(loader, backend: str, workers: int) -> float:
 
 def measure(list_file: Path, backend: str, split: str, codec: str, device: str, args) -> dict:
     """One warm-up epoch, then `repeats` timed epochs of the loader; then the decode stage alone."""
-    loader = build_video_loader(list_file, list_file.parent, split=split, frames=args.frames, size=args.size,
-                                batch_size=args.batch_size, backend=backend, num_workers=args.workers,
+    config = LoaderConfig(frames=args.frames, size=args.size, backend=backend, num_workers=args.workers)
+    loader = build_video_loader(list_file, list_file.parent, config, split=split, batch_size=args.batch_size,
                                 device=device)
     rates, fallbacks, bad = [], 0, 0
     for epoch in range(args.repeats + 1):

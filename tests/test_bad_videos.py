@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from t2l_fast.cli import main
-from t2l_fast.data import build_video_loader
+from t2l_fast.data import LoaderConfig, build_video_loader
 from t2l_fast.data import clip_dataset as loader_module
 from t2l_fast.data.decode import DecodeTimeout, VideoDecodeError, count_frames, decode_frames, run_with_timeout
 from t2l_fast.data.clip_dataset import TooManyBadVideos
@@ -96,9 +96,8 @@ def test_stamped_frames_of_odd_formats_are_exact(zoo):
 
 def test_fewer_frames_than_t_are_padded(zoo):
     (zoo / "short.txt").write_text("three-frames.mp4 0\none-frame.mp4 1\n")
-    batch = next(iter(build_video_loader(zoo / "short.txt", zoo, backend="pyav", split="val", frames=8, size=32,
-                                         batch_size=2,
-                                         num_workers=0)))
+    config = LoaderConfig(frames=8, size=32, backend="pyav", num_workers=0)
+    batch = next(iter(build_video_loader(zoo / "short.txt", zoo, config, split="val", batch_size=2)))
     assert batch["video"].shape == (2, 8, 3, 32, 32)
 
 
@@ -137,8 +136,8 @@ def test_preflight_bounds_a_hanging_probe(zoo):
 def test_loader_replaces_bad_videos_and_keeps_its_length(zoo):
     (zoo / "mixed.txt").write_text("".join(f"good h264.mp4 {i % 2}\n" for i in range(40))
                                    + "truncated.mp4 0\ntext.mp4 1\n")
-    loader = build_video_loader(zoo / "mixed.txt", zoo, backend="pyav", split="train", frames=8, size=32, batch_size=6,
-                                num_workers=2, seed=1)
+    config = LoaderConfig(frames=8, size=32, backend="pyav", num_workers=2)
+    loader = build_video_loader(zoo / "mixed.txt", zoo, config, split="train", batch_size=6, seed=1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         batches = list(loader)
@@ -152,9 +151,8 @@ def test_loader_replaces_bad_videos_and_keeps_its_length(zoo):
 @pytest.mark.filterwarnings("ignore:.*duplicate entries")
 def test_loader_stops_with_a_summary_past_the_budget(zoo):
     (zoo / "mostly-bad.txt").write_text("good h264.mp4 0\n" * 10 + "text.mp4 0\n" * 10)
-    loader = build_video_loader(zoo / "mostly-bad.txt", zoo, backend="pyav", split="val", frames=8, size=32,
-                                batch_size=4,
-                                num_workers=0, max_bad_fraction=0.05)
+    config = LoaderConfig(frames=8, size=32, backend="pyav", num_workers=0, max_bad_fraction=0.05)
+    loader = build_video_loader(zoo / "mostly-bad.txt", zoo, config, split="val", batch_size=4)
     with pytest.warns(UserWarning), pytest.raises(TooManyBadVideos, match=r"(?s)more than 5% .*text.mp4: cannot"):
         list(loader)
 
@@ -169,8 +167,8 @@ def test_loader_bounds_a_hanging_decode(zoo, monkeypatch):
 
     monkeypatch.setattr(loader_module, "decode_frames", hang_on_one)
     (zoo / "hang.txt").write_text("good h264.mp4 0\none-frame.mp4 1\nthree-frames.mp4 0\n")
-    loader = build_video_loader(zoo / "hang.txt", zoo, backend="pyav", split="val", frames=8, size=32, batch_size=3,
-                                num_workers=0, decode_timeout=2, max_bad_fraction=0.5)
+    config = LoaderConfig(frames=8, size=32, backend="pyav", num_workers=0, decode_timeout=2, max_bad_fraction=0.5)
+    loader = build_video_loader(zoo / "hang.txt", zoo, config, split="val", batch_size=3)
     started = time.time()
     with pytest.warns(UserWarning, match="one-frame.mp4: decoding took longer than 2 s"):
         batch = next(iter(loader))
@@ -186,9 +184,8 @@ def test_manifest_counts_replace_probing(zoo, monkeypatch):
         raise AssertionError("count_frames called despite the manifest")
 
     monkeypatch.setattr(loader_module, "count_frames", no_probing)
-    loader = build_video_loader(zoo / "m" / "r.clean.txt", zoo, backend="pyav", split="val", frames=4, size=32,
-                                batch_size=4,
-                                num_workers=0, manifest=zoo / "m" / "r.manifest.json")
+    config = LoaderConfig(frames=4, size=32, backend="pyav", num_workers=0, manifest=zoo / "m" / "r.manifest.json")
+    loader = build_video_loader(zoo / "m" / "r.clean.txt", zoo, config, split="val", batch_size=4)
     assert sum(len(b["label"]) for b in loader) == len(OK) + 1
 
 

@@ -9,7 +9,7 @@ import torch
 
 pytest.importorskip("nvidia.dali", reason="DALI is not installed (pip install 't2l-fast[dali]')")
 
-from t2l_fast.data import build_video_loader  # noqa: E402
+from t2l_fast.data import LoaderConfig, build_video_loader  # noqa: E402
 from t2l_fast.data.augment import NO_COLOUR  # noqa: E402
 from t2l_fast.data.dali_loader import DaliBatchError, cpu_decodable_codecs, decode_with_dali  # noqa: E402
 from t2l_fast.data.decode import decode_frames  # noqa: E402
@@ -19,6 +19,8 @@ from t2l_fast.data.synthetic import (SynthConfig, frame_stamped_clip, read_stamp
 
 RAW_MEAN_TOLERANCE = 2.0  # mean |DALI - PyAV| in 0..255 levels before resizing: YUV->RGB rounding (~1.4 seen)
 AUGMENTED_MEAN_TOLERANCE = 2.5  # after the same crop/flip/colour parameters, both backends' resizers
+DALI_8x32 = LoaderConfig(frames=8, size=32, backend="dali")
+STRICT_DALI_8x32 = LoaderConfig(frames=8, size=32, backend="dali", on_dali_error="raise")  # no PyAV fallback
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +72,9 @@ def test_dali_returns_exactly_the_requested_frames(stamped, split, monkeypatch):
         raise AssertionError("PyAV decoded a frame: DALI's decoder should have")
 
     monkeypatch.setattr("t2l_fast.data.dali_loader.decode_frames", no_pyav)
-    loader = build_video_loader(root / "list.txt", root, split=split, frames=8, size=32, batch_size=2,
-                                backend="dali", device="cpu", augment=NO_COLOUR, seed=5, epoch=1)
+    config = LoaderConfig(frames=8, size=32, backend="dali", augment=NO_COLOUR)
+    loader = build_video_loader(root / "list.txt", root, config, split=split, batch_size=2, seed=5, device="cpu")
+    loader.set_epoch(1)
     assert loader.decode_in_dali
     for batch in loader:
         for index, label, clip in zip(batch["index"].tolist(), batch["label"].tolist(), batch["video"]):
@@ -84,8 +87,9 @@ def test_dali_returns_exactly_the_requested_frames(stamped, split, monkeypatch):
 def test_backends_agree(vp9_set, split):
     batches = {}
     for backend in ("pyav", "dali"):
-        loader = build_video_loader(vp9_set / f"{split}.txt", vp9_set, split=split, frames=8, size=32,
-                                    batch_size=5, backend=backend, device="cpu", num_workers=0, seed=2)
+        config = LoaderConfig(frames=8, size=32, backend=backend, num_workers=0)
+        loader = build_video_loader(vp9_set / f"{split}.txt", vp9_set, config, split=split, batch_size=5, seed=2,
+                                    device="cpu")
         batches[backend] = (len(loader), list(loader))
     assert batches["pyav"][0] == batches["dali"][0] == len(batches["dali"][1])
     for a, b in zip(batches["pyav"][1], batches["dali"][1]):
@@ -97,8 +101,9 @@ def test_backends_agree(vp9_set, split):
 def test_h264_on_cpu_is_decoded_by_pyav_and_augmented_by_dali(tmp_path):
     write_synthetic_dataset(tmp_path, SynthConfig(classes=("growing", "shrinking"), clips_per_class=3,
                                                   eval_clips_per_class=1))
-    loaders = [build_video_loader(tmp_path / "train.txt", tmp_path, split="train", frames=8, size=32, batch_size=3,
-                                  backend=backend, device="cpu", num_workers=0) for backend in ("pyav", "dali")]
+    loaders = [build_video_loader(tmp_path / "train.txt", tmp_path, LoaderConfig(frames=8, size=32, backend=backend,
+                                                                                 num_workers=0),
+                                  split="train", batch_size=3, device="cpu") for backend in ("pyav", "dali")]
     assert not loaders[1].decode_in_dali
     for a, b in zip(*loaders):
         assert torch.equal(a["index"], b["index"]) and (a["video"].float() - b["video"].float()).abs().mean() < 1.0
@@ -116,23 +121,23 @@ def _inflate_manifest_count(list_file, video, frames):
 def short_by_four(stamped):
     """The stamped set, with the manifest claiming 4 more frames of s1.webm than it has."""
     root, counts = stamped
-    build_video_loader(root / "list.txt", root, split="val", frames=8, size=32, batch_size=2, backend="dali",
-                       device="cpu")
+    build_video_loader(root / "list.txt", root, DALI_8x32, split="val", batch_size=2, device="cpu")
     _inflate_manifest_count(root / "list.txt", "s1.webm", counts[1] + 4)
     yield root
     (root / "list.check.manifest.json").unlink()
 
 
 def test_a_frame_past_the_end_fails_and_names_its_file_in_strict_mode(short_by_four):
-    loader = build_video_loader(short_by_four / "list.txt", short_by_four, split="val", frames=8, size=32,
-                                batch_size=2, backend="dali", device="cpu", on_dali_error="raise")
+    loader = build_video_loader(short_by_four / "list.txt", short_by_four, STRICT_DALI_8x32, split="val",
+                                batch_size=2, device="cpu")
     with pytest.raises(DaliBatchError, match=r"batch 0 of the epoch .*: .*s1\.webm: .*out-of-bounds frame index"):
         list(loader)
 
 
 def test_a_frame_past_the_end_is_a_bad_clip_not_a_black_frame(short_by_four):
-    loader = build_video_loader(short_by_four / "list.txt", short_by_four, split="val", frames=8, size=32,
-                                batch_size=2, backend="dali", device="cpu", max_bad_fraction=0.5)
+    config = LoaderConfig(frames=8, size=32, backend="dali", max_bad_fraction=0.5)
+    loader = build_video_loader(short_by_four / "list.txt", short_by_four, config, split="val", batch_size=2,
+                                device="cpu")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         batches = list(loader)
@@ -150,8 +155,8 @@ def test_one_codec_the_cpu_decoder_refuses_sends_the_set_to_pyav(vp9_set):
     (vp9_set / "liar.mp4").rename(vp9_set / "liar.webm")  # H.264 behind a .webm name
     lines = (vp9_set / "val.txt").read_text().splitlines()
     (vp9_set / "liar.txt").write_text("\n".join(lines[:3] + ["liar.webm 0"] + lines[3:]) + "\n")
-    loader = build_video_loader(vp9_set / "liar.txt", vp9_set, split="val", frames=8, size=32, batch_size=2,
-                                backend="dali", device="cpu", on_dali_error="raise")
+    loader = build_video_loader(vp9_set / "liar.txt", vp9_set, STRICT_DALI_8x32, split="val", batch_size=2,
+                                device="cpu")
     assert not loader.decode_in_dali and "PyAV decoding" in loader.backend  # the manifest knows the codec
     assert sum(len(b["label"]) for b in loader) == len(lines) + 1 and not loader.bad_videos
 
@@ -160,8 +165,9 @@ def test_unopenable_videos_are_replaced_before_dali(vp9_set):
     (vp9_set / "text.webm").write_text("not a video")
     lines = (vp9_set / "train.txt").read_text().splitlines()
     (vp9_set / "bad.txt").write_text("\n".join(lines + ["text.webm 1"]) + "\n")
-    loader = build_video_loader(vp9_set / "bad.txt", vp9_set, split="train", frames=8, size=32, batch_size=5,
-                                backend="dali", device="cpu", max_bad_fraction=0.5, seed=4)
+    config = LoaderConfig(frames=8, size=32, backend="dali", max_bad_fraction=0.5)
+    loader = build_video_loader(vp9_set / "bad.txt", vp9_set, config, split="train", batch_size=5, seed=4,
+                                device="cpu")
     with pytest.warns(UserWarning, match=r"text.webm: unusable per the preflight manifest \(cannot open as a video"
                                          r".*replaced by another clip"):
         batches = list(loader)
@@ -170,15 +176,14 @@ def test_unopenable_videos_are_replaced_before_dali(vp9_set):
 
 def test_a_rotated_video_is_refused_by_dali_not_decoded_sideways(stamped):
     root, counts = stamped
-    build_video_loader(root / "list.txt", root, split="val", frames=8, size=32, batch_size=2, backend="dali",
-                       device="cpu")
+    build_video_loader(root / "list.txt", root, DALI_8x32, split="val", batch_size=2, device="cpu")
     manifest = root / "list.check.manifest.json"
     document = json.loads(manifest.read_text())
     document["videos"]["s0.webm"]["rotation"] = 90  # as preflight records a phone video's display matrix
     manifest.write_text(json.dumps(document))
     try:
-        loader = build_video_loader(root / "list.txt", root, split="val", frames=8, size=32, batch_size=2,
-                                    backend="dali", device="cpu", max_bad_fraction=0.5, on_dali_error="raise")
+        config = LoaderConfig(frames=8, size=32, backend="dali", max_bad_fraction=0.5, on_dali_error="raise")
+        loader = build_video_loader(root / "list.txt", root, config, split="val", batch_size=2, device="cpu")
         with pytest.warns(UserWarning, match=r"s0\.webm: display rotation 90 degrees.*t2l data transcode"):
             batches = list(loader)
         assert sum(len(b["label"]) for b in batches) == len(counts)
@@ -226,8 +231,8 @@ def test_the_source_runs_ahead_of_consumption(vp9_set, tmp_path, monkeypatch):
         return read(path)
 
     monkeypatch.setattr(dali_loader, "read_video_bytes", logged)
-    loader = build_video_loader(vp9_set / "train.txt", vp9_set, split="train", frames=4, size=32, batch_size=2,
-                                backend="dali", device="cpu")
+    loader = build_video_loader(vp9_set / "train.txt", vp9_set, LoaderConfig(frames=4, size=32, backend="dali"),
+                                split="train", batch_size=2, device="cpu")
     assert len(loader) >= 6
     batches = iter(loader)
     next(batches)  # one batch consumed; the workers go on preparing the next ones meanwhile
@@ -241,16 +246,14 @@ def test_the_source_runs_ahead_of_consumption(vp9_set, tmp_path, monkeypatch):
 def test_no_pyav_open_per_sample_when_the_manifest_exists(stamped, monkeypatch):
     root, counts = stamped
     cpu_decodable_codecs()  # (cached; its probe writes clips with PyAV)
-    build_video_loader(root / "list.txt", root, split="val", frames=8, size=32, batch_size=2, backend="dali",
-                       device="cpu")
+    build_video_loader(root / "list.txt", root, DALI_8x32, split="val", batch_size=2, device="cpu")
     assert (root / "list.check.manifest.json").is_file()  # built once, beside the list
 
     def no_open(*args, **kwargs):
         raise AssertionError("PyAV opened a video in the hot path")
 
     monkeypatch.setattr("av.open", no_open)  # inherited by DALI's forked workers
-    loader = build_video_loader(root / "list.txt", root, split="val", frames=8, size=32, batch_size=2,
-                                backend="dali", device="cpu", on_dali_error="raise")
+    loader = build_video_loader(root / "list.txt", root, STRICT_DALI_8x32, split="val", batch_size=2, device="cpu")
     assert sum(len(b["label"]) for b in loader) == len(counts) and not loader.bad_videos
 
 
@@ -258,8 +261,8 @@ def test_trimmed_entries_are_decoded_by_dali_from_their_window(tmp_path, monkeyp
     write_video(tmp_path / "long.webm", frame_stamped_clip(60, 48, 64), "vp9", fps=10)
     (tmp_path / "list.csv").write_text("path,label,start,end\nlong.webm,0,1.0,3.4\nlong.webm,1,4.0,\n")
     monkeypatch.setattr("t2l_fast.data.dali_loader.decode_frames", lambda *a, **k: pytest.fail("PyAV decoded"))
-    loader = build_video_loader(tmp_path / "list.csv", tmp_path, split="val", frames=8, size=32, batch_size=2,
-                                backend="dali", device="cpu", on_dali_error="raise")
+    loader = build_video_loader(tmp_path / "list.csv", tmp_path, STRICT_DALI_8x32, split="val", batch_size=2,
+                                device="cpu")
     (batch,) = list(loader)
     windows = {0: (10, 24), 1: (40, 20)}  # label: (first frame, frames in the window) at 10 fps
     for label, clip in zip(batch["label"].tolist(), batch["video"]):
@@ -275,9 +278,9 @@ def test_a_hung_read_is_replaced_after_the_timeout(stamped, monkeypatch):
     read = dali_loader.read_video_bytes
     monkeypatch.setattr(dali_loader, "read_video_bytes",
                         lambda path: time.sleep(30) if path.name == "s2.webm" else read(path))
-    loader = build_video_loader(root / "list.txt", root, split="val", frames=8, size=32, batch_size=2,
-                                backend="dali", device="cpu", decode_timeout=1.0, max_bad_fraction=0.5,
-                                on_dali_error="raise")
+    config = LoaderConfig(frames=8, size=32, backend="dali", decode_timeout=1.0, max_bad_fraction=0.5,
+                          on_dali_error="raise")
+    loader = build_video_loader(root / "list.txt", root, config, split="val", batch_size=2, device="cpu")
     with pytest.warns(UserWarning, match=r"s2\.webm: decoding took longer than 1 s.*replaced by another clip"):
         batches = list(loader)
     assert sum(len(b["label"]) for b in batches) == 4 and loader.fallback_batches == 0
@@ -286,9 +289,9 @@ def test_a_hung_read_is_replaced_after_the_timeout(stamped, monkeypatch):
 @pytest.mark.parametrize("split, shards", [("train", 3), ("val", 3)])
 def test_dali_sharding_matches_pyav(vp9_set, split, shards):
     for backend in ("pyav", "dali"):
-        seen = [[i for b in build_video_loader(vp9_set / f"{split}.txt", vp9_set, split=split, frames=4, size=32,
-                                               batch_size=2, backend=backend, device="cpu", num_workers=0,
-                                               shard_id=rank, num_shards=shards)
+        config = LoaderConfig(frames=4, size=32, backend=backend, num_workers=0)
+        seen = [[i for b in build_video_loader(vp9_set / f"{split}.txt", vp9_set, config, split=split, batch_size=2,
+                                               shard=(rank, shards), device="cpu")
                  for i in b["index"].tolist()] for rank in range(shards)]
         assert len({len(s) for s in seen}) == 1
         flat = [i for s in seen for i in s]
@@ -316,9 +319,9 @@ def h264_b_frames(tmp_path_factory):
 @pytest.mark.parametrize("split", ["train", "val"])
 def test_nvdec_decodes_h264_with_b_frames_at_exact_indices(h264_b_frames, split):
     root, counts = h264_b_frames
-    loader = build_video_loader(root / "list.txt", root, split=split, frames=8, size=32, batch_size=2,
-                                backend="dali", device="cuda", augment=NO_COLOUR, seed=5, epoch=1,
-                                on_dali_error="raise")
+    config = LoaderConfig(frames=8, size=32, backend="dali", augment=NO_COLOUR, on_dali_error="raise")
+    loader = build_video_loader(root / "list.txt", root, config, split=split, batch_size=2, seed=5, device="cuda")
+    loader.set_epoch(1)
     assert "NVDEC" in loader.backend
     seen = 0
     for batch in loader:
@@ -334,12 +337,12 @@ def test_nvdec_decodes_h264_with_b_frames_at_exact_indices(h264_b_frames, split)
 @pytest.mark.dali_gpu
 def test_nvdec_fails_on_a_frame_past_the_end_instead_of_padding(h264_b_frames):
     root, counts = h264_b_frames
-    common = dict(split="val", frames=8, size=32, batch_size=2, backend="dali", device="cuda")
-    build_video_loader(root / "list.txt", root, **common)  # writes the manifest
+    common = dict(split="val", batch_size=2, device="cuda")
+    build_video_loader(root / "list.txt", root, DALI_8x32, **common)  # writes the manifest
     _inflate_manifest_count(root / "list.txt", "b2.mp4", counts[2] + 6)
     try:
         with pytest.raises(DaliBatchError, match=r"b2\.mp4: .*frame"):
-            list(build_video_loader(root / "list.txt", root, on_dali_error="raise", **common))
+            list(build_video_loader(root / "list.txt", root, STRICT_DALI_8x32, **common))
     finally:
         (root / "list.check.manifest.json").unlink()
 
@@ -347,8 +350,8 @@ def test_nvdec_fails_on_a_frame_past_the_end_instead_of_padding(h264_b_frames):
 @pytest.mark.dali_gpu
 def test_nvdec_matches_the_cpu_path(h264_b_frames):
     root, _ = h264_b_frames
-    batches = {device: list(build_video_loader(root / "list.txt", root, split="val", frames=8, size=32,
-                                               batch_size=2, backend="dali", device=device, on_dali_error="raise"))
+    batches = {device: list(build_video_loader(root / "list.txt", root, STRICT_DALI_8x32, split="val",
+                                               batch_size=2, device=device))
                for device in ("cpu", "cuda")}  # CPU: PyAV decodes H.264, DALI augments
     for a, b in zip(batches["cpu"], batches["cuda"]):
         assert torch.equal(a["index"], b["index"].cpu())

@@ -7,7 +7,7 @@ import t2l_fast
 from t2l_fast.cli import main
 from t2l_fast.data.synthetic import SynthConfig, frame_stamped_clip, write_synthetic_dataset, write_video
 from t2l_fast.text.class_files import read_class_descriptions
-from t2l_fast.training.evaluate import evaluate, evaluate_protocol
+from t2l_fast.training.evaluate import EvalConfig, evaluate, evaluate_protocol
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +30,17 @@ def ucf_like(tmp_path_factory):
 
 
 def test_evaluate_matches_scoring_by_hand(ucf_like):
-    from t2l_fast.data import build_video_loader
+    from t2l_fast.data import LoaderConfig, build_video_loader
     from t2l_fast.data.splits import ucf101_split
     from t2l_fast.text.classifier import build_classifier
 
     model = t2l_fast.create_model("vificlip_tiny").eval()
     names, entries = ucf101_split(ucf_like / "ucfTrainTestlist", ucf_like / "videos", 2)
-    result = evaluate(model, entries, ucf_like / "videos", names, backend="pyav", num_workers=0)
+    result = evaluate(model, entries, ucf_like / "videos", names, config=EvalConfig(backend="pyav", num_workers=0))
     classifier = build_classifier(model, names)
-    (batch,) = build_video_loader(entries, ucf_like / "videos", split="val", frames=8, size=32, batch_size=4,
-                                  backend="pyav", num_workers=0)
+    (batch,) = build_video_loader(entries, ucf_like / "videos", LoaderConfig(frames=8, size=32, backend="pyav",
+                                                                             num_workers=0),
+                                  split="val", batch_size=4)
     with torch.no_grad():
         scores = classifier.probabilities(model.encode_video(t2l_fast.normalize_video(batch["video"],
                                                                                       model.input_spec)), 100.0)
@@ -51,7 +52,7 @@ def test_evaluate_matches_scoring_by_hand(ucf_like):
 def test_protocol_mean_and_std_over_three_splits(ucf_like):
     model = t2l_fast.create_model("clip_tiny")
     summary = evaluate_protocol(model, "ucf101", ucf_like / "ucfTrainTestlist", ucf_like / "videos",
-                                backend="pyav", num_workers=0)
+                                config=EvalConfig(backend="pyav", num_workers=0))
     top1 = [s["top1"] for s in summary["splits"]]
     assert [s["videos"] for s in summary["splits"]] == [4, 4, 4]
     assert summary["top1_mean"] == pytest.approx(sum(top1) / 3)
@@ -124,8 +125,10 @@ def test_class_subsets_relabel_and_average(ucf_like, lists):
     model = t2l_fast.create_model("clip_tiny")
     names = ["Archery", "Bowling"]
     summary = evaluate_subsets(model, lists / "all.txt", ucf_like / "videos", names,
-                               [lists / "archery.txt", lists / "reversed.txt"], backend="pyav", num_workers=0)
-    plain = evaluate(model, lists / "all.txt", ucf_like / "videos", names, backend="pyav", num_workers=0)
+                               [lists / "archery.txt", lists / "reversed.txt"],
+                               config=EvalConfig(backend="pyav", num_workers=0))
+    plain = evaluate(model, lists / "all.txt", ucf_like / "videos", names,
+                     config=EvalConfig(backend="pyav", num_workers=0))
     one_class, permuted = summary["subsets"]
     assert one_class["videos"] == 2 and one_class["top1"] == 1.0  # a single class is always right
     assert permuted["videos"] == 4 and permuted["top1"] == plain["top1"]  # relabelled, same decisions
@@ -155,26 +158,27 @@ def synthetic(tmp_path_factory):
 def test_one_view_is_the_default(synthetic):
     model = t2l_fast.create_model("t2l_tiny")
     names = ["growing", "shrinking"]
-    options = dict(descriptions=read_class_descriptions(synthetic / "descriptions.csv", names), backend="pyav",
-                   num_workers=0)
-    default = evaluate(model, synthetic / "test.txt", synthetic, names, **options)
-    one = evaluate(model, synthetic / "test.txt", synthetic, names, views=(1, 1), **options)
+    descriptions = read_class_descriptions(synthetic / "descriptions.csv", names)
+    default = evaluate(model, synthetic / "test.txt", synthetic, names, descriptions=descriptions,
+                       config=EvalConfig(backend="pyav", num_workers=0))
+    one = evaluate(model, synthetic / "test.txt", synthetic, names, descriptions=descriptions,
+                   config=EvalConfig(backend="pyav", num_workers=0, views=(1, 1)))
     assert default == one and one["views"] == {"clips": 1, "crops": 1} and one["videos"] == 4
 
 
 def test_multi_view_averages_the_views_and_counts_each_video_once(synthetic):
-    from t2l_fast.data import build_video_loader
+    from t2l_fast.data import LoaderConfig, build_video_loader
     from t2l_fast.text.classifier import build_classifier
 
     model = t2l_fast.create_model("t2l_tiny").eval()
     names = ["growing", "shrinking"]
     descriptions = read_class_descriptions(synthetic / "descriptions.csv", names)
-    result = evaluate(model, synthetic / "test.txt", synthetic, names, descriptions=descriptions, backend="pyav",
-                      num_workers=0, batch_size=3, views=(2, 3))
+    result = evaluate(model, synthetic / "test.txt", synthetic, names, descriptions=descriptions,
+                      config=EvalConfig(backend="pyav", num_workers=0, batch_size=3, views=(2, 3)))
     assert result["videos"] == 4 and sum(map(sum, result["confusion"])) == 4  # a partial batch, no repeats
     assert result["views"] == {"clips": 2, "crops": 3}
-    (batch,) = build_video_loader(synthetic / "test.txt", synthetic, split="val", frames=8, size=32, batch_size=4,
-                                  backend="pyav", num_workers=0, views=(2, 3))
+    config = LoaderConfig(frames=8, size=32, backend="pyav", num_workers=0, views=(2, 3))
+    (batch,) = build_video_loader(synthetic / "test.txt", synthetic, config, split="val", batch_size=4)
     assert batch["video"].shape == (4, 6, 8, 3, 32, 32)
     classifier = build_classifier(model, names, descriptions=descriptions)
     with torch.no_grad():
@@ -187,15 +191,15 @@ def test_multi_view_averages_the_views_and_counts_each_video_once(synthetic):
 
 def test_multi_view_clips_and_crops_by_hand(tmp_path):
     """40 frame-stamped frames of 96x48 whose right half has blue 0 (left: 128): 2 clips x 3 crops."""
-    from t2l_fast.data import build_video_loader
+    from t2l_fast.data import LoaderConfig, build_video_loader
     from t2l_fast.data.synthetic import read_stamp
 
     clip = frame_stamped_clip(40, 48, 96)
     clip[:, :, 48:, 2] = 0
     write_video(tmp_path / "v.mp4", clip)
     (tmp_path / "list.txt").write_text("v.mp4 0\n")
-    (batch,) = build_video_loader(tmp_path / "list.txt", tmp_path, split="val", frames=8, size=32, batch_size=1,
-                                  backend="pyav", num_workers=0, views=(2, 3))
+    config = LoaderConfig(frames=8, size=32, backend="pyav", num_workers=0, views=(2, 3))
+    (batch,) = build_video_loader(tmp_path / "list.txt", tmp_path, config, split="val", batch_size=1)
     views = batch["video"][0]  # [6, 8, 3, 32, 32]: clip 0 (left, centre, right), clip 1 (...)
     stamps = [[read_stamp(frame.numpy()) for frame in view] for view in views]  # from red and green
     first = [0, 3, 5, 8, 10, 13, 15, 18]  # centres of 8 segments of the window [0, 20)
@@ -208,17 +212,19 @@ def test_multi_view_clips_and_crops_by_hand(tmp_path):
 
 
 def test_multi_view_needs_evaluation_and_pyav(synthetic):
-    from t2l_fast.data import build_video_loader
+    from t2l_fast.data import LoaderConfig, build_video_loader
     from t2l_fast.errors import UnsupportedOptionError
 
-    kwargs = dict(frames=8, size=32, batch_size=2, num_workers=0, views=(2, 3))
+    kwargs = dict(frames=8, size=32, num_workers=0, views=(2, 3))
     with pytest.raises(UnsupportedOptionError, match="PyAV backend only; use backend='pyav'"):
-        build_video_loader(synthetic / "test.txt", synthetic, split="val", backend="dali", **kwargs)
+        build_video_loader(synthetic / "test.txt", synthetic, LoaderConfig(backend="dali", **kwargs), split="val",
+                           batch_size=2)
     with pytest.raises(ValueError, match="for evaluation"):
-        build_video_loader(synthetic / "test.txt", synthetic, split="train", backend="pyav", **kwargs)
+        build_video_loader(synthetic / "test.txt", synthetic, LoaderConfig(backend="pyav", **kwargs), split="train",
+                           batch_size=2)
     with pytest.raises(ValueError, match="two integers >= 1"):
-        build_video_loader(synthetic / "test.txt", synthetic, split="val", backend="pyav", **{**kwargs, "views": (0,
-                           1)})
+        build_video_loader(synthetic / "test.txt", synthetic, LoaderConfig(backend="pyav", **{**kwargs, "views": (0,
+                           1)}), split="val", batch_size=2)
 
 
 def test_eval_command_multi_view(ucf_like, lists, capsys):

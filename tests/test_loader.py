@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from t2l_fast.data import build_video_loader
+from t2l_fast.data import LoaderConfig, build_video_loader
 from t2l_fast.data.augment import NO_COLOUR
 from t2l_fast.data.sampling import sample_rng, segment_indices
 from t2l_fast.data.synthetic import frame_stamped_clip, read_stamp, write_video
@@ -31,9 +31,9 @@ def stamps(video: torch.Tensor):
 @pytest.mark.parametrize("split", ["train", "val"])
 def test_decoded_indices_are_exactly_the_requested_ones(stamped, split):
     for epoch in (0, 1):
-        loader = build_video_loader(stamped / "list.txt", stamped, backend="pyav", split=split, frames=8, size=32,
-                                    batch_size=2,
-                                    num_workers=0, augment=NO_COLOUR, seed=11, epoch=epoch)
+        config = LoaderConfig(frames=8, size=32, backend="pyav", num_workers=0, augment=NO_COLOUR)
+        loader = build_video_loader(stamped / "list.txt", stamped, config, split=split, batch_size=2, seed=11)
+        loader.set_epoch(epoch)
         seen = 0
         for batch in loader:
             for index, label, got in zip(batch["index"].tolist(), batch["label"].tolist(), stamps(batch["video"])):
@@ -44,9 +44,9 @@ def test_decoded_indices_are_exactly_the_requested_ones(stamped, split):
 
 
 def test_contract_shapes_dtype_order(stamped):
-    loader = build_video_loader(stamped / "list.txt", stamped, backend="pyav", split="val", frames=8, size=32,
-                                batch_size=3,
-                                num_workers=2)
+    loader = build_video_loader(stamped / "list.txt", stamped, LoaderConfig(frames=8, size=32, backend="pyav",
+                                                                            num_workers=2),
+                                split="val", batch_size=3)
     batches = list(loader)
     assert len(loader) == len(batches) == 2  # 4 videos, batches of 3, the last one partial in evaluation
     first = batches[0]
@@ -59,18 +59,16 @@ def test_contract_shapes_dtype_order(stamped):
 
 
 def test_float_dtype_is_scaled(stamped):
-    loader = build_video_loader(stamped / "list.txt", stamped, backend="pyav", split="val", frames=8, size=32,
-                                batch_size=4,
-                                num_workers=0, dtype=torch.float32)
+    config = LoaderConfig(frames=8, size=32, backend="pyav", num_workers=0, dtype=torch.float32)
+    loader = build_video_loader(stamped / "list.txt", stamped, config, split="val", batch_size=4)
     video = next(iter(loader))["video"]
     assert video.dtype == torch.float32 and 0 <= video.min() and video.max() <= 1
 
 
 def test_same_seed_and_epoch_give_the_same_batches(stamped):
     def epoch_batches(epoch):
-        loader = build_video_loader(stamped / "list.txt", stamped, backend="pyav", split="train", frames=8, size=32,
-                                    batch_size=2,
-                                    num_workers=0, seed=3)
+        config = LoaderConfig(frames=8, size=32, backend="pyav", num_workers=0)
+        loader = build_video_loader(stamped / "list.txt", stamped, config, split="train", batch_size=2, seed=3)
         loader.set_epoch(epoch)
         return [(b["index"].tolist(), b["video"]) for b in loader]
 
@@ -87,8 +85,9 @@ def test_sharding_splits_an_epoch(tmp_path, split, size, shards):
     per_rank = []
     with pytest.warns(UserWarning, match="duplicate"):
         for rank in range(shards):
-            loader = build_video_loader(tmp_path / "list.txt", tmp_path, backend="pyav", split=split, frames=4, size=32,
-                                        batch_size=1, num_workers=0, shard_id=rank, num_shards=shards)
+            config = LoaderConfig(frames=4, size=32, backend="pyav", num_workers=0)
+            loader = build_video_loader(tmp_path / "list.txt", tmp_path, config, split=split, batch_size=1,
+                                        shard=(rank, shards))
             per_rank.append([i for b in loader for i in b["index"].tolist()])
     lengths = {len(r) for r in per_rank}
     assert len(lengths) == 1  # every rank has the same number of batches
@@ -101,15 +100,25 @@ def test_sharding_splits_an_epoch(tmp_path, split, size, shards):
 
 
 def test_bad_arguments(stamped):
-    kwargs = dict(frames=8, size=32, batch_size=2)
+    pyav = LoaderConfig(frames=8, size=32, backend="pyav")
     with pytest.raises(ValueError, match="split must be"):
-        build_video_loader(stamped / "list.txt", stamped, backend="pyav", split="test", **kwargs)
+        build_video_loader(stamped / "list.txt", stamped, pyav, split="test", batch_size=2)
     with pytest.raises(ValueError, match="frames must be >= 1"):
-        build_video_loader(stamped / "list.txt", stamped, frames=0, size=32, batch_size=2)
+        build_video_loader(stamped / "list.txt", stamped, LoaderConfig(frames=0, size=32), batch_size=2)
     with pytest.raises(ValueError, match="fewer than one batch"):
-        build_video_loader(stamped / "list.txt", stamped, frames=8, size=32, batch_size=8)
+        build_video_loader(stamped / "list.txt", stamped, LoaderConfig(frames=8, size=32), batch_size=8)
     with pytest.raises(ValueError, match="backend must be one of"):
-        build_video_loader(stamped / "list.txt", stamped, backend="nvdec", **kwargs)
+        build_video_loader(stamped / "list.txt", stamped, LoaderConfig(frames=8, size=32, backend="nvdec"),
+                           batch_size=2)
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no usable CUDA GPU"):
-            build_video_loader(stamped / "list.txt", stamped, backend="pyav", device="cuda", **kwargs)
+            build_video_loader(stamped / "list.txt", stamped, pyav, batch_size=2, device="cuda")
+
+
+def test_the_package_exports_the_loader_itself():
+    """t2l_fast.data imports the loader lazily (torch, PyAV) but hands out the real function and config."""
+    import t2l_fast.data
+    from t2l_fast.data import loader
+
+    assert t2l_fast.data.build_video_loader is loader.build_video_loader
+    assert t2l_fast.data.LoaderConfig is loader.LoaderConfig

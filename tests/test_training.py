@@ -13,7 +13,9 @@ import torch
 from t2l_fast.cli import main
 from t2l_fast.data.synthetic import SynthConfig, write_synthetic_dataset
 from t2l_fast.training.config import ConfigError, load_config
-from t2l_fast.training.trainer import STATE_FILE, Trainer, TrainingError, lr_factor
+from t2l_fast.training.resume import STATE_FILE, TrainingError
+from t2l_fast.training.schedule import lr_factor
+from t2l_fast.training.trainer import Trainer
 
 CONFIGS = Path(__file__).parents[1] / "train" / "configs"
 

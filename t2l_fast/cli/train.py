@@ -49,7 +49,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace, write: bool) -> int:
-    from ..training.evaluate import save_results
+    from ..training.evaluate import EvalConfig, save_results
 
     if sum(map(bool, (args.list, args.protocol, args.split_lists, args.base_to_novel))) != 1:
         raise T2LError("give one of: --list LIST --classes FILE [--subsets ...], --protocol ucf101|hmdb51 "
@@ -68,7 +68,8 @@ def _run_eval(args: argparse.Namespace, write: bool) -> int:
     views = (args.clips, args.crops)
     if views != (1, 1):
         print(f"{args.clips} clip(s) x {args.crops} crop(s) per video, softmax scores averaged over the views")
-    options = dict(templates=args.templates, batch_size=args.batch_size, backend=args.backend, views=views)
+    options = dict(config=EvalConfig(templates=args.templates, batch_size=args.batch_size, backend=args.backend,
+                                     views=views))
     if args.base_to_novel:
         results, model_name = _eval_base_to_novel(args, checkpoints, options)
         class_names = None

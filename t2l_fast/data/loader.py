@@ -1,6 +1,6 @@
 """The loader contract, and the factory that picks its backend (pyav_loader.py, the reference; dali_loader.py).
 
-build_video_loader(...) returns an iterable of batches
+build_video_loader(list_file, root, LoaderConfig(...), split=..., batch_size=...) returns an iterable of batches
     {"video": uint8 [B, T, 3, S, S] (float in 0..1 with dtype=), "label": int64 [B], "index": int64 [B],
      "path": list[str]}
 with len() = batches per epoch, the same on every rank. Normalisation with the model's mean/std happens on the
@@ -8,7 +8,8 @@ device (t2l_fast.normalize_video), not in workers: uint8 moves 4x fewer bytes.
 Multi-view evaluation (views=(N clips, M crops) other than (1, 1), PyAV backend only) makes "video"
 [B, N*M, T, 3, S, S], views ordered clip-major (clip 0 crop 0, clip 0 crop 1, ...).
 
-Epoch order and every sample's randomness derive from (seed, epoch[, index]), so a resumed run sees the same clips.
+Epoch order and every sample's randomness derive from (seed, epoch[, index]), so a resumed run sees the same clips;
+loader.set_epoch(e) picks the epoch (0 when built).
 Sharding: training shards drop the tail so every rank has floor(N / shards) clips; evaluation shards wrap around
 to ceil(N / shards) (the repeated clips carry their `index`, so an evaluator counts each video once).
 
@@ -19,8 +20,9 @@ with the file and a running count; past `max_bad_fraction` of an epoch's clips t
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -37,60 +39,60 @@ SPLITS = ("train", "val")
 BACKENDS = ("auto", "dali", "pyav")
 
 
-def build_video_loader(list_file: Union[str, Path, Sequence[VideoEntry]], root: Union[str, Path], *,
-                       split: str = "train",
-                       frames: int = 8, size: int = 224, batch_size: int, backend: str = "auto",
-                       device: Union[str, torch.device, None] = None, shard_id: int = 0, num_shards: int = 1,
-                       seed: int = 0, epoch: int = 0, dtype: Optional[torch.dtype] = None,
-                       num_workers: Optional[int] = None, class_names: Optional[Sequence[str]] = None,
-                       augment: AugmentConfig = AugmentConfig(), missing: str = "error",
-                       decode_timeout: Optional[float] = 60.0, max_bad_fraction: float = 0.05,
-                       manifest: Union[str, Path, None] = None, views: Tuple[int, int] = (1, 1),
-                       on_dali_error: str = "fallback") -> LoaderBase:
-    """A loader over the videos of `list_file` under `root` (see the module docstring for the batch contract).
-    list_file may also be entries already read (e.g. from t2l_fast.data.splits).
-    manifest: the `*.manifest.json` of `t2l data check`, whose decoded frame counts replace per-clip probing. The
-    DALI backend needs one: without it, it reads (or probes videos once and writes) STEM.check.manifest.json
-    beside the list.
-    views: (clips, crops) per video in evaluation; anything but (1, 1) needs split="val" and the PyAV backend.
-    on_dali_error: "fallback" (the PyAV path makes a batch DALI failed on, counted) or "raise"."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    views = _check_views(views, split, backend)
-    if backend == "auto":
-        dali = installed("nvidia-dali-cuda130") or installed("nvidia-dali-cuda120")
-        backend = "dali" if dali and views == (1, 1) else "pyav"
-    if backend == "dali":
-        require("nvidia.dali", "dali", "backend='dali'")
-    for name, value in (("frames", frames), ("size", size), ("batch_size", batch_size), ("num_shards", num_shards)):
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
-    if dtype is not None and not dtype.is_floating_point:
-        raise ValueError(f"dtype must be a floating-point type (uint8 is the default), got {dtype}")
+@dataclass(frozen=True)
+class LoaderConfig:
+    """What a dataset and its recipe fix about loading clips (build_video_loader takes the per-run rest)."""
+
+    frames: int = 8  # T: frames sampled per clip (TSN segments)
+    size: int = 224  # S: side of the square frames a batch holds
+    augment: AugmentConfig = AugmentConfig()  # training augmentation (split="train" only)
+    backend: str = "auto"  # "pyav", "dali", or "auto": DALI when installed and one view per video, else PyAV
+    num_workers: Optional[int] = None  # PyAV decoding processes (None: min(4, CPUs); 0: in this process)
+    dtype: Optional[torch.dtype] = None  # None: uint8 0..255; a floating-point type: scaled to 0..1
+    views: Tuple[int, int] = (1, 1)  # (clips, crops) per video in evaluation; other than (1, 1): PyAV, split="val"
+    class_names: Optional[Sequence[str]] = None  # label order, for lists that name their classes (CSV)
+    manifest: Union[str, Path, None] = None  # `t2l data check`'s *.manifest.json: decoded frame counts, no probing;
+    #   DALI needs one: without it, it reads (or probes once and writes) STEM.check.manifest.json beside the list
+    missing: str = "error"  # listed files that do not exist: "error", "skip" (warned) or "keep"
+    decode_timeout: Optional[float] = 60.0  # seconds one clip may take to decode before it is replaced (None: any)
+    max_bad_fraction: float = 0.05  # of an epoch's clips that may be replaced before the loader stops
+    on_dali_error: str = "fallback"  # a batch DALI fails on: "fallback" (the PyAV path makes it, counted) or "raise"
+
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        views = tuple(self.views)
+        if len(views) != 2 or any(not isinstance(v, int) or v < 1 for v in views):
+            raise ValueError(f"views must be (clips, crops), two integers >= 1, got {views!r}")
+        object.__setattr__(self, "views", views)
+        for name in ("frames", "size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.dtype is not None and not self.dtype.is_floating_point:
+            raise ValueError(f"dtype must be a floating-point type (uint8 is the default), got {self.dtype}")
+
+
+def build_video_loader(list_file: Union[str, Path, Sequence[VideoEntry]], root: Union[str, Path],
+                       config: LoaderConfig, *, split: str = "train", batch_size: int,
+                       shard: Tuple[int, int] = (0, 1), seed: int = 0,
+                       device: Union[str, torch.device, None] = None) -> LoaderBase:
+    """A loader over the videos of `list_file` (or entries already read, e.g. from t2l_fast.data.splits) under
+    `root`, as `config` says, for this run: split "train" or "val", batch_size clips per batch, shard = (this
+    shard, shard count), seed, device (default: cuda for DALI where available, else cpu)."""
+    backend = _check_run(config, split, batch_size, shard)
     train = split == "train"
     if isinstance(list_file, (str, Path)):
-        entries = read_video_list(list_file, root, class_names=class_names, missing=missing)
+        entries = read_video_list(list_file, root, class_names=config.class_names, missing=config.missing)
     else:
         entries = list(list_file)
-    facts = None
-    if backend == "dali":
-        from .preflight import video_facts
-
-        listed = Path(list_file) if isinstance(list_file, (str, Path)) else None
-        facts = video_facts(entries, Path(root), manifest=Path(manifest) if manifest else None, list_file=listed,
-                            timeout=decode_timeout or 60.0)
-        frame_counts = {path: f["num_frames"] for (path, start, end), f in facts.items()
-                        if "bad" not in f and start is None and end is None}
-    else:
-        frame_counts = read_manifest(Path(manifest), Path(root)) if manifest else None
-    dataset = ClipDataset(entries, train=train, frames=frames, size=size, seed=seed, augment=augment,
-                          decode_timeout=decode_timeout, frame_counts=frame_counts, views=views)
-    sampler = ShardSampler(len(entries), shard_id=shard_id, num_shards=num_shards, shuffle=train, drop_tail=train,
+    facts, frame_counts = _frame_facts(list_file, entries, Path(root), config, backend)
+    dataset = ClipDataset(entries, train=train, frames=config.frames, size=config.size, seed=seed,
+                          augment=config.augment, decode_timeout=config.decode_timeout, frame_counts=frame_counts,
+                          views=config.views)
+    sampler = ShardSampler(len(entries), shard_id=shard[0], num_shards=shard[1], shuffle=train, drop_tail=train,
                            seed=seed)
     if train and len(sampler) < batch_size:
-        raise ValueError(f"{list_file}: {len(entries)} videos over {num_shards} shard(s) give {len(sampler)} per "
+        raise ValueError(f"{list_file}: {len(entries)} videos over {shard[1]} shard(s) give {len(sampler)} per "
                          f"shard, fewer than one batch of {batch_size}; lower batch_size")
     device = torch.device(device or ("cuda" if backend == "dali" and torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -98,24 +100,47 @@ def build_video_loader(list_file: Union[str, Path, Sequence[VideoEntry]], root: 
     if backend == "dali":
         from .dali_loader import DaliVideoLoader
 
-        loader = DaliVideoLoader(dataset, sampler, facts, batch_size=batch_size, drop_last=train, device=device,
-                                 dtype=dtype, max_bad_fraction=max_bad_fraction, on_dali_error=on_dali_error)
-    else:
-        workers = min(4, os.cpu_count() or 1) if num_workers is None else num_workers
-        loader = PyAVVideoLoader(dataset, sampler, batch_size=batch_size, drop_last=train, num_workers=workers,
-                                 device=device, dtype=dtype, max_bad_fraction=max_bad_fraction)
-    loader.set_epoch(epoch)
-    return loader
+        return DaliVideoLoader(dataset, sampler, facts, batch_size=batch_size, drop_last=train, device=device,
+                               dtype=config.dtype, max_bad_fraction=config.max_bad_fraction,
+                               on_dali_error=config.on_dali_error)
+    workers = min(4, os.cpu_count() or 1) if config.num_workers is None else config.num_workers
+    return PyAVVideoLoader(dataset, sampler, batch_size=batch_size, drop_last=train, num_workers=workers,
+                           device=device, dtype=config.dtype, max_bad_fraction=config.max_bad_fraction)
 
 
-def _check_views(views: Sequence[int], split: str, backend: str) -> Tuple[int, int]:
-    """views as a (clips, crops) tuple, or a clear error when they are malformed or not supported here."""
-    views = tuple(views)
-    if len(views) != 2 or any(not isinstance(v, int) or v < 1 for v in views):
-        raise ValueError(f"views must be (clips, crops), two integers >= 1, got {views!r}")
-    if views != (1, 1) and split != "val":
-        raise ValueError(f"views={views} is for evaluation (split='val'); training samples one clip per video")
-    if views != (1, 1) and backend == "dali":
-        raise UnsupportedOptionError(f"multi-view evaluation (views={views}) is implemented by the PyAV backend "
-                                     f"only; use backend='pyav' (t2l eval --backend pyav) or one view")
-    return views
+def _check_run(config: LoaderConfig, split: str, batch_size: int, shard: Tuple[int, int]) -> str:
+    """The backend this run uses ("dali" or "pyav"), or a clear error for a split, batch, shard or views it cannot
+    have."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if config.views != (1, 1) and split != "val":
+        raise ValueError(f"views={config.views} is for evaluation (split='val'); training samples one clip per video")
+    if config.views != (1, 1) and config.backend == "dali":
+        raise UnsupportedOptionError(f"multi-view evaluation (views={config.views}) is implemented by the PyAV "
+                                     f"backend only; use backend='pyav' (t2l eval --backend pyav) or one view")
+    backend = config.backend
+    if backend == "auto":
+        dali = installed("nvidia-dali-cuda130") or installed("nvidia-dali-cuda120")
+        backend = "dali" if dali and config.views == (1, 1) else "pyav"
+    if backend == "dali":
+        require("nvidia.dali", "dali", "backend='dali'")
+    for name, value in (("batch_size", batch_size), ("shard count", shard[1])):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    return backend
+
+
+def _frame_facts(list_file, entries: List[VideoEntry], root: Path, config: LoaderConfig,
+                 backend: str) -> Tuple[Optional[dict], Optional[Dict[Path, int]]]:
+    """(DALI's per-clip facts or None, decoded frame counts by path or None): what the loader knows of the videos
+    before decoding them (a manifest, or for DALI a probe written beside the list)."""
+    manifest = Path(config.manifest) if config.manifest else None
+    if backend != "dali":
+        return None, read_manifest(manifest, root) if manifest else None
+    from .preflight import video_facts
+
+    listed = Path(list_file) if isinstance(list_file, (str, Path)) else None
+    facts = video_facts(entries, root, manifest=manifest, list_file=listed, timeout=config.decode_timeout or 60.0)
+    frame_counts = {path: f["num_frames"] for (path, start, end), f in facts.items()
+                    if "bad" not in f and start is None and end is None}
+    return facts, frame_counts

@@ -16,7 +16,7 @@ from typing import Dict, List, Tuple
 import torch
 
 from ..text.class_files import read_class_names
-from .loader import build_video_loader
+from .loader import LoaderConfig, build_video_loader
 from .synthetic import pair_of
 
 
@@ -49,8 +49,8 @@ def frame_features(video: torch.Tensor) -> torch.Tensor:
 
 
 def _load(list_file: Path, root: Path, frames: int, size: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    loader = build_video_loader(list_file, root, split="val", frames=frames, size=size, batch_size=64,
-                                backend="pyav", num_workers=2)
+    loader = build_video_loader(list_file, root, LoaderConfig(frames=frames, size=size, backend="pyav", num_workers=2),
+                                split="val", batch_size=64)
     features, pixels, labels = [], [], []
     for batch in loader:
         features.append(frame_features(batch["video"]))

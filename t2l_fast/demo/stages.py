@@ -98,7 +98,7 @@ def check_data(run: Run) -> dict:
 def load_data(run: Run) -> dict:
     """One pass of the test list through the DALI loader (DALI's CPU decoder here, NVDEC with CUDA), against the
     PyAV loader on the same clips."""
-    from ..data import build_video_loader
+    from ..data import LoaderConfig, build_video_loader
     from ..text.class_files import read_class_names
 
     dali = installed("nvidia-dali-cuda130") or installed("nvidia-dali-cuda120")
@@ -106,8 +106,8 @@ def load_data(run: Run) -> dict:
     names = read_class_names(run.data / CLASSES_FILE)
 
     def loader(kind: str):
-        return build_video_loader(run.data / "test.txt", run.data, split="val", frames=8, size=32, batch_size=16,
-                                  backend=kind, device=_device(), class_names=names, num_workers=2)
+        config = LoaderConfig(frames=8, size=32, backend=kind, class_names=names, num_workers=2)
+        return build_video_loader(run.data / "test.txt", run.data, config, split="val", batch_size=16, device=_device())
 
     chosen = loader(backend)
     started, clips, first = time.time(), 0, None
@@ -197,7 +197,7 @@ def evaluate_models(run: Run) -> dict:
     from ..models.build import load_checkpoint
     from ..models.registry import create_model
     from ..text.class_files import read_class_descriptions, read_class_names
-    from ..training.evaluate import evaluate, save_results
+    from ..training.evaluate import EvalConfig, evaluate, save_results
 
     names = read_class_names(run.data / CLASSES_FILE)
     descriptions = read_class_descriptions(run.data / DESCRIPTIONS_FILE, names)
@@ -208,7 +208,7 @@ def evaluate_models(run: Run) -> dict:
     for name, model in models.items():
         result = evaluate(model, run.data / "test.txt", run.data, names,
                           descriptions=descriptions if model.config.kind == "t2l" else None,
-                          backend=run.results["loader"]["backend"], num_workers=2)
+                          config=EvalConfig(backend=run.results["loader"]["backend"], num_workers=2))
         written = save_results(result, run.out / "eval" / f"{name}.json", names)
         images += [run.relative(p) for p in written if p.suffix == ".png"]
         scores[name] = {"top1": result["top1"], "top5": result["top5"], "videos": result["videos"]}

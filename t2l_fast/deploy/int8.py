@@ -36,10 +36,10 @@ FORMATS = {"static": "QDQ: QuantizeLinear/DequantizeLinear, int8 activations and
 
 def load_clips(list_file: str, root: str, spec, limit: Optional[int] = None) -> np.ndarray:
     """uint8 [N, T, 3, S, S] evaluation clips (centre crop, TSN centre frames) of a list, through the data loader."""
-    from ..data import build_video_loader
+    from ..data import LoaderConfig, build_video_loader
 
-    loader = build_video_loader(list_file, root, split="val", frames=spec.frames, size=spec.image_size,
-                                batch_size=16, backend="pyav", num_workers=0)
+    config = LoaderConfig(frames=spec.frames, size=spec.image_size, backend="pyav", num_workers=0)
+    loader = build_video_loader(list_file, root, config, split="val", batch_size=16)
     clips: List[np.ndarray] = []
     for batch in loader:
         clips.append(batch["video"].numpy())

@@ -24,7 +24,7 @@ def _clips_per_second(batches, consume=None) -> float:
 def measure_end_to_end(spec: dict) -> List[dict]:
     """One model and backend over one loader backend (the subprocess side): loader alone, model alone on the
     loader's batches held in memory, and the two together; after a warm-up epoch."""
-    from ..data import build_video_loader
+    from ..data import LoaderConfig, build_video_loader
     from ..models.registry import create_model
     from .backends import build_backend
     from .throughput import clips_for
@@ -33,8 +33,9 @@ def measure_end_to_end(spec: dict) -> List[dict]:
     model = create_model(spec["model"]).eval()
     c = model.config
     data = Path(spec["data"])
-    loader = build_video_loader(data / "val.txt", data, split="val", frames=c.frames, size=c.vision.image_size,
-                                batch_size=spec["batch"], backend=spec["loader"], num_workers=spec["workers"])
+    loading = LoaderConfig(frames=c.frames, size=c.vision.image_size, backend=spec["loader"],
+                           num_workers=spec["workers"])
+    loader = build_video_loader(data / "val.txt", data, loading, split="val", batch_size=spec["batch"])
     calibration = clips_for(c.vision.image_size, c.frames, 8)
     backend = build_backend(spec["backend"], model, Path(spec["work_dir"]), calibration, max_batch=spec["batch"])
     held = list(loader)  # warm-up epoch: page cache, workers; its batches feed the model-alone measurement

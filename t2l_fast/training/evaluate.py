@@ -8,12 +8,13 @@ Every video counts once, whatever the shard padding or decoding replacements did
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from ..data import build_video_loader
+from ..data import LoaderConfig, build_video_loader
 from ..data.splits import hmdb51_split, ucf101_split
 from ..text.classifier import build_classifier
 from ..video_ops import normalize_video
@@ -22,6 +23,17 @@ from .metrics import (confusion_matrix, first_occurrences, harmonic_mean, mean_s
                       topk_accuracy)
 
 PROTOCOLS = {"ucf101": ucf101_split, "hmdb51": hmdb51_split}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How videos are read and scored in evaluation (the model fixes frames and size; the class list its texts)."""
+
+    batch_size: int = 16  # clips per forward pass (per process)
+    backend: str = "auto"  # loader backend: "auto", "dali" or "pyav"
+    num_workers: int = 2  # PyAV decoding processes
+    views: Tuple[int, int] = (1, 1)  # (clips, crops) per video; softmax scores averaged over them (PyAV backend)
+    templates: Optional[str] = None  # prompt set for classes without a description (None: the model's own)
 
 
 def video_scores(model, classifier, video: torch.Tensor) -> torch.Tensor:
@@ -36,18 +48,17 @@ def video_scores(model, classifier, video: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(model, videos, root: Union[str, Path], class_names: Sequence[str], *,
-             descriptions: Optional[Sequence[str]] = None, templates=None, batch_size: int = 16,
-             backend: str = "auto", num_workers: int = 2, views: Tuple[int, int] = (1, 1)) -> dict:
+             descriptions: Optional[Sequence[str]] = None, config: EvalConfig = EvalConfig()) -> dict:
     """top-1/top-5, per-class accuracy and the confusion matrix of `model` on `videos` (a list file or entries),
-    from views=(clips, crops) per video."""
+    from config.views=(clips, crops) per video."""
     model.eval()
-    classifier = build_classifier(model, class_names, descriptions=descriptions, templates=templates)
+    classifier = build_classifier(model, class_names, descriptions=descriptions, templates=config.templates)
     spec = model.input_spec
-    device = next(model.parameters()).device
-    rank, world = distributed.rank_and_world()  # under torchrun each rank scores its shard
-    loader = build_video_loader(videos, root, split="val", frames=spec.frames, size=spec.image_size,
-                                batch_size=batch_size, backend=backend, device=device, num_workers=num_workers,
-                                class_names=class_names, views=views, shard_id=rank, num_shards=world)
+    loading = LoaderConfig(frames=spec.frames, size=spec.image_size, backend=config.backend,
+                           num_workers=config.num_workers, views=config.views, class_names=class_names)
+    loader = build_video_loader(videos, root, loading, split="val", batch_size=config.batch_size,
+                                shard=distributed.rank_and_world(),  # under torchrun each rank scores its shard
+                                device=next(model.parameters()).device)
     scores, labels, indices = [], [], []
     for batch in loader:
         scores.append(video_scores(model, classifier, batch["video"]).cpu())
@@ -61,7 +72,7 @@ def evaluate(model, videos, root: Union[str, Path], class_names: Sequence[str], 
     scores, labels = scores[keep], labels[keep]
     confusion = confusion_matrix(scores.argmax(1), labels, len(class_names))
     per_class = per_class_accuracy(confusion)
-    return {"videos": len(labels), "views": {"clips": views[0], "crops": views[1]},
+    return {"videos": len(labels), "views": {"clips": config.views[0], "crops": config.views[1]},
             **topk_accuracy(scores, labels, ks=(1, 5)),
             "per_class": {name: (None if acc != acc else acc) for name, acc in zip(class_names, per_class.tolist())},
             "confusion": confusion.tolist(), "bad_videos": [list(b) for b in bad_videos]}
@@ -69,18 +80,18 @@ def evaluate(model, videos, root: Union[str, Path], class_names: Sequence[str], 
 
 def evaluate_protocol(model, protocol: str, split_dir: Union[str, Path], root: Union[str, Path], *,
                       descriptions_csv: Optional[str] = None, on_split: Optional[Callable[[dict], None]] = None,
-                      **kwargs) -> dict:
+                      config: EvalConfig = EvalConfig()) -> dict:
     """The standard zero-shot protocol: each of the 3 published test splits, then mean +- std of top-1/top-5."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}")
     splits = [(split, *PROTOCOLS[protocol](split_dir, root, split, "test")) for split in (1, 2, 3)]
     return evaluate_splits(model, splits, root, descriptions_csv=descriptions_csv, on_split=on_split,
-                           protocol=protocol, **kwargs)
+                           protocol=protocol, config=config)
 
 
 def evaluate_split_lists(model, pairs: Sequence[Tuple[str, str]], root: Union[str, Path], *,
                          descriptions_csv: Optional[str] = None, on_split: Optional[Callable[[dict], None]] = None,
-                         **kwargs) -> dict:
+                         config: EvalConfig = EvalConfig()) -> dict:
     """Mean +- std over published per-split evaluation lists, each with its own class file (ViFi-CLIP's
     `val{1,2,3}.txt` with one label file, or `ZS_split{s}_K600_eval.txt` with `ZS_split{s}_K600.csv`)."""
     from ..data.lists import read_video_list
@@ -91,12 +102,12 @@ def evaluate_split_lists(model, pairs: Sequence[Tuple[str, str]], root: Union[st
         class_names = read_class_names(classes_file)
         splits.append((number, class_names, read_video_list(list_file, root, class_names=class_names)))
     return evaluate_splits(model, splits, root, descriptions_csv=descriptions_csv, on_split=on_split,
-                           protocol="split lists", lists=[list(pair) for pair in pairs], **kwargs)
+                           protocol="split lists", lists=[list(pair) for pair in pairs], config=config)
 
 
 def evaluate_splits(model, splits: Sequence[Tuple[int, Sequence[str], list]], root: Union[str, Path], *,
                     descriptions_csv: Optional[str], on_split: Optional[Callable[[dict], None]], protocol: str,
-                    lists: Optional[list] = None, **kwargs) -> dict:
+                    lists: Optional[list] = None, config: EvalConfig = EvalConfig()) -> dict:
     """(split number, class names, entries) each scored, then mean +- std of top-1/top-5. Every split's list,
     videos and descriptions are read before the first is scored (a missing one is an error now, not hours later);
     on_split(summary so far) runs after each split but the last."""
@@ -106,7 +117,7 @@ def evaluate_splits(model, splits: Sequence[Tuple[int, Sequence[str], list]], ro
              for split, names, entries in splits]
     summary: dict = {"protocol": protocol, **({"lists": lists} if lists else {}), "splits": []}
     for number, (split, class_names, entries, descriptions) in enumerate(plans, start=1):
-        result = evaluate(model, entries, root, class_names, descriptions=descriptions, **kwargs)
+        result = evaluate(model, entries, root, class_names, descriptions=descriptions, config=config)
         summary["splits"].append({"split": split, **result})
         if on_split and number < len(plans):
             on_split({**summary, "complete": False})
@@ -148,7 +159,7 @@ def save_results(results: dict, out: Path, class_names: Optional[Sequence[str]] 
 
 def evaluate_subsets(model, list_file: Union[str, Path], root: Union[str, Path], class_names: Sequence[str],
                      subset_files: Sequence[Union[str, Path]], *, descriptions: Optional[Sequence[str]] = None,
-                     **kwargs) -> dict:
+                     config: EvalConfig = EvalConfig()) -> dict:
     """Class-subset protocol (K600 zero-shot: 3 subsets of 160 of its 220 new classes): the list restricted to
     each subset's classes and relabelled, then mean +- std of top-1/top-5 over the subsets."""
     from ..data.lists import read_video_list, restrict_to_classes
@@ -161,7 +172,7 @@ def evaluate_subsets(model, list_file: Union[str, Path], root: Union[str, Path],
         names = read_class_names(subset_file)
         subset = restrict_to_classes(entries, class_names, names, where=str(subset_file))
         result = evaluate(model, subset, root, names, descriptions=[describe[n] for n in names] if describe else None,
-                          **kwargs)
+                          config=config)
         subsets.append({"subset": str(subset_file), **result})
     summary = {"protocol": "class subsets", "subsets": subsets}
     for metric in ("top1", "top5"):
@@ -170,7 +181,7 @@ def evaluate_subsets(model, list_file: Union[str, Path], root: Union[str, Path],
 
 
 def evaluate_base_to_novel(model, root: Union[str, Path], base: Tuple[str, str], novel: Tuple[str, str], *,
-                           descriptions_csv: Optional[str] = None, **kwargs) -> dict:
+                           descriptions_csv: Optional[str] = None, config: EvalConfig = EvalConfig()) -> dict:
     """Base-to-novel: top-1 on the base classes' and the novel classes' validation lists ((list, classes) each),
     and their harmonic mean, for one trained model (see base_to_novel_over_seeds for several seeds' models).
     descriptions_csv: the dataset's descriptions, of the base and the novel classes together."""
@@ -185,7 +196,7 @@ def evaluate_base_to_novel(model, root: Union[str, Path], base: Tuple[str, str],
     scores = {}
     for name, (list_file, class_names) in halves.items():
         descriptions = [describe[c] for c in class_names] if describe else None
-        scores[name] = evaluate(model, list_file, root, class_names, descriptions=descriptions, **kwargs)
+        scores[name] = evaluate(model, list_file, root, class_names, descriptions=descriptions, config=config)
     return {"protocol": "base-to-novel", "base": scores["base"]["top1"], "novel": scores["novel"]["top1"],
             "hm": harmonic_mean(scores["base"]["top1"], scores["novel"]["top1"]), "details": scores}
 
