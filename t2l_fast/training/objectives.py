@@ -3,8 +3,8 @@
 T2L: alignment (in-batch symmetric soft-target KL, docs/design/T2L_SPEC.md §2.1) between each clip and its class
 text, plus tfd_weight x TFD on the unnormalised frame embeddings (§2.2); C and V are logged.
 ViFi-CLIP (docs/design/BASELINES_AND_CLAIMS.md §1): soft-target cross-entropy over every training class prompt,
-label smoothing over all of them, Mixup/CutMix with a random partner (under torchrun each rank mixes within its own part of the
-batch); `vificlip_classes: batch` restricts the prompts to the batch's classes.
+label smoothing over all of them, Mixup/CutMix with a random partner (under torchrun each rank mixes within its own
+part of the batch); `vificlip_classes: batch` restricts the prompts to the batch's classes.
 Under torchrun both see the global batch: embeddings are gathered with their gradients (distributed.py).
 """
 from __future__ import annotations
