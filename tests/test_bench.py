@@ -258,3 +258,35 @@ def test_gpu_backends_pass_their_gates(tmp_path):
     assert not [r for r in rows if "error" in r], rows
     assert {r["backend"] for r in rows} == set(backends) and all(r["passed"] for r in rows), rows
     assert all(r["device"] != "cpu" for r in rows)
+
+
+
+class _CudaBatch:
+    """Stands in for a loader's CUDA uint8 batch: torch refuses .numpy() on it, .cpu() copies it to the host."""
+
+    shape = (1, 8, 3, 4, 4)
+
+    def numpy(self):
+        raise TypeError("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the tensor to "
+                        "host memory first.")
+
+    def cpu(self):
+        import torch
+
+        return torch.zeros(self.shape, dtype=torch.uint8)
+
+
+def test_end_to_end_feeds_a_cuda_batch_as_each_backend_takes_it():
+    """torch backends take the batch where the loader left it; host backends get a .cpu() copy, never .numpy() on
+    the CUDA tensor (which failed every DALI end-to-end row on a GPU)."""
+    import numpy as np
+
+    from t2l_fast.perf.backends import FP32_GATE, Backend
+    from t2l_fast.perf.end_to_end import _clips_per_second
+
+    batch, fed = _CudaBatch(), []
+    on_device = Backend("torch-cuda-fp32", "fp32", fed.append, FP32_GATE, takes_tensors=True)
+    on_host = Backend("onnxruntime-fp32", "fp32", fed.append, FP32_GATE)
+    assert "no copy" in on_device.handoff and ".cpu()" in on_host.handoff
+    assert _clips_per_second([{"video": batch}], on_device) > 0 and fed.pop() is batch
+    assert _clips_per_second([{"video": batch}], on_host) > 0 and isinstance(fed.pop(), np.ndarray)

@@ -356,3 +356,30 @@ def test_nvdec_matches_the_cpu_path(h264_b_frames):
     for a, b in zip(batches["cpu"], batches["cuda"]):
         assert torch.equal(a["index"], b["index"].cpu())
         assert (a["video"].float() - b["video"].cpu().float()).abs().mean() <= AUGMENTED_MEAN_TOLERANCE
+
+
+class _BrokenPipeline:
+    """A DALI pipeline that fails every batch, as one on a GPU without a usable NVDEC does."""
+
+    def __next__(self):
+        raise RuntimeError('Assert on "cuvidCreateVideoParser" failed: CUDA_ERROR_SHARED_OBJECT_SYMBOL_NOT_FOUND')
+
+
+@pytest.mark.parametrize("every_file_fails_alone", [False, True])
+def test_a_dali_that_fails_every_batch_stops_with_the_reason_instead_of_falling_back_forever(
+        vp9_set, monkeypatch, every_file_fails_alone):
+    from t2l_fast.data import dali_loader
+
+    loader = build_video_loader(vp9_set / "train.txt", vp9_set, DALI_8x32, split="train", batch_size=2, device="cpu")
+    monkeypatch.setattr(dali_loader.DaliVideoLoader, "_iterator_from", lambda self, order, batch: _BrokenPipeline())
+    if every_file_fails_alone:  # the decoder itself is broken: each file, and a clip written here, fail alone
+        def broken_decoder(path, frames, device_id=None):
+            raise RuntimeError(f"{path}: CUDA_ERROR_SHARED_OBJECT_SYMBOL_NOT_FOUND")
+        monkeypatch.setattr(dali_loader, "decode_with_dali", broken_decoder)
+    expected = "cannot decode a vp9 clip written here" if every_file_fails_alone else "3 batches in a row"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fallbacks before the rule fires warn, as before
+        with pytest.raises(DaliBatchError, match=f"{expected}.*data.backend: pyav"):
+            for _ in loader:
+                pass
+    assert loader.fallback_batches == (0 if every_file_fails_alone else 2)

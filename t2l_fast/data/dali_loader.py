@@ -45,7 +45,13 @@ _IDENTITY_TWIST = np.array([1.0, 1.0, 1.0, 0.0], np.float32)
 
 
 class DaliBatchError(T2LError, RuntimeError):
-    """DALI failed on a batch and on_dali_error="raise" (the message names the files)."""
+    """DALI failed on a batch and on_dali_error="raise" (the message names the files), or DALI itself is broken."""
+
+
+# Consecutive failed batches that no file explains (none fails alone, or every one does) before the loader stops:
+# DALI itself is broken there (on a GPU: NVDEC unusable), and falling back batch by batch would be a silent 10-100x
+# slowdown while the loader still says DALI.
+BROKEN_AFTER_BATCHES = 3
 
 
 def dali_version() -> Optional[str]:
@@ -57,24 +63,28 @@ def dali_version() -> Optional[str]:
 def cpu_decodable_codecs() -> frozenset:
     """Codecs DALI's CPU video decoder handles here, found by decoding a generated clip of each (cached on disk
     per DALI version: the PyPI wheel does VP8/VP9/MJPEG, other builds may do more)."""
-    from .synthetic import frame_stamped_clip, write_video
-
     cache = Path.home() / ".cache" / "t2l-fast" / f"dali-cpu-codecs-{dali_version() or 'unknown'}.json"
     if cache.is_file():
         return frozenset(json.loads(cache.read_text()))
-    supported = []
-    with tempfile.TemporaryDirectory() as folder:
-        for codec, extension in PROBE_CODECS.items():
-            path = Path(folder) / f"probe.{extension}"
-            write_video(path, frame_stamped_clip(4, 32, 32), codec)
-            try:
-                decode_with_dali(path, [0, 3])
-                supported.append(codec)
-            except RuntimeError:  # DALI: "Codec ... is not supported by the CPU variant of this operator"
-                pass
+    # DALI: "Codec ... is not supported by the CPU variant of this operator" for the others
+    supported = [codec for codec in PROBE_CODECS if decodes_a_generated_clip(codec, None, (32, 32))]
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(sorted(supported)))
     return frozenset(supported)
+
+
+def decodes_a_generated_clip(codec: str, device_id: Optional[int], size: Tuple[int, int]) -> bool:
+    """Whether DALI decodes a clip of `codec` written here (height x width `size`) on the CPU or GPU `device_id`."""
+    from .synthetic import frame_stamped_clip, write_video
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"probe.{PROBE_CODECS[codec]}"
+        write_video(path, frame_stamped_clip(4, *size), codec)
+        try:
+            decode_with_dali(path, [0, 3], device_id)
+            return True
+        except RuntimeError:
+            return False
 
 
 def decode_with_dali(path: Path, frames: Sequence[int], device_id: Optional[int] = None) -> np.ndarray:
@@ -294,6 +304,7 @@ class DaliVideoLoader(LoaderBase):
         order = list(self.sampler)
         iterator = self._iterator_from(order, 0)
         timeout = self.dataset.decode_timeout and self.dataset.decode_timeout * self.batch_size
+        self._unexplained = 0
         for batch in range(batch_count(len(order), self.batch_size, self.drop_last)):
             try:
                 data = run_with_timeout(lambda: next(iterator)[0], timeout, f"DALI batch {batch}")
@@ -301,6 +312,7 @@ class DaliVideoLoader(LoaderBase):
                 out = {"video": data["video"], "label": data["label"].view(-1), "index": index,
                        "path": [str(self.dataset.entries[i].path) for i in index.tolist()],
                        "failures": _failures_of(data["failures"])}
+                self._unexplained = 0
             except Exception as e:  # DALI could not make this batch
                 out = self._fallback(order, batch, e)
                 iterator = self._iterator_from(order, batch + 1)
@@ -310,7 +322,9 @@ class DaliVideoLoader(LoaderBase):
     def _fallback(self, order: List[int], batch: int, error: Exception) -> dict:
         """Name the files DALI failed on; raise (strict) or make the batch with the PyAV path."""
         source = self.source_for(order, 0)
-        culprits = self._culprits(source, source.indices_of(batch))
+        indices = source.indices_of(batch)
+        culprits = self._culprits(source, indices)
+        self._check_not_broken(culprits, indices, error)
         named = "; ".join(f"{path}: {reason}" for path, reason in culprits) or f"no single file ({error})"
         if self.on_dali_error == "raise":
             raise DaliBatchError(f"DALI failed on batch {batch} of the epoch (or on one it was preparing ahead): "
@@ -325,6 +339,25 @@ class DaliVideoLoader(LoaderBase):
                           f"({_first_line(error)}); no file of the batch fails alone; PyAV made the batch "
                           f"({self.fallback_batches} fallback(s) this epoch)", stacklevel=3)
         return out
+
+    def _check_not_broken(self, culprits: List[Tuple[str, str]], indices: List[int], error: Exception) -> None:
+        """Raise when DALI itself is broken here: BROKEN_AFTER_BATCHES failed batches in a row that no file explains
+        (none fails alone, or every one does), or a batch whose every file fails alone while a clip written here
+        fails too (what a GPU without a usable NVDEC looks like, at its first batch)."""
+        explained = 0 < len(culprits) < len(indices)
+        self._unexplained = 0 if explained else self._unexplained + 1
+        codec, size = ("h264", (256, 320)) if self.device_id is not None else ("vp9", (32, 32))
+        fails_known_good = bool(culprits) and not explained and not decodes_a_generated_clip(codec, self.device_id,
+                                                                                            size)
+        if self._unexplained < BROKEN_AFTER_BATCHES and not fails_known_good:
+            return
+        what = (f"cannot decode a {codec} clip written here either" if fails_known_good else
+                f"failed on {self._unexplained} batches in a row that no single file explains")
+        where = ("NVDEC is unusable here: no libnvcuvid (the driver's video library), or a container started "
+                 "without the video driver capability (set NVIDIA_DRIVER_CAPABILITIES=compute,utility,video)"
+                 if self.device_id is not None else "DALI's CPU pipeline fails on this machine")
+        raise DaliBatchError(f"DALI {what} (last error: {_first_line(error)}): {where}. Fix that, or load with PyAV "
+                             f"(LoaderConfig(backend='pyav'); in a training config: data.backend: pyav)") from error
 
     def _culprits(self, source: BatchSource, indices: List[int]) -> List[Tuple[str, str]]:
         """(path, reason) of each sample of a failed batch that DALI's decoder fails on alone."""

@@ -24,6 +24,16 @@ class Backend:
     run: Callable[[np.ndarray], np.ndarray]
     gate: Tolerance
     setup_seconds: float = 0.0  # building it: compile, session, quantisation
+    takes_tensors: bool = False  # run() also takes a torch tensor where it lies (a loader's CUDA batch: no copy)
+
+    def feed(self, video: torch.Tensor):
+        """A loader's uint8 batch as this backend takes it: the tensor itself, or a host numpy array."""
+        return video if self.takes_tensors else video.cpu().numpy()
+
+    @property
+    def handoff(self) -> str:
+        """How a loader's batch reaches this backend (stated in the end-to-end report)."""
+        return "tensor where the loader left it (no copy)" if self.takes_tensors else "host numpy array (.cpu())"
 
 
 def _is_available(name: str) -> bool:
@@ -55,8 +65,8 @@ def available(names: List[str]) -> List[str]:
 
 
 def _torch_backend(graph: torch.nn.Module, autocast: Optional[torch.dtype] = None, device: str = "cpu") -> Callable:
-    def run(clips: np.ndarray) -> np.ndarray:
-        frames = torch.from_numpy(clips).to(device)
+    def run(clips) -> np.ndarray:  # numpy, or a tensor on any device (moved only if it is elsewhere)
+        frames = torch.as_tensor(clips).to(device)
         with torch.inference_mode(), torch.autocast(device.split(":")[0], dtype=autocast,
                                                     enabled=autocast is not None):
             out = graph(frames)
@@ -75,18 +85,19 @@ def build_backend(name: str, model, work_dir: Path, calibration: np.ndarray, max
     started = time.perf_counter()
     graph = build_graph("video_encoder", model.eval())
     if name == "torch-eager":
-        backend = Backend(name, "fp32", _torch_backend(graph), FP32_GATE)
+        backend = Backend(name, "fp32", _torch_backend(graph), FP32_GATE, takes_tensors=True)
     elif name == "torch-bf16":
-        backend = Backend(name, "bf16", _torch_backend(graph, torch.bfloat16), REDUCED_GATE)
+        backend = Backend(name, "bf16", _torch_backend(graph, torch.bfloat16), REDUCED_GATE, takes_tensors=True)
     elif name == "torch-compile":
         compiled = torch.compile(graph)
-        backend = Backend(name, "fp32", _torch_backend(compiled), FP32_GATE)
+        backend = Backend(name, "fp32", _torch_backend(compiled), FP32_GATE, takes_tensors=True)
         backend.run(calibration[:1])  # compile now, not inside the timing
     elif name in ("torch-cuda-fp16", "torch-cuda-fp32"):
         dtype = torch.float16 if name.endswith("fp16") else None
         on_gpu = graph.to("cuda")
         gate = REDUCED_GATE if dtype else FP32_GATE
-        backend = Backend(name, "fp16" if dtype else "fp32", _torch_backend(on_gpu, dtype, "cuda"), gate)
+        backend = Backend(name, "fp16" if dtype else "fp32", _torch_backend(on_gpu, dtype, "cuda"), gate,
+                          takes_tensors=True)
     elif name.startswith("onnxruntime"):
         backend = _onnxruntime_backend(name, model, work_dir, calibration)
     elif name == "tensorrt-fp16":

@@ -44,10 +44,14 @@ def seed_all(seed: int) -> None:
 
 
 def rng_state() -> dict:
-    """All random states as plain tensors/lists, loadable with torch.load(weights_only=True)."""
+    """All random states as plain tensors/lists, loadable with torch.load(weights_only=True). On GPUs, drop-path,
+    attention and token dropout draw from the CUDA generators, so theirs are saved too."""
     numpy_state = np.random.get_state()
-    return {"torch": torch.get_rng_state(), "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
-            "python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()]}
+    state = {"torch": torch.get_rng_state(), "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
+             "python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()  # one ByteTensor per visible GPU
+    return state
 
 
 def restore_rng(saved: List[dict], rank: int, world: int, path: Path) -> None:
@@ -61,6 +65,12 @@ def restore_rng(saved: List[dict], rank: int, world: int, path: Path) -> None:
     np.random.set_state((kind, np.array(keys, dtype=np.uint32), *rest))
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        if len(state["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        else:
+            warnings.warn(f"{path} saved the random states of {len(state['cuda'])} GPU(s), this process sees "
+                          f"{torch.cuda.device_count()}: GPU dropout masks will differ from an uninterrupted run")
 
 
 def write_state(trainer: Trainer, collective: bool) -> Path:
