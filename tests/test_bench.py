@@ -185,6 +185,7 @@ def test_training_cost_rows(tmp_path):
     assert t2l["learnable_params"] == 14_816 and vifi["learnable_params"] == 326_849
     assert t2l["step_time_vs_t2l"] == 1.0 and vifi["step_s"] > 0 and vifi["peak_memory_gb"] > 0
     assert t2l["recipe"] and not vifi["recipe"]  # ViFi-CLIP's recipe is 32 frames
+    assert t2l["precision"] == vifi["precision"] == "bf16"  # the trainer's default recipe, not plain fp32
 
 
 def test_end_to_end_names_the_limiting_stage(tmp_path):

@@ -4,9 +4,11 @@ ViFi-CLIP 32), with and without gradient checkpointing. Each configuration runs 
 timed after a warm-up step, and peak memory is the process's high-water mark during the timed steps (GPU: peak
 allocated).
 
-The objectives: T2L the trainer's in-batch alignment + TFD loss on its frame embeddings; ViFi-CLIP cross-entropy over
-the batch's classes (both towers trained). ViFi-CLIP's own recipe scores every class prompt (400 on K400) with the
-text tower under gradients in each step, so its rows here understate the cost of its recipe.
+What is timed is the trainer's own step: its objective (training/objectives.py: T2L's in-batch alignment + TFD;
+ViFi-CLIP's soft-target CE with Mixup/CutMix, here over 4 class prompts) at the trainer's default precision (bf16
+autocast, fp32 master weights; a grad scaler only for fp16), unless a precision is given. ViFi-CLIP's own recipe
+scores every class prompt (400 on K400) with the text tower under gradients in each step, so its rows here
+understate the cost of its recipe.
 """
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ import statistics
 import time
 from typing import List, Sequence, Tuple
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .isolation import run_isolated, worker_main
 from .machine import reset_peak_rss, rss_mb
@@ -30,24 +32,12 @@ def configurations(t2l: str, vificlip: str) -> List[Tuple[str, int, bool]]:
             for checkpointing in (False, True)]
 
 
-def _loss(model, video: torch.Tensor, labels: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    from ..training.losses import alignment_loss, smoothed_targets, soft_cross_entropy, tfd_loss
-
-    if model.config.kind == "t2l":
-        frames = model.encode_frames(video)  # [B, T, D]
-        texts = model.encode_text(tokens[labels])  # [B, D]
-        align = alignment_loss(F.normalize(frames.mean(1), dim=-1), texts, labels, model.logit_scale().item())
-        return align + tfd_loss(frames).loss
-    classes = labels.unique()
-    videos, texts = model.encode_video(video), model.encode_text(tokens[classes])  # [B, D], [U, D]
-    targets = smoothed_targets(torch.searchsorted(classes, labels), len(classes), 0.1)
-    return soft_cross_entropy(model.logit_scale() * videos @ texts.t(), targets)
-
-
 def measure_step(spec: dict) -> List[dict]:
-    """One configuration (the subprocess side)."""
+    """One configuration (the subprocess side): the trainer's objective and precision, AdamW, a grad scaler."""
     from ..models.registry import create_model
     from ..text.tokenize import tokenize
+    from ..training.config import TrainConfig
+    from ..training.objectives import build_objective
     from ..video_ops import normalize_video
     from .throughput import clips_for
 
@@ -56,17 +46,23 @@ def measure_step(spec: dict) -> List[dict]:
     model = create_model(spec["model"]).to(device).train()
     model.set_grad_checkpointing(spec["checkpointing"])
     optimizer = torch.optim.AdamW(model.learnable_parameters(), lr=1e-5)
+    config = TrainConfig(model=spec["model"], objective=model.config.kind,  # t2l or vificlip
+                         precision=spec.get("precision") or TrainConfig().precision)
+    scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
     batch, frames = spec["batch"], spec["frames"]
     clips = torch.from_numpy(clips_for(model.config.vision.image_size, frames, batch)).to(device)
     video = normalize_video(clips, model.input_spec)
     labels = torch.arange(batch, device=device) % len(CLASS_TEXTS)
-    tokens = tokenize(list(CLASS_TEXTS), model.config.text.context_length).to(device)
+    tokens = tokenize(list(CLASS_TEXTS), model.config.text.context_length)
+    objective = build_objective(model, tokens, device, config)
+    rng = np.random.default_rng(0)
 
     def step() -> float:
         started = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        _loss(model, video, labels, tokens).backward()
-        optimizer.step()
+        scaler.scale(objective(video, labels, rng)["loss"]).backward()
+        scaler.step(optimizer)
+        scaler.update()
         if device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - started
@@ -80,7 +76,7 @@ def measure_step(spec: dict) -> List[dict]:
     peak = torch.cuda.max_memory_allocated() / 2 ** 30 if device.type == "cuda" else rss_mb("VmHWM") / 1024
     learnable = sum(p.numel() for p in model.learnable_parameters())
     return [{"model": spec["model"], "kind": model.config.kind, "frames": frames, "batch": batch,
-             "checkpointing": spec["checkpointing"], "device": torch.cuda.get_device_name(0) if device.type ==
+             "checkpointing": spec["checkpointing"], "precision": config.precision, "device": torch.cuda.get_device_name(0) if device.type ==
              "cuda" else "cpu", "recipe": frames == RECIPE_FRAMES[model.config.kind], "steps": len(seconds),
              "step_s": statistics.median(seconds), "peak_memory_gb": peak,
              "memory_before_gb": before / 1024 if before else None, "learnable_params": learnable}]
