@@ -15,7 +15,7 @@ pytest.importorskip("onnxscript")
 
 import t2l_fast  # noqa: E402
 import t2l_fast.optional  # noqa: E402
-from t2l_fast.deploy.bundle import ExportedModel  # noqa: E402
+from t2l_fast.runtime.bundle import ExportedModel  # noqa: E402
 from t2l_fast.deploy.onnx_export import MANIFEST, ExportOptions, export_onnx  # noqa: E402
 from t2l_fast.deploy.onnx_graph import input_dims  # noqa: E402
 from t2l_fast.errors import T2LError  # noqa: E402

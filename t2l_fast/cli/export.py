@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import List, Optional
 
 from ..errors import T2LError
 from .common import add_model_arguments, load_model
@@ -62,9 +63,9 @@ def _export_trt(args: argparse.Namespace) -> int:
     """Print NVIDIA's equivalent command(s) for each graph, then build with the installed TensorRT flavour."""
     import shlex
 
-    from ..deploy.engine_build import (BuildOptions, build_engine, cli_command, engine_target, graphs_to_build,
-                                       profile_shapes, read_graph_facts)
+    from ..deploy.engine_build import BuildOptions, build_engine, cli_command, profile_shapes
     from ..errors import MissingDependencyError
+    from ..runtime.graph_header import read_graph_facts
     from ..runtime.trt_support import FLAVOURS, load_tensorrt
 
     options = BuildOptions(min_batch=args.min_batch, opt_batch=args.opt_batch, max_batch=args.max_batch,
@@ -91,6 +92,28 @@ def _export_trt(args: argparse.Namespace) -> int:
     for graph in graphs:
         build_engine(graph, options, engine_target(graph, flavour, out, several), use_cli=args.trtexec)
     return 0
+
+
+def graphs_to_build(onnx: Path) -> List[Path]:
+    """The ONNX file `onnx`, or every graph of the export folder `onnx` that TensorRT takes (all but dynamic
+    INT8), after checking each against the folder's manifest."""
+    from ..runtime.bundle import ExportedModel
+
+    if not onnx.is_dir():
+        return [onnx]
+    bundle = ExportedModel(onnx)
+    dynamic = bundle.manifest.get("int8", {}).get("mode") == "dynamic"
+    return [bundle.verified_graph_path(kind) for kind, entry in bundle.graphs.items()
+            if not (dynamic and entry.get("precision") == "int8")]
+
+
+def engine_target(onnx_path: Path, flavour: str, out: Optional[Path], several: bool) -> Path:
+    """Where the engine of `onnx_path` goes: `out` (a file, or a folder when building several), else beside it."""
+    from ..runtime.engine_sidecar import default_engine_path
+
+    if out is None:
+        return default_engine_path(onnx_path, flavour)
+    return out / default_engine_path(onnx_path, flavour).name if several else out
 
 
 def _export_triton(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 
 from ..errors import UnsupportedOptionError
-from ..optional import installed, require
+from ..optional import dali_version, require
 from .augment import AugmentConfig
 from .clip_dataset import ClipDataset, ShardSampler
 from .lists import VideoEntry, read_video_list
@@ -60,7 +60,7 @@ def build_video_loader(list_file: Union[str, Path, Sequence[VideoEntry]], root: 
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     views = _check_views(views, split, backend)
     if backend == "auto":
-        dali = installed("nvidia-dali-cuda130") or installed("nvidia-dali-cuda120")
+        dali = dali_version()
         backend = "dali" if dali and views == (1, 1) else "pyav"
     if backend == "dali":
         require("nvidia.dali", "dali", "backend='dali'")

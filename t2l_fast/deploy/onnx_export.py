@@ -20,16 +20,15 @@ import torch
 
 from .. import __version__
 from ..errors import T2LError
-from ..folders import claim_folder
+from ..io import atomic_write, claim_folder, file_sha256
 from ..models.base import VideoTextModel
+from ..models.graphs import GRAPH_KINDS, INPUTS, OUTPUTS, build_graph
 from ..optional import installed
-from ..runtime.base import ArtifactError, file_sha256
+from ..runtime.base import ArtifactError
+from ..runtime.bundle import FORMAT, MANIFEST
 from ..runtime.compare import Tolerance, compare_outputs
 from . import onnx_graph
-from .graphs import GRAPH_KINDS, INPUTS, OUTPUTS, build_graph, example_inputs
 
-MANIFEST = "manifest.json"
-FORMAT = "t2l-fast-onnx"
 PRECISIONS = ("fp32", "fp16")
 # Parity gates (RELIABILITY.md §4): ORT fp32 against torch at 1e-4 (logits are 100x cosines: 1e-2); fp16 by cosine.
 FP32_TOLERANCES = {"embedding": Tolerance(max_abs=1e-4), "probabilities": Tolerance(max_abs=1e-4),
@@ -61,6 +60,20 @@ def prepare_out_dir(out_dir: Path) -> None:
     """Create `out_dir`; refuse a non-empty folder that is not an earlier export (nothing else is overwritten)."""
     claim_folder(out_dir, MANIFEST, "an earlier export")
     (out_dir / MANIFEST).unlink(missing_ok=True)  # a half-rewritten folder must not look finished
+
+
+def example_inputs(kind: str, model: VideoTextModel, batch: int) -> Dict[str, torch.Tensor]:
+    """Inputs of graph `kind` for a batch of `batch`: random uint8 frames, or token ids with the EOT in a different
+    place in each row."""
+    if kind == "text_encoder":
+        from ..text.tokenize import tokenize
+
+        texts = [" ".join(["action"] * (1 + 3 * i)) for i in range(batch)]
+        return {"token_ids": tokenize(texts, model.config.text.context_length)}
+    spec = model.input_spec
+    generator = torch.Generator().manual_seed(batch)
+    return {"frames": torch.randint(0, 256, (batch, spec.frames, 3, spec.image_size, spec.image_size),
+                                    dtype=torch.uint8, generator=generator)}
 
 
 def parity_clips(model: VideoTextModel, count: int) -> torch.Tensor:
@@ -213,8 +226,6 @@ def _parity_line(parity: Dict[str, object]) -> str:
 
 
 def write_manifest(out_dir: Path, manifest: Dict[str, object]) -> Path:
-    from ..models.checkpoint import atomic_write
-
     path = out_dir / MANIFEST
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2) + "\n"))
     return path

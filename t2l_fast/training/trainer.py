@@ -34,7 +34,8 @@ import yaml
 from ..data import build_video_loader
 from ..data.augment import AugmentConfig
 from ..errors import T2LError
-from ..models.checkpoint import atomic_write, save_checkpoint
+from ..io import atomic_write
+from ..models.checkpoint import save_checkpoint
 from ..models.registry import create_model
 from ..text.class_files import read_class_descriptions, read_class_names
 from ..text.prompts import class_prompts, resolve_templates
@@ -253,7 +254,7 @@ class Trainer:
         return path
 
     def resume(self, path: Path) -> None:
-        from ..models.backbone import safe_torch_load
+        from ..io import safe_torch_load
 
         path = Path(path)
         if path.is_dir() or path.suffix == ".safetensors":
