@@ -13,31 +13,27 @@ from .common import add_model_arguments, load_model
 def _export_onnx(args: argparse.Namespace) -> int:
     import time
 
-    from ..deploy.onnx_export import ExportOptions, export_onnx
+    from ..deploy.onnx_export import ExportOptions, export_with_classes
 
     started = time.time()
     if args.descriptions and not args.classes:
         raise T2LError("--descriptions goes with --classes (the classifier graph's classes)")
     model, _ = load_model(args, args.checkpoint, device="cpu")
-    class_names = class_embeddings = class_texts = None
+    class_names = descriptions = None
     if args.classes:
         from ..predict import parse_classes
         from ..text.class_files import read_class_descriptions
-        from ..text.classifier import build_classifier, build_prompts
 
         class_names = parse_classes(args.classes)
         descriptions = read_class_descriptions(args.descriptions, class_names) if args.descriptions else None
-        class_texts = build_prompts(model.config, class_names, descriptions, args.templates)
-        class_embeddings = build_classifier(model, class_names, descriptions=descriptions,
-                                            templates=args.templates).embeddings
     precision = "fp32" if args.precision == "int8" else args.precision
     options = ExportOptions(opset=args.opset, precision=precision, batch_max=args.batch_max)
     out = Path(args.out)
     if args.precision == "int8":
         _check_int8_arguments(args)
     print(f"exporting {model.config.name} (T={model.config.frames}, {model.config.vision.image_size}px) to {out}")
-    manifest = export_onnx(model, out, class_names=class_names, class_embeddings=class_embeddings,
-                           class_texts=class_texts, options=options)
+    manifest = export_with_classes(model, out, class_names, descriptions=descriptions, templates=args.templates,
+                                   options=options)
     if args.precision == "int8":
         from ..deploy.int8 import quantize_export
 
@@ -128,6 +124,12 @@ def register(sub) -> None:
     """Add this group's sub-commands to the `t2l` sub-parsers."""
     export = sub.add_parser("export", help="export a model for deployment (ONNX, TensorRT, Triton)").add_subparsers(
         dest="export_command", metavar="EXPORT_COMMAND", required=True)
+    _register_onnx(export)
+    _register_trt(export)
+    _register_triton(export)
+
+
+def _register_onnx(export) -> None:
     p = export.add_parser("onnx", help="video encoder, text encoder and classifier graphs + manifest.json, checked",
                           description="Writes OUT/{video_encoder,text_encoder,classifier}.onnx (uint8 frames in, "
                           "normalisation inside) and OUT/manifest.json, after onnx.checker, a symbolic-batch check "
@@ -152,6 +154,8 @@ def register(sub) -> None:
     p.add_argument("--root", help="data root of --calibration and --gate-list")
     p.set_defaults(run=_export_onnx)
 
+
+def _register_trt(export) -> None:
     p = export.add_parser("trt", help="TensorRT engines (+ JSON sidecars) from exported graphs, with TensorRT or "
                           "TensorRT for RTX", description="Builds a strongly typed engine per graph (precision from "
                           "the graph: fp32 with TF32 off, fp16, or INT8 Q/DQ) and writes ENGINE.json beside it "
@@ -181,6 +185,8 @@ def register(sub) -> None:
                    "its portable set, RTX GPUs of compute capability 8.6, 8.9, 12.0, 12.1")
     p.set_defaults(run=_export_trt)
 
+
+def _register_triton(export) -> None:
     p = export.add_parser("triton", help="a Triton Inference Server model repository of an export (ONNX Runtime "
                           "and TensorRT backends)", description="One model per graph (NAME_video_encoder, "
                           "NAME_text_encoder, NAME_classifier with labels.txt), config.pbtxt with the graphs' names, "

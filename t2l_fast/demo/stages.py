@@ -269,23 +269,20 @@ def predict_clips(run: Run) -> dict:
 # ------------------------------------------------------------------------------------------------- deployment
 def export_graphs(run: Run) -> dict:
     """The trained T2L to ONNX (video encoder, text encoder, classifier), each checked against PyTorch."""
-    from ..deploy.onnx_export import export_onnx
+    from ..deploy.onnx_export import export_with_classes
     from ..errors import MissingDependencyError
     from ..models.build import load_checkpoint
     from ..text.class_files import read_class_descriptions, read_class_names
-    from ..text.classifier import build_classifier, build_prompts
 
     checkpoint = run.out / run.results["train_t2l"]["checkpoint"]
     model = load_checkpoint(checkpoint).eval()
     names = read_class_names(run.data / CLASSES_FILE)
     descriptions = read_class_descriptions(run.data / DESCRIPTIONS_FILE, names)
-    embeddings = build_classifier(model, names, descriptions=descriptions).embeddings
     shown: List[str] = []
     command = (f"t2l export onnx --checkpoint {checkpoint} --out {run.out / 'onnx'} --classes "
                f"{run.data / CLASSES_FILE} --descriptions {run.data / DESCRIPTIONS_FILE}")
     try:
-        manifest = export_onnx(model, run.out / "onnx", class_names=names, class_embeddings=embeddings,
-                               class_texts=build_prompts(model.config, names, descriptions, None), log=shown.append)
+        manifest = export_with_classes(model, run.out / "onnx", names, descriptions=descriptions, log=shown.append)
     except MissingDependencyError as e:  # the onnx extra is not installed: said, and the deployment stages skip
         return {"exported": False, "parity": {}, "lines": [f"not exported: {e}"], "commands": [command]}
     return {"exported": True, "graphs": {kind: entry["file"] for kind, entry in manifest["graphs"].items()},

@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -223,6 +223,23 @@ def _parity_line(parity: Dict[str, object]) -> str:
     if "top1_agreement" in parity:
         text += f", top-1 agreement {parity['top1_agreement']:.0%}"
     return text + " (passed)"
+
+
+def export_with_classes(model: VideoTextModel, out_dir: Path, class_names: Optional[Sequence[str]] = None, *,
+                        descriptions: Optional[Sequence[str]] = None,
+                        templates: Optional[Union[str, Sequence[str]]] = None,
+                        options: ExportOptions = ExportOptions(), check: bool = True,
+                        log: Callable[[str], None] = print) -> Dict[str, object]:
+    """export_onnx with the classifier graph of `class_names`: their prompts (each class's description, or its name
+    in `templates`) embedded by the model's text tower; without class names, the two encoders only."""
+    if class_names is None:
+        return export_onnx(model, out_dir, options=options, check=check, log=log)
+    from ..text.classifier import build_classifier, build_prompts
+
+    class_texts = build_prompts(model.config, class_names, descriptions, templates)  # [C][K]
+    embeddings = build_classifier(model, class_names, descriptions=descriptions, templates=templates).embeddings
+    return export_onnx(model, out_dir, class_names=class_names, class_embeddings=embeddings, class_texts=class_texts,
+                       options=options, check=check, log=log)
 
 
 def write_manifest(out_dir: Path, manifest: Dict[str, object]) -> Path:
