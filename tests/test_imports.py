@@ -102,6 +102,29 @@ def cycle_edges(graph: dict[str, set[str]], component: list[str]) -> list[str]:
     return [f"{a} -> {b}" for a in component for b in sorted(graph[a] & members)]
 
 
+def room_graph(graph: dict[str, set[str]]) -> tuple[dict[str, set[str]], dict[tuple[str, str], list[str]]]:
+    """Room -> the rooms it imports, and the module edges behind each room edge."""
+    rooms, edges = {}, {}
+    for source, targets in graph.items():
+        for target in targets:
+            if room(source) != room(target):
+                rooms.setdefault(room(source), set()).add(room(target))
+                edges.setdefault((room(source), room(target)), []).append(f"{source} -> {target}")
+    return rooms, edges
+
+
+def test_the_walk_sees_relative_and_function_level_imports():
+    graph = import_graph()
+    assert "t2l_fast.models.graphs" in graph["t2l_fast.runtime.torch_runner"]  # inside __init__, relative
+    assert "t2l_fast.demo" in graph["t2l_fast.cli.demo"]  # inside the handler
+    assert "t2l_fast.errors" in graph["t2l_fast.io"]  # module level, relative
+
+
+def test_every_room_has_its_place_in_the_order():
+    rooms = {room(module) for module in package_modules()}
+    assert rooms <= set(ROOM_ORDER), f"rooms missing from ROOM_ORDER: {sorted(rooms - set(ROOM_ORDER))}"
+
+
 def test_no_circle_between_modules():
     graph = import_graph()
     cycles = find_cycles(graph)
@@ -110,14 +133,7 @@ def test_no_circle_between_modules():
 
 
 def test_no_circle_between_rooms():
-    graph = import_graph()
-    rooms = {}
-    edges = {}
-    for source, targets in graph.items():
-        for target in targets:
-            if room(source) != room(target):
-                rooms.setdefault(room(source), set()).add(room(target))
-                edges.setdefault((room(source), room(target)), []).append(f"{source} -> {target}")
+    rooms, edges = room_graph(import_graph())
     cycles = find_cycles(rooms)
     message = "\n".join(line for component in cycles for a in component for b in sorted(rooms.get(a, ()))
                         if b in component for line in edges[a, b])
