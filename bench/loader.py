@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from t2l_fast.data import LoaderConfig, build_video_loader
-from t2l_fast.data.dali_loader import dali_version
+from t2l_fast.optional import dali_version
 from t2l_fast.data.decode import decode_frames
 from t2l_fast.data.synthetic import CLASS_NAMES, synthetic_clip, write_video
 from t2l_fast.data.transcode import transcode_video

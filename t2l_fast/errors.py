@@ -13,6 +13,10 @@ class ClassFileError(T2LError, ValueError):
     """A class-name or class-description file is malformed (the message names file:line)."""
 
 
+class ConfigError(T2LError, ValueError):
+    """A training config is malformed (the message names the key or value and the fix)."""
+
+
 class MissingDependencyError(T2LError, ImportError):
     """An optional dependency is not installed (the message names the extra to install)."""
 

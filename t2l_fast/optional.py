@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 import warnings
 from importlib import metadata
-from typing import Optional
+from typing import Dict, Optional, Sequence
 
 from .errors import MissingDependencyError
 
@@ -24,6 +24,22 @@ def installed(distribution: str) -> Optional[str]:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return None
+
+
+def dali_version() -> Optional[str]:
+    """The version of the installed NVIDIA DALI wheel, whichever CUDA build it is (nvidia-dali-cuda130,
+    nvidia-dali-cuda120, ...), or None."""
+    for distribution in metadata.distributions():
+        name = (distribution.metadata["Name"] or "").lower().replace("_", "-")
+        if name.startswith("nvidia-dali"):
+            return distribution.version
+    return None
+
+
+def installed_versions(components: Sequence[str]) -> Dict[str, Optional[str]]:
+    """Installed version (or None) of each distribution in `components`; "nvidia-dali" stands for any DALI
+    wheel."""
+    return {name: dali_version() if name == "nvidia-dali" else installed(name) for name in components}
 
 
 def onnxruntime_conflict() -> Optional[str]:

@@ -14,7 +14,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 
 from .data.augment import apply_eval
-from .data.decode import count_frames, decode_frames, open_video
+from .data.decode import VideoFile
 from .data.sampling import segment_indices
 from .errors import T2LError
 from .text.class_files import read_class_names
@@ -52,13 +52,6 @@ def parse_classes(spec: str) -> List[str]:
     if duplicates:
         raise T2LError(f"--classes: duplicate class names {duplicates}")
     return names
-
-
-def _frames_per_second(path: Path) -> float:
-    container, stream = open_video(path)
-    with container:
-        rate = stream.average_rate or stream.guessed_rate
-    return float(rate) if rate else 25.0
 
 
 def windows(num_frames: int, fps: float, frames: int, window_seconds: Optional[float]) -> List[Tuple[int, int]]:
@@ -147,10 +140,12 @@ def predict_video(scorer, path: Path, *, topk: int = 5, window_seconds: Optional
     raised) so a folder run goes on."""
     try:
         spec = scorer.spec
-        num_frames, fps = count_frames(path), _frames_per_second(path)
-        spans = windows(num_frames, fps, spec.frames, window_seconds)
-        indices = [start + i for start, length in spans for i in segment_indices(length, spec.frames, train=False)]
-        decoded = torch.from_numpy(decode_frames(path, indices)).permute(0, 3, 1, 2)  # [W*T, 3, H, W]
+        with VideoFile(path) as video:  # one open: count, frame rate, decode
+            num_frames, fps = video.count_frames(), video.frames_per_second
+            spans = windows(num_frames, fps, spec.frames, window_seconds)
+            indices = [start + i for start, length in spans for i in segment_indices(length, spec.frames,
+                                                                                      train=False)]
+            decoded = torch.from_numpy(video.decode(indices)).permute(0, 3, 1, 2)  # [W*T, 3, H, W]
         clips = torch.stack([apply_eval(clip, spec.image_size) for clip in decoded.split(spec.frames)])
         probabilities = torch.cat([scorer.probabilities(batch) for batch in clips.split(batch_size)])  # [W, C]
     except T2LError as e:

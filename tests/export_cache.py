@@ -6,24 +6,27 @@ from pathlib import Path
 import torch
 
 import t2l_fast
-from t2l_fast.deploy.onnx_export import ExportOptions, export_onnx
-from t2l_fast.text.classifier import build_classifier, build_prompts
+from t2l_fast.deploy.onnx_export import ExportOptions, export_with_classes
+from t2l_fast.text.classifier import build_classifier
 
 CLASSES = ["growing", "shrinking", "moving right"]
 
 
+def class_descriptions(model):
+    """T2L scores classes by description (here the names themselves); the others by their names in templates."""
+    return CLASSES if model.config.kind == "t2l" else None
+
+
 def class_embeddings(model):
-    descriptions = CLASSES if model.config.kind == "t2l" else None
+    descriptions = class_descriptions(model)
     return build_classifier(model, CLASSES, descriptions=descriptions).embeddings, descriptions
 
 
 def export_tiny(name, out, precision="fp32", **options):
     torch.manual_seed(0)
     model = t2l_fast.create_model(name).eval()
-    embeddings, descriptions = class_embeddings(model)
-    manifest = export_onnx(model, out, class_names=CLASSES, class_embeddings=embeddings,
-                           class_texts=build_prompts(model.config, CLASSES, descriptions),
-                           options=ExportOptions(precision=precision, **options), log=lambda line: None)
+    manifest = export_with_classes(model, out, CLASSES, descriptions=class_descriptions(model),
+                                   options=ExportOptions(precision=precision, **options), log=lambda line: None)
     return model, manifest
 
 

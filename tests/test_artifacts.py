@@ -15,14 +15,13 @@ pytest.importorskip("onnxscript")
 
 import t2l_fast  # noqa: E402
 import t2l_fast.optional  # noqa: E402
-from t2l_fast.deploy.bundle import ExportedModel  # noqa: E402
-from t2l_fast.deploy.onnx_export import MANIFEST, ExportOptions, export_onnx  # noqa: E402
+from t2l_fast.runtime.bundle import ExportedModel  # noqa: E402
+from t2l_fast.deploy.onnx_export import MANIFEST, export_with_classes  # noqa: E402
 from t2l_fast.deploy.onnx_graph import input_dims  # noqa: E402
 from t2l_fast.errors import T2LError  # noqa: E402
 from t2l_fast.runtime.base import ArtifactError  # noqa: E402
 from t2l_fast.runtime.compare import Tolerance, compare_outputs  # noqa: E402
 from t2l_fast.runtime.ort_runner import CACHE_DIR, OrtRunner  # noqa: E402
-from t2l_fast.text.classifier import build_classifier, build_prompts  # noqa: E402
 
 CLASSES = ["jump", "run", "wave"]
 GRAPHS = ("video_encoder", "text_encoder", "classifier")
@@ -31,10 +30,7 @@ GRAPHS = ("video_encoder", "text_encoder", "classifier")
 def _export(model_name: str, out: Path) -> Path:
     torch.manual_seed(0)
     model = t2l_fast.create_model(model_name)
-    embeddings = build_classifier(model, CLASSES, descriptions=CLASSES).embeddings
-    export_onnx(model, out, class_names=CLASSES, class_embeddings=embeddings,
-                class_texts=build_prompts(model.config, CLASSES, CLASSES), options=ExportOptions(),
-                log=lambda line: None)
+    export_with_classes(model, out, CLASSES, descriptions=CLASSES, log=lambda line: None)
     return out
 
 

@@ -8,7 +8,8 @@ import pytest
 import t2l_fast
 from t2l_fast.cli import main
 from t2l_fast.deploy import onnx_graph
-from t2l_fast.deploy.bundle import ExportedModel
+from t2l_fast.runtime.bundle import ExportedModel
+from t2l_fast.runtime.graph_header import read_metadata
 from t2l_fast.errors import T2LError
 from t2l_fast.runtime.ort_runner import OrtRunner
 from t2l_fast.runtime.torch_runner import TorchRunner
@@ -33,14 +34,14 @@ def test_every_graph_is_checked_symbolic_and_matches_torch(exported):
         if kind != "text_encoder":
             assert dims[2:] == [3, 32, 32]
             assert isinstance(dims[1], str) if model.config.kind != "t2l" else dims[1] == 8
-        metadata = onnx_graph.read_metadata(graph)
+        metadata = read_metadata(graph)
         assert metadata["t2l_fast.model"] == model.config.name and metadata["t2l_fast.frames"] == "8"
         assert metadata["t2l_fast.weights_sha256"] == manifest["weights_sha256"]
         assert json.loads(metadata["t2l_fast.mean"]) == list(model.config.input_mean)
         parity = manifest["parity"][kind]
         assert parity["passed"] and {"batch_1", "batch_3"} <= set(parity)
         assert all(f["max_abs"] <= 1e-4 for name, f in parity["batch_3"].items() if name != "logits")
-    assert json.loads(onnx_graph.read_metadata(onnx.load(str(out / "classifier.onnx")))["t2l_fast.class_names"]) \
+    assert json.loads(read_metadata(onnx.load(str(out / "classifier.onnx")))["t2l_fast.class_names"]) \
         == CLASSES
     assert manifest["parity"]["classifier"]["top1_agreement"] == 1.0
 

@@ -6,7 +6,7 @@ import pytest
 
 from t2l_fast.cli import main
 from t2l_fast.data.synthetic import SynthConfig, write_synthetic_dataset, write_video
-from t2l_fast.deploy.bundle import ExportedModel
+from t2l_fast.runtime.bundle import ExportedModel
 from t2l_fast.deploy.int8 import agreement, quantise_graph
 
 
@@ -47,7 +47,7 @@ def test_quantised_graphs_are_qdq_and_agreement_is_measured(data, tmp_path):
     import onnx
 
     from t2l_fast.deploy.int8 import load_clips
-    from t2l_fast.runtime.base import file_sha256
+    from t2l_fast.io import file_sha256
 
     assert main(["export", "onnx", "--model", "t2l_tiny", "--out", str(tmp_path), "--classes",
                  str(data / "classes.txt"), "--descriptions", str(data / "descriptions.csv")]) == 0

@@ -2,7 +2,7 @@
 import dataclasses
 from pathlib import Path
 
-from t2l_fast.reference import FILES, config_reference
+from t2l_fast.cli.reference import FILES, config_reference
 from t2l_fast.training.config import DataConfig, OptimConfig, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_committed_references_match_what_the_code_generates():
     for name, make in FILES.items():
         committed = (ROOT / "docs" / name).read_text()
-        assert committed == make(), f"docs/{name} is stale: run `python -m t2l_fast.reference docs/`"
+        assert committed == make(), f"docs/{name} is stale: run `python -m t2l_fast.cli.reference docs/`"
 
 
 def test_every_config_key_is_documented_with_a_meaning():

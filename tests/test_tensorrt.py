@@ -72,7 +72,7 @@ def test_export_folder_builds_every_graph_and_predict_finds_them(tmp_path_factor
     for kind in ("video_encoder", "text_encoder", "classifier"):
         sidecar = read_sidecar(tmp_path / f"{kind}.trtrtx.engine")
         assert sidecar["target"]["compute_capabilities"] == ["8.9", "12.0"]
-    from t2l_fast.deploy.bundle import ExportedModel
+    from t2l_fast.runtime.bundle import ExportedModel
 
     assert ExportedModel(tmp_path).engine_path("classifier", "tensorrt-rtx").name == "classifier.trtrtx.engine"
 
@@ -217,7 +217,7 @@ def test_sidecar_refuses_the_other_flavour():
 def test_engine_files_are_checked_before_deserialising(tmp_path_factory, tmp_path):
     """A changed engine, a missing or corrupt sidecar, or an engine from another export are refused (here, where
     no GPU could run them: the checks come before TensorRT reads a byte)."""
-    from t2l_fast.deploy.bundle import ExportedModel
+    from t2l_fast.runtime.bundle import ExportedModel
 
     exported_copy(tmp_path_factory, tmp_path)
     build_engine(tmp_path / "classifier.onnx", BuildOptions(max_batch=2, runtime="tensorrt-rtx"), log=lambda line: None)
@@ -271,7 +271,7 @@ def test_predict_tensorrt_backend_never_falls_back(videos, tmp_path_factory, tmp
 def test_engines_match_onnx_runtime_fp32(name, precision, tmp_path_factory, tmp_path):
     """Gates vs ONNX Runtime fp32: fp32 engines max-abs <= 1e-3; fp16 engines cosine >= 0.999 and the same top-1,
     at B=1 and B=3 on synthetic clips."""
-    from t2l_fast.deploy.bundle import ExportedModel
+    from t2l_fast.runtime.bundle import ExportedModel
     from t2l_fast.deploy.onnx_export import parity_clips
     from t2l_fast.runtime.compare import Tolerance, compare_outputs
 

@@ -6,8 +6,8 @@ import onnx
 import pytest
 
 from t2l_fast.cli import main
-from t2l_fast.deploy.engine_build import BuildOptions, build_engine
-from t2l_fast.runtime.engine_sidecar import read_sidecar, write_sidecar
+from t2l_fast.deploy.engine_build import BuildOptions, build_engine, write_sidecar
+from t2l_fast.runtime.engine_sidecar import read_sidecar
 
 from export_cache import exported_copy
 from test_tensorrt import needs_rtx

@@ -8,7 +8,7 @@ import sys
 
 from .. import __version__
 from ..errors import T2LError
-from . import bench, data, export, info, predict, train
+from . import bench, data, demo, export, info, predict, train
 
 
 EXIT_CODES = """exit codes: 0 done; 1 a finding (a failed gate, a check that found bad videos, a failed claim);
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback (also accepted "
                         "after the command)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for group in (info, data, predict, export, train, bench):
+    for group in (demo, info, data, predict, export, train, bench):
         group.register(sub)
     return parser
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import List, Optional
 
 from ..errors import T2LError
 from .common import add_model_arguments, load_model
@@ -12,31 +13,27 @@ from .common import add_model_arguments, load_model
 def _export_onnx(args: argparse.Namespace) -> int:
     import time
 
-    from ..deploy.onnx_export import ExportOptions, export_onnx
+    from ..deploy.onnx_export import ExportOptions, export_with_classes
 
     started = time.time()
     if args.descriptions and not args.classes:
         raise T2LError("--descriptions goes with --classes (the classifier graph's classes)")
     model, _ = load_model(args, args.checkpoint, device="cpu")
-    class_names = class_embeddings = class_texts = None
+    class_names = descriptions = None
     if args.classes:
         from ..predict import parse_classes
         from ..text.class_files import read_class_descriptions
-        from ..text.classifier import build_classifier, build_prompts
 
         class_names = parse_classes(args.classes)
         descriptions = read_class_descriptions(args.descriptions, class_names) if args.descriptions else None
-        class_texts = build_prompts(model.config, class_names, descriptions, args.templates)
-        class_embeddings = build_classifier(model, class_names, descriptions=descriptions,
-                                            templates=args.templates).embeddings
     precision = "fp32" if args.precision == "int8" else args.precision
     options = ExportOptions(opset=args.opset, precision=precision, batch_max=args.batch_max)
     out = Path(args.out)
     if args.precision == "int8":
         _check_int8_arguments(args)
     print(f"exporting {model.config.name} (T={model.config.frames}, {model.config.vision.image_size}px) to {out}")
-    manifest = export_onnx(model, out, class_names=class_names, class_embeddings=class_embeddings,
-                           class_texts=class_texts, options=options)
+    manifest = export_with_classes(model, out, class_names, descriptions=descriptions, templates=args.templates,
+                                   options=options)
     if args.precision == "int8":
         from ..deploy.int8 import quantize_export
 
@@ -62,9 +59,9 @@ def _export_trt(args: argparse.Namespace) -> int:
     """Print NVIDIA's equivalent command(s) for each graph, then build with the installed TensorRT flavour."""
     import shlex
 
-    from ..deploy.engine_build import (BuildOptions, build_engine, cli_command, engine_target, graphs_to_build,
-                                       profile_shapes, read_graph_facts)
+    from ..deploy.engine_build import BuildOptions, build_engine, cli_command, profile_shapes
     from ..errors import MissingDependencyError
+    from ..runtime.graph_header import read_graph_facts
     from ..runtime.trt_support import FLAVOURS, load_tensorrt
 
     options = BuildOptions(min_batch=args.min_batch, opt_batch=args.opt_batch, max_batch=args.max_batch,
@@ -93,6 +90,28 @@ def _export_trt(args: argparse.Namespace) -> int:
     return 0
 
 
+def graphs_to_build(onnx: Path) -> List[Path]:
+    """The ONNX file `onnx`, or every graph of the export folder `onnx` that TensorRT takes (all but dynamic
+    INT8), after checking each against the folder's manifest."""
+    from ..runtime.bundle import ExportedModel
+
+    if not onnx.is_dir():
+        return [onnx]
+    bundle = ExportedModel(onnx)
+    dynamic = bundle.manifest.get("int8", {}).get("mode") == "dynamic"
+    return [bundle.verified_graph_path(kind) for kind, entry in bundle.graphs.items()
+            if not (dynamic and entry.get("precision") == "int8")]
+
+
+def engine_target(onnx_path: Path, flavour: str, out: Optional[Path], several: bool) -> Path:
+    """Where the engine of `onnx_path` goes: `out` (a file, or a folder when building several), else beside it."""
+    from ..runtime.engine_sidecar import default_engine_path
+
+    if out is None:
+        return default_engine_path(onnx_path, flavour)
+    return out / default_engine_path(onnx_path, flavour).name if several else out
+
+
 def _export_triton(args: argparse.Namespace) -> int:
     from ..deploy.triton import write_triton_repository
 
@@ -105,6 +124,12 @@ def register(sub) -> None:
     """Add this group's sub-commands to the `t2l` sub-parsers."""
     export = sub.add_parser("export", help="export a model for deployment (ONNX, TensorRT, Triton)").add_subparsers(
         dest="export_command", metavar="EXPORT_COMMAND", required=True)
+    _register_onnx(export)
+    _register_trt(export)
+    _register_triton(export)
+
+
+def _register_onnx(export) -> None:
     p = export.add_parser("onnx", help="video encoder, text encoder and classifier graphs + manifest.json, checked",
                           description="Writes OUT/{video_encoder,text_encoder,classifier}.onnx (uint8 frames in, "
                           "normalisation inside) and OUT/manifest.json, after onnx.checker, a symbolic-batch check "
@@ -129,6 +154,8 @@ def register(sub) -> None:
     p.add_argument("--root", help="data root of --calibration and --gate-list")
     p.set_defaults(run=_export_onnx)
 
+
+def _register_trt(export) -> None:
     p = export.add_parser("trt", help="TensorRT engines (+ JSON sidecars) from exported graphs, with TensorRT or "
                           "TensorRT for RTX", description="Builds a strongly typed engine per graph (precision from "
                           "the graph: fp32 with TF32 off, fp16, or INT8 Q/DQ) and writes ENGINE.json beside it "
@@ -158,6 +185,8 @@ def register(sub) -> None:
                    "its portable set, RTX GPUs of compute capability 8.6, 8.9, 12.0, 12.1")
     p.set_defaults(run=_export_trt)
 
+
+def _register_triton(export) -> None:
     p = export.add_parser("triton", help="a Triton Inference Server model repository of an export (ONNX Runtime "
                           "and TensorRT backends)", description="One model per graph (NAME_video_encoder, "
                           "NAME_text_encoder, NAME_classifier with labels.txt), config.pbtxt with the graphs' names, "

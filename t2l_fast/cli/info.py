@@ -1,4 +1,4 @@
-"""Commands about the package itself: models, demo, pretrain-tiny, order-test, convert-official, env."""
+"""Commands about the package itself: models, pretrain-tiny, order-test, convert-official, env."""
 from __future__ import annotations
 
 import argparse
@@ -28,17 +28,8 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from ..demo import run_demo
-    from ..training.config import check_writable
-
-    check_writable(Path(args.out), "--out")
-    run_demo(args.out, fast=args.fast, force=args.force)
-    return 0
-
-
 def _pretrain_tiny(args: argparse.Namespace) -> int:
-    from ..training.config import check_writable
+    from ..io import check_writable
     from ..training.pretrain_tiny import pretrain_tiny
 
     check_writable(Path(args.out).parent, "--out")
@@ -50,7 +41,7 @@ def _pretrain_tiny(args: argparse.Namespace) -> int:
 
 
 def _order_test(args: argparse.Namespace) -> int:
-    from ..training.config import check_writable
+    from ..io import check_writable
     from ..training.order_test import FAST, OrderTestConfig, run_order_sweep, run_order_test
 
     check_writable(Path(args.out), "--out")
@@ -99,11 +90,11 @@ def _convert_official(args: argparse.Namespace) -> int:
 
 
 def _env(args: argparse.Namespace) -> int:
-    from ..optional import installed, onnxruntime_conflict
+    from ..optional import installed_versions, onnxruntime_conflict
 
-    components = ("torch", "torchvision", "open_clip_torch", "av", "nvidia-dali-cuda130", "onnx", "onnxruntime",
+    components = ("torch", "torchvision", "open_clip_torch", "av", "nvidia-dali", "onnx", "onnxruntime",
                   "onnxruntime-gpu", "tensorrt", "tensorrt-rtx-cu13", "tritonclient", "fvcore", "openvino")
-    facts = {name: installed(name) for name in components}
+    facts = installed_versions(components)
     import torch
 
     facts["cuda_available"] = torch.cuda.is_available()
@@ -118,15 +109,6 @@ def register(sub) -> None:
     p = sub.add_parser("models", help="list the registered models with their parameter counts")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.set_defaults(run=_models)
-
-    p = sub.add_parser("demo", help="the product end to end on built-in synthetic data: DALI loading, training, "
-                       "evaluation, the order test, ONNX, INT8, a TensorRT engine, benchmarks, a report")
-    p.add_argument("--out", default="runs/demo", help="run folder: report.md, report.html, summary.json and every "
-                   "stage's files (default: runs/demo; never a folder the demo did not write)")
-    p.add_argument("--fast", action="store_true", help="the test suite's budget: every stage, in about 2 minutes "
-                   "instead of about 15 (the learning results are not meaningful)")
-    p.add_argument("--force", action="store_true", help="redo the stages a previous run finished")
-    p.set_defaults(run=_demo)
 
     p = sub.add_parser("pretrain-tiny", help="pre-train the tiny CLIP image tower on synthetic frames (CPU, ~2 min)")
     p.add_argument("--out", default="runs/tiny_backbone.safetensors", help="backbone file to write")

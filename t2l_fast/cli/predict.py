@@ -53,7 +53,7 @@ def _torch_scorer(args: argparse.Namespace, classes, descriptions):
 
 
 def _export_scorer(args: argparse.Namespace, classes, descriptions):
-    from ..deploy.bundle import ExportedModel
+    from ..runtime.bundle import ExportedModel
     from ..predict import ExportScorer
 
     if not args.onnx:

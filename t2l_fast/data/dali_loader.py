@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import T2LError
-from ..optional import installed, require
+from ..optional import dali_version, require
 from .augment import EVAL_RESIZE_RATIO, draw_train_params
 from .clip_dataset import ClipDataset, ShardSampler, batch_count, load_with_replacement
 from .decode import VideoDecodeError, decode_frames, run_with_timeout
@@ -52,11 +52,6 @@ class DaliBatchError(T2LError, RuntimeError):
 # DALI itself is broken there (on a GPU: NVDEC unusable), and falling back batch by batch would be a silent 10-100x
 # slowdown while the loader still says DALI.
 BROKEN_AFTER_BATCHES = 3
-
-
-def dali_version() -> Optional[str]:
-    """The installed DALI wheel's version (CUDA 13 or CUDA 12 build), or None."""
-    return installed("nvidia-dali-cuda130") or installed("nvidia-dali-cuda120")
 
 
 @functools.lru_cache(maxsize=1)

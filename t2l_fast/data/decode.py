@@ -83,21 +83,85 @@ def _in_window(time: Optional[float], start: Optional[float], end: Optional[floa
     return (start is None or time >= start) and (end is None or time < end)
 
 
+class VideoFile:
+    """One video opened once: its frame rate, its frames counted by demuxing, and the frames at given indices (the
+    file is rewound to its start when it was read before)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.container, self.stream = open_video(self.path)
+        self._read = False
+
+    def __enter__(self) -> "VideoFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.container.close()
+
+    @property
+    def frames_per_second(self) -> float:
+        """The stream's average (or guessed) frame rate; 25 when it says neither."""
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        return float(rate) if rate else 25.0
+
+    def _rewind(self) -> None:
+        import av
+
+        if self._read:
+            try:
+                self.container.seek(0)
+            except av.error.FFmpegError as e:
+                raise VideoDecodeError(f"{self.path}: cannot seek back to the start ({e})") from None
+        self._read = True
+
+    def count_frames(self, start: Optional[float] = None, end: Optional[float] = None) -> int:
+        """Frames in the video (or in [start, end) seconds), counted by demuxing: container metadata is not
+        trusted."""
+        import av
+
+        self._rewind()
+        stream = self.stream
+        try:
+            count = sum(1 for packet in self.container.demux(stream) if packet.size and _in_window(
+                None if packet.pts is None else float(packet.pts * stream.time_base), start, end))
+        except av.error.FFmpegError as e:
+            raise VideoDecodeError(f"{self.path}: demuxing failed ({e})") from None
+        if count == 0:
+            window = "" if start is None and end is None else f" between {start} s and {end} s"
+            raise VideoDecodeError(f"{self.path}: no video frames{window}")
+        return count
+
+    def decode(self, indices: Sequence[int], start: Optional[float] = None, end: Optional[float] = None) -> np.ndarray:
+        """uint8 [len(indices), H, W, 3] RGB: the frames at `indices` (presentation order, counted from `start`)."""
+        import av
+
+        self._rewind()
+        wanted = sorted(set(indices))
+        found = {}
+        position = 0
+        try:
+            for frame in self.container.decode(self.stream):
+                if not _in_window(frame.time, start, end):
+                    if end is not None and frame.time is not None and frame.time >= end:
+                        break
+                    continue
+                if position in wanted:
+                    found[position] = upright(to_rgb(frame), frame.rotation)
+                    if len(found) == len(wanted):
+                        break
+                position += 1
+        except av.error.FFmpegError as e:
+            raise VideoDecodeError(f"{self.path}: decoding failed at frame {position} ({e})") from None
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise VideoDecodeError(f"{self.path}: frames {missing[:5]} requested, but only {position} frames decode")
+        return np.stack([found[i] for i in indices])
+
+
 def count_frames(path: Path, start: Optional[float] = None, end: Optional[float] = None) -> int:
     """Frames in the video (or in [start, end) seconds), counted by demuxing: container metadata is not trusted."""
-    import av
-
-    container, stream = open_video(path)
-    try:
-        with container:
-            count = sum(1 for packet in container.demux(stream) if packet.size and _in_window(
-                None if packet.pts is None else float(packet.pts * stream.time_base), start, end))
-    except av.error.FFmpegError as e:
-        raise VideoDecodeError(f"{path}: demuxing failed ({e})") from None
-    if count == 0:
-        window = "" if start is None and end is None else f" between {start} s and {end} s"
-        raise VideoDecodeError(f"{path}: no video frames{window}")
-    return count
+    with VideoFile(path) as video:
+        return video.count_frames(start, end)
 
 
 def window_frames(path: Path, start: Optional[float], end: Optional[float]) -> Tuple[int, int]:
@@ -125,30 +189,8 @@ def window_frames(path: Path, start: Optional[float], end: Optional[float]) -> T
 def decode_frames(path: Path, indices: Sequence[int], start: Optional[float] = None,
                   end: Optional[float] = None) -> np.ndarray:
     """uint8 [len(indices), H, W, 3] RGB: the frames at `indices` (presentation order, counted from `start`)."""
-    import av
-
-    wanted = sorted(set(indices))
-    found = {}
-    container, stream = open_video(path)
-    position = 0
-    try:
-        with container:
-            for frame in container.decode(stream):
-                if not _in_window(frame.time, start, end):
-                    if end is not None and frame.time is not None and frame.time >= end:
-                        break
-                    continue
-                if position in wanted:
-                    found[position] = upright(to_rgb(frame), frame.rotation)
-                    if len(found) == len(wanted):
-                        break
-                position += 1
-    except av.error.FFmpegError as e:
-        raise VideoDecodeError(f"{path}: decoding failed at frame {position} ({e})") from None
-    missing = [i for i in wanted if i not in found]
-    if missing:
-        raise VideoDecodeError(f"{path}: frames {missing[:5]} requested, but only {position} frames decode")
-    return np.stack([found[i] for i in indices])
+    with VideoFile(path) as video:
+        return video.decode(indices, start, end)
 
 
 def to_rgb(frame) -> np.ndarray:

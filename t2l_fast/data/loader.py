@@ -27,7 +27,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from ..errors import UnsupportedOptionError
-from ..optional import installed, require
+from ..optional import dali_version, require
 from .augment import AugmentConfig
 from .clip_dataset import ClipDataset, ShardSampler
 from .lists import VideoEntry, read_video_list
@@ -120,7 +120,7 @@ def _check_run(config: LoaderConfig, split: str, batch_size: int, shard: Tuple[i
                                      f"backend only; use backend='pyav' (t2l eval --backend pyav) or one view")
     backend = config.backend
     if backend == "auto":
-        dali = installed("nvidia-dali-cuda130") or installed("nvidia-dali-cuda120")
+        dali = dali_version()
         backend = "dali" if dali and config.views == (1, 1) else "pyav"
     if backend == "dali":
         require("nvidia.dali", "dali", "backend='dali'")

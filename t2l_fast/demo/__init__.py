@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .. import __version__
-from ..folders import claim_folder
+from ..io import claim_folder
 from .stages import STAGES, Run
 
 MARKER = ".t2l-demo"

@@ -9,17 +9,17 @@ import platform
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-from ..optional import installed
+from ..optional import installed, installed_versions
 
 Block = Tuple[str, object]  # ("h2" | "p" | "code" | "img" | "table", content)
-VERSIONED = ("torch", "open_clip_torch", "av", "nvidia-dali-cuda130", "onnx", "onnxruntime", "onnxruntime-gpu",
+VERSIONED = ("torch", "open_clip_torch", "av", "nvidia-dali", "onnx", "onnxruntime", "onnxruntime-gpu",
              "tensorrt", "tensorrt-rtx-cu13", "fvcore", "openvino")
 
 
 def versions() -> dict:
     import torch
 
-    found = {name: installed(name) for name in VERSIONED}
+    found = installed_versions(VERSIONED)
     return {"python": platform.python_version(), **{k: v for k, v in found.items() if v},
             "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
 

@@ -7,25 +7,26 @@ a free frame axis (ViFi-CLIP, CLIP) is fixed at the model's T. Every engine gets
 """
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .. import __version__
 from ..errors import T2LError, UnsupportedOptionError
-from ..runtime.base import file_sha256
-from ..runtime.engine_sidecar import DEFAULT_RTX_TARGETS, FORMAT, FORMAT_VERSION, write_sidecar
-from ..runtime.ort_runner import read_graph_header
+from ..io import file_sha256
+from ..runtime.engine_sidecar import (DEFAULT_RTX_TARGETS, FORMAT, FORMAT_VERSION, default_engine_path,
+                                      sidecar_path)
+from ..runtime.graph_header import GraphFacts, read_graph_facts
 from ..runtime.trt_support import FLAVOURS, TensorRT, current_gpu, load_tensorrt
-from . import onnx_graph
 
 RTX_CAPABILITIES = ("7.5", "8.0", "8.6", "8.9", "12.0", "12.1")  # ComputeCapability.SM75 ... SM121
-_ELEMENT_TYPES = {1: "float32", 2: "uint8", 6: "int32", 7: "int64", 10: "float16"}  # onnx.TensorProto codes
+
 
 
 class EngineBuildError(T2LError):
@@ -77,41 +78,6 @@ class BuildOptions:
                                          "any GPU of compute capability 8.0+)")
 
 
-@dataclass
-class GraphFacts:
-    """What the builder needs to know about an ONNX graph, read from its header (no weights loaded)."""
-
-    path: Path
-    sha256: str
-    kind: str  # t2l_fast.graph, or "graph" for a foreign ONNX file
-    model: str
-    precision: str  # fp32, fp16 or int8
-    frames: Optional[int]
-    inputs: List[Dict[str, object]] = field(default_factory=list)  # {"name", "dtype", "shape"}
-    outputs: List[Dict[str, object]] = field(default_factory=list)
-    dynamic_int8: bool = False
-
-
-def read_graph_facts(path: Path) -> GraphFacts:
-    header = read_graph_header(path)
-    metadata = onnx_graph.read_metadata(header)
-    ops = {node.op_type for node in header.graph.node}
-    precision = "int8" if "QuantizeLinear" in ops else metadata.get("t2l_fast.precision") or (
-        "fp16" if any(i.data_type == 10 for i in header.graph.initializer) else "fp32")  # 10: FLOAT16
-    frames = metadata.get("t2l_fast.frames")
-    return GraphFacts(path, file_sha256(path), metadata.get("t2l_fast.graph", "graph"),
-                      metadata.get("t2l_fast.model", "?"), precision, int(frames) if frames else None,
-                      [_value_entry(v) for v in header.graph.input], [_value_entry(v) for v in header.graph.output],
-                      dynamic_int8=bool(ops & {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"}))
-
-
-def _value_entry(value) -> Dict[str, object]:
-    tensor = value.type.tensor_type
-    shape = [d.dim_param or d.dim_value for d in tensor.shape.dim]
-    return {"name": value.name, "dtype": _ELEMENT_TYPES.get(tensor.elem_type, f"onnx-type-{tensor.elem_type}"),
-            "shape": shape}
-
-
 def profile_shapes(facts: GraphFacts, options: BuildOptions) -> Dict[str, Dict[str, List[int]]]:
     """{input: {"min"|"opt"|"max": shape}}: batch (the first axis) from the options, other free axes at the model's
     frame count."""
@@ -128,11 +94,6 @@ def profile_shapes(facts: GraphFacts, options: BuildOptions) -> Dict[str, Dict[s
         rest = [d if isinstance(d, int) else facts.frames for d in shape[1:]]
         profile[entry["name"]] = {key: [batch] + rest for key, batch in zip(("min", "opt", "max"), options.batches)}
     return profile
-
-
-def default_engine_path(onnx_path: Path, flavour: str) -> Path:
-    """classifier.onnx -> classifier.trt.engine (TensorRT) or classifier.trtrtx.engine (TensorRT for RTX)."""
-    return onnx_path.with_name(f"{onnx_path.stem}.{FLAVOURS[flavour].tag}.engine")
 
 
 # ------------------------------------------------------------------------------------------- equivalent commands
@@ -199,6 +160,15 @@ def build_engine(onnx_path: Path, options: BuildOptions = BuildOptions(), out: O
     log(f"{engine} ({engine.stat().st_size / 1e6:.1f} MB, {facts.precision}, batch {options.min_batch}-"
         f"{options.max_batch}) built by {flavour} {tensorrt.version} in {seconds:.1f} s")
     return sidecar
+
+
+def write_sidecar(engine: Path, sidecar: Dict[str, object]) -> Path:
+    """Write the sidecar of `engine` beside it (via a temporary file, so a reader never sees half of it)."""
+    path = sidecar_path(engine)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(sidecar, indent=2) + "\n")
+    temporary.replace(path)
+    return path
 
 
 def collecting_logger(trt):
@@ -336,25 +306,3 @@ def _sidecar(tensorrt: TensorRT, facts: GraphFacts, engine: Path, profile, optio
                   "seconds": round(seconds, 2), "t2l_fast_version": __version__},
         "rebuild": rebuild_command(facts.path, engine, flavour, options),
     }
-
-
-# ------------------------------------------------------------------------------------------- what to build
-def graphs_to_build(onnx: Path) -> List[Path]:
-    """The ONNX file `onnx`, or every graph of the export folder `onnx` that TensorRT takes (all but dynamic
-    INT8), after checking each against the folder's manifest."""
-    from .bundle import ExportedModel
-
-    onnx = Path(onnx)
-    if not onnx.is_dir():
-        return [onnx]
-    bundle = ExportedModel(onnx)
-    dynamic = bundle.manifest.get("int8", {}).get("mode") == "dynamic"
-    return [bundle.verified_graph_path(kind) for kind, entry in bundle.graphs.items()
-            if not (dynamic and entry.get("precision") == "int8")]
-
-
-def engine_target(onnx_path: Path, flavour: str, out: Optional[Path], several: bool) -> Path:
-    """Where the engine of `onnx_path` goes: `out` (a file, or a folder when building several), else beside it."""
-    if out is None:
-        return default_engine_path(onnx_path, flavour)
-    return Path(out) / default_engine_path(onnx_path, flavour).name if several else Path(out)

@@ -19,9 +19,11 @@ from typing import Callable, Dict, Iterator, List, Optional
 import numpy as np
 
 from ..errors import T2LError
+from ..io import file_sha256
 from ..optional import require
-from ..runtime.base import ArtifactError, file_sha256
-from .bundle import ExportedModel
+from ..runtime.base import ArtifactError
+from ..runtime.bundle import ExportedModel
+from ..runtime.graph_header import read_metadata
 from .onnx_export import write_manifest
 from . import onnx_graph
 
@@ -186,7 +188,7 @@ def _mark_int8(path: Path) -> None:
     """Record precision int8 in the quantised graph's metadata (the quantiser keeps the fp32 graph's)."""
     onnx = onnx_graph.onnx_module()
     model = onnx.load(str(path))
-    metadata = onnx_graph.read_metadata(model) | {"t2l_fast.precision": "int8"}
+    metadata = read_metadata(model) | {"t2l_fast.precision": "int8"}
     onnx_graph.set_metadata(model, metadata)
     onnx.save_model(model, str(path))
 

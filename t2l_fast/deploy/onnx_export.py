@@ -13,23 +13,22 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from .. import __version__
 from ..errors import T2LError
-from ..folders import claim_folder
+from ..io import atomic_write, claim_folder, file_sha256
 from ..models.base import VideoTextModel
+from ..models.graphs import GRAPH_KINDS, INPUTS, OUTPUTS, build_graph
 from ..optional import installed
-from ..runtime.base import ArtifactError, file_sha256
+from ..runtime.base import ArtifactError
+from ..runtime.bundle import FORMAT, MANIFEST
 from ..runtime.compare import Tolerance, compare_outputs
 from . import onnx_graph
-from .graphs import GRAPH_KINDS, INPUTS, OUTPUTS, build_graph, example_inputs
 
-MANIFEST = "manifest.json"
-FORMAT = "t2l-fast-onnx"
 PRECISIONS = ("fp32", "fp16")
 # Parity gates (docs/design/RELIABILITY.md §4): ORT fp32 vs torch at 1e-4 (logits, 100x cosines: 1e-2); fp16 by cosine.
 FP32_TOLERANCES = {"embedding": Tolerance(max_abs=1e-4), "probabilities": Tolerance(max_abs=1e-4),
@@ -61,6 +60,20 @@ def prepare_out_dir(out_dir: Path) -> None:
     """Create `out_dir`; refuse a non-empty folder that is not an earlier export (nothing else is overwritten)."""
     claim_folder(out_dir, MANIFEST, "an earlier export")
     (out_dir / MANIFEST).unlink(missing_ok=True)  # a half-rewritten folder must not look finished
+
+
+def example_inputs(kind: str, model: VideoTextModel, batch: int) -> Dict[str, torch.Tensor]:
+    """Inputs of graph `kind` for a batch of `batch`: random uint8 frames, or token ids with the EOT in a different
+    place in each row."""
+    if kind == "text_encoder":
+        from ..text.tokenize import tokenize
+
+        texts = [" ".join(["action"] * (1 + 3 * i)) for i in range(batch)]
+        return {"token_ids": tokenize(texts, model.config.text.context_length)}
+    spec = model.input_spec
+    generator = torch.Generator().manual_seed(batch)
+    return {"frames": torch.randint(0, 256, (batch, spec.frames, 3, spec.image_size, spec.image_size),
+                                    dtype=torch.uint8, generator=generator)}
 
 
 def parity_clips(model: VideoTextModel, count: int) -> torch.Tensor:
@@ -212,9 +225,24 @@ def _parity_line(parity: Dict[str, object]) -> str:
     return text + " (passed)"
 
 
-def write_manifest(out_dir: Path, manifest: Dict[str, object]) -> Path:
-    from ..models.checkpoint import atomic_write
+def export_with_classes(model: VideoTextModel, out_dir: Path, class_names: Optional[Sequence[str]] = None, *,
+                        descriptions: Optional[Sequence[str]] = None,
+                        templates: Optional[Union[str, Sequence[str]]] = None,
+                        options: ExportOptions = ExportOptions(), check: bool = True,
+                        log: Callable[[str], None] = print) -> Dict[str, object]:
+    """export_onnx with the classifier graph of `class_names`: their prompts (each class's description, or its name
+    in `templates`) embedded by the model's text tower; without class names, the two encoders only."""
+    if class_names is None:
+        return export_onnx(model, out_dir, options=options, check=check, log=log)
+    from ..text.classifier import build_classifier, build_prompts
 
+    class_texts = build_prompts(model.config, class_names, descriptions, templates)  # [C][K]
+    embeddings = build_classifier(model, class_names, descriptions=descriptions, templates=templates).embeddings
+    return export_onnx(model, out_dir, class_names=class_names, class_embeddings=embeddings, class_texts=class_texts,
+                       options=options, check=check, log=log)
+
+
+def write_manifest(out_dir: Path, manifest: Dict[str, object]) -> Path:
     path = out_dir / MANIFEST
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2) + "\n"))
     return path

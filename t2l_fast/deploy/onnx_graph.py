@@ -15,9 +15,9 @@ from typing import Dict, Iterable, List, Mapping, Set
 import numpy as np
 import torch
 
+from ..models.graphs import HEAD_SCOPE, INPUTS, OUTPUTS
 from ..optional import require
 from ..runtime.base import ArtifactError
-from .graphs import HEAD_SCOPE, INPUTS, OUTPUTS
 
 MIN_OPSET, DEFAULT_OPSET = 17, 18  # LayerNormalization is an op from 17; torch's exporter emits 18 natively
 # Protobuf cannot hold a message over 2 GiB: larger graphs keep their weights in one `<file>.data` beside them.
@@ -119,10 +119,6 @@ def set_metadata(model, metadata: Mapping[str, object]) -> None:
     for key, value in sorted(metadata.items()):
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
-
-
-def read_metadata(model) -> Dict[str, str]:
-    return {p.key: p.value for p in model.metadata_props}
 
 
 # ------------------------------------------------------------------------------------------------ fp16

@@ -13,9 +13,9 @@ from typing import Dict, List, Optional, Sequence
 
 from ..errors import T2LError
 from ..runtime.base import ArtifactError
+from ..runtime.bundle import ExportedModel
 from ..runtime.engine_sidecar import check_built_from, check_engine_bytes, read_sidecar
-from .bundle import ExportedModel
-from .engine_build import read_graph_facts
+from ..runtime.graph_header import read_graph_facts
 
 TRITON_TYPES = {"uint8": "TYPE_UINT8", "int64": "TYPE_INT64", "int32": "TYPE_INT32", "float32": "TYPE_FP32",
                 "float16": "TYPE_FP16"}

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import warnings
 import zipfile
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Dict, Optional
 import torch
 
 from ..errors import CheckpointError
-from ..runtime.base import file_sha256
+from ..io import file_sha256, safe_torch_load
 from .config import ModelConfig
 
 # Keys OpenAI/TorchScript files carry beside the weights: ints, and the causal mask (rebuilt by open_clip).
@@ -57,29 +56,6 @@ def strip_prefix(state_dict: Dict[str, torch.Tensor], prefix: str = "module.") -
     if state_dict and all(k.startswith(prefix) for k in state_dict):
         return {k[len(prefix):]: v for k, v in state_dict.items()}
     return dict(state_dict)
-
-
-def safe_torch_load(path: Path):
-    """torch.load with weights_only=True; unreadable or unsafe files raise a CheckpointError naming the file."""
-    import pickle
-
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(f"{path}: refused to load: the file holds Python objects beyond tensors and "
-                              f"containers, and is not loaded with code execution enabled "
-                              f"({_unpickler_reason(e)})") from None
-    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError) as e:
-        reason = (str(e).strip().splitlines() or [""])[0]
-        raise CheckpointError(f"{path}: cannot read this checkpoint ({type(e).__name__}: {reason}); the file is "
-                              f"corrupt, truncated or not a PyTorch file. Re-download or re-save it.") from None
-
-
-def _unpickler_reason(error: Exception) -> str:
-    """The one sentence of torch's weights_only refusal that says what was refused (without its advice)."""
-    match = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", str(error), re.S)
-    reason = match.group(1) if match else str(error)
-    return reason.strip().split(". Please")[0].splitlines()[0]
 
 
 def _is_torchscript(path: Path) -> bool:

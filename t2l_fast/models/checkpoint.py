@@ -6,8 +6,6 @@ variant "full": every weight, self-contained (for deployment and for randomly in
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, Optional, Union
 
@@ -15,6 +13,7 @@ import torch
 
 from .. import __version__
 from ..errors import CheckpointError
+from ..io import atomic_write
 from .backbone import load_state_dict_strict, read_safetensors
 from .base import VideoTextModel
 from .config import ModelConfig
@@ -45,25 +44,6 @@ def save_checkpoint(model: VideoTextModel, out_dir: Union[str, Path], *, full: b
     atomic_write(out_dir / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT}))
     atomic_write(out_dir / CONFIG_FILE, lambda tmp: Path(tmp).write_text(json.dumps(info, indent=2)))
     return out_dir
-
-
-def atomic_write(path: Path, write) -> None:
-    """Write via a temp file in the same folder, fsync, rename over `path`, fsync the folder."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def read_checkpoint_info(path: Union[str, Path]) -> dict:

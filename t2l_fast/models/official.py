@@ -18,7 +18,8 @@ from typing import Dict, Optional, Tuple, Union
 import torch
 
 from ..errors import CheckpointError
-from .backbone import drop_openai_extras, load_state_dict_strict, safe_torch_load, strip_prefix
+from ..io import safe_torch_load
+from .backbone import drop_openai_extras, load_state_dict_strict, strip_prefix
 from .config import ModelConfig
 from .registry import get_model_config, list_models
 

@@ -20,7 +20,8 @@ from typing import Dict, Optional, Tuple, Union
 import torch
 
 from ..errors import CheckpointError
-from .backbone import load_state_dict_strict, safe_torch_load
+from ..io import safe_torch_load
+from .backbone import load_state_dict_strict
 from .official import fits, model_state
 from .registry import get_model_config, list_models
 

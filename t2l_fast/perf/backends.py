@@ -80,7 +80,7 @@ def _torch_backend(graph: torch.nn.Module, autocast: Optional[torch.dtype] = Non
 def build_backend(name: str, model, work_dir: Path, calibration: np.ndarray, max_batch: int = 8) -> Backend:
     """Backend `name` for the video encoder of `model`, for batches up to `max_batch` (ONNX graphs are exported
     into `work_dir` once; a TensorRT engine is built for 1..max_batch)."""
-    from ..deploy.graphs import build_graph
+    from ..models.graphs import build_graph
 
     started = time.perf_counter()
     graph = build_graph("video_encoder", model.eval())

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from ..optional import installed
+from ..optional import installed, installed_versions
 
-_VERSIONS = ("t2l-fast", "torch", "torchvision", "open_clip_torch", "av", "nvidia-dali-cuda130", "onnxruntime",
+_VERSIONS = ("t2l-fast", "torch", "torchvision", "open_clip_torch", "av", "nvidia-dali", "onnxruntime",
              "onnxruntime-gpu", "openvino", "tensorrt", "tensorrt-rtx-cu13", "fvcore", "numpy")
 
 
@@ -46,8 +46,8 @@ def conditions(**extra) -> Dict[str, object]:
         if sha else None
     return {"device": gpu or "cpu", "gpu": gpu, "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-            "versions": {name: installed(name) for name in _VERSIONS if installed(name)}, "git_sha": sha,
-            "git_dirty": dirty,
+            "versions": {name: version for name, version in installed_versions(_VERSIONS).items() if version},
+            "git_sha": sha, "git_dirty": dirty,
             "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **extra}
 
 

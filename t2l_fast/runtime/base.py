@@ -1,9 +1,7 @@
 """The runner contract: named, checked inputs; numpy arrays in and out."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Dict, Mapping, Sequence, Tuple, Union
 
 import numpy as np
@@ -83,12 +81,3 @@ def check_feed(where: str, specs: Sequence[TensorSpec], feed: Mapping[str, np.nd
             raise ArtifactError(f"{where}: input {name!r} is empty (shape {list(array.shape)})")
         arrays[name] = np.ascontiguousarray(array)
     return arrays
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

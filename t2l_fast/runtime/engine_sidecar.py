@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Dict, Sequence, Tuple
 
 from .base import ArtifactError, TensorSpec
-from .trt_support import RTX_DEFAULT_SET, version_tuple
+from .trt_support import FLAVOURS, RTX_DEFAULT_SET, version_tuple
 
 FORMAT = "t2l-fast-trt-engine"
 FORMAT_VERSION = 1
@@ -31,12 +31,9 @@ def sidecar_path(engine: Path) -> Path:
     return engine.with_name(engine.name + ".json")
 
 
-def write_sidecar(engine: Path, sidecar: Dict[str, object]) -> Path:
-    path = sidecar_path(engine)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(sidecar, indent=2) + "\n")
-    temporary.replace(path)
-    return path
+def default_engine_path(onnx_path: Path, flavour: str) -> Path:
+    """classifier.onnx -> classifier.trt.engine (TensorRT) or classifier.trtrtx.engine (TensorRT for RTX)."""
+    return onnx_path.with_name(f"{onnx_path.stem}.{FLAVOURS[flavour].tag}.engine")
 
 
 def read_sidecar(engine: Path) -> Dict[str, object]:

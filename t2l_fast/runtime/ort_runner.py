@@ -10,62 +10,15 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from ..errors import T2LError
-from ..optional import import_onnxruntime, onnxruntime_conflict, require
-from .base import ArtifactError, Runner, TensorSpec, file_sha256
+from ..io import file_sha256
+from ..optional import import_onnxruntime, onnxruntime_conflict
+from .base import ArtifactError, Runner, TensorSpec
+from .graph_header import read_graph_header
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 _ONNX_TYPES = {"tensor(uint8)": np.uint8, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
                "tensor(float)": np.float32, "tensor(float16)": np.float16}
 CACHE_DIR = ".ort-cache"  # beside the graph: optimised graphs and TensorRT EP engines
-
-
-def read_graph_header(path: Path):
-    """The ModelProto of `path` without its external weights; an ArtifactError for a missing, corrupt or truncated
-    file, or external data that would be read from outside the graph's folder."""
-    onnx = require("onnx", "onnx", "reading ONNX graphs")
-    if not path.is_file():
-        raise ArtifactError(f"{path}: no such ONNX file; export it with `t2l export onnx`")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # protobuf's DecodeError and friends
-        raise ArtifactError(f"{path}: not a readable ONNX graph ({type(e).__name__}: {e}); the file is corrupt or "
-                            f"truncated: re-export it") from None
-    if not model.graph.node:
-        raise ArtifactError(f"{path}: the ONNX file holds no graph (truncated or not ONNX); re-export it")
-    check_external_data(model, path)
-    return model
-
-
-def _all_tensors(model):
-    """Every TensorProto of a graph: initializers (dense and sparse) and Constant values, subgraphs included."""
-    def walk(graph):
-        yield from graph.initializer
-        for sparse in graph.sparse_initializer:
-            yield from (sparse.values, sparse.indices)
-        for node in graph.node:
-            for attribute in node.attribute:
-                if attribute.HasField("t"):
-                    yield attribute.t
-                yield from attribute.tensors
-                for sub in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
-                    yield from walk(sub)
-    return walk(model.graph)
-
-
-def check_external_data(model, path: Path) -> None:
-    """Every external tensor's file must be a plain file inside the graph's folder (CVE-2024-27318 and kin)."""
-    folder = path.parent.resolve()
-    for tensor in _all_tensors(model):
-        location = next((e.value for e in tensor.external_data if e.key == "location"), None)
-        if location is None:
-            continue
-        resolved = (path.parent / location).resolve()
-        if Path(location).is_absolute() or folder not in resolved.parents:
-            raise ArtifactError(f"{path}: tensor {tensor.name!r} points its weights at {location!r}, outside the "
-                                f"graph's folder {folder}; refused. Re-export the graph, keeping its .data file "
-                                f"beside it")
-        if not resolved.is_file():
-            raise ArtifactError(f"{path}: its weights file {location!r} is missing; copy it beside the graph")
 
 
 def _holds_fp16(model) -> bool:

@@ -1,4 +1,4 @@
-"""PyTorch runner: a deploy graph module (t2l_fast.deploy.graphs) behind the same contract as the ONNX runners."""
+"""PyTorch runner: a deployable graph module (t2l_fast.models.graphs) behind the same contract as the ONNX runners."""
 from __future__ import annotations
 
 from typing import Dict, Optional
@@ -14,7 +14,7 @@ class TorchRunner(Runner):
 
     def __init__(self, model, kind: str, class_embeddings: Optional[torch.Tensor] = None,
                  device: Optional[str] = None):
-        from ..deploy.graphs import INPUTS, OUTPUTS, build_graph
+        from ..models.graphs import INPUTS, OUTPUTS, build_graph
 
         self.kind, self.name = kind, f"torch {model.config.name} {kind}"
         self.device = torch.device(device) if device else next(model.parameters()).device

@@ -5,18 +5,14 @@ import dataclasses
 import difflib
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
-from ..errors import T2LError
-
-
-class ConfigError(T2LError, ValueError):
-    """A training config is malformed (the message names the key or value and the fix)."""
+from ..errors import ConfigError
+from ..io import check_writable
 
 
 @dataclass
@@ -204,17 +200,6 @@ def accumulation_steps(config: TrainConfig, world: int) -> int:
             f"--nproc-per-node), raise batch_size to {steps * config.batch_size} (grad_checkpointing=true saves "
             f"memory), or lower global_batch_size and the learning rate with it")
     return steps
-
-
-def check_writable(folder: Path, option: str = "output_dir") -> None:
-    """Create `folder` if needed and prove a file can be written there; else a ConfigError naming `option`."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise ConfigError(f"{option} {folder}: cannot write there ({e.strerror}); choose another folder") from None
 
 
 def to_dict(config: TrainConfig) -> dict:

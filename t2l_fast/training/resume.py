@@ -8,21 +8,37 @@ import random
 import shutil
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, List, Tuple
+from typing import Any, Iterator, List, Optional, Protocol, Tuple
 
 import numpy as np
 import torch
 import yaml
 
 from ..errors import T2LError
-from ..models.checkpoint import atomic_write
+from ..io import atomic_write
 from . import distributed
 from .config import OptimConfig, TrainConfig, to_dict
 
-if TYPE_CHECKING:
-    from .trainer import Trainer
-
 STATE_FILE = "last.pt"
+
+
+class Resumable(Protocol):
+    """What the state functions read and set on a trainer (training/trainer.py's Trainer is one)."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any  # torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    config: TrainConfig
+    dist: distributed.Distributed
+    output: Path
+    accumulation: int
+    steps_per_epoch: int
+    epoch: int
+    step_in_epoch: int
+    global_step: int
+    best_top1: Optional[float]
+
 
 # What a resumed run must share with the saved one, and what it may change with resume_replan.
 RESUME_FIXED = ("model", "frames", "objective", "vificlip_classes", "seed", "model_overrides", "data.train_list",
@@ -73,7 +89,7 @@ def restore_rng(saved: List[dict], rank: int, world: int, path: Path) -> None:
                           f"{torch.cuda.device_count()}: GPU dropout masks will differ from an uninterrupted run")
 
 
-def write_state(trainer: Trainer, collective: bool) -> Path:
+def write_state(trainer: Resumable, collective: bool) -> Path:
     """Write the trainer's state to `last.pt` (rank 0); see Trainer.save_state for `collective`."""
     if not all(torch.isfinite(p).all() for p in trainer.model.learnable_parameters()):
         raise TrainingError("refusing to save a checkpoint with non-finite weights")
@@ -91,7 +107,7 @@ def write_state(trainer: Trainer, collective: bool) -> Path:
     return path
 
 
-def restore_state(trainer: Trainer, path: Path) -> None:
+def restore_state(trainer: Resumable, path: Path) -> None:
     """Set the trainer's weights, optimizer, schedule, random states and position from the state at `path`, after
     checking that this run may continue it (changed_settings); a re-plan applies from the saved step."""
     state = load_state(path)
@@ -115,7 +131,7 @@ def restore_state(trainer: Trainer, path: Path) -> None:
 
 def load_state(path: Path) -> dict:
     """The trainer state at `path`; a model checkpoint given instead is refused with what --resume takes."""
-    from ..models.backbone import safe_torch_load
+    from ..io import safe_torch_load
 
     if path.is_dir() or path.suffix == ".safetensors":
         raise TrainingError(f"{path}: a model checkpoint; --resume takes the trainer state `{STATE_FILE}` that "

@@ -1,4 +1,4 @@
-"""The three deployable graphs as torch modules: what is exported to ONNX, and what TorchRunner runs.
+"""The three deployable graphs as torch modules: what deploy exports to ONNX, and what runtime's TorchRunner runs.
 
     video_encoder  frames uint8 [B, T, 3, S, S] -> embedding [B, D] (L2-normalised)
     text_encoder   token_ids int64 [N, L]        -> embedding [N, D] (L2-normalised)
@@ -10,13 +10,14 @@ scores) sit in the `head` submodule, which the fp16 conversion keeps in fp32.
 """
 from __future__ import annotations
 
-from typing import Dict, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.base import VideoTextModel
+from ..video_ops import pixel_scale_shift
+from .base import VideoTextModel
 
 GRAPH_KINDS = ("video_encoder", "text_encoder", "classifier")
 HEAD_SCOPE = "head"  # name of the submodule whose ops stay fp32 in an fp16 graph
@@ -27,13 +28,14 @@ OUTPUTS = {"video_encoder": ("embedding",), "text_encoder": ("embedding",),
 
 
 class PixelNormalisation(nn.Module):
-    """uint8 [..., 3, H, W] -> (x / 255 - mean) / std, folded into one multiply-add."""
+    """uint8 [..., 3, H, W] -> (x / 255 - mean) / std, folded into one multiply-add (video_ops.pixel_scale_shift,
+    the same one normalize_video uses)."""
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]):
         super().__init__()
-        mean, std = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
-        self.register_buffer("scale", (1.0 / (255.0 * std)).view(3, 1, 1), persistent=False)
-        self.register_buffer("shift", (-mean / std).view(3, 1, 1), persistent=False)
+        scale, shift = pixel_scale_shift(mean, std)  # [3, 1, 1] each
+        self.register_buffer("scale", scale, persistent=False)
+        self.register_buffer("shift", shift, persistent=False)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return frames.to(torch.float32) * self.scale + self.shift
@@ -98,17 +100,3 @@ def build_graph(kind: str, model: VideoTextModel, class_embeddings: torch.Tensor
     else:
         raise ValueError(f"unknown graph kind {kind!r}; kinds: {', '.join(GRAPH_KINDS)}")
     return graph.eval()
-
-
-def example_inputs(kind: str, model: VideoTextModel, batch: int) -> Dict[str, torch.Tensor]:
-    """Inputs of graph `kind` for a batch of `batch`: random uint8 frames, or token ids with the EOT in a different
-    place in each row."""
-    if kind == "text_encoder":
-        from ..text.tokenize import tokenize
-
-        texts = [" ".join(["action"] * (1 + 3 * i)) for i in range(batch)]
-        return {"token_ids": tokenize(texts, model.config.text.context_length)}
-    spec = model.input_spec
-    generator = torch.Generator().manual_seed(batch)
-    return {"frames": torch.randint(0, 256, (batch, spec.frames, 3, spec.image_size, spec.image_size),
-                                    dtype=torch.uint8, generator=generator)}

@@ -5,9 +5,12 @@ import json
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
+from ..io import file_sha256
 from ..models.config import InputSpec, ModelConfig
-from ..runtime.base import ArtifactError, file_sha256
-from .onnx_export import FORMAT, MANIFEST
+from .base import ArtifactError
+
+MANIFEST = "manifest.json"
+FORMAT = "t2l-fast-onnx"  # the manifest's "format": a folder written by `t2l export onnx` (deploy/onnx_export)
 
 
 class ExportedModel:
@@ -94,7 +97,7 @@ class ExportedModel:
     def runner(self, kind: str, providers: Sequence[str] = ("cpu",), threads: Optional[int] = None):
         """An OrtRunner of graph `kind`, after checking every file's sha256 against the manifest (the graph's own,
         by the runner before it parses it); on entry, the graph's metadata is checked against the manifest too."""
-        from ..runtime.ort_runner import OrtRunner
+        from .ort_runner import OrtRunner
 
         path = self.graph_path(kind)
         self._check_external_data(kind)
@@ -104,9 +107,8 @@ class ExportedModel:
     def engine_path(self, kind: str, runtime: str = "auto") -> Path:
         """The engine built from graph `kind` by `t2l export trt` (default name) for the installed TensorRT
         flavour, after checking its sidecar says it was built from this export's graph."""
-        from ..runtime.engine_sidecar import check_built_from, read_sidecar
-        from ..runtime.trt_support import load_tensorrt
-        from .engine_build import default_engine_path
+        from .engine_sidecar import check_built_from, default_engine_path, read_sidecar
+        from .trt_support import load_tensorrt
 
         flavour = load_tensorrt(runtime).flavour.name
         graph = self.graph_path(kind)
@@ -119,7 +121,7 @@ class ExportedModel:
 
     def engine_runner(self, kind: str, runtime: str = "auto", device: int = 0):
         """A TrtRunner of the engine of graph `kind` (see engine_path)."""
-        from ..runtime.trt_runner import TrtRunner
+        from .trt_runner import TrtRunner
 
         return TrtRunner(self.engine_path(kind, runtime), device)
 
