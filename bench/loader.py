@@ -24,10 +24,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from t2l_fast.data import LoaderConfig, build_video_loader
-from t2l_fast.optional import dali_version
 from t2l_fast.data.decode import decode_frames
 from t2l_fast.data.synthetic import CLASS_NAMES, synthetic_clip, write_video
 from t2l_fast.data.transcode import transcode_video
+from t2l_fast.optional import dali_version
 from t2l_fast.perf.report import conditions, pivot, write_report
 
 BACKENDS = ("pyav", "dali") if dali_version() else ("pyav",)
@@ -143,7 +143,7 @@ def main() -> None:
                      "fallback_batches": "batches DALI failed on that the PyAV path made instead (all epochs)",
                      "train": "TSN random frames + multi-scale crop, flip, colour jitter, grayscale",
                      "val": "TSN centre frames + short-side resize and centre crop"},
-        notes=["Normalisation is not included: it runs on the model's device.",
+        notes=["Normalization is not included: it runs on the model's device.",
                "One warm-up epoch precedes the timed ones.",
                "On a CPU machine DALI cannot use NVDEC: its numbers here say nothing about GPU decoding speed.",
                "PyAV decodes from the first frame to the last sampled one (it does not seek), so a short GOP does "

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import importlib
 import warnings
+from collections.abc import Sequence
 from importlib import metadata
-from typing import Dict, Optional, Sequence
 
 from .errors import MissingDependencyError
 
@@ -18,7 +18,7 @@ def require(module: str, extra: str, purpose: str):
                                      f"pip install 't2l-fast[{extra}]'") from None
 
 
-def installed(distribution: str) -> Optional[str]:
+def installed(distribution: str) -> str | None:
     """The installed version of a distribution, or None."""
     try:
         return metadata.version(distribution)
@@ -26,7 +26,7 @@ def installed(distribution: str) -> Optional[str]:
         return None
 
 
-def dali_version() -> Optional[str]:
+def dali_version() -> str | None:
     """The version of the installed NVIDIA DALI wheel, whichever CUDA build it is (nvidia-dali-cuda130,
     nvidia-dali-cuda120, ...), or None."""
     for distribution in metadata.distributions():
@@ -36,13 +36,13 @@ def dali_version() -> Optional[str]:
     return None
 
 
-def installed_versions(components: Sequence[str]) -> Dict[str, Optional[str]]:
+def installed_versions(components: Sequence[str]) -> dict[str, str | None]:
     """Installed version (or None) of each distribution in `components`; "nvidia-dali" stands for any DALI
     wheel."""
     return {name: dali_version() if name == "nvidia-dali" else installed(name) for name in components}
 
 
-def onnxruntime_conflict() -> Optional[str]:
+def onnxruntime_conflict() -> str | None:
     """A message if both onnxruntime and onnxruntime-gpu are installed (they share one folder and break each
     other), else None."""
     cpu, gpu = installed("onnxruntime"), installed("onnxruntime-gpu")

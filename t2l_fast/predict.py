@@ -7,9 +7,9 @@ scores are the mean of its windows' probabilities (both are reported).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
 
 import torch
 
@@ -23,9 +23,9 @@ from .video_ops import normalize_video
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts"}
 
 
-def find_videos(paths: Sequence[str]) -> List[Path]:
+def find_videos(paths: Sequence[str]) -> list[Path]:
     """Files as given, and the video files (by suffix) anywhere under given folders, sorted."""
-    found: List[Path] = []
+    found: list[Path] = []
     for text in paths:
         path = Path(text)
         if path.is_dir():
@@ -39,7 +39,7 @@ def find_videos(paths: Sequence[str]) -> List[Path]:
     return found
 
 
-def parse_classes(spec: str) -> List[str]:
+def parse_classes(spec: str) -> list[str]:
     """A class-name file, or class names separated by commas ("run,jump,swim")."""
     if Path(spec).is_file():
         return read_class_names(spec)
@@ -54,7 +54,7 @@ def parse_classes(spec: str) -> List[str]:
     return names
 
 
-def windows(num_frames: int, fps: float, frames: int, window_seconds: Optional[float]) -> List[Tuple[int, int]]:
+def windows(num_frames: int, fps: float, frames: int, window_seconds: float | None) -> list[tuple[int, int]]:
     """(first frame, frame count) of each window; one window when the video fits in `window_seconds`."""
     length = max(frames, round(window_seconds * fps)) if window_seconds else num_frames
     if num_frames <= length:
@@ -68,9 +68,9 @@ class VideoPrediction:
     path: str
     seconds: float = 0.0
     num_frames: int = 0
-    top: List[Tuple[str, float]] = field(default_factory=list)  # overall (mean over windows), best first
-    windows: List[dict] = field(default_factory=list)  # {"start_s", "end_s", "top": [(class, p), ...]}
-    error: Optional[str] = None
+    top: list[tuple[str, float]] = field(default_factory=list)  # overall (mean over windows), best first
+    windows: list[dict] = field(default_factory=list)  # {"start_s", "end_s", "top": [(class, p), ...]}
+    error: str | None = None
 
 
 class TorchScorer:
@@ -83,7 +83,7 @@ class TorchScorer:
         self.spec, self.class_names = model.input_spec, classifier.class_names
         self.device = next(model.parameters()).device
 
-    def __enter__(self) -> "TorchScorer":
+    def __enter__(self) -> TorchScorer:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -101,7 +101,7 @@ class ExportScorer:
     its graphs (`open_runner(kind)` gives the runner of graph `kind`): the classifier graph when it holds these
     classes with these texts, else the video encoder against class embeddings from the text encoder."""
 
-    def __init__(self, bundle, class_names: Sequence[str], descriptions: Optional[Sequence[str]] = None,
+    def __init__(self, bundle, class_names: Sequence[str], descriptions: Sequence[str] | None = None,
                  templates=None, open_runner=None, backend: str = "onnx"):
         from .text.classifier import ZeroShotClassifier, build_prompts, combine_templates, flatten_prompts
         from .text.tokenize import tokenize
@@ -120,7 +120,7 @@ class ExportScorer:
         self.classifier, self.logit_scale = ZeroShotClassifier(self.class_names, embeddings), bundle.logit_scale
         self.graph, self.via = open_runner("video_encoder"), "video and text encoder graphs"
 
-    def __enter__(self) -> "ExportScorer":
+    def __enter__(self) -> ExportScorer:
         self.runner = self.graph.__enter__()
         return self
 
@@ -134,7 +134,7 @@ class ExportScorer:
         return self.classifier.probabilities(torch.from_numpy(outputs["embedding"]), self.logit_scale)
 
 
-def predict_video(scorer, path: Path, *, topk: int = 5, window_seconds: Optional[float] = 10.0,
+def predict_video(scorer, path: Path, *, topk: int = 5, window_seconds: float | None = 10.0,
                   batch_size: int = 8) -> VideoPrediction:
     """Scores of one video by `scorer` (TorchScorer or ExportScorer); problems are returned in `.error` (never
     raised) so a folder run goes on."""
@@ -152,7 +152,7 @@ def predict_video(scorer, path: Path, *, topk: int = 5, window_seconds: Optional
         return VideoPrediction(str(path), error=str(e))
     k = min(topk, len(scorer.class_names))
 
-    def ranked(row: torch.Tensor) -> List[Tuple[str, float]]:
+    def ranked(row: torch.Tensor) -> list[tuple[str, float]]:
         values, order = row.topk(k)
         return [(scorer.class_names[i], float(v)) for v, i in zip(values.tolist(), order.tolist())]
 

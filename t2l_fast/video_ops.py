@@ -1,7 +1,8 @@
 """Pixel normalization shared by eager code (loaders, training, inference) and the deployable graphs."""
 from __future__ import annotations
 
-from typing import Protocol, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 
@@ -14,7 +15,7 @@ class PixelStats(Protocol):
 
 
 def pixel_scale_shift(mean: Sequence[float], std: Sequence[float],
-                      pixel_max: float = 255.0) -> Tuple[torch.Tensor, torch.Tensor]:
+                      pixel_max: float = 255.0) -> tuple[torch.Tensor, torch.Tensor]:
     """float32 scale and shift [3, 1, 1] with x * scale + shift == (x / pixel_max - mean) / std: the
     normalization folded into one multiply-add."""
     mean, std = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)

@@ -15,11 +15,11 @@ pytest.importorskip("onnxscript")
 
 import t2l_fast  # noqa: E402
 import t2l_fast.optional  # noqa: E402
-from t2l_fast.runtime.bundle import ExportedModel  # noqa: E402
 from t2l_fast.deploy.onnx_export import MANIFEST, export_with_classes  # noqa: E402
 from t2l_fast.deploy.onnx_graph import input_dims  # noqa: E402
 from t2l_fast.errors import T2LError  # noqa: E402
 from t2l_fast.runtime.base import ArtifactError  # noqa: E402
+from t2l_fast.runtime.bundle import ExportedModel  # noqa: E402
 from t2l_fast.runtime.compare import Tolerance, compare_outputs  # noqa: E402
 from t2l_fast.runtime.ort_runner import CACHE_DIR, OrtRunner  # noqa: E402
 

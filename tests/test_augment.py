@@ -1,10 +1,18 @@
 import numpy as np
+import pytest
 import torch
 
-import pytest
-
-from t2l_fast.data.augment import (NO_COLOUR, AugmentConfig, OFFSETS_IN_QUARTERS, apply_eval, apply_eval_crops,
-                                   apply_train, colour_twist, crop_offsets, draw_train_params)
+from t2l_fast.data.augment import (
+    NO_COLOUR,
+    OFFSETS_IN_QUARTERS,
+    AugmentConfig,
+    apply_eval,
+    apply_eval_crops,
+    apply_train,
+    colour_twist,
+    crop_offsets,
+    draw_train_params,
+)
 
 
 def identical_frames_clip(frames=8, height=48, width=64):

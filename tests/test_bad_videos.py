@@ -9,8 +9,8 @@ import pytest
 from t2l_fast.cli import main
 from t2l_fast.data import LoaderConfig, build_video_loader
 from t2l_fast.data import clip_dataset as loader_module
-from t2l_fast.data.decode import DecodeTimeout, VideoDecodeError, count_frames, decode_frames, run_with_timeout
 from t2l_fast.data.clip_dataset import TooManyBadVideos
+from t2l_fast.data.decode import DecodeTimeout, VideoDecodeError, count_frames, decode_frames, run_with_timeout
 from t2l_fast.data.fixtures import write_fixture_zoo
 from t2l_fast.data.preflight import probe_all, probe_video
 from t2l_fast.data.synthetic import frame_stamped_clip, read_stamp, write_video

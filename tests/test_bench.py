@@ -214,8 +214,9 @@ def test_gpu_backends_are_left_out_without_a_gpu(monkeypatch):
 
 @pytest.mark.parametrize("capability, runs", [((9, 0), False), ((8, 0), False), ((8, 9), True), ((12, 0), True)])
 def test_tensorrt_backend_counts_only_where_an_installed_flavour_runs_on_the_gpu(monkeypatch, capability, runs):
-    """With only TensorRT for RTX installed, an H100/H200 (9.0) or an A100 (8.0, see RTX_DEFAULT_SET) gets no tensorrt-fp16 row (its engine
-    would build, then be refused); an RTX GPU does. The same rule skips the tensorrt_gpu tests."""
+    """With only TensorRT for RTX installed, an H100/H200 (9.0) or an A100 (8.0, see RTX_DEFAULT_SET) gets no
+    tensorrt-fp16 row (its engine would build, then be refused); an RTX GPU does. The same rule skips the
+    tensorrt_gpu tests."""
     import torch
 
     from t2l_fast.perf.backends import available

@@ -3,14 +3,13 @@ import pickle
 
 import pytest
 import torch
+from conftest import TINY_MODELS, random_video
 from safetensors.torch import load_file, save_file
+from test_models import perturb_adapters
 
 import t2l_fast
 from t2l_fast.errors import CheckpointError
 from t2l_fast.models.checkpoint import WEIGHTS_FILE
-
-from conftest import TINY_MODELS, random_video
-from test_models import perturb_adapters
 
 
 def outputs(model, video):

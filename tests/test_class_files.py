@@ -31,7 +31,7 @@ def test_csv_single_column(tmp_path):
     assert read_class_names(write(tmp_path, "c.csv", "name\nrun\n\"sit, then stand\"\n")) == ["run", "sit, then stand"]
 
 
-def test_bom_and_crlf_are_normalised_with_a_warning(tmp_path):
+def test_bom_and_crlf_are_normalized_with_a_warning(tmp_path):
     path = write(tmp_path, "c.txt", b"\xef\xbb\xbfrun\r\njump\r\n")
     with pytest.warns(UserWarning, match="byte-order mark and Windows"):
         assert read_class_names(path) == ["run", "jump"]

@@ -11,7 +11,7 @@ from t2l_fast.text.tokenize import tokenize
 CLASSES = ["run", "jump", "swim"]
 
 
-def test_template_average_renormalised_and_batched():
+def test_template_average_renormalized_and_batched():
     model = t2l_fast.create_model("clip_tiny")
     clf = build_classifier(model, CLASSES, templates="video", batch_size=5)  # 24 prompts over 5 batches
     with torch.no_grad():

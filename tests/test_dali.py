@@ -14,8 +14,14 @@ from t2l_fast.data.augment import NO_COLOUR  # noqa: E402
 from t2l_fast.data.dali_loader import DaliBatchError, cpu_decodable_codecs, decode_with_dali  # noqa: E402
 from t2l_fast.data.decode import decode_frames  # noqa: E402
 from t2l_fast.data.sampling import sample_rng, segment_indices  # noqa: E402
-from t2l_fast.data.synthetic import (SynthConfig, frame_stamped_clip, read_stamp, synthetic_clip,  # noqa: E402
-                                     write_synthetic_dataset, write_video)
+from t2l_fast.data.synthetic import (  # noqa: E402
+    SynthConfig,
+    frame_stamped_clip,
+    read_stamp,
+    synthetic_clip,
+    write_synthetic_dataset,
+    write_video,
+)
 
 RAW_MEAN_TOLERANCE = 2.0  # mean |DALI - PyAV| in 0..255 levels before resizing: YUV->RGB rounding (~1.4 seen)
 AUGMENTED_MEAN_TOLERANCE = 2.5  # after the same crop/flip/colour parameters, both backends' resizers

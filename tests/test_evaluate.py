@@ -114,7 +114,7 @@ def lists(ucf_like, tmp_path):
     (tmp_path / "archery.txt").write_text("Archery\n")
     (tmp_path / "bowling.txt").write_text("Bowling\n")
     (tmp_path / "reversed.txt").write_text("Bowling\nArchery\n")
-    for name, label in (("Archery", 0), ("Bowling", 1)):
+    for name in ("Archery", "Bowling"):
         (tmp_path / f"{name}_list.txt").write_text("".join(f"{p} 0\n" for p in lines if p.startswith(name)))
     return tmp_path
 

@@ -4,18 +4,18 @@ import json
 import numpy as np
 import onnx
 import pytest
+from conftest import TINY_MODELS
+from export_cache import CLASSES, class_embeddings, export_tiny, shared_export
 
 import t2l_fast
 from t2l_fast.cli import main
 from t2l_fast.deploy import onnx_graph
+from t2l_fast.errors import T2LError
 from t2l_fast.runtime.bundle import ExportedModel
 from t2l_fast.runtime.graph_header import read_metadata
-from t2l_fast.errors import T2LError
 from t2l_fast.runtime.ort_runner import OrtRunner
 from t2l_fast.runtime.torch_runner import TorchRunner
 
-from conftest import TINY_MODELS
-from export_cache import CLASSES, class_embeddings, export_tiny, shared_export
 
 @pytest.fixture(scope="module", params=TINY_MODELS)
 def exported(request, tmp_path_factory):

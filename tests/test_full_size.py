@@ -34,7 +34,7 @@ def test_clip_b16_equals_open_clip_frame_average(openai_layout_file):
 def test_t2l_b16_official_round_trip(openai_layout_file, tmp_path):
     model = t2l_fast.create_model("t2l_vit_b16", pretrained=str(openai_layout_file)).eval()
     with torch.no_grad():
-        for name, p in model.named_learnable_parameters():
+        for p in model.learnable_parameters():
             p.normal_(0, 0.02)
     state = {f"module.{k}": v.half() for k, v in to_official_state_dict(model).items()}
     torch.save({"epoch": 49, "model_state_dict": state, "optimizer_state_dict": {}}, tmp_path / "t2l.pt")

@@ -6,8 +6,8 @@ import pytest
 
 from t2l_fast.cli import main
 from t2l_fast.data.synthetic import SynthConfig, write_synthetic_dataset, write_video
+from t2l_fast.deploy.int8 import agreement, quantize_graph
 from t2l_fast.runtime.bundle import ExportedModel
-from t2l_fast.deploy.int8 import agreement, quantise_graph
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +42,8 @@ def test_the_gate_needs_enough_held_out_clips(data, tmp_path, capsys):
     assert "--calibration LIST" in capsys.readouterr().err
 
 
-def test_quantised_graphs_are_qdq_and_agreement_is_measured(data, tmp_path):
-    """The figures the gate reads, on the real quantiser output (accepting or refusing is the test above's job)."""
+def test_quantized_graphs_are_qdq_and_agreement_is_measured(data, tmp_path):
+    """The figures the gate reads, on the real quantizer output (accepting or refusing is the test above's job)."""
     import onnx
 
     from t2l_fast.deploy.int8 import load_clips
@@ -56,7 +56,7 @@ def test_quantised_graphs_are_qdq_and_agreement_is_measured(data, tmp_path):
     assert clips.shape == (24, 8, 3, 32, 32) and clips.dtype == np.uint8
     for kind in ("video_encoder", "classifier"):
         target = tmp_path / f"{kind}_int8.onnx"
-        quantise_graph(bundle.graph_path(kind), target, "static", clips)
+        quantize_graph(bundle.graph_path(kind), target, "static", clips)
         ops = {n.op_type for n in onnx.load(str(target)).graph.node}
         assert {"QuantizeLinear", "DequantizeLinear"} <= ops
         bundle.graphs[f"{kind}_int8"] = dict(bundle.graphs[kind], file=target.name, sha256=file_sha256(target),

@@ -3,8 +3,14 @@ import math
 import pytest
 import torch
 
-from t2l_fast.training.metrics import (confusion_matrix, first_occurrences, harmonic_mean, mean_std,
-                                       per_class_accuracy, topk_accuracy)
+from t2l_fast.training.metrics import (
+    confusion_matrix,
+    first_occurrences,
+    harmonic_mean,
+    mean_std,
+    per_class_accuracy,
+    topk_accuracy,
+)
 
 
 def test_topk_hand_computed():

@@ -1,11 +1,10 @@
 import pytest
 import torch
+from conftest import TINY_MODELS, random_video
 
 import t2l_fast
 from t2l_fast.models.t2l import T2L
 from t2l_fast.text.tokenize import tokenize
-
-from conftest import TINY_MODELS, random_video
 
 
 def perturb_adapters(model):

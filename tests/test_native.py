@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from export_cache import exported_copy, stand_in_cli
 from test_tensorrt import needs_rtx
 

@@ -3,15 +3,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import random_video
+from test_checkpoints import assert_same_outputs
+from test_models import perturb_adapters
 
 import t2l_fast
 from t2l_fast.cli import main
 from t2l_fast.errors import CheckpointError
 from t2l_fast.models.official import official_layout, to_official_state_dict
-
-from conftest import random_video
-from test_checkpoints import assert_same_outputs
-from test_models import perturb_adapters
 
 GOLDEN = Path(__file__).parent / "data" / "official_t2l_vit_b16_keys.json"
 

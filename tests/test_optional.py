@@ -24,8 +24,9 @@ def test_onnxruntime_double_install_is_reported(monkeypatch):
 
 
 def test_extras_never_combine_onnxruntime_flavours():
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     extras = project["project"]["optional-dependencies"]

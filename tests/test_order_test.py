@@ -8,7 +8,7 @@ from t2l_fast.data.probes import frame_features
 from t2l_fast.data.synthetic import CLASS_NAMES, twin
 from t2l_fast.data.synthetic_frames import order_clips, synthetic_frames
 from t2l_fast.models.registry import create_model
-from t2l_fast.training.order_test import (FAST, OrderTestConfig, prototypes, run_order_sweep, score)
+from t2l_fast.training.order_test import FAST, OrderTestConfig, prototypes, run_order_sweep, score
 from t2l_fast.training.pretrain_tiny import pretrain_tiny
 
 

@@ -4,8 +4,16 @@ import pytest
 from t2l_fast.cli import main
 from t2l_fast.data.decode import count_frames, decode_frames
 from t2l_fast.data.probes import order_probes
-from t2l_fast.data.synthetic import (CLASS_NAMES, SynthConfig, frame_stamped_clip, pair_of, read_stamp,
-                                     synthetic_clip, write_synthetic_dataset, write_video)
+from t2l_fast.data.synthetic import (
+    CLASS_NAMES,
+    SynthConfig,
+    frame_stamped_clip,
+    pair_of,
+    read_stamp,
+    synthetic_clip,
+    write_synthetic_dataset,
+    write_video,
+)
 
 
 def test_same_seed_same_bytes_other_seed_other_clips(tmp_path):

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_MODELS
+from export_cache import CLASSES, exported_copy, stand_in_cli
+from test_export import videos  # noqa: F401 (a fixture)
 
 import t2l_fast
 from t2l_fast.cli import main
@@ -16,10 +19,6 @@ from t2l_fast.runtime.base import ArtifactError
 from t2l_fast.runtime.engine_sidecar import check_compatible, check_engine_bytes, read_sidecar, sidecar_path
 from t2l_fast.runtime.trt_runner import TrtRunner
 from t2l_fast.runtime.trt_support import load_tensorrt
-
-from conftest import TINY_MODELS
-from export_cache import CLASSES, exported_copy, stand_in_cli
-from test_export import videos  # noqa: F401 (a fixture)
 
 
 def rtx_available() -> bool:
@@ -79,11 +78,11 @@ def test_export_folder_builds_every_graph_and_predict_finds_them(tmp_path_factor
 
 @needs_rtx
 def test_an_int8_qdq_graph_builds_with_its_precision(tmp_path_factory, tmp_path):
-    from t2l_fast.deploy.int8 import quantise_graph
+    from t2l_fast.deploy.int8 import quantize_graph
 
     exported_copy(tmp_path_factory, tmp_path)
     clips = np.random.default_rng(0).integers(0, 256, (4, 8, 3, 32, 32), dtype=np.uint8)
-    quantise_graph(tmp_path / "video_encoder.onnx", tmp_path / "video_encoder_int8.onnx", "static", clips)
+    quantize_graph(tmp_path / "video_encoder.onnx", tmp_path / "video_encoder_int8.onnx", "static", clips)
     sidecar = build_engine(tmp_path / "video_encoder_int8.onnx", BuildOptions(max_batch=2, runtime="tensorrt-rtx"),
                            log=lambda line: None)
     assert sidecar["precision"] == "int8"
@@ -271,8 +270,8 @@ def test_predict_tensorrt_backend_never_falls_back(videos, tmp_path_factory, tmp
 def test_engines_match_onnx_runtime_fp32(name, precision, tmp_path_factory, tmp_path):
     """Gates vs ONNX Runtime fp32: fp32 engines max-abs <= 1e-3; fp16 engines cosine >= 0.999 and the same top-1,
     at B=1 and B=3 on synthetic clips."""
-    from t2l_fast.runtime.bundle import ExportedModel
     from t2l_fast.deploy.onnx_export import parity_clips
+    from t2l_fast.runtime.bundle import ExportedModel
     from t2l_fast.runtime.compare import Tolerance, compare_outputs
 
     reference_dir = exported_copy(tmp_path_factory, tmp_path / "fp32", name)

@@ -4,13 +4,12 @@ import json
 
 import onnx
 import pytest
+from export_cache import exported_copy
+from test_tensorrt import needs_rtx
 
 from t2l_fast.cli import main
 from t2l_fast.deploy.engine_build import BuildOptions, build_engine, write_sidecar
 from t2l_fast.runtime.engine_sidecar import read_sidecar
-
-from export_cache import exported_copy
-from test_tensorrt import needs_rtx
 
 model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2",
                                        reason="pip install 't2l-fast[triton]' (Triton's ModelConfig protobuf)")

@@ -10,7 +10,6 @@ from .. import __version__
 from ..errors import T2LError
 from . import bench, data, demo, export, info, predict, train
 
-
 EXIT_CODES = """exit codes: 0 done; 1 a finding (a failed gate, a check that found bad videos, a failed claim);
 2 bad input (the message names the file or value and the fix); 130 / 143 stopped by SIGINT / SIGTERM (training
 saves its state first)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import List, Optional
 
 from ..errors import T2LError
 from .common import add_model_arguments, load_model
@@ -90,7 +89,7 @@ def _export_trt(args: argparse.Namespace) -> int:
     return 0
 
 
-def graphs_to_build(onnx: Path) -> List[Path]:
+def graphs_to_build(onnx: Path) -> list[Path]:
     """The ONNX file `onnx`, or every graph of the export folder `onnx` that TensorRT takes (all but dynamic
     INT8), after checking each against the folder's manifest."""
     from ..runtime.bundle import ExportedModel
@@ -103,7 +102,7 @@ def graphs_to_build(onnx: Path) -> List[Path]:
             if not (dynamic and entry.get("precision") == "int8")]
 
 
-def engine_target(onnx_path: Path, flavour: str, out: Optional[Path], several: bool) -> Path:
+def engine_target(onnx_path: Path, flavour: str, out: Path | None, several: bool) -> Path:
     """Where the engine of `onnx_path` goes: `out` (a file, or a folder when building several), else beside it."""
     from ..runtime.engine_sidecar import default_engine_path
 
@@ -132,7 +131,7 @@ def register(sub) -> None:
 def _register_onnx(export) -> None:
     p = export.add_parser("onnx", help="video encoder, text encoder and classifier graphs + manifest.json, checked",
                           description="Writes OUT/{video_encoder,text_encoder,classifier}.onnx (uint8 frames in, "
-                          "normalisation inside) and OUT/manifest.json, after onnx.checker, a symbolic-batch check "
+                          "normalization inside) and OUT/manifest.json, after onnx.checker, a symbolic-batch check "
                           "and ONNX Runtime vs PyTorch parity at B=1 and B=3. --precision int8 adds INT8 video "
                           "encoder and classifier graphs, written only if they pass the agreement gate.")
     add_model_arguments(p)
@@ -140,7 +139,7 @@ def _register_onnx(export) -> None:
     p.add_argument("--classes", help="class-name file or comma-separated names: bakes the classifier graph")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset, 17 or newer (default 18, torch's native)")
     p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32",
-                   help="fp16: LayerNorm, Softmax and the final normalisation stay fp32 (for GPUs); int8: the fp32 "
+                   help="fp16: LayerNorm, Softmax and the final normalization stay fp32 (for GPUs); int8: the fp32 "
                    "graphs plus ONNX Runtime INT8 video encoder and classifier for CPU serving, behind a gate")
     p.add_argument("--batch-max", type=int, default=64, help="largest batch the graphs serve (recorded for "
                    "engine profiles; the batch axis is symbolic)")

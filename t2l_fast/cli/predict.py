@@ -53,8 +53,8 @@ def _torch_scorer(args: argparse.Namespace, classes, descriptions):
 
 
 def _export_scorer(args: argparse.Namespace, classes, descriptions):
-    from ..runtime.bundle import ExportedModel
     from ..predict import ExportScorer
+    from ..runtime.bundle import ExportedModel
 
     if not args.onnx:
         raise T2LError(f"--backend {args.backend} needs --onnx DIR (a folder written by `t2l export onnx`"

@@ -20,7 +20,6 @@ Parameters are plain numbers, so a DALI pipeline can take the same ones through 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -44,7 +43,7 @@ class AugmentConfig:
     saturation: float = 0.2
     hue: float = 0.1
     grayscale_p: float = 0.2  # probability that a clip is turned gray
-    scales: Tuple[float, ...] = SCALES
+    scales: tuple[float, ...] = SCALES
     max_scale_gap: int = 1  # |index(w scale) - index(h scale)| <= this
 
 
@@ -55,9 +54,9 @@ NO_COLOUR = AugmentConfig(jitter_p=0.0, grayscale_p=0.0)  # spatial augmentation
 class ClipAugmentParams:
     """Everything random about one training clip."""
 
-    crop: Tuple[int, int, int, int]  # x, y, width, height in the decoded frame
+    crop: tuple[int, int, int, int]  # x, y, width, height in the decoded frame
     flip: bool
-    jitter: Optional[np.ndarray] = None  # [T, 4] brightness, contrast, saturation, hue (degrees); None: no jitter
+    jitter: np.ndarray | None = None  # [T, 4] brightness, contrast, saturation, hue (degrees); None: no jitter
     grayscale: bool = False
 
 
@@ -135,7 +134,7 @@ def apply_eval(clip: torch.Tensor, size: int) -> torch.Tensor:
     return TF.center_crop(out, [size, size])
 
 
-def crop_offsets(height: int, width: int, size: int, crops: int) -> List[Tuple[int, int]]:
+def crop_offsets(height: int, width: int, size: int, crops: int) -> list[tuple[int, int]]:
     """(x, y) of `crops` >= 2 size x size crops of a height x width frame: evenly spaced from one end of the long
     side to the other, centred on the short side."""
     if crops < 2:

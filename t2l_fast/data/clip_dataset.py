@@ -8,8 +8,9 @@ another, drawn from the sample's own random stream, so every rank keeps its leng
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,8 +39,8 @@ class ClipDataset(Dataset):
     fails is replaced by another."""
 
     def __init__(self, entries: Sequence[VideoEntry], *, train: bool, frames: int, size: int, seed: int,
-                 augment: AugmentConfig, decode_timeout: Optional[float] = 60.0, max_attempts: int = 10,
-                 frame_counts: Optional[Dict[Path, int]] = None, views: Tuple[int, int] = (1, 1)):
+                 augment: AugmentConfig, decode_timeout: float | None = 60.0, max_attempts: int = 10,
+                 frame_counts: dict[Path, int] | None = None, views: tuple[int, int] = (1, 1)):
         self.entries, self.train, self.frames, self.size = list(entries), train, frames, size
         self.views = tuple(views)  # (clips, crops) per video in evaluation
         self.frame_counts = frame_counts or {}  # decoded counts from a preflight manifest: no re-probing
@@ -49,7 +50,7 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
-    def clip_indices(self, index: int, num_frames: int) -> List[int]:
+    def clip_indices(self, index: int, num_frames: int) -> list[int]:
         """The frame indices sample `index` uses in the current epoch (in evaluation: clips x T, clip after clip)."""
         if self.train:
             return segment_indices(num_frames, self.frames, train=True, rng=sample_rng(self.seed, self.epoch, index))
@@ -87,7 +88,7 @@ class ClipDataset(Dataset):
                 "failures": failures}
 
 
-def load_with_replacement(dataset: ClipDataset, index: int, load: Callable[[int], Any]) -> Tuple[Any, int, list]:
+def load_with_replacement(dataset: ClipDataset, index: int, load: Callable[[int], Any]) -> tuple[Any, int, list]:
     """(load(candidate), candidate, failures): sample `index`, or, when it fails, other samples drawn from its own
     random stream until one loads (at most dataset.max_attempts tries). Failures are (path, reason) pairs."""
     failures, candidate, replacements = [], index, None

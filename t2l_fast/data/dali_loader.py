@@ -23,8 +23,8 @@ import json
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -68,7 +68,7 @@ def cpu_decodable_codecs() -> frozenset:
     return frozenset(supported)
 
 
-def decodes_a_generated_clip(codec: str, device_id: Optional[int], size: Tuple[int, int]) -> bool:
+def decodes_a_generated_clip(codec: str, device_id: int | None, size: tuple[int, int]) -> bool:
     """Whether DALI decodes a clip of `codec` written here (height x width `size`) on the CPU or GPU `device_id`."""
     from .synthetic import frame_stamped_clip, write_video
 
@@ -82,7 +82,7 @@ def decodes_a_generated_clip(codec: str, device_id: Optional[int], size: Tuple[i
             return False
 
 
-def decode_with_dali(path: Path, frames: Sequence[int], device_id: Optional[int] = None) -> np.ndarray:
+def decode_with_dali(path: Path, frames: Sequence[int], device_id: int | None = None) -> np.ndarray:
     """Raw uint8 [F, H, W, 3] of `frames` of one file from DALI's decoder (CPU, or NVDEC on GPU `device_id`); raises
     where the batch pipeline would (the codec probe, and naming the file a batch failed on)."""
     dali = require("nvidia.dali", "dali", "DALI decoding")
@@ -109,13 +109,13 @@ class BatchSource:
     """Batch `first_batch + info.iteration` of the epoch `order`, as the graph's inputs (see the module docstring).
     Stateless, so DALI's worker processes can make several batches at once."""
 
-    def __init__(self, dataset: ClipDataset, facts: Dict[EntryKey, dict], order: List[int], batch_size: int,
+    def __init__(self, dataset: ClipDataset, facts: dict[EntryKey, dict], order: list[int], batch_size: int,
                  batches: int, first_batch: int, decode_in_dali: bool, nvdec: bool):
         self.dataset, self.facts, self.order = dataset, facts, order
         self.batch_size, self.batches, self.first_batch = batch_size, batches, first_batch
         self.decode_in_dali, self.nvdec = decode_in_dali, nvdec
 
-    def indices_of(self, batch: int) -> List[int]:
+    def indices_of(self, batch: int) -> list[int]:
         return self.order[batch * self.batch_size:(batch + 1) * self.batch_size]
 
     def __call__(self, info) -> tuple:
@@ -136,7 +136,7 @@ class BatchSource:
         inputs, _, failures = load_with_replacement(ds, index, load)
         return inputs + (encode_failures(failures),)
 
-    def decoder_inputs(self, index: int) -> Tuple[np.ndarray, List[int], Tuple[int, int]]:
+    def decoder_inputs(self, index: int) -> tuple[np.ndarray, list[int], tuple[int, int]]:
         """(bytes or PyAV frames, the indices DALI's decoder reads (shifted to a trimmed window), (H, W))."""
         ds, entry = self.dataset, self.dataset.entries[index]
         facts = self.facts[entry_key(entry)]
@@ -175,7 +175,7 @@ class BatchSource:
                 np.array(gray, np.float32), np.array(ds.entries[index].label, np.int64), np.array(index, np.int64))
 
 
-def _centre_crop_roi(height: int, width: int, size: int) -> Tuple[np.ndarray, np.ndarray]:
+def _centre_crop_roi(height: int, width: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Source-pixel ROI of 'resize the short side to size*256/224, centre-crop size x size'."""
     scale = round(size * EVAL_RESIZE_RATIO) / min(height, width)
     new_h, new_w = round(height * scale), round(width * scale)
@@ -183,7 +183,7 @@ def _centre_crop_roi(height: int, width: int, size: int) -> Tuple[np.ndarray, np
     return (np.float32([top / scale, left / scale]), np.float32([(top + size) / scale, (left + size) / scale]))
 
 
-def build_pipeline(source: BatchSource, *, batch_size: int, size: int, train: bool, device_id: Optional[int],
+def build_pipeline(source: BatchSource, *, batch_size: int, size: int, train: bool, device_id: int | None,
                    decode_in_dali: bool, num_threads: int, py_workers: int, decode_only: bool = False):
     """The DALI graph (see the module docstring). device_id=None: CPU only; an int: that GPU with NVDEC. The
     default (dynamic) executor prefetches two batches; the source's workers prepare py_workers + 1 ahead.
@@ -223,7 +223,7 @@ def build_pipeline(source: BatchSource, *, batch_size: int, size: int, train: bo
     return pipe
 
 
-def encode_failures(failures: List[Tuple[str, str]]) -> np.ndarray:
+def encode_failures(failures: list[tuple[str, str]]) -> np.ndarray:
     """uint8 [FAILURES_BYTES]: a sample's (path, reason) failures as zero-padded JSON, whole entries only; those
     that do not fit are counted (so the bad-video budget still sees them)."""
     kept: list = []
@@ -236,7 +236,7 @@ def encode_failures(failures: List[Tuple[str, str]]) -> np.ndarray:
     return np.frombuffer(text.ljust(FAILURES_BYTES, b"\0"), np.uint8)
 
 
-def _failures_of(column: torch.Tensor) -> List[tuple]:
+def _failures_of(column: torch.Tensor) -> list[tuple]:
     """The (path, reason) failures the source recorded, from the batch's failures output [B, FAILURES_BYTES]."""
     found = []
     for row in column.cpu().numpy():
@@ -250,9 +250,9 @@ class DaliVideoLoader(LoaderBase):
     """The loader contract on DALI (DALIGenericIterator over build_pipeline); on_dali_error: "fallback" (the PyAV
     path makes a batch DALI failed on; counted in `fallback_batches`) or "raise" (DaliBatchError)."""
 
-    def __init__(self, dataset: ClipDataset, sampler: ShardSampler, facts: Dict[EntryKey, dict], *,
-                 batch_size: int, drop_last: bool, device: torch.device, dtype: Optional[torch.dtype],
-                 max_bad_fraction: float, on_dali_error: str = "fallback", py_workers: Optional[int] = None):
+    def __init__(self, dataset: ClipDataset, sampler: ShardSampler, facts: dict[EntryKey, dict], *,
+                 batch_size: int, drop_last: bool, device: torch.device, dtype: torch.dtype | None,
+                 max_bad_fraction: float, on_dali_error: str = "fallback", py_workers: int | None = None):
         super().__init__(dataset, sampler, batch_size=batch_size, drop_last=drop_last, device=device, dtype=dtype,
                          max_bad_fraction=max_bad_fraction)
         if on_dali_error not in ON_DALI_ERROR:
@@ -271,20 +271,20 @@ class DaliVideoLoader(LoaderBase):
         decoder = "NVDEC" if self.device_id is not None else "DALI CPU decoder" if self.decode_in_dali else "PyAV"
         self.backend = f"dali ({decoder} decoding, DALI augmentation)"
 
-    def source_for(self, order: List[int], first_batch: int) -> BatchSource:
+    def source_for(self, order: list[int], first_batch: int) -> BatchSource:
         """The source of this epoch `order` from its batch `first_batch`."""
         return BatchSource(self.dataset, self.facts, order, self.batch_size,
                            batch_count(len(order), self.batch_size, self.drop_last), first_batch, self.decode_in_dali,
                            nvdec=self.device_id is not None)
 
-    def pipeline(self, order: List[int], first_batch: int, decode_only: bool = False):
+    def pipeline(self, order: list[int], first_batch: int, decode_only: bool = False):
         """A built pipeline of this loader's graph over the epoch `order` from batch `first_batch`."""
         return build_pipeline(self.source_for(order, first_batch), batch_size=self.batch_size,
                               size=self.dataset.size, train=self.dataset.train, device_id=self.device_id,
                               decode_in_dali=self.decode_in_dali, num_threads=self.num_threads,
                               py_workers=self.py_workers, decode_only=decode_only)
 
-    def _iterator_from(self, order: List[int], batch: int):
+    def _iterator_from(self, order: list[int], batch: int):
         """A new pipeline and iterator whose first batch is `batch` of this epoch."""
         from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
@@ -302,7 +302,7 @@ class DaliVideoLoader(LoaderBase):
         self._unexplained = 0
         for batch in range(batch_count(len(order), self.batch_size, self.drop_last)):
             try:
-                data = run_with_timeout(lambda: next(iterator)[0], timeout, f"DALI batch {batch}")
+                data = run_with_timeout(lambda pipeline=iterator: next(pipeline)[0], timeout, f"DALI batch {batch}")
                 index = data["index"].view(-1).cpu()
                 out = {"video": data["video"], "label": data["label"].view(-1), "index": index,
                        "path": [str(self.dataset.entries[i].path) for i in index.tolist()],
@@ -314,7 +314,7 @@ class DaliVideoLoader(LoaderBase):
             self._report(out.pop("failures"), budget)
             yield self._to_device(out)
 
-    def _fallback(self, order: List[int], batch: int, error: Exception) -> dict:
+    def _fallback(self, order: list[int], batch: int, error: Exception) -> dict:
         """Name the files DALI failed on; raise (strict) or make the batch with the PyAV path."""
         source = self.source_for(order, 0)
         indices = source.indices_of(batch)
@@ -335,7 +335,7 @@ class DaliVideoLoader(LoaderBase):
                           f"({self.fallback_batches} fallback(s) this epoch)", stacklevel=3)
         return out
 
-    def _check_not_broken(self, culprits: List[Tuple[str, str]], indices: List[int], error: Exception) -> None:
+    def _check_not_broken(self, culprits: list[tuple[str, str]], indices: list[int], error: Exception) -> None:
         """Raise when DALI itself is broken here: BROKEN_AFTER_BATCHES failed batches in a row that no file explains
         (none fails alone, or every one does), or a batch whose every file fails alone while a clip written here
         fails too (what a GPU without a usable NVDEC looks like, at its first batch)."""
@@ -354,7 +354,7 @@ class DaliVideoLoader(LoaderBase):
         raise DaliBatchError(f"DALI {what} (last error: {_first_line(error)}): {where}. Fix that, or load with PyAV "
                              f"(LoaderConfig(backend='pyav'); in a training config: data.backend: pyav)") from error
 
-    def _culprits(self, source: BatchSource, indices: List[int]) -> List[Tuple[str, str]]:
+    def _culprits(self, source: BatchSource, indices: list[int]) -> list[tuple[str, str]]:
         """(path, reason) of each sample of a failed batch that DALI's decoder fails on alone."""
         if not self.decode_in_dali:
             return []
@@ -366,7 +366,7 @@ class DaliVideoLoader(LoaderBase):
                 continue
             path = str(self.dataset.entries[candidate].path)
             try:
-                run_with_timeout(lambda: decode_with_dali(Path(path), frames, self.device_id),
+                run_with_timeout(lambda path=path, frames=frames: decode_with_dali(Path(path), frames, self.device_id),
                                  self.dataset.decode_timeout, path)
             except Exception as e:  # this file is (one of) the batch's problem(s)
                 found.append((path, _first_line(e)))

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Tuple, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
@@ -21,7 +22,7 @@ class DecodeTimeout(VideoDecodeError):
 Result = TypeVar("Result")
 
 
-def run_with_timeout(work: Callable[[], Result], timeout: Optional[float], what: str) -> Result:
+def run_with_timeout(work: Callable[[], Result], timeout: float | None, what: str) -> Result:
     """work() in a helper thread, given up after `timeout` seconds with a DecodeTimeout naming `what`.
 
     FFmpeg releases the GIL while it decodes, so a stuck decode cannot block the caller; the abandoned thread is a
@@ -77,7 +78,7 @@ def open_video(path: Path):
     return container, stream
 
 
-def _in_window(time: Optional[float], start: Optional[float], end: Optional[float]) -> bool:
+def _in_window(time: float | None, start: float | None, end: float | None) -> bool:
     if time is None:
         return start is None and end is None
     return (start is None or time >= start) and (end is None or time < end)
@@ -92,7 +93,7 @@ class VideoFile:
         self.container, self.stream = open_video(self.path)
         self._read = False
 
-    def __enter__(self) -> "VideoFile":
+    def __enter__(self) -> VideoFile:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -114,7 +115,7 @@ class VideoFile:
                 raise VideoDecodeError(f"{self.path}: cannot seek back to the start ({e})") from None
         self._read = True
 
-    def count_frames(self, start: Optional[float] = None, end: Optional[float] = None) -> int:
+    def count_frames(self, start: float | None = None, end: float | None = None) -> int:
         """Frames in the video (or in [start, end) seconds), counted by demuxing: container metadata is not
         trusted."""
         import av
@@ -131,7 +132,7 @@ class VideoFile:
             raise VideoDecodeError(f"{self.path}: no video frames{window}")
         return count
 
-    def decode(self, indices: Sequence[int], start: Optional[float] = None, end: Optional[float] = None) -> np.ndarray:
+    def decode(self, indices: Sequence[int], start: float | None = None, end: float | None = None) -> np.ndarray:
         """uint8 [len(indices), H, W, 3] RGB: the frames at `indices` (presentation order, counted from `start`)."""
         import av
 
@@ -158,13 +159,13 @@ class VideoFile:
         return np.stack([found[i] for i in indices])
 
 
-def count_frames(path: Path, start: Optional[float] = None, end: Optional[float] = None) -> int:
+def count_frames(path: Path, start: float | None = None, end: float | None = None) -> int:
     """Frames in the video (or in [start, end) seconds), counted by demuxing: container metadata is not trusted."""
     with VideoFile(path) as video:
         return video.count_frames(start, end)
 
 
-def window_frames(path: Path, start: Optional[float], end: Optional[float]) -> Tuple[int, int]:
+def window_frames(path: Path, start: float | None, end: float | None) -> tuple[int, int]:
     """(index of the first frame of [start, end) seconds among all the video's frames, frames in the window), by
     demuxing: how a decoder that counts from the video's first frame finds a trimmed entry's frames."""
     import av
@@ -186,8 +187,8 @@ def window_frames(path: Path, start: Optional[float], end: Optional[float]) -> T
     return before, inside
 
 
-def decode_frames(path: Path, indices: Sequence[int], start: Optional[float] = None,
-                  end: Optional[float] = None) -> np.ndarray:
+def decode_frames(path: Path, indices: Sequence[int], start: float | None = None,
+                  end: float | None = None) -> np.ndarray:
     """uint8 [len(indices), H, W, 3] RGB: the frames at `indices` (presentation order, counted from `start`)."""
     with VideoFile(path) as video:
         return video.decode(indices, start, end)

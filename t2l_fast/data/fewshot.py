@@ -11,8 +11,8 @@ These are our draws, not the published ones: ViFi-CLIP ships its few-shot lists 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -24,14 +24,14 @@ def _position(entry: VideoEntry):
 
 
 def draw_few_shot(entries: Sequence[VideoEntry], shots: int, seed: int, *,
-                  class_names: Optional[Sequence[str]] = None, where: str = "the list") -> List[VideoEntry]:
+                  class_names: Sequence[str] | None = None, where: str = "the list") -> list[VideoEntry]:
     """`shots` entries of every class (labels 0..C-1, C = len(class_names), else the highest label + 1), in class
     order, each class's videos in path order. A class with fewer videos is an error naming it."""
     if shots < 1:
         raise ValueError(f"shots must be >= 1, got {shots}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    by_label: Dict[int, List[VideoEntry]] = defaultdict(list)
+    by_label: dict[int, list[VideoEntry]] = defaultdict(list)
     for entry in entries:
         by_label[entry.label].append(entry)
     num_classes = len(class_names) if class_names is not None else max(by_label) + 1
@@ -55,8 +55,8 @@ def draw_few_shot(entries: Sequence[VideoEntry], shots: int, seed: int, *,
 
 
 def write_few_shot_list(list_file: PathLike, root: PathLike, out: PathLike, *, shots: int, seed: int,
-                        classes_file: Optional[PathLike] = None,
-                        subset_file: Optional[PathLike] = None) -> List[VideoEntry]:
+                        classes_file: PathLike | None = None,
+                        subset_file: PathLike | None = None) -> list[VideoEntry]:
     """Draw a few-shot list from `list_file` (paths under `root`) and write it to `out` (see write_video_list);
     returns the drawn entries. subset_file: keep only its classes, relabelled in its order (needs classes_file)."""
     from ..text.class_files import read_class_names

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Dict, Optional
 
 import numpy as np
 
@@ -14,11 +13,12 @@ from .synthetic import frame_stamped_clip, synthetic_clip, write_video
 
 
 def _encode(path: Path, clip: np.ndarray, codec: str = "libx264", pixel_format: str = "yuv420p",
-            container_format: Optional[str] = None, options: Optional[dict] = None, rotation: Optional[int] = None,
-            pts: Optional[list] = None, metadata: Optional[dict] = None, fps: int = 25,
-            codec_options: Optional[dict] = None) -> None:
-    import av
+            container_format: str | None = None, options: dict | None = None, rotation: int | None = None,
+            pts: list | None = None, metadata: dict | None = None, fps: int = 25,
+            codec_options: dict | None = None) -> None:
     from fractions import Fraction
+
+    import av
 
     with av.open(str(path), "w", format=container_format, options=options or {}) as container:
         container.metadata.update(metadata or {})
@@ -85,7 +85,7 @@ def _latin1_avi(path: Path) -> None:
     path.write_bytes(data.replace("caf\u00e9".encode("utf-8"), b"caf\xe9 "))  # same length, invalid UTF-8
 
 
-def write_fixture_zoo(folder: Path) -> Dict[str, str]:
+def write_fixture_zoo(folder: Path) -> dict[str, str]:
     """Write the fixture videos and `list.txt` (every file labelled 0) into `folder`; returns name -> purpose."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -93,7 +93,7 @@ def write_fixture_zoo(folder: Path) -> Dict[str, str]:
     write_video(good, synthetic_clip(np.random.default_rng(0), 0, 48, 64, 64))  # textured: tens of KB
     faststart = folder / ".faststart.mp4"
     _encode(faststart, frame_stamped_clip(48, 48, 64), options={"movflags": "faststart"})
-    makers: Dict[str, tuple] = {
+    makers: dict[str, tuple] = {
         "good h264.mp4": ("a valid clip (with a space in its name)", lambda p: None),
         "truncated.mp4": ("1: truncated, 'moov atom not found'", lambda p: _truncate(good, p, 0.5)),
         "zero-byte.mp4": ("2: zero bytes", lambda p: p.write_bytes(b"")),

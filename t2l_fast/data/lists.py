@@ -11,13 +11,13 @@ import csv
 import io
 import re
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ..errors import T2LError
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 _PATH_COLUMNS = ("path", "video", "filename", "file")
 _LABEL_COLUMNS = ("label", "class", "label_id", "class_id")
 
@@ -31,8 +31,8 @@ class VideoEntry:
     path: Path  # absolute, inside the data root
     label: int
     source: str  # "list.txt:12", for messages
-    start: Optional[float] = None  # seconds; None: from the first frame
-    end: Optional[float] = None  # seconds; None: to the last frame
+    start: float | None = None  # seconds; None: from the first frame
+    end: float | None = None  # seconds; None: to the last frame
 
 
 OFFICIAL_LINE = re.compile(r"^(/\S.*?)\s+(\d+)\s+(\d+)\s*$")  # the official T2L lists: /abs/path num_frames label
@@ -52,7 +52,7 @@ def resolve_under_root(relative: str, root: Path, where: str) -> Path:
     return path
 
 
-def _parse_label(text: str, where: str, class_index: Optional[Dict[str, int]], num_classes: Optional[int]) -> int:
+def _parse_label(text: str, where: str, class_index: dict[str, int] | None, num_classes: int | None) -> int:
     text = text.strip()
     if class_index is not None and text in class_index:
         return class_index[text]
@@ -67,7 +67,7 @@ def _parse_label(text: str, where: str, class_index: Optional[Dict[str, int]], n
     return label
 
 
-def _parse_seconds(text: str, where: str, column: str) -> Optional[float]:
+def _parse_seconds(text: str, where: str, column: str) -> float | None:
     if not text.strip():
         return None
     try:
@@ -122,8 +122,8 @@ def read_list_text(list_file: Path) -> str:
         raise VideoListError(f"{list_file}: not valid UTF-8 (byte {e.start}); save the list as UTF-8") from None
 
 
-def read_video_list(list_file: PathLike, root: PathLike, *, class_names: Optional[Sequence[str]] = None,
-                    num_classes: Optional[int] = None, missing: str = "error") -> List[VideoEntry]:
+def read_video_list(list_file: PathLike, root: PathLike, *, class_names: Sequence[str] | None = None,
+                    num_classes: int | None = None, missing: str = "error") -> list[VideoEntry]:
     """Entries of a list file. missing="error" refuses a list that names absent files (all reported at once);
     missing="skip" leaves them out with a warning; missing="keep" keeps them (for preflight reports).
     Duplicate entries are kept and warned about."""
@@ -132,9 +132,9 @@ def read_video_list(list_file: PathLike, root: PathLike, *, class_names: Optiona
                              num_classes=num_classes, missing=missing)
 
 
-def entries_from_rows(rows: Iterable[Tuple[int, str, str, str, str]], list_file: Path, root: PathLike, *,
-                      class_names: Optional[Sequence[str]] = None, num_classes: Optional[int] = None,
-                      missing: str = "error") -> List[VideoEntry]:
+def entries_from_rows(rows: Iterable[tuple[int, str, str, str, str]], list_file: Path, root: PathLike, *,
+                      class_names: Sequence[str] | None = None, num_classes: int | None = None,
+                      missing: str = "error") -> list[VideoEntry]:
     """Validated entries from (line, path, label, start, end) text rows of `list_file` (see read_video_list)."""
     if missing not in ("error", "skip", "keep"):
         raise ValueError(f"missing must be 'error', 'skip' or 'keep', got {missing!r}")
@@ -179,7 +179,7 @@ def entries_from_rows(rows: Iterable[Tuple[int, str, str, str, str]], list_file:
 
 
 def restrict_to_classes(entries: Sequence[VideoEntry], class_names: Sequence[str], subset: Sequence[str], *,
-                        where: str = "class subset") -> List[VideoEntry]:
+                        where: str = "class subset") -> list[VideoEntry]:
     """Keep the entries of the classes in `subset` and relabel them 0..len(subset)-1 in subset order (e.g. the
     K600 zero-shot class subsets). Every subset class must be a known class (`where` names the subset in errors)."""
     index = {name: i for i, name in enumerate(class_names)}

@@ -3,7 +3,7 @@
 build_video_loader(list_file, root, LoaderConfig(...), split=..., batch_size=...) returns an iterable of batches
     {"video": uint8 [B, T, 3, S, S] (float in 0..1 with dtype=), "label": int64 [B], "index": int64 [B],
      "path": list[str]}
-with len() = batches per epoch, the same on every rank. Normalisation with the model's mean/std happens on the
+with len() = batches per epoch, the same on every rank. Normalization with the model's mean/std happens on the
 device (t2l_fast.normalize_video), not in workers: uint8 moves 4x fewer bytes.
 Multi-view evaluation (views=(N clips, M crops) other than (1, 1), PyAV backend only) makes "video"
 [B, N*M, T, 3, S, S], views ordered clip-major (clip 0 crop 0, clip 0 crop 1, ...).
@@ -20,9 +20,9 @@ with the file and a running count; past `max_bad_fraction` of an epoch's clips t
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -32,8 +32,8 @@ from .augment import AugmentConfig
 from .clip_dataset import ClipDataset, ShardSampler
 from .lists import VideoEntry, read_video_list
 from .loader_base import LoaderBase
-from .pyav_loader import PyAVVideoLoader
 from .preflight import read_manifest
+from .pyav_loader import PyAVVideoLoader
 
 SPLITS = ("train", "val")
 BACKENDS = ("auto", "dali", "pyav")
@@ -47,14 +47,14 @@ class LoaderConfig:
     size: int = 224  # S: side of the square frames a batch holds
     augment: AugmentConfig = AugmentConfig()  # training augmentation (split="train" only)
     backend: str = "auto"  # "pyav", "dali", or "auto": DALI when installed and one view per video, else PyAV
-    num_workers: Optional[int] = None  # PyAV decoding processes (None: min(4, CPUs); 0: in this process)
-    dtype: Optional[torch.dtype] = None  # None: uint8 0..255; a floating-point type: scaled to 0..1
-    views: Tuple[int, int] = (1, 1)  # (clips, crops) per video in evaluation; other than (1, 1): PyAV, split="val"
-    class_names: Optional[Sequence[str]] = None  # label order, for lists that name their classes (CSV)
-    manifest: Union[str, Path, None] = None  # `t2l data check`'s *.manifest.json: decoded frame counts, no probing;
+    num_workers: int | None = None  # PyAV decoding processes (None: min(4, CPUs); 0: in this process)
+    dtype: torch.dtype | None = None  # None: uint8 0..255; a floating-point type: scaled to 0..1
+    views: tuple[int, int] = (1, 1)  # (clips, crops) per video in evaluation; other than (1, 1): PyAV, split="val"
+    class_names: Sequence[str] | None = None  # label order, for lists that name their classes (CSV)
+    manifest: str | Path | None = None  # `t2l data check`'s *.manifest.json: decoded frame counts, no probing;
     #   DALI needs one: without it, it reads (or probes once and writes) STEM.check.manifest.json beside the list
     missing: str = "error"  # listed files that do not exist: "error", "skip" (warned) or "keep"
-    decode_timeout: Optional[float] = 60.0  # seconds one clip may take to decode before it is replaced (None: any)
+    decode_timeout: float | None = 60.0  # seconds one clip may take to decode before it is replaced (None: any)
     max_bad_fraction: float = 0.05  # of an epoch's clips that may be replaced before the loader stops
     on_dali_error: str = "fallback"  # a batch DALI fails on: "fallback" (the PyAV path makes it, counted) or "raise"
 
@@ -72,10 +72,10 @@ class LoaderConfig:
             raise ValueError(f"dtype must be a floating-point type (uint8 is the default), got {self.dtype}")
 
 
-def build_video_loader(list_file: Union[str, Path, Sequence[VideoEntry]], root: Union[str, Path],
+def build_video_loader(list_file: str | Path | Sequence[VideoEntry], root: str | Path,
                        config: LoaderConfig, *, split: str = "train", batch_size: int,
-                       shard: Tuple[int, int] = (0, 1), seed: int = 0,
-                       device: Union[str, torch.device, None] = None) -> LoaderBase:
+                       shard: tuple[int, int] = (0, 1), seed: int = 0,
+                       device: str | torch.device | None = None) -> LoaderBase:
     """A loader over the videos of `list_file` (or entries already read, e.g. from t2l_fast.data.splits) under
     `root`, as `config` says, for this run: split "train" or "val", batch_size clips per batch, shard = (this
     shard, shard count), seed, device (default: cuda for DALI where available, else cpu)."""
@@ -108,7 +108,7 @@ def build_video_loader(list_file: Union[str, Path, Sequence[VideoEntry]], root: 
                            device=device, dtype=config.dtype, max_bad_fraction=config.max_bad_fraction)
 
 
-def _check_run(config: LoaderConfig, split: str, batch_size: int, shard: Tuple[int, int]) -> str:
+def _check_run(config: LoaderConfig, split: str, batch_size: int, shard: tuple[int, int]) -> str:
     """The backend this run uses ("dali" or "pyav"), or a clear error for a split, batch, shard or views it cannot
     have."""
     if split not in SPLITS:
@@ -130,8 +130,8 @@ def _check_run(config: LoaderConfig, split: str, batch_size: int, shard: Tuple[i
     return backend
 
 
-def _frame_facts(list_file, entries: List[VideoEntry], root: Path, config: LoaderConfig,
-                 backend: str) -> Tuple[Optional[dict], Optional[Dict[Path, int]]]:
+def _frame_facts(list_file, entries: list[VideoEntry], root: Path, config: LoaderConfig,
+                 backend: str) -> tuple[dict | None, dict[Path, int] | None]:
     """(DALI's per-clip facts or None, decoded frame counts by path or None): what the loader knows of the videos
     before decoding them (a manifest, or for DALI a probe written beside the list)."""
     manifest = Path(config.manifest) if config.manifest else None

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import warnings
-from typing import List, Optional
 
 import torch
 
 from .clip_dataset import ClipDataset, ShardSampler, TooManyBadVideos
 
 
-def collate(samples: List[dict]) -> dict:
+def collate(samples: list[dict]) -> dict:
     return {"video": torch.stack([s["video"] for s in samples]),
             "label": torch.tensor([s["label"] for s in samples], dtype=torch.int64),
             "index": torch.tensor([s["index"] for s in samples], dtype=torch.int64),
@@ -25,10 +24,10 @@ class LoaderBase:
     backend = "base"
 
     def __init__(self, dataset: ClipDataset, sampler: ShardSampler, *, batch_size: int, drop_last: bool,
-                 device: torch.device, dtype: Optional[torch.dtype], max_bad_fraction: float):
+                 device: torch.device, dtype: torch.dtype | None, max_bad_fraction: float):
         self.dataset, self.sampler, self.device, self.dtype = dataset, sampler, device, dtype
         self.batch_size, self.drop_last, self.max_bad_fraction = batch_size, drop_last, max_bad_fraction
-        self.bad_videos: List[tuple] = []
+        self.bad_videos: list[tuple] = []
         self.fallback_batches = 0
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
@@ -43,7 +42,7 @@ class LoaderBase:
         return {**batch, "video": video, "label": batch["label"].to(self.device, non_blocking=True),
                 "index": batch["index"].to(self.device, non_blocking=True)}
 
-    def _report(self, failures: List[tuple], budget: float) -> None:
+    def _report(self, failures: list[tuple], budget: float) -> None:
         for path, reason in failures:
             self.bad_videos.append((path, reason))
             warnings.warn(f"{path}: {reason}; replaced by another clip ({len(self.bad_videos)} bad this epoch)",

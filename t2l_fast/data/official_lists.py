@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List, Tuple
 
 from .lists import OFFICIAL_LINE, VideoListError, read_list_text
 
@@ -19,7 +18,7 @@ def _find_video(root: Path, relative: Path) -> Path:
     return next((exact.with_suffix(s) for s in VIDEO_SUFFIXES if exact.with_suffix(s).is_file()), exact)
 
 
-def convert_official_list(list_file: Path, root: Path, out: Path, missing: str = "error") -> Tuple[int, List[str]]:
+def convert_official_list(list_file: Path, root: Path, out: Path, missing: str = "error") -> tuple[int, list[str]]:
     """Write `out` (relative path and label per line) from the official list `list_file`: each absolute path loses
     the folder all the list's paths share and is looked up under `root` (a frame folder's name matches the video
     of that stem). Returns (lines written, missing videos); missing="error" raises when any is missing."""

@@ -12,10 +12,11 @@ import multiprocessing
 import os
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from ..progress import progress_bar
 from .decode import MAX_PIXELS, DecodeTimeout, VideoDecodeError, open_video, run_with_timeout
 from .lists import VideoEntry, read_list_text
 
@@ -82,8 +83,8 @@ def probe_video(path: Path, limits: ProbeLimits = ProbeLimits()) -> dict:
     return result
 
 
-def _gpu_notes(info: dict, times: List[float], keyframes: List[int], rotation: float,
-               limits: ProbeLimits) -> List[str]:
+def _gpu_notes(info: dict, times: list[float], keyframes: list[int], rotation: float,
+               limits: ProbeLimits) -> list[str]:
     """What makes this (decodable) video a poor fit for GPU decoding; `t2l data transcode` fixes each."""
     notes = []
     if info["pixel_format"] not in GPU_PIXEL_FORMATS:
@@ -120,11 +121,11 @@ def _unanswered(timeout: float) -> dict:
 
 def probe_all(paths: Sequence[Path], *, jobs: int = 2, timeout: float = 60.0,
               limits: ProbeLimits = ProbeLimits(), probe: Callable = probe_video,
-              progress: Optional[Callable[[], None]] = None) -> Dict[Path, dict]:
+              progress: Callable[[], None] | None = None) -> dict[Path, dict]:
     """probe_video over `paths` in `jobs` processes, each file given up after `timeout` seconds. A worker that
     dies or stops answering (a native crash or a hang that holds the interpreter) costs its file a "bad"
     verdict and the pool is restarted for the rest. `probe` (picklable) replaces probe_video, e.g. in tests."""
-    results: Dict[Path, dict] = {}
+    results: dict[Path, dict] = {}
     remaining = list(dict.fromkeys(paths))
     while remaining:
         pool = multiprocessing.get_context("spawn").Pool(jobs, maxtasksperchild=100)
@@ -146,7 +147,7 @@ def probe_all(paths: Sequence[Path], *, jobs: int = 2, timeout: float = 60.0,
     return results
 
 
-def check_list(entries: Sequence[VideoEntry], root: Path, list_lines: Dict[int, str], out: Path, *,
+def check_list(entries: Sequence[VideoEntry], root: Path, list_lines: dict[int, str], out: Path, *,
                jobs: int = 2, timeout: float = 60.0, limits: ProbeLimits = ProbeLimits()) -> dict:
     """Probe `entries`, write `out` (report), its manifest and clean list beside it; return the summary."""
     started = time.time()
@@ -177,7 +178,7 @@ def check_list(entries: Sequence[VideoEntry], root: Path, list_lines: Dict[int, 
     return {"summary": summary, "paths": paths, "videos": videos}
 
 
-def read_manifest(path: Path, root: Path) -> Dict[Path, int]:
+def read_manifest(path: Path, root: Path) -> dict[Path, int]:
     """Absolute video path -> decoded frame count, from a manifest written by check_list."""
     data = json.loads(Path(path).read_text())
     if data.get("format") != MANIFEST_FORMAT:
@@ -204,25 +205,21 @@ def default_manifest(list_file: Path) -> Path:
     return Path(list_file).with_name(f"{Path(list_file).stem}.check.manifest.json")
 
 
-EntryKey = Tuple[Path, Optional[float], Optional[float]]
+EntryKey = tuple[Path, float | None, float | None]
 
 
 def entry_key(entry: VideoEntry) -> EntryKey:
     return entry.path, entry.start, entry.end
 
 
-def video_facts(entries: Sequence[VideoEntry], root: Path, *, manifest: Optional[Path] = None,
-                list_file: Optional[Path] = None, jobs: int = 2, timeout: float = 60.0) -> Dict[EntryKey, dict]:
+def video_facts(entries: Sequence[VideoEntry], root: Path, *, manifest: Path | None = None,
+                list_file: Path | None = None, jobs: int = 2, timeout: float = 60.0) -> dict[EntryKey, dict]:
     """Per entry_key: {"num_frames", "width", "height", "codec", "rotation", "first_frame"} for usable videos
     (first_frame: where a trimmed entry's window starts among all frames; 0 otherwise), {"bad": reason} for the
     others.
 
     Read from `manifest`, else from default_manifest(list_file); videos it lacks (or whose size changed) are probed
     now, with a progress bar, and, without an explicit manifest, the updated one is written beside the list."""
-    from tqdm import tqdm
-
-    from .decode import window_frames
-
     root = Path(root).resolve()
     cache = Path(manifest) if manifest else default_manifest(list_file) if list_file else None
     document = json.loads(cache.read_text()) if cache and cache.is_file() else {}
@@ -243,34 +240,17 @@ def video_facts(entries: Sequence[VideoEntry], root: Path, *, manifest: Optional
 
     unknown = list(dict.fromkeys(e.path for e in entries if stale(e.path)))
     if unknown:
-        with tqdm(total=len(unknown), desc="probing videos (manifest)", unit="video", leave=False) as bar:
-            probed = probe_all(unknown, jobs=jobs, timeout=timeout, progress=bar.update)
-        for path, result in probed.items():
-            videos.pop(relative(path), None)
-            bad.pop(relative(path), None)
-            for key in [k for k in windows if k.startswith(f"{relative(path)}|")]:
-                del windows[key]  # the video changed: its trimmed windows are counted again
-            if result["verdict"] == "ok":
-                videos[relative(path)] = _manifest_entry(result)
-            else:
-                bad[relative(path)] = result["reason"]
+        _probe_into(unknown, relative, videos, bad, windows, jobs, timeout)
     trimmed = [e for e in entries if (e.start is not None or e.end is not None) and relative(e.path) in videos
                and f"{relative(e.path)}|{e.start}|{e.end}" not in windows]
-    for entry in tqdm(trimmed, desc="counting trimmed windows", unit="entry", leave=False, disable=not trimmed):
-        key = f"{relative(entry.path)}|{entry.start}|{entry.end}"
-        try:
-            first, count = run_with_timeout(lambda: window_frames(entry.path, entry.start, entry.end), timeout,
-                                            str(entry.path))
-            windows[key] = {"first_frame": first, "num_frames": count}
-        except VideoDecodeError as e:
-            windows[key] = {"bad": str(e).split(": ", 1)[-1]}
+    _count_windows(trimmed, relative, windows, timeout)
     if (unknown or trimmed) and cache and not manifest:
         try:
             _write_manifest(cache, root, videos, bad, windows)
         except OSError as e:
             warnings.warn(f"{cache}: cannot cache the manifest there ({e.strerror}); the videos will be probed "
                           f"again next time (write one with `t2l data check` and pass manifest=)", stacklevel=3)
-    facts: Dict[EntryKey, dict] = {}
+    facts: dict[EntryKey, dict] = {}
     for entry in entries:
         name = relative(entry.path)
         if name not in videos:
@@ -282,7 +262,38 @@ def video_facts(entries: Sequence[VideoEntry], root: Path, *, manifest: Optional
     return facts
 
 
-def read_list_lines(list_file: Path) -> Dict[int, str]:
+def _probe_into(paths: list[Path], relative: Callable[[Path], str], videos: dict, bad: dict, windows: dict,
+                jobs: int, timeout: float) -> None:
+    """Probe `paths` (a progress bar) and record each in `videos` or `bad`; a changed video's windows are dropped."""
+    with progress_bar(total=len(paths), desc="probing videos (manifest)", unit="video", leave=False) as bar:
+        probed = probe_all(paths, jobs=jobs, timeout=timeout, progress=bar.update)
+    for path, result in probed.items():
+        videos.pop(relative(path), None)
+        bad.pop(relative(path), None)
+        for key in [k for k in windows if k.startswith(f"{relative(path)}|")]:
+            del windows[key]  # the video changed: its trimmed windows are counted again
+        if result["verdict"] == "ok":
+            videos[relative(path)] = _manifest_entry(result)
+        else:
+            bad[relative(path)] = result["reason"]
+
+
+def _count_windows(trimmed: list[VideoEntry], relative: Callable[[Path], str], windows: dict, timeout: float) -> None:
+    """Record where each trimmed entry's window starts and how many frames it holds (or why it cannot be read)."""
+    from .decode import window_frames
+
+    for entry in progress_bar(trimmed, desc="counting trimmed windows", unit="entry", leave=False,
+                              disable=not trimmed):
+        key = f"{relative(entry.path)}|{entry.start}|{entry.end}"
+        try:
+            first, count = run_with_timeout(lambda entry=entry: window_frames(entry.path, entry.start, entry.end),
+                                            timeout, str(entry.path))
+            windows[key] = {"first_frame": first, "num_frames": count}
+        except VideoDecodeError as e:
+            windows[key] = {"bad": str(e).split(": ", 1)[-1]}
+
+
+def read_list_lines(list_file: Path) -> dict[int, str]:
     """Line number -> line text (without its end), to copy good entries into a clean list verbatim."""
     text = read_list_text(Path(list_file))
     return {number: line for number, line in enumerate(text.split("\n"), start=1)}

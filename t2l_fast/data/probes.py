@@ -11,7 +11,6 @@ Metric: within-pair accuracy, the share of held-out clips whose class scores abo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import torch
 
@@ -48,7 +47,7 @@ def frame_features(video: torch.Tensor) -> torch.Tensor:
                        dim=-1)
 
 
-def _load(list_file: Path, root: Path, frames: int, size: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _load(list_file: Path, root: Path, frames: int, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     loader = build_video_loader(list_file, root, LoaderConfig(frames=frames, size=size, backend="pyav", num_workers=2),
                                 split="val", batch_size=64)
     features, pixels, labels = [], [], []
@@ -59,7 +58,7 @@ def _load(list_file: Path, root: Path, frames: int, size: int) -> Tuple[torch.Te
     return torch.cat(features), torch.cat(pixels), torch.cat(labels)
 
 
-def _standardise(train: torch.Tensor, test: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+def _standardise(train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     mean, std = train.mean(0), train.std(0).clamp_min(1e-6)
     return (train - mean) / std, (test - mean) / std
 
@@ -93,9 +92,9 @@ def ridge_probe(train_x, train_y, test_x, num_classes: int, alpha: float = 1.0) 
     return (test_x @ (train_x.t() @ dual)).float()
 
 
-def _pair_hits(scores: torch.Tensor, labels: torch.Tensor, class_names: List[str]) -> Dict[str, List[bool]]:
+def _pair_hits(scores: torch.Tensor, labels: torch.Tensor, class_names: list[str]) -> dict[str, list[bool]]:
     """"a / b" pair -> for each clip of either class: does its true class score above its time-reversed twin?"""
-    hits: Dict[str, List[bool]] = {}
+    hits: dict[str, list[bool]] = {}
     for row, label in zip(scores, labels.tolist()):
         partner = pair_of(class_names, label)
         if partner is not None:
@@ -106,18 +105,18 @@ def _pair_hits(scores: torch.Tensor, labels: torch.Tensor, class_names: List[str
     return hits
 
 
-def within_pair_accuracy(scores: torch.Tensor, labels: torch.Tensor, class_names: List[str]) -> float:
+def within_pair_accuracy(scores: torch.Tensor, labels: torch.Tensor, class_names: list[str]) -> float:
     """Share of clips whose true class scores above its time-reversed twin (clips without a twin are skipped)."""
     hits = [hit for pair in _pair_hits(scores, labels, class_names).values() for hit in pair]
     return sum(hits) / len(hits)
 
 
-def pair_accuracies(scores: torch.Tensor, labels: torch.Tensor, class_names: List[str]) -> Dict[str, float]:
+def pair_accuracies(scores: torch.Tensor, labels: torch.Tensor, class_names: list[str]) -> dict[str, float]:
     """Within-pair accuracy of each time-reversed pair ("a / b" -> share)."""
     return {pair: sum(hits) / len(hits) for pair, hits in _pair_hits(scores, labels, class_names).items()}
 
 
-def order_probes(dataset_dir: Path, frames: int = 8, size: int = 64, eval_split: str = "test") -> Dict[str, float]:
+def order_probes(dataset_dir: Path, frames: int = 8, size: int = 64, eval_split: str = "test") -> dict[str, float]:
     """Within-pair accuracies of the order-blind and order-aware probes (train on train, score `eval_split`)."""
     dataset_dir = Path(dataset_dir)
     class_names = read_class_names(dataset_dir / "classes.txt")

@@ -1,7 +1,7 @@
 """The PyAV backend of the loader contract (torch DataLoader workers): the reference for every other backend."""
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import torch
 from torch.utils.data import DataLoader
@@ -20,7 +20,7 @@ class PyAVVideoLoader(LoaderBase):
     backend = "pyav"
 
     def __init__(self, dataset: ClipDataset, sampler: ShardSampler, *, batch_size: int, drop_last: bool,
-                 num_workers: int, device: torch.device, dtype: Optional[torch.dtype], max_bad_fraction: float):
+                 num_workers: int, device: torch.device, dtype: torch.dtype | None, max_bad_fraction: float):
         super().__init__(dataset, sampler, batch_size=batch_size, drop_last=drop_last, device=device, dtype=dtype,
                          max_bad_fraction=max_bad_fraction)
         self._loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,

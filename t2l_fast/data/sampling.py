@@ -11,10 +11,7 @@ and each window is sampled as a whole video would be, so clip c covers the c-th 
 """
 from __future__ import annotations
 
-from typing import List
-
 import numpy as np
-
 
 FRAMES_STREAM, AUGMENT_STREAM, REPLACE_STREAM = 0, 1, 2
 
@@ -31,7 +28,7 @@ def _check_counts(num_frames: int, frames: int) -> None:
         raise ValueError(f"frames (T) must be >= 1, got {frames}")
 
 
-def segment_indices(num_frames: int, frames: int, *, train: bool, rng: np.random.Generator = None) -> List[int]:
+def segment_indices(num_frames: int, frames: int, *, train: bool, rng: np.random.Generator = None) -> list[int]:
     """T frame indices in [0, num_frames), non-decreasing."""
     _check_counts(num_frames, frames)
     if num_frames <= frames:
@@ -45,7 +42,7 @@ def segment_indices(num_frames: int, frames: int, *, train: bool, rng: np.random
     return [int(i * length + (length - 1) / 2) for i in range(frames)]
 
 
-def view_indices(num_frames: int, frames: int, clips: int = 1) -> List[int]:
+def view_indices(num_frames: int, frames: int, clips: int = 1) -> list[int]:
     """clips x T evaluation frame indices, clip after clip: the centre frames of T segments of each of `clips`
     equal windows of the video. clips=1 is segment_indices(num_frames, frames, train=False). A video shorter than
     `clips` frames gives some clips a one-frame window."""

@@ -10,7 +10,6 @@ The K600 zero-shot class subsets are class-name files: read them with read_class
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Tuple
 
 from ..text.class_files import read_class_names
 from .lists import PathLike, VideoEntry, VideoListError, entries_from_rows
@@ -25,7 +24,7 @@ def _check(split: int, which: str) -> None:
         raise VideoListError(f"which must be 'train' or 'test', got {which!r}")
 
 
-def _split_lines(list_file: Path) -> List[str]:
+def _split_lines(list_file: Path) -> list[str]:
     """The lines of a published split file, or one error naming it (unreadable, or not UTF-8)."""
     try:
         return list_file.read_text(encoding="utf-8-sig").splitlines()
@@ -37,7 +36,7 @@ def _split_lines(list_file: Path) -> List[str]:
 
 
 def ucf101_split(split_dir: PathLike, root: PathLike, split: int, which: str = "test"
-                 ) -> Tuple[List[str], List[VideoEntry]]:
+                 ) -> tuple[list[str], list[VideoEntry]]:
     """(class names, entries) of UCF101 split `split`."""
     _check(split, which)
     split_dir = Path(split_dir)
@@ -58,7 +57,7 @@ def ucf101_split(split_dir: PathLike, root: PathLike, split: int, which: str = "
 
 
 def hmdb51_split(split_dir: PathLike, root: PathLike, split: int, which: str = "test"
-                 ) -> Tuple[List[str], List[VideoEntry]]:
+                 ) -> tuple[list[str], list[VideoEntry]]:
     """(class names, entries) of HMDB51 split `split`."""
     _check(split, which)
     split_dir = Path(split_dir)
@@ -68,7 +67,7 @@ def hmdb51_split(split_dir: PathLike, root: PathLike, split: int, which: str = "
         raise VideoListError(f"{split_dir}: no '*{suffix}' files (the HMDB51 testTrainMulti_7030_splits folder?)")
     class_names = [f.name[: -len(suffix)] for f in files]
     wanted = "1" if which == "train" else "2"
-    entries: List[VideoEntry] = []
+    entries: list[VideoEntry] = []
     for label, list_file in enumerate(files):
         rows = []
         for number, line in enumerate(_split_lines(list_file), start=1):

@@ -10,14 +10,14 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
 # (forward class, backward class, motion, forward description, backward description)
-PAIRS: Tuple[Tuple[str, str, str, str, str], ...] = (
+PAIRS: tuple[tuple[str, str, str, str, str], ...] = (
     ("moving right", "moving left", "translate_x",
      "a shape travels across the frame from left to right", "a shape travels across the frame from right to left"),
     ("moving down", "moving up", "translate_y",
@@ -32,8 +32,8 @@ PAIRS: Tuple[Tuple[str, str, str, str, str], ...] = (
     ("fading in", "fading out", "fade",
      "a faint shape becomes solid and clearly visible", "a solid shape becomes faint and disappears"),
 )
-CLASS_NAMES: Tuple[str, ...] = tuple(name for pair in PAIRS for name in pair[:2])
-DESCRIPTIONS: Dict[str, str] = {p[0]: p[3] for p in PAIRS} | {p[1]: p[4] for p in PAIRS}
+CLASS_NAMES: tuple[str, ...] = tuple(name for pair in PAIRS for name in pair[:2])
+DESCRIPTIONS: dict[str, str] = {p[0]: p[3] for p in PAIRS} | {p[1]: p[4] for p in PAIRS}
 SHAPES = ("circle", "square", "diamond", "pointer")
 SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}  # each split draws from its own stream: held-out clips are new
 CODECS = {"h264": ("libx264", "mp4", "yuv420p"), "vp9": ("libvpx-vp9", "webm", "yuv420p"),
@@ -147,7 +147,7 @@ def synthetic_clip(rng: np.random.Generator, label: int, frames: int, height: in
 
 
 # ------------------------------------------------------------------------------------------------- frame stamps
-def stamp_colour(index: int) -> Tuple[int, int, int]:
+def stamp_colour(index: int) -> tuple[int, int, int]:
     """The uniform colour of frame `index` of a frame-stamped clip (indices 0..1023)."""
     return 8 * (index % 32) + 4, 8 * (index // 32 % 32) + 4, 128
 
@@ -197,7 +197,7 @@ def write_video(path: Path, clip: np.ndarray, codec: str = "h264", fps: int = FP
 # ------------------------------------------------------------------------------------------------- dataset
 @dataclass(frozen=True)
 class SynthConfig:
-    classes: Tuple[str, ...] = CLASS_NAMES  # any subset of CLASS_NAMES, kept in CLASS_NAMES order
+    classes: tuple[str, ...] = CLASS_NAMES  # any subset of CLASS_NAMES, kept in CLASS_NAMES order
     clips_per_class: int = 20  # training clips per class
     eval_clips_per_class: int = 8  # val and test clips per class
     frames: int = 24  # frames per clip (a multiple of 8 with an odd quotient keeps centre sampling symmetric)
@@ -207,14 +207,14 @@ class SynthConfig:
     seed: int = 0
 
 
-def _clip_job(job: Tuple[int, int, int, SynthConfig, str]) -> None:
+def _clip_job(job: tuple[int, int, int, SynthConfig, str]) -> None:
     split_seed, label, number, config, path = job
     rng = np.random.default_rng([config.seed, split_seed, label, number])
     clip = synthetic_clip(rng, label, config.frames, config.height, config.width)
     write_video(Path(path), clip, config.codec)
 
 
-def write_synthetic_dataset(out_dir: Path, config: SynthConfig = SynthConfig(), jobs: int = 1) -> Dict[str, int]:
+def write_synthetic_dataset(out_dir: Path, config: SynthConfig = SynthConfig(), jobs: int = 1) -> dict[str, int]:
     """Write videos, `train.txt`/`val.txt`/`test.txt`, `classes.txt`, `descriptions.csv`, `synth.json`.
     Returns the number of clips per split."""
     unknown = [c for c in config.classes if c not in CLASS_NAMES]
@@ -261,7 +261,7 @@ def write_synthetic_dataset(out_dir: Path, config: SynthConfig = SynthConfig(), 
     return info["clips"]
 
 
-def pair_of(classes: Sequence[str], label: int) -> Optional[int]:
+def pair_of(classes: Sequence[str], label: int) -> int | None:
     """The label (in `classes`) of the time-reversed twin of `classes[label]`, or None if it is absent."""
     name = classes[label]
     index = CLASS_NAMES.index(name)

@@ -9,7 +9,6 @@ resized, centre crop), so a model sees exactly what `t2l eval` would feed it, wi
 from __future__ import annotations
 
 import math
-from typing import Tuple
 
 import numpy as np
 import torch
@@ -32,7 +31,7 @@ def _still(params: ClipParams, progress: float) -> ClipParams:
 
 
 def synthetic_frames(count: int, seed: int, size: int = 32, source_size: int = 64
-                     ) -> Tuple[torch.Tensor, torch.Tensor]:
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """(uint8 frames [N, 3, size, size], attributes [N, 7]): x, y (0..1), size (radius / side x 4), opacity,
     sin and cos of the heading, shape index into SHAPES."""
     rng = np.random.default_rng([seed, 314])
@@ -50,7 +49,7 @@ def synthetic_frames(count: int, seed: int, size: int = 32, source_size: int = 6
 
 def order_clips(clips_per_class: int, seed: int, num_classes: int = 2 * len(PAIRS), frames: int = 8,
                 size: int = 32, source_frames: int = 24, source_size: int = 64
-                ) -> Tuple[torch.Tensor, torch.Tensor]:
+                ) -> tuple[torch.Tensor, torch.Tensor]:
     """(uint8 clips [N, T, 3, size, size], labels [N]) of every synthetic class, `clips_per_class` each."""
     indices = segment_indices(source_frames, frames, train=False)
     clips, labels = [], []

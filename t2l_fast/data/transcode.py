@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 from fractions import Fraction
 from pathlib import Path
-from typing import Dict, Optional
 
 import numpy as np
 
@@ -16,8 +15,8 @@ from .decode import VideoDecodeError, open_video, upright
 DEFAULT_SHORT_SIDE = 320
 
 
-def transcode_video(source: Path, target: Path, *, fps: Optional[float] = None, gop: int = 8, crf: int = 18,
-                    short_side: Optional[int] = DEFAULT_SHORT_SIDE) -> Dict[str, float]:
+def transcode_video(source: Path, target: Path, *, fps: float | None = None, gop: int = 8, crf: int = 18,
+                    short_side: int | None = DEFAULT_SHORT_SIDE) -> dict[str, float]:
     """Write `source` as H.264 to `target`. fps=None keeps the source's average rate; frames are repeated or
     dropped by timestamp so the output rate is constant; frames whose short side exceeds `short_side` are
     downscaled to it (None: keep the size). Returns {"frames", "fps"}."""
@@ -59,7 +58,7 @@ def transcode_video(source: Path, target: Path, *, fps: Optional[float] = None, 
     return {"frames": written, "fps": rate}
 
 
-def _shrink(image: np.ndarray, short_side: Optional[int]) -> np.ndarray:
+def _shrink(image: np.ndarray, short_side: int | None) -> np.ndarray:
     """uint8 [H, W, 3] with its short side brought down to `short_side` (area averaging), never up."""
     import av
 
@@ -80,7 +79,7 @@ def _emit(output, stream, image: np.ndarray) -> int:
 
 
 def transcode_list(report: dict, out_root: Path, *, only_flagged: bool = True, gop: int = 8,
-                   fps: Optional[float] = None, short_side: Optional[int] = DEFAULT_SHORT_SIDE) -> Path:
+                   fps: float | None = None, short_side: int | None = DEFAULT_SHORT_SIDE) -> Path:
     """Every "ok" video of a preflight report into `out_root` (same relative paths; transcoded ones get `.mp4`):
     flagged ones (or all, with only_flagged=False) are transcoded, the rest copied. Writes and returns
     `out_root/list.txt` (relative path and label per line)."""

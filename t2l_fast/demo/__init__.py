@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from .. import __version__
 from ..io import claim_folder
@@ -25,7 +25,7 @@ def _claim_folder(out: Path) -> None:
 
 
 def run_demo(out_dir: str = "runs/demo", fast: bool = False, force: bool = False,
-             log: Optional[Callable[[str], None]] = None) -> dict:
+             log: Callable[[str], None] | None = None) -> dict:
     """Run (or reuse) every stage, then write the report; returns the summary. fast: the test suite's budget
     (about 2 minutes on 2 cores: every stage runs, the learning results are not meaningful)."""
     from .report import write_outputs

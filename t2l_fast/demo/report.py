@@ -6,12 +6,12 @@ import base64
 import html
 import json
 import platform
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
 
 from ..optional import installed, installed_versions
 
-Block = Tuple[str, object]  # ("h2" | "p" | "code" | "img" | "table", content)
+Block = tuple[str, object]  # ("h2" | "p" | "code" | "img" | "table", content)
 VERSIONED = ("torch", "open_clip_torch", "av", "nvidia-dali", "onnx", "onnxruntime", "onnxruntime-gpu",
              "tensorrt", "tensorrt-rtx-cu13", "fvcore", "openvino")
 
@@ -24,7 +24,7 @@ def versions() -> dict:
             "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
 
 
-def training_curves(run) -> Optional[str]:
+def training_curves(run) -> str | None:
     """One plot of the training loss per step of both trained models (None without matplotlib)."""
     if not installed("matplotlib"):
         return None
@@ -72,12 +72,12 @@ def headline(run, seconds: float) -> dict:
     }
 
 
-def blocks(run, curves: Optional[str]) -> List[Block]:
+def blocks(run, curves: str | None) -> list[Block]:
     from .stages import STAGES
 
     r = run.results
     budget = "--fast (the test budget: mechanics only)" if run.fast else "full budget"
-    out: List[Block] = [("h1", "t2l-fast demo"), ("p", (
+    out: list[Block] = [("h1", "t2l-fast demo"), ("p", (
         f"Built-in synthetic data, no downloads; {budget}. Loader: {r['loader']['backend']}. Versions: "
         + ", ".join(f"{k} {v}" for k, v in versions().items()) + "."))]
     claims = r["bench"]["claims"]
@@ -100,7 +100,7 @@ def blocks(run, curves: Optional[str]) -> List[Block]:
     return out
 
 
-def _stage_tables(name: str, result: dict) -> List[Block]:
+def _stage_tables(name: str, result: dict) -> list[Block]:
     """The figures of the export, INT8 and engine stages as tables."""
     if name == "export" and result.get("parity"):
         rows = [[graph, batch, output, f"{values['max_abs']:.2g}", f"{values['min_cosine']:.6f}", figures["passed"]]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List
 
 import torch
 
@@ -21,7 +21,7 @@ CLASSES_FILE, DESCRIPTIONS_FILE = "classes.txt", "descriptions.csv"
 class Run:
     out: Path
     fast: bool
-    results: Dict[str, dict]
+    results: dict[str, dict]
     log: Callable[[str], None]
 
     @property
@@ -278,7 +278,7 @@ def export_graphs(run: Run) -> dict:
     model = load_checkpoint(checkpoint).eval()
     names = read_class_names(run.data / CLASSES_FILE)
     descriptions = read_class_descriptions(run.data / DESCRIPTIONS_FILE, names)
-    shown: List[str] = []
+    shown: list[str] = []
     command = (f"t2l export onnx --checkpoint {checkpoint} --out {run.out / 'onnx'} --classes "
                f"{run.data / CLASSES_FILE} --descriptions {run.data / DESCRIPTIONS_FILE}")
     try:
@@ -290,14 +290,14 @@ def export_graphs(run: Run) -> dict:
             "commands": [command]}
 
 
-def quantise(run: Run) -> dict:
+def quantize(run: Run) -> dict:
     """INT8 graphs behind the agreement gate on held-out clips (kept only if they pass)."""
     from ..deploy.int8 import GateRefusedError, quantize_export
 
     if not run.results["export"]["exported"]:
         return {"passed": False, "lines": ["not run: no ONNX export"], "commands": []}
     test_clips = len((run.data / "test.txt").read_text().splitlines())
-    shown: List[str] = []
+    shown: list[str] = []
     command = (f"t2l export onnx ... --precision int8 --calibration {run.data / 'train.txt'} --gate-list "
                f"{run.data / 'test.txt'} --root {run.data}")
     try:
@@ -323,7 +323,7 @@ def build_engine_stage(run: Run) -> dict:
     if not run.results["export"]["exported"]:
         return {"built": False, "reason": "no ONNX export", "lines": ["not built: no ONNX export"],
                 "commands": [command]}
-    shown: List[str] = []
+    shown: list[str] = []
     try:
         sidecar = build_engine(graph, BuildOptions(max_batch=16), log=shown.append)
     except T2LError as e:  # no TensorRT flavour installed, or the build failed: said, not hidden
@@ -351,8 +351,8 @@ def _run_engine(run: Run) -> dict:
     """The engine's embeddings against ONNX Runtime's on the same clips (GPU only)."""
     import numpy as np
 
-    from ..runtime.bundle import ExportedModel
     from ..perf.throughput import clips_for
+    from ..runtime.bundle import ExportedModel
 
     bundle = ExportedModel(run.out / "onnx")
     clips = clips_for(bundle.input_spec.image_size, bundle.input_spec.frames, 8)
@@ -415,7 +415,7 @@ STAGES = (
     Stage("order_test", "The order test", order_test),
     Stage("predict", "Predict a few clips", predict_clips),
     Stage("export", "Export T2L to ONNX and check parity", export_graphs),
-    Stage("int8", "Quantise to INT8 behind its gate", quantise),
+    Stage("int8", "Quantize to INT8 behind its gate", quantize),
     Stage("engine", "Build a TensorRT engine", build_engine_stage),
     Stage("bench", "Quick benchmarks and the claims verdict", benchmarks),
 )

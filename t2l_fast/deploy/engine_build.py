@@ -13,15 +13,14 @@ import shlex
 import shutil
 import subprocess
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .. import __version__
 from ..errors import T2LError, UnsupportedOptionError
 from ..io import file_sha256
-from ..runtime.engine_sidecar import (DEFAULT_RTX_TARGETS, FORMAT, FORMAT_VERSION, default_engine_path,
-                                      sidecar_path)
+from ..runtime.engine_sidecar import DEFAULT_RTX_TARGETS, FORMAT, FORMAT_VERSION, default_engine_path, sidecar_path
 from ..runtime.graph_header import GraphFacts, read_graph_facts
 from ..runtime.trt_support import FLAVOURS, TensorRT, current_gpu, load_tensorrt
 
@@ -36,22 +35,22 @@ class EngineBuildError(T2LError):
 @dataclass(frozen=True)
 class BuildOptions:
     min_batch: int = 1
-    opt_batch: Optional[int] = None  # the batch the kernels are tuned for; default min(8, max_batch)
+    opt_batch: int | None = None  # the batch the kernels are tuned for; default min(8, max_batch)
     max_batch: int = 32
     workspace_gb: float = 4.0  # builder scratch memory limit
-    timing_cache: Optional[Path] = None  # TensorRT only: reuse kernel timings across builds
+    timing_cache: Path | None = None  # TensorRT only: reuse kernel timings across builds
     version_compatible: bool = False  # TensorRT only: runs on later 10.x releases (lean runtime operators only)
     hardware_compatible: bool = False  # TensorRT only: runs on any GPU of compute capability 8.0+ (ampere+)
-    compute_capabilities: Tuple[str, ...] = ()  # TensorRT for RTX only: targets ("8.9", "12.0"); () = its default
+    compute_capabilities: tuple[str, ...] = ()  # TensorRT for RTX only: targets ("8.9", "12.0"); () = its default
     runtime: str = "auto"  # tensorrt, tensorrt-rtx or auto
 
     @property
-    def batches(self) -> Tuple[int, int, int]:
+    def batches(self) -> tuple[int, int, int]:
         """(min, opt, max) batch of the profile."""
         opt = self.opt_batch if self.opt_batch is not None else max(self.min_batch, min(8, self.max_batch))
         return self.min_batch, opt, self.max_batch
 
-    def validate(self, flavour: Optional[str] = None) -> None:
+    def validate(self, flavour: str | None = None) -> None:
         """Raise on a bad profile, or (given the flavour) on options that flavour does not have."""
         low, opt, high = self.batches
         if not 1 <= low <= opt <= high:
@@ -78,7 +77,7 @@ class BuildOptions:
                                          "any GPU of compute capability 8.0+)")
 
 
-def profile_shapes(facts: GraphFacts, options: BuildOptions) -> Dict[str, Dict[str, List[int]]]:
+def profile_shapes(facts: GraphFacts, options: BuildOptions) -> dict[str, dict[str, list[int]]]:
     """{input: {"min"|"opt"|"max": shape}}: batch (the first axis) from the options, other free axes at the model's
     frame count."""
     profile = {}
@@ -97,12 +96,12 @@ def profile_shapes(facts: GraphFacts, options: BuildOptions) -> Dict[str, Dict[s
 
 
 # ------------------------------------------------------------------------------------------- equivalent commands
-def _shape_flags(profile: Dict[str, Dict[str, List[int]]]) -> List[str]:
+def _shape_flags(profile: dict[str, dict[str, list[int]]]) -> list[str]:
     return [f"--{key}Shapes=" + ",".join(f"{name}:{'x'.join(map(str, shapes[key]))}" for name, shapes in
                                          profile.items()) for key in ("min", "opt", "max")]
 
 
-def cli_command(flavour: str, onnx_path: Path, engine: Path, profile, options: BuildOptions) -> List[str]:
+def cli_command(flavour: str, onnx_path: Path, engine: Path, profile, options: BuildOptions) -> list[str]:
     """NVIDIA's command-line builder doing the same build: trtexec (TensorRT) or tensorrt_rtx (TensorRT for RTX)."""
     command = [FLAVOURS[flavour].cli, f"--onnx={onnx_path}", f"--saveEngine={engine}", *_shape_flags(profile)]
     if flavour == "tensorrt":
@@ -130,8 +129,8 @@ def rebuild_command(onnx_path: Path, engine: Path, flavour: str, options: BuildO
 
 
 # ------------------------------------------------------------------------------------------- building
-def build_engine(onnx_path: Path, options: BuildOptions = BuildOptions(), out: Optional[Path] = None, *,
-                 use_cli: bool = False, log: Callable[[str], None] = print) -> Dict[str, object]:
+def build_engine(onnx_path: Path, options: BuildOptions = BuildOptions(), out: Path | None = None, *,
+                 use_cli: bool = False, log: Callable[[str], None] = print) -> dict[str, object]:
     """Build one engine from `onnx_path` (Python API, or NVIDIA's CLI with use_cli), write it and its sidecar;
     return the sidecar."""
     facts = read_graph_facts(Path(onnx_path))
@@ -162,7 +161,7 @@ def build_engine(onnx_path: Path, options: BuildOptions = BuildOptions(), out: O
     return sidecar
 
 
-def write_sidecar(engine: Path, sidecar: Dict[str, object]) -> Path:
+def write_sidecar(engine: Path, sidecar: dict[str, object]) -> Path:
     """Write the sidecar of `engine` beside it (via a temporary file, so a reader never sees half of it)."""
     path = sidecar_path(engine)
     temporary = path.with_name(path.name + ".tmp")
@@ -177,7 +176,7 @@ def collecting_logger(trt):
     class Logger(trt.ILogger):
         def __init__(self):
             trt.ILogger.__init__(self)
-            self.errors: List[str] = []
+            self.errors: list[str] = []
 
         def log(self, severity, message):
             harmless = "Thread context has not been set" in message  # TensorRT for RTX's notice at start-up
@@ -227,7 +226,7 @@ def _build_with_api(tensorrt: TensorRT, facts: GraphFacts, profile, options: Bui
     return bytes(serialized)
 
 
-def _load_timing_cache(config, path: Optional[Path]):
+def _load_timing_cache(config, path: Path | None):
     if path is None:
         return None
     data = Path(path).read_bytes() if Path(path).is_file() else b""
@@ -237,7 +236,7 @@ def _load_timing_cache(config, path: Optional[Path]):
 
 
 # (op type or text in the parser's message, why, the export option that avoids it)
-PARSER_FIXES: Sequence[Tuple[str, str]] = (
+PARSER_FIXES: Sequence[tuple[str, str]] = (
     ("LayerNormalization", "LayerNormalization is opset 17+: re-export with `t2l export onnx --opset 18`"),
     ("ArgMax", "export with t2l-fast's text encoder (int32 arg-max EOT pooling, which TensorRT takes)"),
     ("scaled_dot_product", "re-export with `t2l export onnx` (it turns the MHA fast path off)"),
@@ -264,7 +263,7 @@ def explain_parser_errors(path: Path, errors, logged: Sequence[str]) -> str:
 
 
 def _build_with_cli(flavour: str, facts: GraphFacts, engine: Path, profile, options: BuildOptions,
-                    log) -> Optional[str]:
+                    log) -> str | None:
     """Run NVIDIA's CLI; the TensorRT version it reports, if it does."""
     command = cli_command(flavour, facts.path, engine, profile, options)
     if not shutil.which(command[0]):
@@ -280,7 +279,7 @@ def _build_with_cli(flavour: str, facts: GraphFacts, engine: Path, profile, opti
 
 
 def _sidecar(tensorrt: TensorRT, facts: GraphFacts, engine: Path, profile, options: BuildOptions, seconds: float,
-             builder: str) -> Dict[str, object]:
+             builder: str) -> dict[str, object]:
     flavour = tensorrt.flavour.name
     if flavour == "tensorrt-rtx":
         gpu, capabilities = None, list(options.compute_capabilities) or DEFAULT_RTX_TARGETS

@@ -13,8 +13,8 @@ deleted and the command fails; the fp32 graphs stay.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 
@@ -24,25 +24,25 @@ from ..optional import require
 from ..runtime.base import ArtifactError
 from ..runtime.bundle import ExportedModel
 from ..runtime.graph_header import read_metadata
-from .onnx_export import write_manifest
 from . import onnx_graph
+from .onnx_export import write_manifest
 
 MIN_TOP1_AGREEMENT = 0.99
 MIN_MEAN_COSINE = 0.99
-QUANTISED_OPS = ["Conv", "MatMul", "Gemm"]
+QUANTIZED_OPS = ["Conv", "MatMul", "Gemm"]
 FORMATS = {"static": "QDQ: QuantizeLinear/DequantizeLinear, int8 activations and weights (S8S8), symmetric, "
                      "per-channel weights, min/max calibration",
-           "dynamic": "dynamic: int8 weights (per channel), activations quantised at run time "
+           "dynamic": "dynamic: int8 weights (per channel), activations quantized at run time "
                       "(DynamicQuantizeLinear + MatMulInteger/ConvInteger); ONNX Runtime CPU only"}
 
 
-def load_clips(list_file: str, root: str, spec, limit: Optional[int] = None) -> np.ndarray:
+def load_clips(list_file: str, root: str, spec, limit: int | None = None) -> np.ndarray:
     """uint8 [N, T, 3, S, S] evaluation clips (centre crop, TSN centre frames) of a list, through the data loader."""
     from ..data import LoaderConfig, build_video_loader
 
     config = LoaderConfig(frames=spec.frames, size=spec.image_size, backend="pyav", num_workers=0)
     loader = build_video_loader(list_file, root, config, split="val", batch_size=16)
-    clips: List[np.ndarray] = []
+    clips: list[np.ndarray] = []
     for batch in loader:
         clips.append(batch["video"].numpy())
         if limit and sum(len(c) for c in clips) >= limit:
@@ -58,7 +58,7 @@ def _batches(clips: np.ndarray, size: int = 8) -> Iterator[np.ndarray]:
 class GateRefusedError(ArtifactError):
     """The INT8 graphs failed the agreement gate and were not written; `report` holds the gate's figures."""
 
-    def __init__(self, message: str, report: Dict[str, object]):
+    def __init__(self, message: str, report: dict[str, object]):
         super().__init__(message)
         self.report = report
 
@@ -69,32 +69,36 @@ class _ClipReader:
     def __init__(self, clips: np.ndarray):
         self._batches = _batches(clips)
 
-    def get_next(self) -> Optional[Dict[str, np.ndarray]]:
+    def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self._batches, None)
         return None if batch is None else {"frames": batch}
 
 
-def quantise_graph(source: Path, target: Path, mode: str, calibration: Optional[np.ndarray]) -> None:
+def quantize_graph(source: Path, target: Path, mode: str, calibration: np.ndarray | None) -> None:
     """Write the INT8 version of graph `source` to `target`."""
-    quantization = require("onnxruntime.quantization", "onnx", "INT8 quantisation")
+    quantization = require("onnxruntime.quantization", "onnx", "INT8 quantization")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     prepared = target.with_name(f".{target.stem}.prepared.onnx")
-    # shapes for every value and ONNX Runtime's graph folding: what the quantiser needs to place Q/DQ pairs well
+    # shapes for every value and ONNX Runtime's graph folding: what the quantizer needs to place Q/DQ pairs well
     quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-    common = dict(op_types_to_quantize=QUANTISED_OPS, per_channel=True,
+    # reduce_range: 7-bit weights. x86 CPUs without VNNI (AVX2 only) multiply int8 pairs with VPMADDUBSW, whose int16
+    # sums saturate on full-range weights: on such a CPU (an AMD EPYC here) every tiny model's embedding cosine fell to
+    # ~0.978 with full range and rose to >= 0.9995 with reduce_range. A graph may be served on another CPU than the
+    # one that quantized it, so the range is always reduced (VNNI CPUs lose one bit of weight precision).
+    common = dict(op_types_to_quantize=QUANTIZED_OPS, per_channel=True, reduce_range=True,
                   nodes_to_exclude=activation_products(prepared))
     try:
-        _quantise(quantization, prepared, target, mode, calibration, common)
+        _quantize(quantization, prepared, target, mode, calibration, common)
     finally:
         prepared.unlink(missing_ok=True)
         for leftover in target.parent.glob("augmented_model*.onnx"):  # the static calibrator's scratch file
             leftover.unlink()
 
 
-def activation_products(path: Path) -> List[str]:
+def activation_products(path: Path) -> list[str]:
     """MatMul nodes of two activations (attention's scores and mixing): kept in fp32. Their ranges change with
-    every input, and quantising them costs accuracy for little speed; weights x activations are quantised."""
+    every input, and quantizing them costs accuracy for little speed; weights x activations are quantized."""
     onnx = onnx_graph.onnx_module()
     model = onnx.load(str(path), load_external_data=False)
     weights = {t.name for t in model.graph.initializer}
@@ -102,7 +106,7 @@ def activation_products(path: Path) -> List[str]:
     return [n.name for n in model.graph.node if n.op_type == "MatMul" and not (set(n.input) & weights)]
 
 
-def _quantise(quantization, source: Path, target: Path, mode: str, calibration, common: dict) -> None:
+def _quantize(quantization, source: Path, target: Path, mode: str, calibration, common: dict) -> None:
     if mode == "static":
         quantization.quantize_static(
             str(source), str(target), _ClipReader(calibration), quant_format=quantization.QuantFormat.QDQ,
@@ -118,27 +122,27 @@ def _run(bundle: ExportedModel, kind: str, clips: np.ndarray, output: str) -> np
         return np.concatenate([runner.infer({"frames": batch})[output] for batch in _batches(clips)])
 
 
-def agreement(bundle: ExportedModel, clips: np.ndarray, suffix: str = "_int8") -> Dict[str, float]:
+def agreement(bundle: ExportedModel, clips: np.ndarray, suffix: str = "_int8") -> dict[str, float]:
     """Top-1 agreement of classifier vs classifier{suffix}, and cosines of video_encoder vs its INT8 copy."""
     reference = _run(bundle, "classifier", clips, "logits").argmax(-1)
-    quantised = _run(bundle, f"classifier{suffix}", clips, "logits").argmax(-1)
+    quantized = _run(bundle, f"classifier{suffix}", clips, "logits").argmax(-1)
     fp32 = _run(bundle, "video_encoder", clips, "embedding")
     int8 = _run(bundle, f"video_encoder{suffix}", clips, "embedding")
     cosine = (fp32 * int8).sum(-1) / np.maximum(np.linalg.norm(fp32, axis=-1) * np.linalg.norm(int8, axis=-1), 1e-12)
-    return {"clips": int(len(clips)), "top1_agreement": float((reference == quantised).mean()),
+    return {"clips": int(len(clips)), "top1_agreement": float((reference == quantized).mean()),
             "mean_cosine": float(cosine.mean()), "p1_cosine": float(np.percentile(cosine, 1)),
             "min_cosine": float(cosine.min())}
 
 
-def quantize_export(out_dir, *, mode: str = "static", calibration_list: Optional[str] = None,
+def quantize_export(out_dir, *, mode: str = "static", calibration_list: str | None = None,
                     gate_list: str, root: str, calibration_clips: int = 64, min_gate_clips: int = 200,
-                    log: Callable[[str], None] = print) -> Dict[str, object]:
+                    log: Callable[[str], None] = print) -> dict[str, object]:
     """Add gated INT8 video encoder and classifier graphs to the fp32 export in `out_dir`; the gate's figures."""
     if mode not in FORMATS:
         raise T2LError(f"int8 mode {mode!r}: choose {', '.join(FORMATS)}")
     bundle = ExportedModel(out_dir)
     if bundle.manifest["precision"] != "fp32" or "classifier" not in bundle.graphs:
-        raise T2LError(f"{out_dir}: INT8 quantises an fp32 export with a classifier graph (export with --classes "
+        raise T2LError(f"{out_dir}: INT8 quantizes an fp32 export with a classifier graph (export with --classes "
                        f"and --precision fp32 first)")
     started = time.time()
     spec = bundle.input_spec
@@ -153,7 +157,7 @@ def quantize_export(out_dir, *, mode: str = "static", calibration_list: Optional
     written = {}
     for kind in ("video_encoder", "classifier"):
         target = directory / f"{kind}_int8.onnx"
-        quantise_graph(bundle.graph_path(kind), target, mode, calibration)
+        quantize_graph(bundle.graph_path(kind), target, mode, calibration)
         _mark_int8(target)
         written[f"{kind}_int8"] = target
         bundle.graphs[f"{kind}_int8"] = dict(bundle.graphs[kind], file=target.name, sha256=file_sha256(target),
@@ -161,10 +165,11 @@ def quantize_export(out_dir, *, mode: str = "static", calibration_list: Optional
                                              graph=kind)
     figures = agreement(bundle, gate_clips)
     passed = figures["top1_agreement"] >= MIN_TOP1_AGREEMENT and figures["mean_cosine"] >= MIN_MEAN_COSINE
-    report = {"mode": mode, "format": FORMATS[mode], "ops": QUANTISED_OPS, "gate": {
-        **figures, "min_top1_agreement": MIN_TOP1_AGREEMENT, "min_mean_cosine": MIN_MEAN_COSINE, "passed": passed,
-        "list": str(gate_list)}, "calibration": {"list": str(calibration_list), "clips": int(len(calibration))}
-        if calibration is not None else None, "cpu_int8_instructions": cpu_int8_instructions()}
+    gate = {**figures, "min_top1_agreement": MIN_TOP1_AGREEMENT, "min_mean_cosine": MIN_MEAN_COSINE,
+            "passed": passed, "list": str(gate_list)}
+    calibrated = {"list": str(calibration_list), "clips": int(len(calibration))} if calibration is not None else None
+    report = {"mode": mode, "format": FORMATS[mode], "ops": QUANTIZED_OPS, "weights": "int8, reduce_range (7 bit)",
+              "gate": gate, "calibration": calibrated, "cpu_int8_instructions": cpu_int8_instructions()}
     line = (f"   INT8 ({mode}) gate on {figures['clips']} held-out clips: top-1 agreement "
             f"{figures['top1_agreement']:.3f} (need >= {MIN_TOP1_AGREEMENT}), embedding cosine mean "
             f"{figures['mean_cosine']:.4f} (need >= {MIN_MEAN_COSINE}), p1 {figures['p1_cosine']:.4f}, min "
@@ -185,7 +190,7 @@ def quantize_export(out_dir, *, mode: str = "static", calibration_list: Optional
 
 
 def _mark_int8(path: Path) -> None:
-    """Record precision int8 in the quantised graph's metadata (the quantiser keeps the fp32 graph's)."""
+    """Record precision int8 in the quantized graph's metadata (the quantizer keeps the fp32 graph's)."""
     onnx = onnx_graph.onnx_module()
     model = onnx.load(str(path))
     metadata = read_metadata(model) | {"t2l_fast.precision": "int8"}
@@ -193,7 +198,7 @@ def _mark_int8(path: Path) -> None:
     onnx.save_model(model, str(path))
 
 
-def cpu_int8_instructions() -> List[str]:
+def cpu_int8_instructions() -> list[str]:
     """The x86 int8 dot-product extensions this CPU has (what ONNX Runtime's int8 kernels use), from /proc/cpuinfo."""
     try:
         flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -50,7 +50,7 @@ class ExportOptions:
             raise T2LError(f"--opset {self.opset}: choose {onnx_graph.MIN_OPSET}..{max_opset} (LayerNormalization "
                            f"needs 17; {onnx_graph.DEFAULT_OPSET} is torch's native opset)")
         if self.precision not in PRECISIONS:
-            raise T2LError(f"--precision {self.precision!r}: choose {', '.join(PRECISIONS)} (int8 quantises an "
+            raise T2LError(f"--precision {self.precision!r}: choose {', '.join(PRECISIONS)} (int8 quantizes an "
                            f"fp32 export: see `t2l export onnx --precision int8 --help`)")
         if self.batch_max < 1:
             raise T2LError(f"--batch-max must be >= 1, got {self.batch_max}")
@@ -62,7 +62,7 @@ def prepare_out_dir(out_dir: Path) -> None:
     (out_dir / MANIFEST).unlink(missing_ok=True)  # a half-rewritten folder must not look finished
 
 
-def example_inputs(kind: str, model: VideoTextModel, batch: int) -> Dict[str, torch.Tensor]:
+def example_inputs(kind: str, model: VideoTextModel, batch: int) -> dict[str, torch.Tensor]:
     """Inputs of graph `kind` for a batch of `batch`: random uint8 frames, or token ids with the EOT in a different
     place in each row."""
     if kind == "text_encoder":
@@ -85,7 +85,7 @@ def parity_clips(model: VideoTextModel, count: int) -> torch.Tensor:
     return clips[:count]
 
 
-def parity_feeds(model: VideoTextModel, kind: str) -> Dict[str, Dict[str, np.ndarray]]:
+def parity_feeds(model: VideoTextModel, kind: str) -> dict[str, dict[str, np.ndarray]]:
     """Inputs of the parity check: batches of 1 and 3 (and, where frames are free, 2 clips at half the frames)."""
     if kind == "text_encoder":
         return {f"batch_{b}": {"token_ids": example_inputs(kind, model, b)["token_ids"].numpy()} for b in (1, 3)}
@@ -97,7 +97,7 @@ def parity_feeds(model: VideoTextModel, kind: str) -> Dict[str, Dict[str, np.nda
 
 
 def graph_metadata(model: VideoTextModel, kind: str, options: ExportOptions, weights_sha: str,
-                   class_names: Optional[Sequence[str]]) -> Dict[str, object]:
+                   class_names: Sequence[str] | None) -> dict[str, object]:
     c = model.config
     metadata = {"t2l_fast.version": __version__, "t2l_fast.graph": kind, "t2l_fast.model": c.name,
                 "t2l_fast.model_kind": c.kind, "t2l_fast.frames": c.frames, "t2l_fast.frames_symbolic":
@@ -110,8 +110,8 @@ def graph_metadata(model: VideoTextModel, kind: str, options: ExportOptions, wei
     return metadata
 
 
-def export_one(model: VideoTextModel, kind: str, path: Path, options: ExportOptions, metadata: Dict[str, object],
-               class_embeddings: Optional[torch.Tensor]) -> Dict[str, object]:
+def export_one(model: VideoTextModel, kind: str, path: Path, options: ExportOptions, metadata: dict[str, object],
+               class_embeddings: torch.Tensor | None) -> dict[str, object]:
     """Export, convert, save and check one graph; its manifest entry."""
     graph = build_graph(kind, model, class_embeddings)
     symbolic_frames = model.config.kind != "t2l"
@@ -137,13 +137,13 @@ def export_one(model: VideoTextModel, kind: str, path: Path, options: ExportOpti
             "outputs": list(OUTPUTS[kind])}
 
 
-def _io_entry(proto, name: str) -> Dict[str, object]:
+def _io_entry(proto, name: str) -> dict[str, object]:
     dtype = {"frames": "uint8", "token_ids": "int64"}[name]
     return {"name": name, "dtype": dtype, "shape": onnx_graph.input_dims(proto, name)}
 
 
 def check_parity(model: VideoTextModel, kind: str, path: Path, precision: str,
-                 class_embeddings: Optional[torch.Tensor]) -> Dict[str, object]:
+                 class_embeddings: torch.Tensor | None) -> dict[str, object]:
     """ONNX Runtime (CPU) against PyTorch fp32 at B = 1 and B = 3 (and half the frames where T is free)."""
     from ..runtime.ort_runner import OrtRunner
     from ..runtime.torch_runner import TorchRunner
@@ -151,9 +151,9 @@ def check_parity(model: VideoTextModel, kind: str, path: Path, precision: str,
     tolerances = FP32_TOLERANCES if precision == "fp32" else FP16_TOLERANCES
     tolerances = {name: tolerances[name] for name in OUTPUTS[kind]}
     feeds = parity_feeds(model, kind)
-    report: Dict[str, object] = {}
+    report: dict[str, object] = {}
     with TorchRunner(model, kind, class_embeddings, device="cpu") as reference, OrtRunner(path) as runner:
-        failures: List[str] = []
+        failures: list[str] = []
         agreement = []
         for label, feed in feeds.items():
             expected, actual = reference.infer(feed), runner.infer(feed)
@@ -173,10 +173,10 @@ def check_parity(model: VideoTextModel, kind: str, path: Path, precision: str,
     return report
 
 
-def export_onnx(model: VideoTextModel, out_dir: Path, *, class_names: Optional[Sequence[str]] = None,
-                class_embeddings: Optional[torch.Tensor] = None, class_texts: Optional[List[List[str]]] = None,
+def export_onnx(model: VideoTextModel, out_dir: Path, *, class_names: Sequence[str] | None = None,
+                class_embeddings: torch.Tensor | None = None, class_texts: list[list[str]] | None = None,
                 options: ExportOptions = ExportOptions(), check: bool = True,
-                log: Callable[[str], None] = print) -> Dict[str, object]:
+                log: Callable[[str], None] = print) -> dict[str, object]:
     """Write the video and text encoders (and the classifier, given class embeddings [C, D]) of `model` to
     `out_dir`, check each, and write manifest.json last; returns the manifest."""
     options.validate()
@@ -185,7 +185,7 @@ def export_onnx(model: VideoTextModel, out_dir: Path, *, class_names: Optional[S
     model = model.eval().cpu()
     weights_sha = onnx_graph.weights_sha256(model.state_dict())
     kinds = [k for k in GRAPH_KINDS if k != "classifier" or class_embeddings is not None]
-    manifest: Dict[str, object] = {
+    manifest: dict[str, object] = {
         "format": FORMAT, "format_version": 1, "t2l_fast_version": __version__,
         "versions": {name: installed(name) for name in ("torch", "onnx", "onnxscript", "onnxruntime")},
         "model": {"name": model.config.name, "kind": model.config.kind, "frames": model.config.frames,
@@ -215,7 +215,7 @@ def export_onnx(model: VideoTextModel, out_dir: Path, *, class_names: Optional[S
     return manifest
 
 
-def _parity_line(parity: Dict[str, object]) -> str:
+def _parity_line(parity: dict[str, object]) -> str:
     figures = [f for label, f in parity.items() if label.startswith("batch_")]
     worst_abs = max(v["max_abs"] for f in figures for v in f.values())
     worst_cos = min(v["min_cosine"] for f in figures for v in f.values())
@@ -225,11 +225,11 @@ def _parity_line(parity: Dict[str, object]) -> str:
     return text + " (passed)"
 
 
-def export_with_classes(model: VideoTextModel, out_dir: Path, class_names: Optional[Sequence[str]] = None, *,
-                        descriptions: Optional[Sequence[str]] = None,
-                        templates: Optional[Union[str, Sequence[str]]] = None,
+def export_with_classes(model: VideoTextModel, out_dir: Path, class_names: Sequence[str] | None = None, *,
+                        descriptions: Sequence[str] | None = None,
+                        templates: str | Sequence[str] | None = None,
                         options: ExportOptions = ExportOptions(), check: bool = True,
-                        log: Callable[[str], None] = print) -> Dict[str, object]:
+                        log: Callable[[str], None] = print) -> dict[str, object]:
     """export_onnx with the classifier graph of `class_names`: their prompts (each class's description, or its name
     in `templates`) embedded by the model's text tower; without class names, the two encoders only."""
     if class_names is None:
@@ -242,7 +242,7 @@ def export_with_classes(model: VideoTextModel, out_dir: Path, class_names: Optio
                        options=options, check=check, log=log)
 
 
-def write_manifest(out_dir: Path, manifest: Dict[str, object]) -> Path:
+def write_manifest(out_dir: Path, manifest: dict[str, object]) -> Path:
     path = out_dir / MANIFEST
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2) + "\n"))
     return path

@@ -9,8 +9,8 @@ import hashlib
 import json
 import logging
 import warnings
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Set
 
 import numpy as np
 import torch
@@ -94,7 +94,7 @@ def _rename_value(graph, old: str, new: str) -> None:
             value.name = new
 
 
-def head_node_names(model) -> Set[str]:
+def head_node_names(model) -> set[str]:
     """Names of the nodes torch exported from the `head` submodule (read from the exporter's name scopes)."""
     names = set()
     for node in model.graph.node:
@@ -153,7 +153,7 @@ def sort_topologically(graph) -> None:
     nodes = list(graph.node)
     producer = {out: i for i, node in enumerate(nodes) for out in node.output}
     waiting_on = [{producer[v] for v in node.input if v in producer} for node in nodes]
-    consumers: Dict[int, List[int]] = {}
+    consumers: dict[int, list[int]] = {}
     for i, deps in enumerate(waiting_on):
         for d in deps:
             consumers.setdefault(d, []).append(i)
@@ -173,7 +173,7 @@ def sort_topologically(graph) -> None:
     graph.node.extend(nodes[i] for i in order)
 
 
-def lint_fp16(model, head_nodes: Set[str]) -> List[str]:
+def lint_fp16(model, head_nodes: set[str]) -> list[str]:
     """Problems of an fp16 graph: non-finite fp16 constants, fp32-only ops or the head running in fp16."""
     onnx = onnx_module()
     from onnx import numpy_helper
@@ -197,7 +197,7 @@ def lint_fp16(model, head_nodes: Set[str]) -> List[str]:
 
 
 # ------------------------------------------------------------------------------------------------ files
-def save_model(model, path: Path, external_data_threshold: int = EXTERNAL_DATA_THRESHOLD) -> List[Path]:
+def save_model(model, path: Path, external_data_threshold: int = EXTERNAL_DATA_THRESHOLD) -> list[Path]:
     """Write `path` (and `<name>.data` beside it when the graph is too large for one protobuf); the files written."""
     onnx = onnx_module()
     data = path.with_name(path.name + ".data")
@@ -219,7 +219,7 @@ def check_graph_file(path: Path) -> None:
         raise ArtifactError(f"{path}: the exported graph fails onnx.checker ({str(e).splitlines()[0]})") from None
 
 
-def input_dims(model, name: str) -> List[object]:
+def input_dims(model, name: str) -> list[object]:
     """Dims of graph input `name`: ints where fixed, names where symbolic, None where unknown."""
     for value in model.graph.input:
         if value.name == name:

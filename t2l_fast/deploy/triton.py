@@ -8,8 +8,8 @@ The client flow is in docs/TRITON.md.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 from ..errors import T2LError
 from ..runtime.base import ArtifactError
@@ -23,13 +23,13 @@ GRAPHS = ("video_encoder", "text_encoder", "classifier")
 LABELS = "labels.txt"
 
 
-def _dims(shape: Sequence[object], fixed: Optional[Dict[int, int]] = None) -> List[int]:
+def _dims(shape: Sequence[object], fixed: dict[int, int] | None = None) -> list[int]:
     """Triton dims of a graph shape: the batch axis dropped (max_batch_size > 0), free axes -1 unless `fixed`."""
     fixed = fixed or {}
     return [d if isinstance(d, int) else fixed.get(i, -1) for i, d in enumerate(shape) if i > 0]
 
 
-def _tensor_block(entries, fixed_frames: Optional[int], labels: Optional[str] = None) -> str:
+def _tensor_block(entries, fixed_frames: int | None, labels: str | None = None) -> str:
     blocks = []
     for entry in entries:
         fixed = {1: fixed_frames} if fixed_frames and entry["name"] == "frames" else None
@@ -44,7 +44,7 @@ def _tensor_block(entries, fixed_frames: Optional[int], labels: Optional[str] = 
 
 
 def model_config(name: str, platform: str, inputs, outputs, max_batch_size: int, preferred: Sequence[int],
-                 queue_delay_us: int, fixed_frames: Optional[int] = None, labels: Optional[str] = None,
+                 queue_delay_us: int, fixed_frames: int | None = None, labels: str | None = None,
                  gpu: bool = False) -> str:
     """config.pbtxt text of one model."""
     preferred = ", ".join(str(b) for b in sorted(set(preferred)) if b <= max_batch_size)
@@ -58,9 +58,9 @@ def model_config(name: str, platform: str, inputs, outputs, max_batch_size: int,
     return text
 
 
-def write_triton_repository(onnx_dir: Path, out: Path, engines: Sequence[Path] = (), *, name: Optional[str] = None,
-                            max_batch_size: int = 32, preferred: Optional[Sequence[int]] = None,
-                            queue_delay_us: int = 2000, log=print) -> List[Path]:
+def write_triton_repository(onnx_dir: Path, out: Path, engines: Sequence[Path] = (), *, name: str | None = None,
+                            max_batch_size: int = 32, preferred: Sequence[int] | None = None,
+                            queue_delay_us: int = 2000, log=print) -> list[Path]:
     """Write (or refresh) the repository `out`; returns the model folders written. preferred: batch sizes the
     dynamic batcher aims for (default 8 and max_batch_size)."""
     bundle = ExportedModel(onnx_dir)
@@ -132,7 +132,7 @@ def _model_folder(out: Path, name: str) -> Path:
     return folder
 
 
-def _write_labels(folder: Path, class_names: Optional[Sequence[str]]) -> str:
+def _write_labels(folder: Path, class_names: Sequence[str] | None) -> str:
     if not class_names:
         raise ArtifactError(f"{folder.name}: the export has a classifier graph but no class names in its manifest; "
                             f"re-export with --classes")

@@ -6,7 +6,6 @@ import os
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Dict, Optional
 
 import torch
 
@@ -36,7 +35,7 @@ def build_backbone(config: ModelConfig):
 
 
 def project_text(backbone, x: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
-    """ln_final, end-of-text pooling and projection of open_clip's text tower: [N, L, W] -> [N, D] (unnormalised)."""
+    """ln_final, end-of-text pooling and projection of open_clip's text tower: [N, L, W] -> [N, D] (unnormalized)."""
     x = backbone.ln_final(x)
     # CLIP's EOT id (49407) is the largest in its vocabulary, so the arg-max over ids finds it (open_clip's
     # "argmax" pooling). In int32: exact for any vocabulary, and what ONNX Runtime's and TensorRT's ArgMax both take.
@@ -46,12 +45,12 @@ def project_text(backbone, x: torch.Tensor, token_ids: torch.Tensor) -> torch.Te
     return projection(x) if isinstance(projection, torch.nn.Linear) else x @ projection
 
 
-def drop_openai_extras(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+def drop_openai_extras(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Without the non-weight entries OpenAI/TorchScript files carry (at any prefix)."""
     return {k: v for k, v in state.items() if k.rsplit(".", 1)[-1] not in _OPENAI_EXTRA_KEYS}
 
 
-def strip_prefix(state_dict: Dict[str, torch.Tensor], prefix: str = "module.") -> Dict[str, torch.Tensor]:
+def strip_prefix(state_dict: dict[str, torch.Tensor], prefix: str = "module.") -> dict[str, torch.Tensor]:
     """Drop a DataParallel/DDP `module.` prefix if every key has it."""
     if state_dict and all(k.startswith(prefix) for k in state_dict):
         return {k[len(prefix):]: v for k, v in state_dict.items()}
@@ -71,7 +70,7 @@ OPENAI_TORCHSCRIPT_SHA256 = {"40d365715913c9da98579312b702a82c18be219cc2a73407c4
                              "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836"}
 
 
-def read_clip_state_dict(source: str, open_clip_arch: Optional[str] = None) -> Dict[str, torch.Tensor]:
+def read_clip_state_dict(source: str, open_clip_arch: str | None = None) -> dict[str, torch.Tensor]:
     """CLIP weights in open_clip/OpenAI key layout from a file, `local-dir:DIR` or an open_clip pretrained tag
     of `open_clip_arch`.
 
@@ -117,7 +116,7 @@ def read_clip_state_dict(source: str, open_clip_arch: Optional[str] = None) -> D
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
-def read_safetensors(path: Path) -> Dict[str, torch.Tensor]:
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a .safetensors file; a corrupt or truncated file raises a CheckpointError naming it."""
     from safetensors.torch import load_file
 
@@ -134,7 +133,7 @@ def load_backbone_weights(backbone, source: str, config: ModelConfig) -> None:
     load_state_dict_strict(backbone, state, source)
 
 
-def open_clip_pretrained_state_dict(arch: str, tag: str) -> Dict[str, torch.Tensor]:
+def open_clip_pretrained_state_dict(arch: str, tag: str) -> dict[str, torch.Tensor]:
     """Weights of open_clip's `arch` with pretrained `tag`, from open_clip's cache (the network the first time)."""
     from open_clip.pretrained import download_pretrained, get_pretrained_cfg, list_pretrained_tags_by_model
 
@@ -150,7 +149,7 @@ def open_clip_pretrained_state_dict(arch: str, tag: str) -> Dict[str, torch.Tens
     return read_clip_state_dict(path)
 
 
-def load_state_dict_strict(module: torch.nn.Module, state: Dict[str, torch.Tensor], source: str) -> None:
+def load_state_dict_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """load_state_dict(strict=True) whose error names the source and the missing/unexpected/mis-shaped keys."""
     own = module.state_dict()
     missing = sorted(set(own) - set(state))

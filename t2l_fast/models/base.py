@@ -1,7 +1,7 @@
 """The one API every model exposes: encode_frames / encode_video / encode_text / forward."""
 from __future__ import annotations
 
-from typing import Iterator, List, Optional, Tuple
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -20,24 +20,24 @@ class VideoTextModel(nn.Module):
         super().__init__()
         self.config = config
         self.backbone = backbone
-        self.backbone_source: Optional[str] = None  # where the CLIP weights came from (None: random or a full file)
+        self.backbone_source: str | None = None  # where the CLIP weights came from (None: random or a full file)
         self.grad_checkpointing = False
 
     # ----------------------------------------------------------------- the contract
     def encode_frames(self, video: torch.Tensor) -> torch.Tensor:
-        """[B, T, 3, H, W] normalised frames -> [B, T, D] unnormalised frame embeddings."""
+        """[B, T, 3, H, W] normalized frames -> [B, T, D] unnormalized frame embeddings."""
         raise NotImplementedError
 
     def encode_text(self, token_ids: torch.Tensor) -> torch.Tensor:
-        """[N, context] token ids -> [N, D] L2-normalised text embeddings."""
+        """[N, context] token ids -> [N, D] L2-normalized text embeddings."""
         raise NotImplementedError
 
     def encode_video(self, video: torch.Tensor) -> torch.Tensor:
-        """[B, T, 3, H, W] -> [B, D]: mean over frames, then L2-normalised."""
+        """[B, T, 3, H, W] -> [B, D]: mean over frames, then L2-normalized."""
         return pool_frames(self.encode_frames(video))
 
     def forward(self, video: torch.Tensor, class_embeddings: torch.Tensor) -> torch.Tensor:
-        """Logits [B, C] of videos [B, T, 3, H, W] against L2-normalised class embeddings [C, D]."""
+        """Logits [B, C] of videos [B, T, 3, H, W] against L2-normalized class embeddings [C, D]."""
         return self.logit_scale() * self.encode_video(video) @ class_embeddings.t()
 
     # ----------------------------------------------------------------- facts about the model
@@ -49,13 +49,13 @@ class VideoTextModel(nn.Module):
         c = self.config
         return InputSpec(frames=c.frames, image_size=c.vision.image_size, mean=c.input_mean, std=c.input_std)
 
-    def named_learnable_parameters(self) -> Iterator[Tuple[str, nn.Parameter]]:
+    def named_learnable_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
         return ((n, p) for n, p in self.named_parameters() if p.requires_grad)
 
-    def learnable_parameters(self) -> List[nn.Parameter]:
+    def learnable_parameters(self) -> list[nn.Parameter]:
         return [p for _, p in self.named_learnable_parameters()]
 
-    def count_parameters(self) -> Tuple[int, int]:
+    def count_parameters(self) -> tuple[int, int]:
         """(learnable, total) parameter counts."""
         params = list(self.parameters())
         return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
@@ -74,6 +74,6 @@ class VideoTextModel(nn.Module):
 
 
 def pool_frames(frame_embeddings: torch.Tensor) -> torch.Tensor:
-    """[B, T, D] -> [B, D]: mean over T, L2-normalised."""
+    """[B, T, D] -> [B, D]: mean over T, L2-normalized."""
     return F.normalize(frame_embeddings.mean(dim=1), dim=-1)
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Optional, Union
 
 import torch
 
@@ -21,8 +20,8 @@ def model_class(kind: str) -> type:
     return {"t2l": T2L, "vificlip": FrameAveragedCLIP, "clip": FrameAveragedCLIP}[kind]
 
 
-def build_model(config: ModelConfig, pretrained: Optional[str] = None, checkpoint: Optional[str] = None,
-                device: Optional[str] = None) -> VideoTextModel:
+def build_model(config: ModelConfig, pretrained: str | None = None, checkpoint: str | None = None,
+                device: str | None = None) -> VideoTextModel:
     """The model of `config`; backbone weights from `pretrained`, then a t2l-fast `checkpoint` on top.
 
     device="meta" builds shapes only (no memory, no weights): for parameter counts of full-size models.
@@ -43,8 +42,8 @@ def build_model(config: ModelConfig, pretrained: Optional[str] = None, checkpoin
     return model
 
 
-def load_checkpoint(path: Union[str, Path], pretrained: Optional[str] = None,
-                    device: Optional[str] = None) -> VideoTextModel:
+def load_checkpoint(path: str | Path, pretrained: str | None = None,
+                    device: str | None = None) -> VideoTextModel:
     """Rebuild the model saved in `path`. A "learnable" checkpoint needs its backbone: the source recorded at save
     time, or `pretrained` (e.g. a local `ViT-B-16.pt` where the recorded open_clip tag can't be fetched)."""
     info = read_checkpoint_info(path)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, Optional, Union
 
 import torch
 
@@ -23,8 +22,8 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
-def save_checkpoint(model: VideoTextModel, out_dir: Union[str, Path], *, full: bool = False,
-                    metadata: Optional[dict] = None) -> Path:
+def save_checkpoint(model: VideoTextModel, out_dir: str | Path, *, full: bool = False,
+                    metadata: dict | None = None) -> Path:
     """Write `model` to `out_dir` (created if needed); each file is written atomically."""
     from safetensors.torch import save_file
 
@@ -46,7 +45,7 @@ def save_checkpoint(model: VideoTextModel, out_dir: Union[str, Path], *, full: b
     return out_dir
 
 
-def read_checkpoint_info(path: Union[str, Path]) -> dict:
+def read_checkpoint_info(path: str | Path) -> dict:
     """The config.json of a checkpoint directory, validated."""
     config_file = Path(path) / CONFIG_FILE
     if not config_file.is_file():
@@ -61,7 +60,7 @@ def read_checkpoint_info(path: Union[str, Path]) -> dict:
     return info
 
 
-def load_weights(model: VideoTextModel, path: Union[str, Path]) -> None:
+def load_weights(model: VideoTextModel, path: str | Path) -> None:
     """Load the weights of checkpoint `path` into `model`, refusing a different architecture or frame count."""
     info = read_checkpoint_info(path)
     saved = ModelConfig.from_dict(info["model"])
@@ -78,7 +77,7 @@ def load_weights(model: VideoTextModel, path: Union[str, Path]) -> None:
     _copy_into(expected, tensors, path)
 
 
-def _copy_into(params: Dict[str, torch.Tensor], tensors: Dict[str, torch.Tensor], source) -> None:
+def _copy_into(params: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], source) -> None:
     with torch.no_grad():
         for name, param in params.items():
             if param.shape != tensors[name].shape:

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Tuple
+from typing import Literal
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-# ViFi-CLIP's recipe normalises with the ImageNet statistics (mmaction's 123.675/58.395 ... divided by 255).
+# ViFi-CLIP's recipe normalizes with the ImageNet statistics (mmaction's 123.675/58.395 ... divided by 255).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -45,15 +45,15 @@ class ModelConfig:
     text: TextTowerConfig = field(default_factory=TextTowerConfig)
     frames: int = 8  # T, frames per clip; T2L learns one token per frame and layer, so T is fixed per checkpoint
     quick_gelu: bool = True  # OpenAI CLIP weights were trained with QuickGELU
-    open_clip_arch: Optional[str] = "ViT-B-16-quickgelu"  # open_clip architecture whose pretrained tags fit it
-    default_pretrained: Optional[str] = "openai"  # open_clip tag a user normally loads (never loaded implicitly)
+    open_clip_arch: str | None = "ViT-B-16-quickgelu"  # open_clip architecture whose pretrained tags fit it
+    default_pretrained: str | None = "openai"  # open_clip tag a user normally loads (never loaded implicitly)
     adapter_ratio: float = 0.25  # T2L adapter hidden size as a fraction of the tower width
     drop_path: float = 0.1  # T2L: largest stochastic-depth rate; layer l uses linspace(0, drop_path, layers)[l]
     token_dropout: float = 0.1  # T2L: dropout on the temporal tokens P before they are added to the frame summary
     attention_dropout: bool = True  # T2L: also use the per-layer rate as attention-weight dropout in the frozen MHA
     logit_scale: float = 100.0  # exp(logit_scale) of a randomly initialised backbone (OpenAI weights carry 100)
-    input_mean: Tuple[float, float, float] = CLIP_MEAN  # per-channel mean of 0..1 RGB input
-    input_std: Tuple[float, float, float] = CLIP_STD  # per-channel std of 0..1 RGB input
+    input_mean: tuple[float, float, float] = CLIP_MEAN  # per-channel mean of 0..1 RGB input
+    input_std: tuple[float, float, float] = CLIP_STD  # per-channel std of 0..1 RGB input
     prompt_template: str = "{}"  # how a class text becomes a prompt ("a photo of a {}." for ViFi-CLIP)
     text_source: Literal["descriptions", "names"] = "names"  # what the model was trained to read
 
@@ -68,7 +68,7 @@ class ModelConfig:
         if "{}" not in self.prompt_template:
             raise ValueError(f"{self.name}: prompt_template {self.prompt_template!r} has no '{{}}' for the class text")
 
-    def replace(self, **overrides) -> "ModelConfig":
+    def replace(self, **overrides) -> ModelConfig:
         """A copy with some fields changed; unknown field names raise a ValueError naming them."""
         known = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(overrides) - known)
@@ -80,7 +80,7 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
+    def from_dict(cls, data: dict) -> ModelConfig:
         data = dict(data)
         vision = VisionTowerConfig(**data.pop("vision"))
         text = TextTowerConfig(**data.pop("text"))
@@ -91,9 +91,9 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class InputSpec:
-    """What a loader must feed a model: [B, T, 3, S, S] RGB in 0..1, normalised with mean/std on the device."""
+    """What a loader must feed a model: [B, T, 3, S, S] RGB in 0..1, normalized with mean/std on the device."""
 
     frames: int
     image_size: int
-    mean: Tuple[float, float, float]
-    std: Tuple[float, float, float]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]

@@ -1,16 +1,16 @@
 """The three deployable graphs as torch modules: what deploy exports to ONNX, and what runtime's TorchRunner runs.
 
-    video_encoder  frames uint8 [B, T, 3, S, S] -> embedding [B, D] (L2-normalised)
-    text_encoder   token_ids int64 [N, L]        -> embedding [N, D] (L2-normalised)
+    video_encoder  frames uint8 [B, T, 3, S, S] -> embedding [B, D] (L2-normalized)
+    text_encoder   token_ids int64 [N, L]        -> embedding [N, D] (L2-normalized)
     classifier     frames uint8 [B, T, 3, S, S] -> logits [B, C], probabilities [B, C]
 
-Frames go in as uint8 straight from a loader: the model's mean/std normalisation is the graph's first op, so a
-host-to-device copy moves a quarter of the bytes float32 would. The frame mean and L2 normalisation (and the class
+Frames go in as uint8 straight from a loader: the model's mean/std normalization is the graph's first op, so a
+host-to-device copy moves a quarter of the bytes float32 would. The frame mean and L2 normalization (and the class
 scores) sit in the `head` submodule, which the fp16 conversion keeps in fp32.
 """
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +27,7 @@ OUTPUTS = {"video_encoder": ("embedding",), "text_encoder": ("embedding",),
            "classifier": ("logits", "probabilities")}
 
 
-class PixelNormalisation(nn.Module):
+class PixelNormalization(nn.Module):
     """uint8 [..., 3, H, W] -> (x / 255 - mean) / std, folded into one multiply-add (video_ops.pixel_scale_shift,
     the same one normalize_video uses)."""
 
@@ -42,7 +42,7 @@ class PixelNormalisation(nn.Module):
 
 
 class PoolHead(nn.Module):
-    """[B, T, D] frame embeddings -> [B, D]: mean over T, L2-normalised (in fp32)."""
+    """[B, T, D] frame embeddings -> [B, D]: mean over T, L2-normalized (in fp32)."""
 
     def forward(self, frame_embeddings: torch.Tensor) -> torch.Tensor:
         return F.normalize(frame_embeddings.float().mean(dim=1), dim=-1)
@@ -57,7 +57,7 @@ class ClassifierHead(nn.Module):
         self.register_buffer("class_embeddings_t", class_embeddings.float().t().contiguous(), persistent=False)
         self.logit_scale = float(logit_scale)
 
-    def forward(self, frame_embeddings: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, frame_embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.logit_scale * (self.pool(frame_embeddings) @ self.class_embeddings_t)  # [B, C]
         return logits, logits.softmax(dim=-1)
 
@@ -67,17 +67,17 @@ class VideoGraph(nn.Module):
 
     def __init__(self, model: VideoTextModel, head: nn.Module):
         super().__init__()
-        self.normalise = PixelNormalisation(model.config.input_mean, model.config.input_std)
+        self.normalize = PixelNormalization(model.config.input_mean, model.config.input_std)
         self.model = model
         setattr(self, HEAD_SCOPE, head)
 
     def forward(self, frames: torch.Tensor):
-        frame_embeddings = self.model.encode_frames(self.normalise(frames))  # [B, T, D]
+        frame_embeddings = self.model.encode_frames(self.normalize(frames))  # [B, T, D]
         return getattr(self, HEAD_SCOPE)(frame_embeddings)
 
 
 class TextGraph(nn.Module):
-    """int64 token ids [N, L] -> L2-normalised text embeddings [N, D]."""
+    """int64 token ids [N, L] -> L2-normalized text embeddings [N, D]."""
 
     def __init__(self, model: VideoTextModel):
         super().__init__()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import warnings
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
 
 import torch
 
@@ -51,14 +50,14 @@ def _rename(name: str, to_official: bool) -> str:
     raise KeyError(name)
 
 
-def to_official_state_dict(model) -> Dict[str, torch.Tensor]:
+def to_official_state_dict(model) -> dict[str, torch.Tensor]:
     """Our T2L's weights in the official key layout (with the zero `temporal_embedding` the official model has)."""
     state = {_rename(k, to_official=True): v for k, v in model.state_dict().items()}
     state[TEMPORAL_EMBEDDING_KEY] = torch.zeros(1, model.config.frames, model.config.vision.width)
     return state
 
 
-def model_state(checkpoint, path: Union[str, Path], kind: str, required_key: str) -> Dict[str, torch.Tensor]:
+def model_state(checkpoint, path: str | Path, kind: str, required_key: str) -> dict[str, torch.Tensor]:
     """The model state dict of a loaded training checkpoint ({'model_state_dict' | 'state_dict' | 'model': ...}
     or the state dict itself), fp32, without `module.` prefix or OpenAI extras; it must hold `required_key`."""
     state = checkpoint
@@ -74,12 +73,12 @@ def model_state(checkpoint, path: Union[str, Path], kind: str, required_key: str
     return {k: v.float() if v.is_floating_point() else v for k, v in drop_openai_extras(state).items()}
 
 
-def read_official_state_dict(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
+def read_official_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The model weights of an official T2L checkpoint file (see model_state)."""
     return model_state(safe_torch_load(Path(path)), path, "T2L", TOKENS_KEY)
 
 
-def from_official_state_dict(state: Dict[str, torch.Tensor], source: str = "state dict") -> Dict[str, torch.Tensor]:
+def from_official_state_dict(state: dict[str, torch.Tensor], source: str = "state dict") -> dict[str, torch.Tensor]:
     """Official layout -> our state dict keys; the zero `temporal_embedding` is checked and dropped."""
     state = dict(state)
     temporal_embedding = state.pop(TEMPORAL_EMBEDDING_KEY, None)
@@ -91,7 +90,7 @@ def from_official_state_dict(state: Dict[str, torch.Tensor], source: str = "stat
     return {_rename(k, to_official=False): v for k, v in state.items()}
 
 
-def fits(config: ModelConfig, state: Dict[str, torch.Tensor], absent: Tuple[str, ...] = ()) -> bool:
+def fits(config: ModelConfig, state: dict[str, torch.Tensor], absent: tuple[str, ...] = ()) -> bool:
     """Whether `state` has exactly the keys and shapes of `config`'s model, less the `absent` keys."""
     from .build import build_model
 
@@ -99,7 +98,7 @@ def fits(config: ModelConfig, state: Dict[str, torch.Tensor], absent: Tuple[str,
     return expected.keys() == state.keys() and all(expected[k] == state[k].shape for k in expected)
 
 
-def infer_config(state: Dict[str, torch.Tensor], model_name: Optional[str] = None,
+def infer_config(state: dict[str, torch.Tensor], model_name: str | None = None,
                  source: str = "state dict") -> ModelConfig:
     """The registered T2L config (with T from the weights) whose shapes match `state` (our key layout)."""
     frames = state["temporal_tokens"].shape[1]
@@ -115,7 +114,7 @@ def infer_config(state: Dict[str, torch.Tensor], model_name: Optional[str] = Non
                           f"{names}; pass model_name= for a matching registered model")
 
 
-def load_official_t2l(path: Union[str, Path], model_name: Optional[str] = None, device: Optional[str] = None):
+def load_official_t2l(path: str | Path, model_name: str | None = None, device: str | None = None):
     """A ready T2L model from an official T2L checkpoint file (architecture and T inferred from the weights)."""
     from .build import build_model
 
@@ -127,7 +126,7 @@ def load_official_t2l(path: Union[str, Path], model_name: Optional[str] = None, 
     return model.to(device) if device else model
 
 
-def official_layout(config: ModelConfig) -> Dict[str, Tuple[int, ...]]:
+def official_layout(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Key -> shape of the official checkpoint layout for `config` (what `to_official_state_dict` writes)."""
     from .build import build_model
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import collections
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
 
 import torch
 
@@ -32,7 +31,7 @@ _RENAMES = (("image_encoder.", "backbone.visual."), ("text_encoder.", "backbone.
             ("logit_scale", "backbone.logit_scale"))
 
 
-def read_vificlip_checkpoint(path: Union[str, Path]) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor], dict]:
+def read_vificlip_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict]:
     """(weights in our key layout, the dropped prompt buffers, the run's config as plain dicts) of a ViFi-CLIP file.
     The yacs CfgNode is read as an OrderedDict, so no code from the file runs (weights_only stays on)."""
     with torch.serialization.safe_globals([(collections.OrderedDict, "yacs.config.CfgNode")]):
@@ -56,8 +55,8 @@ def read_vificlip_checkpoint(path: Union[str, Path]) -> Tuple[Dict[str, torch.Te
     return ours, prompts, config if isinstance(config, dict) else {}
 
 
-def load_official_vificlip(path: Union[str, Path], pretrained: str, model_name: Optional[str] = None,
-                           device: Optional[str] = None):
+def load_official_vificlip(path: str | Path, pretrained: str, model_name: str | None = None,
+                           device: str | None = None):
     """A ready ViFi-CLIP model from an official ViFi-CLIP checkpoint, its token embedding from `pretrained` (the CLIP
     weights it was fine-tuned from: 'openai', ViT-B-16.pt, ...); T from the run's DATA.NUM_FRAMES (else 8)."""
     from .build import build_model

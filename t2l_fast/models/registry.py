@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import difflib
-from typing import Dict, List, Optional
 
 from ..errors import UnknownModelError
-from .config import (IMAGENET_MEAN, IMAGENET_STD, ModelConfig, TextTowerConfig,
-                     VisionTowerConfig)
+from .config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, TextTowerConfig, VisionTowerConfig
 
 _VIT_B16 = VisionTowerConfig(image_size=224, patch_size=16, width=768, layers=12)
 _VIT_B32 = VisionTowerConfig(image_size=224, patch_size=32, width=768, layers=12)
@@ -24,7 +22,7 @@ _CLIP = dict(kind="clip", prompt_template="{}")
 _B16 = dict(vision=_VIT_B16, text=_TEXT_B, open_clip_arch="ViT-B-16-quickgelu")
 _TINY = dict(vision=_VIT_TINY, text=_TEXT_TINY, embed_dim=64, open_clip_arch=None, default_pretrained=None)
 
-_REGISTRY: Dict[str, ModelConfig] = {c.name: c for c in [
+_REGISTRY: dict[str, ModelConfig] = {c.name: c for c in [
     ModelConfig(name="t2l_vit_b16", **_T2L, **_B16),
     ModelConfig(name="t2l_vit_b32", **_T2L, vision=_VIT_B32, text=_TEXT_B, open_clip_arch="ViT-B-32-quickgelu"),
     ModelConfig(name="t2l_vit_l14", **_T2L, vision=_VIT_L14, text=_TEXT_L, embed_dim=768,
@@ -37,7 +35,7 @@ _REGISTRY: Dict[str, ModelConfig] = {c.name: c for c in [
 ]}
 
 
-def list_models() -> List[str]:
+def list_models() -> list[str]:
     """Registered model names, sorted."""
     return sorted(_REGISTRY)
 
@@ -53,8 +51,8 @@ def get_model_config(name: str, **overrides) -> ModelConfig:
     return config.replace(**overrides) if overrides else config
 
 
-def create_model(name: str, pretrained: Optional[str] = None, *, checkpoint: Optional[str] = None,
-                 device: Optional[str] = None, **overrides):
+def create_model(name: str, pretrained: str | None = None, *, checkpoint: str | None = None,
+                 device: str | None = None, **overrides):
     """Build a registered model.
 
     pretrained: CLIP backbone weights: an open_clip tag ("openai"), a file (OpenAI TorchScript `ViT-B-16.pt`,

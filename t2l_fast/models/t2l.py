@@ -11,7 +11,7 @@ The token u is rebuilt in every layer and never carried over. Text blocks get th
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

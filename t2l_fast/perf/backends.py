@@ -1,19 +1,19 @@
 """The inference backends the throughput benchmark compares, each as `run(uint8 clips [B, T, 3, S, S]) -> video
-embeddings [B, D]` over the same video-encoder computation (normalisation inside), with the parity gate its figure
+embeddings [B, D]` over the same video-encoder computation (normalization inside), with the parity gate its figure
 must pass against torch eager fp32 in the same run."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional
 
 import numpy as np
 import torch
 
 from ..runtime.compare import Tolerance
 
-FP32_GATE = Tolerance(max_abs=1e-4)  # embeddings are L2-normalised
+FP32_GATE = Tolerance(max_abs=1e-4)  # embeddings are L2-normalized
 REDUCED_GATE = Tolerance(min_cosine=0.99)  # bf16 and int8: every clip's embedding keeps its direction
 
 
@@ -23,7 +23,7 @@ class Backend:
     precision: str  # fp32 | bf16 | fp16 | int8: the matmul peak its FLOP/s are compared with
     run: Callable[[np.ndarray], np.ndarray]
     gate: Tolerance
-    setup_seconds: float = 0.0  # building it: compile, session, quantisation
+    setup_seconds: float = 0.0  # building it: compile, session, quantization
     takes_tensors: bool = False  # run() also takes a torch tensor where it lies (a loader's CUDA batch: no copy)
 
     def feed(self, video: torch.Tensor):
@@ -59,12 +59,12 @@ def _is_available(name: str) -> bool:
     return True
 
 
-def available(names: List[str]) -> List[str]:
+def available(names: list[str]) -> list[str]:
     """The backends of `names` whose libraries are installed (and the GPU ones only where torch sees a GPU)."""
     return [name for name in names if _is_available(name)]
 
 
-def _torch_backend(graph: torch.nn.Module, autocast: Optional[torch.dtype] = None, device: str = "cpu") -> Callable:
+def _torch_backend(graph: torch.nn.Module, autocast: torch.dtype | None = None, device: str = "cpu") -> Callable:
     def run(clips) -> np.ndarray:  # numpy, or a tensor on any device (moved only if it is elsewhere)
         frames = torch.as_tensor(clips).to(device)
         with torch.inference_mode(), torch.autocast(device.split(":")[0], dtype=autocast,
@@ -113,14 +113,14 @@ def build_backend(name: str, model, work_dir: Path, calibration: np.ndarray, max
 def onnx_graph(model, work_dir: Path, calibration: np.ndarray, precision: str) -> Path:
     """The video encoder graph of `model` in `work_dir` at `precision` (exported once): fp32, fp16, or the static
     INT8 QDQ version of the fp32 graph."""
-    from ..deploy.int8 import quantise_graph
+    from ..deploy.int8 import quantize_graph
     from ..deploy.onnx_export import ExportOptions, export_onnx
 
     folder = work_dir / model.config.name
     if precision == "int8":
         path = folder / "video_encoder_int8.onnx"
         if not path.is_file():
-            quantise_graph(onnx_graph(model, work_dir, calibration, "fp32"), path, "static", calibration)
+            quantize_graph(onnx_graph(model, work_dir, calibration, "fp32"), path, "static", calibration)
         return path
     if precision == "fp16":
         folder = folder.with_name(folder.name + "-fp16")

@@ -7,7 +7,7 @@ holds under another accounting "holds only under" it.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 HOLDS_FRACTION = 0.9
 HOLDS, DOES_NOT_HOLD = "holds", "does not hold"
@@ -15,7 +15,7 @@ NOT_MEASURABLE, NOT_MEASURED = "not measurable on this machine", "not measured (
 T2L, VIFI = "t2l_vit_b16", "vificlip_vit_b16"
 
 
-def verdict(measured: Optional[float], claimed: float, larger_is_better: bool = True) -> str:
+def verdict(measured: float | None, claimed: float, larger_is_better: bool = True) -> str:
     """holds / does not hold for one figure (None: not measured)."""
     if measured is None:
         return NOT_MEASURED
@@ -39,19 +39,19 @@ def overall(claim: str, paper: str, rows: Sequence[dict], primary: str) -> dict:
     return {"claim": claim, "paper": paper, "measured": "", "accounting": "overall", "verdict": result}
 
 
-def _row(claim: str, paper: str, measured: Optional[float], claimed: float, accounting: str, unit: str = "x",
+def _row(claim: str, paper: str, measured: float | None, claimed: float, accounting: str, unit: str = "x",
          larger_is_better: bool = True, note: str = "") -> dict:
     shown = "" if measured is None else f"{measured:.2f}{unit}"
     return {"claim": claim, "paper": paper, "measured": shown, "measured_value": measured, "claimed_value": claimed,
             "accounting": accounting, "verdict": verdict(measured, claimed, larger_is_better), "note": note}
 
 
-def _find(rows: Sequence[dict], model: str, frames: int, **match) -> Optional[dict]:
+def _find(rows: Sequence[dict], model: str, frames: int, **match) -> dict | None:
     return next((r for r in rows if r["model"] == model and r["frames"] == frames
                  and all(r.get(k) == v for k, v in match.items())), None)
 
 
-def parameter_claims(flops_rows: Sequence[dict]) -> List[dict]:
+def parameter_claims(flops_rows: Sequence[dict]) -> list[dict]:
     t2l, vifi = _find(flops_rows, T2L, 8), _find(flops_rows, VIFI, 8)
     learnable = t2l["learnable_params"] / 1e6 if t2l else None
     rows = [_row("5.2M learnable parameters", "5.2M", learnable, 5.2, "learnable parameters of t2l_vit_b16", "M",
@@ -63,13 +63,13 @@ def parameter_claims(flops_rows: Sequence[dict]) -> List[dict]:
     return rows
 
 
-def gflops_claims(flops_rows: Sequence[dict]) -> List[dict]:
+def gflops_claims(flops_rows: Sequence[dict]) -> list[dict]:
     """"3x fewer GFLOPs than ViFi-CLIP" at equal frames, at ViFi-CLIP's 16 and 32 frames, and in the paper's
     likely mixed accounting (ViFi-CLIP 16 frames full vs T2L attention-blind)."""
     claim, paper = "3x fewer GFLOPs than ViFi-CLIP", "3x (281 vs 102 G)"
     t2l = _find(flops_rows, T2L, 8)
 
-    def ratio(frames: int, t2l_key: str = "gflops_full") -> Optional[float]:
+    def ratio(frames: int, t2l_key: str = "gflops_full") -> float | None:
         vifi = _find(flops_rows, VIFI, frames)
         return vifi["gflops_full"] / t2l[t2l_key] if t2l and vifi else None
 
@@ -81,7 +81,7 @@ def gflops_claims(flops_rows: Sequence[dict]) -> List[dict]:
     return rows + [overall(claim, paper, rows, rows[0]["accounting"])]
 
 
-def throughput_claims(throughput_rows: Sequence[dict]) -> List[dict]:
+def throughput_claims(throughput_rows: Sequence[dict]) -> list[dict]:
     """"4x throughput" per backend and batch: equal frames, and at the operating points (ViFi-CLIP 16f / 32f)."""
     claim, paper = "4x throughput of ViFi-CLIP", "4.5x (322 vs 71 images/s)"
     if not throughput_rows:
@@ -104,7 +104,7 @@ def throughput_claims(throughput_rows: Sequence[dict]) -> List[dict]:
     return rows + [overall(claim, paper, rows, equal)]
 
 
-def training_claims(training_rows: Sequence[dict]) -> List[dict]:
+def training_claims(training_rows: Sequence[dict]) -> list[dict]:
     """Trains on one GPU (one A100-80GB in the T2L README, vs 8 A100s for ViFi-CLIP)."""
     claim, paper = "trains on a single GPU", "1x A100-80GB (ViFi-CLIP: 8x A100)"
     gpu = [r for r in training_rows if r.get("model") == T2L and r.get("device", "cpu") != "cpu"
@@ -119,13 +119,13 @@ def training_claims(training_rows: Sequence[dict]) -> List[dict]:
 
 
 def claims_table(flops_rows: Sequence[dict], throughput_rows: Sequence[dict] = (),
-                 training_rows: Sequence[dict] = ()) -> List[dict]:
+                 training_rows: Sequence[dict] = ()) -> list[dict]:
     return (parameter_claims(flops_rows) + gflops_claims(flops_rows) + throughput_claims(throughput_rows)
             + training_claims(training_rows))
 
 
 COLUMNS = ("claim", "paper", "measured", "accounting", "verdict", "note")
-DEFINITIONS: Dict[str, str] = {
+DEFINITIONS: dict[str, str] = {
     "holds": f"the measured figure reaches {HOLDS_FRACTION} x the claimed one (for a parameter count: the claimed "
              f"count is at least {HOLDS_FRACTION} x the measured)",
     "holds only under accounting X": "it fails at equal frames with the full count, and holds under X",

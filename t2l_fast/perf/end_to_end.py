@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import List, Optional
 
 import torch
 
@@ -23,7 +22,7 @@ def _clips_per_second(batches, backend=None) -> float:
     return clips / (time.perf_counter() - started)
 
 
-def measure_end_to_end(spec: dict) -> List[dict]:
+def measure_end_to_end(spec: dict) -> list[dict]:
     """One model and backend over one loader backend (the subprocess side): loader alone, model alone on the
     loader's batches held in memory, and the two together; after a warm-up epoch."""
     from ..data import LoaderConfig, build_video_loader
@@ -47,12 +46,12 @@ def measure_end_to_end(spec: dict) -> List[dict]:
     limit = "loader" if loader_rate < model_rate else "model"
     return [{"model": spec["model"], "frames": c.frames, "batch": spec["batch"], "backend": spec["backend"],
              "loader": spec["loader"], "loader_clips_per_s": loader_rate, "model_clips_per_s": model_rate,
-             "end_to_end_clips_per_s": together, "limited_by": limit, "handoff": backend.handoff, "clips": sum(b["video"].shape[0] for b in held),
-             "source": spec["source"]}]
+             "end_to_end_clips_per_s": together, "limited_by": limit, "handoff": backend.handoff,
+             "clips": sum(b["video"].shape[0] for b in held), "source": spec["source"]}]
 
 
-def run_end_to_end(models: List[str], backends: List[str], batch: int, data: Optional[Path], out: Path,
-                   work_dir: Path, loaders: List[str], workers: int = 2, progress=print) -> List[dict]:
+def run_end_to_end(models: list[str], backends: list[str], batch: int, data: Path | None, out: Path,
+                   work_dir: Path, loaders: list[str], workers: int = 2, progress=print) -> list[dict]:
     from ..data.synthetic import SynthConfig, write_synthetic_dataset
 
     source = str(data) if data else "synthetic dataset, H.264 64x64, 24 frames, upscaled by the loader"

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence
 
 import torch
 from torch import nn
@@ -63,9 +63,9 @@ class Count:
 
     full: int
     attention_blind: int
-    by_operator: Dict[str, int] = field(default_factory=dict)
-    by_module: Dict[str, int] = field(default_factory=dict)  # attention, mlp, adapters, patch embedding, other
-    uncounted: Dict[str, int] = field(default_factory=dict)  # elementwise ops (estimate: one per output element)
+    by_operator: dict[str, int] = field(default_factory=dict)
+    by_module: dict[str, int] = field(default_factory=dict)  # attention, mlp, adapters, patch embedding, other
+    uncounted: dict[str, int] = field(default_factory=dict)  # elementwise ops (estimate: one per output element)
 
 
 def _analyse(fvcore, wrapper, example, estimated: Sequence[str]):
@@ -118,11 +118,11 @@ def trace_count(model, method: str, example: torch.Tensor) -> Count:
                  uncounted=uncounted)
 
 
-def _module_sum(modules: Dict[str, int], names, keep) -> int:
+def _module_sum(modules: dict[str, int], names, keep) -> int:
     return sum(modules.get(n, 0) for n, kind in names.items() if keep(n, kind))
 
 
-def count_model(name: str, frames_list: Sequence[int] = (), check: bool = True) -> List[dict]:
+def count_model(name: str, frames_list: Sequence[int] = (), check: bool = True) -> list[dict]:
     """Rows (one per frame count; T2L only at its own T) of a registered model: parameters, GFLOPs per view in
     both traced accountings and in closed form, text encoder per prompt; checked within 1% when `check`."""
     from ..models.registry import create_model

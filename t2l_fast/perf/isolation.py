@@ -6,13 +6,13 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, List, Optional
 
 PROGRESS = "t2l-progress: "  # a stderr line of the worker that the parent reads as a progress step
 
 
-def run_isolated(module: str, spec: dict, on_progress: Optional[Callable[[str], None]] = None) -> List[dict]:
+def run_isolated(module: str, spec: dict, on_progress: Callable[[str], None] | None = None) -> list[dict]:
     """Run `python -m module SPEC.json ROWS.json` and return its rows; one {"error": ...} row if it failed.
     The worker's `report_progress` lines go to `on_progress` as they come."""
     with tempfile.TemporaryDirectory(prefix="t2l-bench-") as scratch:
@@ -38,7 +38,7 @@ def report_progress(text: str) -> None:
     print(PROGRESS + text, file=sys.stderr, flush=True)
 
 
-def worker_main(measure: Callable[[dict], List[dict]]) -> None:
+def worker_main(measure: Callable[[dict], list[dict]]) -> None:
     """The subprocess side: read the spec, measure, write the rows."""
     spec = json.loads(Path(sys.argv[1]).read_text())
     Path(sys.argv[2]).write_text(json.dumps(measure(spec), default=float))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Dict, Optional
 
 import numpy as np
 import torch
@@ -20,7 +19,7 @@ def _best_rate(run, flops: float, repeats: int) -> float:
     return flops / best
 
 
-def torch_matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> Optional[float]:
+def torch_matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float | None:
     """Best FLOP/s of size x size matmuls in torch at `dtype` (on the GPU when there is one); None if unsupported."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     size = size if device == "cpu" else max(size, 8192)  # enough work to fill a GPU
@@ -40,7 +39,7 @@ def torch_matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) ->
 
 
 def matmul_graph(size: int, int8: bool):
-    """An ONNX graph y = x @ W (x [size, size] fp32 input, W a constant): plain, or with x and W quantised to int8
+    """An ONNX graph y = x @ W (x [size, size] fp32 input, W a constant): plain, or with x and W quantized to int8
     through QuantizeLinear/DequantizeLinear pairs (the QDQ form our INT8 graphs have, which runtimes fuse into
     int8 matmuls)."""
     from onnx import TensorProto, helper, numpy_helper
@@ -65,7 +64,7 @@ def matmul_graph(size: int, int8: bool):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 
-def onnx_matmul_peaks(size: int = 2048, repeats: int = 5, threads: Optional[int] = None) -> Dict[str, float]:
+def onnx_matmul_peaks(size: int = 2048, repeats: int = 5, threads: int | None = None) -> dict[str, float]:
     """Best FLOP/s (int8: integer ops/s) of the same matmul graph in ONNX Runtime and OpenVINO on the CPU, per
     precision, where they are installed."""
     from ..optional import installed
@@ -86,7 +85,7 @@ def onnx_matmul_peaks(size: int = 2048, repeats: int = 5, threads: Optional[int]
         options.intra_op_num_threads = threads
         for kind, graph in graphs.items():
             session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-            rates[kind] = _best_rate(lambda: session.run(None, {"x": x}), flops, repeats)
+            rates[kind] = _best_rate(lambda session=session: session.run(None, {"x": x}), flops, repeats)
     if installed("openvino"):
         import openvino as ov
 
@@ -98,12 +97,12 @@ def onnx_matmul_peaks(size: int = 2048, repeats: int = 5, threads: Optional[int]
                                               "CPU", config)
             except RuntimeError:  # bf16 where the CPU has none
                 continue
-            rate = _best_rate(lambda: compiled(x), flops, repeats)
+            rate = _best_rate(lambda compiled=compiled: compiled(x), flops, repeats)
             rates[kind] = max(rate, rates.get(kind, 0.0))
     return rates
 
 
-def machine_peaks() -> Dict[str, Optional[float]]:
+def machine_peaks() -> dict[str, float | None]:
     """Dense matmul peak FLOP/s per precision (fp32, bf16, int8; fp16 on a GPU): the best that torch, ONNX Runtime
     and OpenVINO reach on one large matmul in this process, so a backend's fraction says how close it gets to what
     this machine can do with the libraries at hand."""
@@ -126,7 +125,7 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def rss_mb(field: str = "VmHWM") -> Optional[float]:
+def rss_mb(field: str = "VmHWM") -> float | None:
     """VmHWM (peak since the last reset) or VmRSS (now) of this process in MB, from /proc/self/status."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():

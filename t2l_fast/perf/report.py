@@ -6,9 +6,9 @@ import json
 import os
 import platform
 import subprocess
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
 
 from ..optional import installed, installed_versions
 
@@ -26,7 +26,7 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _git(*words: str) -> Optional[str]:
+def _git(*words: str) -> str | None:
     try:
         out = subprocess.run(["git", *words], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent)
         return out.stdout.strip() if out.returncode == 0 else None
@@ -34,7 +34,7 @@ def _git(*words: str) -> Optional[str]:
         return None
 
 
-def conditions(**extra) -> Dict[str, object]:
+def conditions(**extra) -> dict[str, object]:
     """Where and how a measurement ran: device, CPU, threads, versions, git sha (and whether tracked files other
     than the committed reports differed from it), time; plus `extra`."""
     import torch
@@ -68,12 +68,12 @@ class Panel:
     """One bar chart of a report's PNG: a group of bars per label (y axis), one bar per series in each group."""
 
     xlabel: str
-    groups: List[str]
-    series: Dict[str, List[Optional[float]]]  # series name -> one value per group (None: no bar)
+    groups: list[str]
+    series: dict[str, list[float | None]]  # series name -> one value per group (None: no bar)
 
 
 def pivot(rows: Sequence[dict], group: Callable[[dict], str], series: Callable[[dict], str], value: str,
-          xlabel: Optional[str] = None) -> Panel:
+          xlabel: str | None = None) -> Panel:
     """A Panel of rows[value], grouped by group(row), one series per series(row)."""
     groups = list(dict.fromkeys(group(r) for r in rows))
     names = list(dict.fromkeys(series(r) for r in rows))
@@ -105,9 +105,9 @@ def _draw(path: Path, title: str, panels: Sequence[Panel]) -> None:
     plt.close(figure)
 
 
-def write_report(out_dir: Path, name: str, *, title: str, rows: List[dict], columns: Sequence[str],
-                 conditions: Dict[str, object], definitions: Dict[str, str], notes: Sequence[str] = (),
-                 panels: Sequence[Panel] = ()) -> Dict[str, Path]:
+def write_report(out_dir: Path, name: str, *, title: str, rows: list[dict], columns: Sequence[str],
+                 conditions: dict[str, object], definitions: dict[str, str], notes: Sequence[str] = (),
+                 panels: Sequence[Panel] = ()) -> dict[str, Path]:
     """Write out_dir/name.json and name.md (and name.png of `panels` when matplotlib is installed). Returns the
     written paths."""
     out_dir = Path(out_dir)

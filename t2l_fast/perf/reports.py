@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
 
 from .report import Panel, conditions, markdown_table, pivot, write_report
 
@@ -69,12 +69,12 @@ E2E_DEFINITIONS = {"loader_clips_per_s": "the loader alone, one epoch after a wa
                               "CUDA batch stays on the GPU), ONNX Runtime / OpenVINO / TensorRT get a host copy"}
 
 
-def _log_paths(paths: Dict[str, Path], log: Log) -> None:
+def _log_paths(paths: dict[str, Path], log: Log) -> None:
     log(f"report: {', '.join(str(p) for p in paths.values())}")
 
 
-def flops_report(models: Sequence[str], frames: Sequence[int], out: Path, json_path: Optional[Path] = None,
-                 log: Log = print) -> List[dict]:
+def flops_report(models: Sequence[str], frames: Sequence[int], out: Path, json_path: Path | None = None,
+                 log: Log = print) -> list[dict]:
     """Parameters and GFLOPs per view of `models` (the frame-averaging ones at each of `frames`)."""
     from .flops import count_model
 
@@ -98,8 +98,8 @@ def flops_report(models: Sequence[str], frames: Sequence[int], out: Path, json_p
     return rows
 
 
-def throughput_plan(quick: bool = False, gpu: bool = False, backends: Optional[Sequence[str]] = None,
-                    seconds: Optional[float] = None):
+def throughput_plan(quick: bool = False, gpu: bool = False, backends: Sequence[str] | None = None,
+                    seconds: float | None = None):
     """The throughput plan: quick (tiny models), GPU or CPU, optionally cut to `backends` and a time budget."""
     from .throughput import cpu_plan, gpu_plan, quick_plan
 
@@ -111,7 +111,7 @@ def throughput_plan(quick: bool = False, gpu: bool = False, backends: Optional[S
     return plan
 
 
-def throughput_report(plan, out: Path, work_dir: Optional[Path] = None, log: Log = print) -> List[dict]:
+def throughput_report(plan, out: Path, work_dir: Path | None = None, log: Log = print) -> list[dict]:
     """Clips/s of every model and backend of `plan`, gated against torch eager fp32; the measured rows."""
     from .throughput import block_ratio_lines, run_plan, targets
 
@@ -142,8 +142,8 @@ def throughput_report(plan, out: Path, work_dir: Optional[Path] = None, log: Log
     return measured
 
 
-def end_to_end_report(plan, batch: int, data: Optional[Path], out: Path, work_dir: Path,
-                      log: Log = print) -> List[dict]:
+def end_to_end_report(plan, batch: int, data: Path | None, out: Path, work_dir: Path,
+                      log: Log = print) -> list[dict]:
     """The loaders (PyAV and, where installed, DALI) feeding the plan's T2L and ViFi-CLIP models; which stage
     limits."""
     from ..optional import dali_version
@@ -163,7 +163,7 @@ def end_to_end_report(plan, batch: int, data: Optional[Path], out: Path, work_di
     return rows
 
 
-def training_report(t2l: str, vificlip: str, batch: int, steps: int, out: Path, log: Log = print) -> List[dict]:
+def training_report(t2l: str, vificlip: str, batch: int, steps: int, out: Path, log: Log = print) -> list[dict]:
     """Optimiser-step time and peak memory of T2L against ViFi-CLIP (checkpointing on and off)."""
     from .training_cost import run_training_cost
 
@@ -180,7 +180,7 @@ def training_report(t2l: str, vificlip: str, batch: int, steps: int, out: Path, 
     return measured
 
 
-def read_rows(path: Optional[Path]) -> List[dict]:
+def read_rows(path: Path | None) -> list[dict]:
     """Rows of a benchmark JSON: a list of rows, or a report document with "rows" ([] without a path)."""
     if not path:
         return []
@@ -188,8 +188,8 @@ def read_rows(path: Optional[Path]) -> List[dict]:
     return data["rows"] if isinstance(data, dict) else data
 
 
-def claims_report(out: Path, flops_json: Optional[Path] = None, throughput_json: Optional[Path] = None,
-                  training_json: Optional[Path] = None, log: Log = print) -> List[dict]:
+def claims_report(out: Path, flops_json: Path | None = None, throughput_json: Path | None = None,
+                  training_json: Path | None = None, log: Log = print) -> list[dict]:
     """The paper's efficiency claims against the rows of earlier reports (GFLOPs of ViT-B/16 counted now when no
     flops rows are given), with verdicts."""
     from .claims import COLUMNS, DEFINITIONS, HOLDS_FRACTION, claims_table

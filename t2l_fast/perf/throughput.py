@@ -13,9 +13,9 @@ import gc
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -34,15 +34,15 @@ GPU_BACKENDS = ("torch-cuda-fp32", "torch-cuda-fp16", "onnxruntime-cuda-fp16", "
 class Plan:
     """What to measure: (model, frames, batches) points, backends, and the time spent per measurement."""
 
-    points: List[Tuple[str, int, Tuple[int, ...]]]
-    backends: Tuple[str, ...]
+    points: list[tuple[str, int, tuple[int, ...]]]
+    backends: tuple[str, ...]
     seconds: float = 10.0  # time budget of the timed calls of one measurement
     min_iterations: int = 3
     max_iterations: int = 50
     warmup: int = 1
     threads: int = field(default_factory=torch.get_num_threads)
     process_per: str = "backend"  # a fresh subprocess per (model, backend), or per "model" (quicker, shared memory)
-    block_pair: Optional[Tuple[str, str, int, int]] = None  # (T2L, plain CLIP, frames, batch) timed in alternation
+    block_pair: tuple[str, str, int, int] | None = None  # (T2L, plain CLIP, frames, batch) timed in alternation
     block_rounds: int = 10
 
 
@@ -77,10 +77,10 @@ def clips_for(size: int, frames: int, batch: int) -> np.ndarray:
     return clips[:batch].numpy()
 
 
-def time_calls(run, clips: np.ndarray, plan: Plan) -> List[float]:
+def time_calls(run, clips: np.ndarray, plan: Plan) -> list[float]:
     for _ in range(plan.warmup):
         run(clips)
-    seconds: List[float] = []
+    seconds: list[float] = []
     while len(seconds) < plan.min_iterations or (sum(seconds) < plan.seconds and len(seconds) < plan.max_iterations):
         started = time.perf_counter()
         run(clips)
@@ -95,13 +95,13 @@ def _percentile(values: Sequence[float], q: float) -> float:
 REFERENCES = ("torch-eager", "torch-cuda-fp32")  # the backend every other one is gated against (CPU, GPU)
 
 
-def points_of(plan: Plan, name: str) -> List[Tuple[int, int]]:
+def points_of(plan: Plan, name: str) -> list[tuple[int, int]]:
     """(frames, batch) of model `name` in `plan`."""
     return [(f, b) for n, f, batches in plan.points if n == name for b in batches]
 
 
 def measure_backend(name: str, backend_name: str, plan: Plan, work_dir: Path, references: Path,
-                    peaks: Dict[str, Optional[float]]) -> List[dict]:
+                    peaks: dict[str, float | None]) -> list[dict]:
     """Every (frames, batch) point of model `name` on one backend (the worker subprocess side). A reference backend
     saves its embeddings under `references`; any other one is gated against them."""
     from ..models.registry import create_model
@@ -172,7 +172,7 @@ def interleaved_block_ratio(t2l: str, tower: str, frames: int, batch: int, round
     device = "cuda" if torch.cuda.is_available() else "cpu"
     models = [create_model(name, frames=frames).eval().to(device) for name in (t2l, tower)]
     video = torch.from_numpy(clips_for(models[0].config.vision.image_size, frames, batch)).to(device)
-    seconds: List[List[float]] = [[], []]
+    seconds: list[list[float]] = [[], []]
     with torch.inference_mode():
         inputs = [normalize_video(video, model.input_spec) for model in models]
         for round_ in range(rounds + 1):  # round 0 warms up
@@ -188,7 +188,7 @@ def interleaved_block_ratio(t2l: str, tower: str, frames: int, batch: int, round
             "t2l_median_s": medians[0], "tower_median_s": medians[1], "ratio": medians[0] / medians[1]}
 
 
-def block_ratio_lines(rows: Sequence[dict], interleaved: Optional[dict]) -> List[str]:
+def block_ratio_lines(rows: Sequence[dict], interleaved: dict | None) -> list[str]:
     """The T2L block's cost: T2L's time per clip over the plain CLIP image tower's (same frames, batch and backend,
     both gated), and the interleaved torch eager figure against the target (<= 1.05x)."""
     lines = []
@@ -211,20 +211,19 @@ def block_ratio_lines(rows: Sequence[dict], interleaved: Optional[dict]) -> List
     return lines
 
 
-def run_plan(plan: Plan, work_dir: Optional[Path] = None, progress=print) -> Tuple[List[dict], Dict[str, object]]:
+def run_plan(plan: Plan, work_dir: Path | None = None, progress=print) -> tuple[list[dict], dict[str, object]]:
     """Measure every model of `plan` on every available backend (the reference first), each (model, backend) in a
     fresh subprocess, or each model (plan.process_per); (rows with speed-ups, machine facts)."""
-    from tqdm import tqdm
-
+    from ..progress import progress_bar
     from .backends import available
 
     peaks = machine_peaks()
     backends = sorted(available(list(plan.backends)), key=lambda b: b not in REFERENCES)
     names = list(dict.fromkeys(name for name, _, _ in plan.points))
-    rows: List[dict] = []
+    rows: list[dict] = []
     total = sum(len(points_of(plan, name)) for name in names) * len(backends)
     with tempfile.TemporaryDirectory(prefix="t2l-bench-") as scratch, \
-            tqdm(total=total, desc="throughput", unit="point", leave=False) as bar:
+            progress_bar(total=total, desc="throughput", unit="point", leave=False) as bar:
         work = Path(work_dir) if work_dir else Path(scratch)
         for index, name in enumerate(names, 1):
             progress(f"[{index}/{len(names)}] {name}: {', '.join(backends)}")
@@ -246,7 +245,7 @@ def run_plan(plan: Plan, work_dir: Optional[Path] = None, progress=print) -> Tup
                   "backends_available": backends, "block_ratio_interleaved": interleaved}
 
 
-def add_speedups(rows: List[dict]) -> None:
+def add_speedups(rows: list[dict]) -> None:
     """speedup_vs_eager: clips/s over torch eager fp32's at the same model, frames and batch."""
     eager = {(r["model"], r["frames"], r["batch"]): r["clips_per_s"] for r in rows
              if r.get("backend") in ("torch-eager", "torch-cuda-fp32") and "clips_per_s" in r}
@@ -255,7 +254,7 @@ def add_speedups(rows: List[dict]) -> None:
         r["speedup_vs_eager"] = r["clips_per_s"] / base if base and "clips_per_s" in r else None
 
 
-def targets(rows: Sequence[dict], model: str = "t2l_vit_b16") -> List[str]:
+def targets(rows: Sequence[dict], model: str = "t2l_vit_b16") -> list[str]:
     """Where the performance targets stand: best gated CPU backend >= 3x torch eager and >= 1.1x OpenVINO's best
     (model at its T, same batch); the INT8 path at >= 60% of the INT8 matmul peak."""
     lines = []
@@ -285,7 +284,7 @@ def targets(rows: Sequence[dict], model: str = "t2l_vit_b16") -> List[str]:
     return lines
 
 
-def _measure(spec: dict) -> List[dict]:
+def _measure(spec: dict) -> list[dict]:
     if "interleaved" in spec:
         return [interleaved_block_ratio(**spec["interleaved"])]
     plan = Plan(**{**spec["plan"], "points": [tuple(p[:2]) + (tuple(p[2]),) for p in spec["plan"]["points"]],

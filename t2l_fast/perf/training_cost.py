@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import List, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -26,13 +26,13 @@ RECIPE_FRAMES = {"t2l": 8, "vificlip": 32}
 CLASS_TEXTS = ("a person archery", "juggling balls", "playing violin", "riding a bike")
 
 
-def configurations(t2l: str, vificlip: str) -> List[Tuple[str, int, bool]]:
+def configurations(t2l: str, vificlip: str) -> list[tuple[str, int, bool]]:
     """(model, frames, gradient checkpointing): equal frames (8), and ViFi-CLIP at its recipe's 32."""
     return [(name, frames, checkpointing) for name, frames in ((t2l, 8), (vificlip, 8), (vificlip, 32))
             for checkpointing in (False, True)]
 
 
-def measure_step(spec: dict) -> List[dict]:
+def measure_step(spec: dict) -> list[dict]:
     """One configuration (the subprocess side): the trainer's objective and precision, AdamW, a grad scaler."""
     from ..models.registry import create_model
     from ..text.tokenize import tokenize
@@ -75,15 +75,16 @@ def measure_step(spec: dict) -> List[dict]:
     seconds = [step() for _ in range(spec["steps"])]
     peak = torch.cuda.max_memory_allocated() / 2 ** 30 if device.type == "cuda" else rss_mb("VmHWM") / 1024
     learnable = sum(p.numel() for p in model.learnable_parameters())
+    gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else None
     return [{"model": spec["model"], "kind": model.config.kind, "frames": frames, "batch": batch,
-             "checkpointing": spec["checkpointing"], "precision": config.precision, "device": torch.cuda.get_device_name(0) if device.type ==
-             "cuda" else "cpu", "recipe": frames == RECIPE_FRAMES[model.config.kind], "steps": len(seconds),
+             "checkpointing": spec["checkpointing"], "precision": config.precision, "device": gpu or "cpu",
+             "recipe": frames == RECIPE_FRAMES[model.config.kind], "steps": len(seconds),
              "step_s": statistics.median(seconds), "peak_memory_gb": peak,
              "memory_before_gb": before / 1024 if before else None, "learnable_params": learnable}]
 
 
 def run_training_cost(t2l: str, vificlip: str, batch: int, steps: int, progress=print,
-                      only: Sequence[Tuple[str, int, bool]] = ()) -> List[dict]:
+                      only: Sequence[tuple[str, int, bool]] = ()) -> list[dict]:
     rows = []
     for index, (name, frames, checkpointing) in enumerate(only or configurations(t2l, vificlip), 1):
         progress(f"[{index}] {name} {frames} frames, batch {batch}, checkpointing {checkpointing}")
@@ -93,7 +94,7 @@ def run_training_cost(t2l: str, vificlip: str, batch: int, steps: int, progress=
     return rows
 
 
-def add_ratios(rows: List[dict]) -> None:
+def add_ratios(rows: list[dict]) -> None:
     """vs_t2l: the step time and peak memory over T2L's at the same frames, batch and checkpointing."""
     t2l = {(r["frames"], r["checkpointing"]): r for r in rows if r.get("kind") == "t2l" and "step_s" in r}
     for r in rows:

@@ -1,14 +1,14 @@
 """The runner contract: named, checked inputs; numpy arrays in and out."""
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Dict, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..errors import T2LError
 
-Dim = Union[int, str]  # a fixed size, or the name of a symbolic one ("batch")
+Dim = int | str  # a fixed size, or the name of a symbolic one ("batch")
 
 
 class ArtifactError(T2LError, ValueError):
@@ -20,7 +20,7 @@ class ArtifactError(T2LError, ValueError):
 class TensorSpec:
     name: str
     dtype: np.dtype
-    shape: Tuple[Dim, ...]  # symbolic dimensions are named strings
+    shape: tuple[Dim, ...]  # symbolic dimensions are named strings
 
     def describe(self) -> str:
         return f"{self.name} {np.dtype(self.dtype).name} [{', '.join(str(d) for d in self.shape)}]"
@@ -43,23 +43,23 @@ class Runner:
     def deactivate(self) -> None:
         """Release it."""
 
-    def __enter__(self) -> "Runner":
+    def __enter__(self) -> Runner:
         self.activate()
         return self
 
     def __exit__(self, *exc) -> None:
         self.deactivate()
 
-    def infer(self, feed: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run on `feed` after checking its names, dtypes and ranks/sizes against `input_specs`."""
         arrays = check_feed(self.name, self.input_specs, feed)
         return self._infer(arrays)
 
-    def _infer(self, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
 
-def check_feed(where: str, specs: Sequence[TensorSpec], feed: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+def check_feed(where: str, specs: Sequence[TensorSpec], feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """`feed` as contiguous numpy arrays, or an ArtifactError naming the input, what was given and what fits."""
     expected = {s.name: s for s in specs}
     missing, unknown = sorted(set(expected) - set(feed)), sorted(set(feed) - set(expected))

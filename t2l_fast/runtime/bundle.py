@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, Optional, Sequence
 
 from ..io import file_sha256
 from ..models.config import InputSpec, ModelConfig
@@ -40,11 +40,11 @@ class ExportedModel:
 
     # ----------------------------------------------------------------- facts
     @property
-    def graphs(self) -> Dict[str, dict]:
+    def graphs(self) -> dict[str, dict]:
         return self.manifest["graphs"]
 
     @property
-    def class_names(self) -> Optional[list]:
+    def class_names(self) -> list | None:
         return self.manifest.get("classes")
 
     @property
@@ -56,8 +56,8 @@ class ExportedModel:
     def logit_scale(self) -> float:
         return float(self.manifest["model"]["logit_scale"])
 
-    def check_fits(self, model_name: Optional[str] = None, frames: Optional[int] = None,
-                   image_size: Optional[int] = None) -> None:
+    def check_fits(self, model_name: str | None = None, frames: int | None = None,
+                   image_size: int | None = None) -> None:
         """Raise if the export is not of `model_name`, or was made for another T or image size."""
         m = self.manifest["model"]
         if model_name and model_name != m["name"]:
@@ -94,7 +94,7 @@ class ExportedModel:
                 raise ArtifactError(f"{path}: missing or changed since export (sha256 differs from {MANIFEST}); "
                                     f"restore it or re-export")
 
-    def runner(self, kind: str, providers: Sequence[str] = ("cpu",), threads: Optional[int] = None):
+    def runner(self, kind: str, providers: Sequence[str] = ("cpu",), threads: int | None = None):
         """An OrtRunner of graph `kind`, after checking every file's sha256 against the manifest (the graph's own,
         by the runner before it parses it); on entry, the graph's metadata is checked against the manifest too."""
         from .ort_runner import OrtRunner

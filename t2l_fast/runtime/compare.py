@@ -1,8 +1,8 @@
 """One comparator for every parity gate: max-abs, max-rel and cosine per output, against stated tolerances."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Dict, Mapping, Optional
 
 import numpy as np
 
@@ -11,9 +11,9 @@ import numpy as np
 class Tolerance:
     """What an output must meet: each bound that is not None is checked."""
 
-    max_abs: Optional[float] = None
-    max_rel: Optional[float] = None  # |a - b| / max(|b|, rel_floor), elementwise maximum
-    min_cosine: Optional[float] = None  # cosine of each row (the last axis) with the reference, minimum
+    max_abs: float | None = None
+    max_rel: float | None = None  # |a - b| / max(|b|, rel_floor), elementwise maximum
+    min_cosine: float | None = None  # cosine of each row (the last axis) with the reference, minimum
     rel_floor: float = 1e-6
 
 
@@ -21,8 +21,8 @@ class Tolerance:
 class Comparison:
     """Figures per output, and which bounds failed."""
 
-    figures: Dict[str, Dict[str, float]] = field(default_factory=dict)
-    failures: Dict[str, str] = field(default_factory=dict)
+    figures: dict[str, dict[str, float]] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -40,7 +40,7 @@ class Comparison:
 _NO_FIGURES = {"max_abs": float("nan"), "max_rel": float("nan"), "min_cosine": float("nan")}
 
 
-def _figures(actual: np.ndarray, reference: np.ndarray, rel_floor: float) -> Dict[str, float]:
+def _figures(actual: np.ndarray, reference: np.ndarray, rel_floor: float) -> dict[str, float]:
     a, b = actual.astype(np.float64), reference.astype(np.float64)
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: reported below as non-finite
         difference = np.abs(a - b)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, Sequence, Tuple
 
 from .base import ArtifactError, TensorSpec
 from .trt_support import FLAVOURS, RTX_DEFAULT_SET, version_tuple
@@ -36,7 +36,7 @@ def default_engine_path(onnx_path: Path, flavour: str) -> Path:
     return onnx_path.with_name(f"{onnx_path.stem}.{FLAVOURS[flavour].tag}.engine")
 
 
-def read_sidecar(engine: Path) -> Dict[str, object]:
+def read_sidecar(engine: Path) -> dict[str, object]:
     """The sidecar of `engine`, or an ArtifactError naming the file and the fix."""
     path = sidecar_path(engine)
     if not path.is_file():
@@ -58,7 +58,7 @@ def read_sidecar(engine: Path) -> Dict[str, object]:
     return sidecar
 
 
-def check_engine_bytes(engine: Path, sidecar: Dict[str, object]) -> bytes:
+def check_engine_bytes(engine: Path, sidecar: dict[str, object]) -> bytes:
     """The engine's bytes, if their sha256 is the sidecar's; else an ArtifactError (the file changed since it was
     built, or is not the one the sidecar describes)."""
     if not engine.is_file():
@@ -71,7 +71,7 @@ def check_engine_bytes(engine: Path, sidecar: Dict[str, object]) -> bytes:
     return data
 
 
-def parse_capability(text: str) -> Tuple[int, int]:
+def parse_capability(text: str) -> tuple[int, int]:
     try:
         major, minor = (int(part) for part in str(text).split("."))
     except ValueError:
@@ -79,7 +79,7 @@ def parse_capability(text: str) -> Tuple[int, int]:
     return major, minor
 
 
-def check_compatible(sidecar: Dict[str, object], runtime: str, version: str, capability: str,
+def check_compatible(sidecar: dict[str, object], runtime: str, version: str, capability: str,
                      gpu_name: str = "") -> None:
     """Raise an ArtifactError with the rebuild command if an engine described by `sidecar` cannot run on TensorRT
     flavour `runtime` at `version`, on a GPU of compute capability `capability` ('M.m')."""
@@ -106,7 +106,7 @@ def check_compatible(sidecar: Dict[str, object], runtime: str, version: str, cap
         raise ArtifactError(f"{where}: built for {covers}, not for {gpu}; rebuild on or for this GPU: {rebuild}")
 
 
-def _covers(target: Dict[str, object], capability: Tuple[int, int]) -> Tuple[bool, str]:
+def _covers(target: dict[str, object], capability: tuple[int, int]) -> tuple[bool, str]:
     """(whether `capability` is among the engine's targets, the targets in words)."""
     targets = target["compute_capabilities"]
     if targets == DEFAULT_RTX_TARGETS:
@@ -117,21 +117,21 @@ def _covers(target: Dict[str, object], capability: Tuple[int, int]) -> Tuple[boo
     return capability in listed, "compute capability " + ", ".join(targets)
 
 
-def io_specs(entries: Sequence[Dict[str, object]]) -> Tuple[TensorSpec, ...]:
+def io_specs(entries: Sequence[dict[str, object]]) -> tuple[TensorSpec, ...]:
     """TensorSpecs of the sidecar's inputs (or outputs)."""
     import numpy as np
 
     return tuple(TensorSpec(e["name"], np.dtype(e["dtype"]), tuple(e["shape"])) for e in entries)
 
 
-def describe_target(sidecar: Dict[str, object]) -> str:
+def describe_target(sidecar: dict[str, object]) -> str:
     built, target = sidecar["runtime"], sidecar["target"]
     _, covers = _covers(target, (0, 0))
     flags = " version-compatible" if target.get("version_compatible") else ""
     return f"{built['name']} {built['version']}{flags}, for {covers}"
 
 
-def check_built_from(sidecar: Dict[str, object], onnx_sha256: str) -> None:
+def check_built_from(sidecar: dict[str, object], onnx_sha256: str) -> None:
     """Raise if the engine was built from another ONNX file than the one with `onnx_sha256`."""
     if sidecar["onnx"]["sha256"] != onnx_sha256:
         raise ArtifactError(f"{sidecar['engine']['file']}: built from another {sidecar['onnx']['file']} (sha256 "

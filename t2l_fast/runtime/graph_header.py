@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
 
 from ..io import file_sha256
 from ..optional import require
@@ -62,7 +61,7 @@ def check_external_data(model, path: Path) -> None:
             raise ArtifactError(f"{path}: its weights file {location!r} is missing; copy it beside the graph")
 
 
-def read_metadata(model) -> Dict[str, str]:
+def read_metadata(model) -> dict[str, str]:
     """A graph's metadata_props as a dict of strings."""
     return {p.key: p.value for p in model.metadata_props}
 
@@ -76,9 +75,9 @@ class GraphFacts:
     kind: str  # t2l_fast.graph, or "graph" for a foreign ONNX file
     model: str
     precision: str  # fp32, fp16 or int8
-    frames: Optional[int]
-    inputs: List[Dict[str, object]] = field(default_factory=list)  # {"name", "dtype", "shape"}
-    outputs: List[Dict[str, object]] = field(default_factory=list)
+    frames: int | None
+    inputs: list[dict[str, object]] = field(default_factory=list)  # {"name", "dtype", "shape"}
+    outputs: list[dict[str, object]] = field(default_factory=list)
     dynamic_int8: bool = False
 
 
@@ -96,7 +95,7 @@ def read_graph_facts(path: Path) -> GraphFacts:
                       dynamic_int8=bool(ops & {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"}))
 
 
-def _value_entry(value) -> Dict[str, object]:
+def _value_entry(value) -> dict[str, object]:
     tensor = value.type.tensor_type
     shape = [d.dim_param or d.dim_value for d in tensor.shape.dim]
     return {"name": value.name, "dtype": _ELEMENT_TYPES.get(tensor.elem_type, f"onnx-type-{tensor.elem_type}"),

@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -27,12 +27,12 @@ def _holds_fp16(model) -> bool:
     return any(t.data_type == TensorProto.FLOAT16 for t in model.graph.initializer)
 
 
-def provider_list(requested: Sequence[str], cache_dir: Optional[Path]) -> List[object]:
+def provider_list(requested: Sequence[str], cache_dir: Path | None) -> list[object]:
     """ONNX Runtime provider entries for names among cpu/cuda/tensorrt (the CPU always last, as the fallback)."""
     unknown = [p for p in requested if p not in PROVIDERS]
     if unknown:
         raise T2LError(f"unknown execution provider(s) {unknown}; choose from {', '.join(PROVIDERS)}")
-    entries: List[object] = []
+    entries: list[object] = []
     for name in requested:
         if name == "tensorrt":
             options = {"trt_fp16_enable": "True"}
@@ -49,14 +49,14 @@ class OrtRunner(Runner):
     """Runs one ONNX graph. providers: cpu, cuda, tensorrt (in order of preference); `providers_in_use` is what the
     session really got, and a requested GPU provider that fell back to the CPU is warned about."""
 
-    def __init__(self, path: Union[str, Path], providers: Sequence[str] = ("cpu",), *,
-                 expected_sha256: Optional[str] = None, threads: Optional[int] = None, cache: bool = True):
+    def __init__(self, path: str | Path, providers: Sequence[str] = ("cpu",), *,
+                 expected_sha256: str | None = None, threads: int | None = None, cache: bool = True):
         self.path = Path(path)
         self.name = str(self.path)
         self.requested = list(providers)
         self.expected_sha256, self.threads, self.cache = expected_sha256, threads, cache
         self.session = None
-        self.providers_in_use: List[str] = []
+        self.providers_in_use: list[str] = []
         self.header = None
 
     def activate(self) -> None:
@@ -120,16 +120,16 @@ class OrtRunner(Runner):
     def deactivate(self) -> None:
         self.session = None
 
-    def metadata(self) -> Dict[str, str]:
+    def metadata(self) -> dict[str, str]:
         """The graph's metadata_props (model name, frames, image size, ...)."""
         return {p.key: p.value for p in self.header.metadata_props} if self.header is not None else {}
 
-    def _infer(self, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.session is None:
             raise T2LError(f"{self.path}: use the runner inside `with` (it loads the session on entry)")
         return dict(zip(self.output_names, self.session.run(self.output_names, feed)))
 
-    def _cache_dir(self) -> Optional[Path]:
+    def _cache_dir(self) -> Path | None:
         """`.ort-cache/` beside the graph when that folder is writable (nothing is written anywhere else)."""
         if not self.cache or not os.access(self.path.parent, os.W_OK):
             return None
@@ -137,7 +137,7 @@ class OrtRunner(Runner):
         directory.mkdir(exist_ok=True)
         return directory
 
-    def _cached_graph(self, cache_dir: Optional[Path], sha: Optional[str]) -> Optional[Path]:
+    def _cached_graph(self, cache_dir: Path | None, sha: str | None) -> Path | None:
         """Where the CPU-optimised copy of this graph lives, keyed by its content and ONNX Runtime's version;
         None for graphs with external weights or without a cache folder."""
         if cache_dir is None or any(t.external_data for t in self.header.graph.initializer):

@@ -1,8 +1,6 @@
 """PyTorch runner: a deployable graph module (t2l_fast.models.graphs) behind the same contract as the ONNX runners."""
 from __future__ import annotations
 
-from typing import Dict, Optional
-
 import numpy as np
 import torch
 
@@ -12,8 +10,8 @@ from .base import Runner, TensorSpec
 class TorchRunner(Runner):
     """Runs graph `kind` of `model` eagerly in fp32 under inference_mode (the reference of every parity gate)."""
 
-    def __init__(self, model, kind: str, class_embeddings: Optional[torch.Tensor] = None,
-                 device: Optional[str] = None):
+    def __init__(self, model, kind: str, class_embeddings: torch.Tensor | None = None,
+                 device: str | None = None):
         from ..models.graphs import INPUTS, OUTPUTS, build_graph
 
         self.kind, self.name = kind, f"torch {model.config.name} {kind}"
@@ -26,7 +24,7 @@ class TorchRunner(Runner):
         self.input_specs = [TensorSpec(name, np.dtype(shapes[name][0]), shapes[name][1]) for name in INPUTS[kind]]
         self.output_names = list(OUTPUTS[kind])
 
-    def _infer(self, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         with torch.inference_mode():
             args = [torch.from_numpy(feed[spec.name]).to(self.device) for spec in self.input_specs]
             outputs = self.graph(*args)

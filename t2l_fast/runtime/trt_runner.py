@@ -4,7 +4,6 @@ TensorRT release and GPU targets compared with this process's (runtime/engine_si
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional, Union
 
 import numpy as np
 
@@ -18,10 +17,10 @@ class TrtRunner(Runner):
     """Runs one TensorRT engine on CUDA device `device` (the flavour recorded in its sidecar). A batch larger than
     the engine's profile is run in chunks of the profile's largest batch."""
 
-    def __init__(self, engine: Union[str, Path], device: int = 0):
+    def __init__(self, engine: str | Path, device: int = 0):
         self.path = Path(engine)
         self.name, self.device = str(self.path), device
-        self.sidecar: Optional[dict] = None
+        self.sidecar: dict | None = None
         self.engine = self.context = self._runtime_config = self._stream = None
 
     def activate(self) -> None:
@@ -61,14 +60,14 @@ class TrtRunner(Runner):
     def deactivate(self) -> None:
         self.context = self.engine = self._runtime_config = self._stream = None
 
-    def _infer(self, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         largest = min(self.sidecar["profile"][name]["max"][0] for name in feed)
         batch = next(iter(feed.values())).shape[0]
         chunks = [self._infer_chunk({name: array[start:start + largest] for name, array in feed.items()})
                   for start in range(0, batch, largest)]
         return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in self.output_names}
 
-    def _infer_chunk(self, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    def _infer_chunk(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
         device = torch.device("cuda", self.device)

@@ -7,7 +7,6 @@ import importlib
 import shutil
 import subprocess
 from dataclasses import dataclass
-from typing import Optional, Tuple
 
 from ..errors import MissingDependencyError, T2LError
 
@@ -47,7 +46,7 @@ class TensorRT:
 
     flavour: Flavour
     trt: object
-    reported_version: Optional[str] = None  # what NVIDIA's CLI said it is, when it built the engine
+    reported_version: str | None = None  # what NVIDIA's CLI said it is, when it built the engine
 
     @property
     def version(self) -> str:
@@ -84,7 +83,7 @@ def load_tensorrt(runtime: str = "auto") -> TensorRT:
     raise MissingDependencyError(f"no usable TensorRT module ({'; '.join(problems)}). Install one: {hint}")
 
 
-def engines_cannot_run_reason(device: int = 0) -> Optional[str]:
+def engines_cannot_run_reason(device: int = 0) -> str | None:
     """Why no installed TensorRT flavour can run engines on CUDA device `device` (None: one can). TensorRT for RTX
     runs only on RTX compute capabilities, so on a data-centre GPU (A100 8.0, H100/H200 9.0) it needs full TensorRT."""
     import torch
@@ -102,7 +101,7 @@ def engines_cannot_run_reason(device: int = 0) -> Optional[str]:
     return None
 
 
-def version_tuple(version: str) -> Tuple[int, ...]:
+def version_tuple(version: str) -> tuple[int, ...]:
     """'10.8.0.43' -> (10, 8, 0, 43)."""
     try:
         return tuple(int(part) for part in version.split("."))
@@ -110,7 +109,7 @@ def version_tuple(version: str) -> Tuple[int, ...]:
         raise T2LError(f"version {version!r} is not dotted integers") from None
 
 
-def current_gpu(device: int = 0) -> Optional[Tuple[str, str]]:
+def current_gpu(device: int = 0) -> tuple[str, str] | None:
     """(name, compute capability 'M.m') of CUDA device `device`, from torch or else nvidia-smi; None without one."""
     import torch
 

@@ -3,7 +3,7 @@
 Class names: TXT, one name per line (or `index name` per line, as UCF101's classInd.txt, 0- or 1-based), or CSV
 (`name`, or `id,name` with ids 0..C-1, as the official T2L/ViFi-CLIP lists). Descriptions: CSV with
 `name,description` or `id,name,description` columns (the official GPT description files), header optional.
-A UTF-8 BOM and Windows line ends are normalised with a warning; duplicates and empty names are errors.
+A UTF-8 BOM and Windows line ends are normalized with a warning; duplicates and empty names are errors.
 """
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import csv
 import io
 import re
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple, Union
 
 from ..errors import ClassFileError
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 _INDEXED_LINE = re.compile(r"^(\d+)\s+(\S.*)$")
 
 
@@ -32,7 +32,7 @@ def _read_text(path: PathLike) -> str:
     if b"\r\n" in raw:
         raw, notes = raw.replace(b"\r\n", b"\n"), notes + ["Windows (CRLF) line ends"]
     if notes:
-        warnings.warn(f"{path}: normalised {' and '.join(notes)}", stacklevel=3)
+        warnings.warn(f"{path}: normalized {' and '.join(notes)}", stacklevel=3)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -40,7 +40,7 @@ def _read_text(path: PathLike) -> str:
         raise ClassFileError(f"{path}:{line}: not valid UTF-8 (byte {e.start}); save the file as UTF-8") from None
 
 
-def _content_lines(text: str, path: PathLike) -> List[Tuple[int, str]]:
+def _content_lines(text: str, path: PathLike) -> list[tuple[int, str]]:
     """(line number, stripped line); blank lines inside the file are errors (they would shift every label)."""
     lines = text.split("\n")
     while lines and not lines[-1].strip():
@@ -56,8 +56,8 @@ def _content_lines(text: str, path: PathLike) -> List[Tuple[int, str]]:
     return out
 
 
-def _check_unique(names: Sequence[Tuple[int, str]], path: PathLike) -> List[str]:
-    seen: Dict[str, int] = {}
+def _check_unique(names: Sequence[tuple[int, str]], path: PathLike) -> list[str]:
+    seen: dict[str, int] = {}
     for number, name in names:
         if not name:
             raise ClassFileError(f"{path}:{number}: empty class name")
@@ -68,7 +68,7 @@ def _check_unique(names: Sequence[Tuple[int, str]], path: PathLike) -> List[str]
     return [name for _, name in names]
 
 
-def _ordered_by_index(rows: List[Tuple[int, str, str]], path: PathLike) -> List[Tuple[int, str]]:
+def _ordered_by_index(rows: list[tuple[int, str, str]], path: PathLike) -> list[tuple[int, str]]:
     """Rows (line, index text, name) -> (line, name) in index order; indices must be 0..C-1 or 1..C, each once."""
     indices = []
     for number, index, _ in rows:
@@ -83,7 +83,7 @@ def _ordered_by_index(rows: List[Tuple[int, str, str]], path: PathLike) -> List[
     return [(rows[i][0], rows[i][2].strip()) for i in order]
 
 
-def _csv_rows(text: str, path: PathLike) -> List[Tuple[int, List[str]]]:
+def _csv_rows(text: str, path: PathLike) -> list[tuple[int, list[str]]]:
     rows = []
     for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
         if row and any(cell.strip() for cell in row):
@@ -95,13 +95,13 @@ _HEADER_CELLS = {"id", "sno", "s.no", "index", "name", "class", "class name", "c
                  "label name", "action", "description"}
 
 
-def _is_header(row: List[str]) -> bool:
+def _is_header(row: list[str]) -> bool:
     """A header row names columns ("id,name", "SNo,Class Name,GPT3 description"); a class row never does."""
     cells = [cell.strip().lower() for cell in row]
     return any(cell in _HEADER_CELLS or "description" in cell for cell in cells)
 
 
-def read_class_names(path: PathLike) -> List[str]:
+def read_class_names(path: PathLike) -> list[str]:
     """Class names in label order from a TXT or CSV file."""
     text = _read_text(path)
     if Path(path).suffix.lower() == ".csv":
@@ -126,7 +126,7 @@ def read_class_names(path: PathLike) -> List[str]:
     return _check_unique(lines, path)
 
 
-def read_class_descriptions(path: PathLike, class_names: Sequence[str]) -> List[str]:
+def read_class_descriptions(path: PathLike, class_names: Sequence[str]) -> list[str]:
     """One description per class of `class_names`, in that order, from a CSV file."""
     rows = _csv_rows(_read_text(path), path)
     if rows and _is_header(rows[0][1]):
@@ -135,8 +135,8 @@ def read_class_descriptions(path: PathLike, class_names: Sequence[str]) -> List[
         raise ClassFileError(f"{path}: no descriptions in the file")
     width = len(rows[0][1])
     known = set(class_names)
-    found: Dict[str, Tuple[int, str]] = {}
-    extra: List[Tuple[int, str]] = []
+    found: dict[str, tuple[int, str]] = {}
+    extra: list[tuple[int, str]] = []
     for number, row in rows:
         if len(row) != width or width not in (2, 3):
             raise ClassFileError(f"{path}:{number}: expected 2 columns (class name, description) or 3 "

@@ -5,9 +5,10 @@ import hashlib
 import json
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Literal, Optional, Sequence, Union
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -22,16 +23,16 @@ _VISION_ONLY = ("backbone.visual.", "temporal_tokens", "vision_adapters.")
 
 @dataclass
 class ZeroShotClassifier:
-    """Class embeddings of a model. combine="embedding": one embedding per class, the re-normalised mean over
+    """Class embeddings of a model. combine="embedding": one embedding per class, the re-normalized mean over
     templates ([C, D], the open_clip convention). combine="score": one per class and template ([K, C, D]);
     probabilities are the mean over templates of the softmax (the official T2L evaluation)."""
 
-    class_names: List[str]
-    embeddings: torch.Tensor  # [C, D] or [K, C, D], L2-normalised
+    class_names: list[str]
+    embeddings: torch.Tensor  # [C, D] or [K, C, D], L2-normalized
     combine: Combine = "embedding"
 
-    def probabilities(self, video_embeddings: torch.Tensor, logit_scale: Union[float, torch.Tensor]) -> torch.Tensor:
-        """[B, D] normalised video embeddings -> [B, C] class probabilities."""
+    def probabilities(self, video_embeddings: torch.Tensor, logit_scale: float | torch.Tensor) -> torch.Tensor:
+        """[B, D] normalized video embeddings -> [B, C] class probabilities."""
         embeddings = self.embeddings.to(video_embeddings)
         if self.combine == "embedding":
             return (logit_scale * video_embeddings @ embeddings.t()).softmax(dim=-1)
@@ -44,9 +45,9 @@ def default_cache_dir() -> Path:
     return Path(root) / "t2l-fast" / "class-embeddings"
 
 
-def build_classifier(model, class_names: Sequence[str], *, descriptions: Optional[Sequence[str]] = None,
-                     templates: Optional[Union[str, Sequence[str]]] = None, combine: Combine = "embedding",
-                     batch_size: int = 256, cache_dir: Optional[Union[str, Path]] = None) -> ZeroShotClassifier:
+def build_classifier(model, class_names: Sequence[str], *, descriptions: Sequence[str] | None = None,
+                     templates: str | Sequence[str] | None = None, combine: Combine = "embedding",
+                     batch_size: int = 256, cache_dir: str | Path | None = None) -> ZeroShotClassifier:
     """Encode C classes x K templates with `model.encode_text` in batches of `batch_size`.
 
     descriptions: one text per class (read with read_class_descriptions); used verbatim, as T2L was trained.
@@ -73,8 +74,8 @@ def build_classifier(model, class_names: Sequence[str], *, descriptions: Optiona
     return ZeroShotClassifier(class_names, embeddings, combine)
 
 
-def build_prompts(config, class_names: Sequence[str], descriptions: Optional[Sequence[str]] = None,
-                  templates: Optional[Union[str, Sequence[str]]] = None) -> List[List[str]]:
+def build_prompts(config, class_names: Sequence[str], descriptions: Sequence[str] | None = None,
+                  templates: str | Sequence[str] | None = None) -> list[list[str]]:
     """[C][K] texts for a model of `config`: each class's description (K = 1), or its name in each template."""
     if descriptions is not None:
         if len(descriptions) != len(class_names):
@@ -87,18 +88,18 @@ def build_prompts(config, class_names: Sequence[str], descriptions: Optional[Seq
 
 
 def combine_templates(embeddings: torch.Tensor, combine: Combine = "embedding") -> torch.Tensor:
-    """[K, C, D] normalised embeddings -> [C, D] (the re-normalised mean over templates) or [K, C, D] as they are."""
+    """[K, C, D] normalized embeddings -> [C, D] (the re-normalized mean over templates) or [K, C, D] as they are."""
     return F.normalize(embeddings.mean(dim=0), dim=-1) if combine == "embedding" else embeddings
 
 
-def flatten_prompts(prompts: List[List[str]]) -> List[str]:
+def flatten_prompts(prompts: list[list[str]]) -> list[str]:
     """[C][K] -> template-major flat list (all classes of template 0, then template 1, ...), as [K, C] reshapes."""
     return [prompts[c][k] for k in range(len(prompts[0])) for c in range(len(prompts))]
 
 
 @torch.no_grad()
-def _encode_prompts(model, prompts: List[List[str]], batch_size: int) -> torch.Tensor:
-    """[C][K] prompts -> [K, C, D] normalised embeddings."""
+def _encode_prompts(model, prompts: list[list[str]], batch_size: int) -> torch.Tensor:
+    """[C][K] prompts -> [K, C, D] normalized embeddings."""
     num_classes, num_templates = len(prompts), len(prompts[0])
     flat = flatten_prompts(prompts)
     device = next(model.parameters()).device
@@ -113,7 +114,7 @@ def _encode_prompts(model, prompts: List[List[str]], batch_size: int) -> torch.T
     return torch.cat(chunks).view(num_templates, num_classes, -1)
 
 
-def _cache_key(model, prompts: List[List[str]], combine: str) -> str:
+def _cache_key(model, prompts: list[list[str]], combine: str) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps({"model": model.config.name, "prompts": prompts, "combine": combine}).encode())
     for name, tensor in sorted(model.state_dict().items()):

@@ -1,10 +1,10 @@
 """Prompt templates: how a class name becomes the texts the text encoder reads."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 # Our own wording, for models trained on class names; "{}" is the class name.
-VIDEO_TEMPLATES: Tuple[str, ...] = (
+VIDEO_TEMPLATES: tuple[str, ...] = (
     "a video of {}.",
     "a video of a person {}.",
     "a clip showing {}.",
@@ -15,14 +15,14 @@ VIDEO_TEMPLATES: Tuple[str, ...] = (
     "the action of {}.",
 )
 
-TEMPLATE_SETS: Dict[str, Tuple[str, ...]] = {
+TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
     "bare": ("{}",),
     "photo": ("a photo of a {}.",),
     "video": VIDEO_TEMPLATES,
 }
 
 
-def resolve_templates(templates: Optional[Sequence[str]] | str, default: str) -> Tuple[str, ...]:
+def resolve_templates(templates: Sequence[str] | None | str, default: str) -> tuple[str, ...]:
     """A template-set name ("bare", "photo", "video"), a list of templates, or None for the model's `default`."""
     if templates is None:
         return (default,)
@@ -36,6 +36,6 @@ def resolve_templates(templates: Optional[Sequence[str]] | str, default: str) ->
     return tuple(templates)
 
 
-def class_prompts(class_names: Sequence[str], templates: Sequence[str]) -> List[List[str]]:
+def class_prompts(class_names: Sequence[str], templates: Sequence[str]) -> list[list[str]]:
     """[C][K] prompts: every template filled with every class name."""
     return [[template.format(name) for template in templates] for name in class_names]

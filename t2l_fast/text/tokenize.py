@@ -1,7 +1,7 @@
 """CLIP BPE tokenisation (the vocabulary ships inside open_clip: works offline)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -5,9 +5,10 @@ import dataclasses
 import difflib
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import yaml
 
@@ -19,13 +20,13 @@ from ..io import check_writable
 class DataConfig:
     root: str = ""  # data root the lists' paths are relative to
     train_list: str = ""  # `relative/path label` list (or CSV) of the training videos
-    val_list: Optional[str] = None  # validation list, for the loss on held-out clips (never a test split)
+    val_list: str | None = None  # validation list, for the loss on held-out clips (never a test split)
     classes: str = ""  # class-name file (label order)
-    descriptions: Optional[str] = None  # CSV of class, description: T2L's class texts
-    templates: Optional[str] = None  # prompt set (video, photo, bare) when there are no descriptions
+    descriptions: str | None = None  # CSV of class, description: T2L's class texts
+    templates: str | None = None  # prompt set (video, photo, bare) when there are no descriptions
     backend: str = "auto"  # auto, dali or pyav
     num_workers: int = 2  # PyAV decoding processes
-    manifest: Optional[str] = None  # frame counts from `t2l data check`
+    manifest: str | None = None  # frame counts from `t2l data check`
     flip: bool = True  # horizontal flip (off where direction is the label: synthetic data, SSv2)
     jitter_per_frame: bool = True  # colour jitter factors per frame (official) or per clip
 
@@ -34,7 +35,7 @@ class DataConfig:
 class OptimConfig:
     lr: float = 5e-5  # peak learning rate (T2L README recipe)
     weight_decay: float = 0.2  # AdamW weight decay, every learnable tensor
-    betas: Tuple[float, float] = (0.9, 0.98)  # AdamW moment decay rates
+    betas: tuple[float, float] = (0.9, 0.98)  # AdamW moment decay rates
     eps: float = 1e-8  # AdamW denominator floor
     warmup_epochs: float = 5.0  # linear warm-up from 0, then per-step cosine
     min_lr_ratio: float = 0.0  # the cosine ends at lr * min_lr_ratio
@@ -44,8 +45,8 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     model: str = "t2l_vit_b16"  # registered model name
-    pretrained: Optional[str] = None  # CLIP weights (open_clip tag, OpenAI .pt, state dict, local-dir:)
-    model_overrides: Dict[str, Any] = field(default_factory=dict)  # model config fields, e.g. {drop_path: 0}
+    pretrained: str | None = None  # CLIP weights (open_clip tag, OpenAI .pt, state dict, local-dir:)
+    model_overrides: dict[str, Any] = field(default_factory=dict)  # model config fields, e.g. {drop_path: 0}
     frames: int = 8  # T
     batch_size: int = 70  # clips per forward pass (per process)
     global_batch_size: int = 0  # clips per optimizer step over all processes (0: processes x batch_size)
@@ -65,7 +66,7 @@ class TrainConfig:
     max_bad_steps: int = 5  # consecutive non-finite losses before stopping
     max_steps: int = 0  # stop after this many steps in total (0: no limit; for smoke tests)
     resume_replan: bool = False  # --resume with a changed lr, schedule or batch: apply them (else refused)
-    device: Optional[str] = None  # cpu or cuda (default: cuda when available)
+    device: str | None = None  # cpu or cuda (default: cuda when available)
     data: DataConfig = field(default_factory=DataConfig)  # the data. keys below
     optim: OptimConfig = field(default_factory=OptimConfig)
 
@@ -117,7 +118,7 @@ def _convert(value, current, key: str, where: str):
         raise ConfigError(f"{where}: {key} = {value!r} is not a valid {kind.__name__}") from None
 
 
-def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> TrainConfig:
+def load_config(path: str | None = None, overrides: Sequence[str] = ()) -> TrainConfig:
     """A TrainConfig from a YAML file and `key=value` overrides (dotted keys: data.root=/data), validated."""
     config = TrainConfig()
     if path:
@@ -144,7 +145,7 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Tr
 
 def validate(config: TrainConfig) -> None:
     """Reject impossible values, missing files and an unwritable output folder before any work starts."""
-    problems: List[str] = []
+    problems: list[str] = []
     for name in ("frames", "batch_size", "epochs"):
         if getattr(config, name) < 1:
             problems.append(f"{name} must be >= 1, got {getattr(config, name)}")

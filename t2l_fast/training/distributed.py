@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -38,7 +39,7 @@ class Distributed:
         return self.rank == 0
 
 
-def init_distributed(device: Optional[str] = None) -> Distributed:
+def init_distributed(device: str | None = None) -> Distributed:
     """The process group torchrun describes in the environment (WORLD_SIZE, RANK, LOCAL_RANK), or one process.
 
     device: "cpu" or "cuda" (default: cuda when available). Under torchrun on GPUs each rank takes cuda:LOCAL_RANK.
@@ -66,7 +67,7 @@ def active() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def rank_and_world() -> Tuple[int, int]:
+def rank_and_world() -> tuple[int, int]:
     """(rank, world size) of the running process group, or (0, 1)."""
     return (dist.get_rank(), dist.get_world_size()) if active() else (0, 1)
 
@@ -91,11 +92,11 @@ def gather(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, dim=0)
 
 
-def gather_objects(obj: Any) -> List[Any]:
+def gather_objects(obj: Any) -> list[Any]:
     """[obj of rank 0, obj of rank 1, ...] on every rank (picklable objects: RNG states, CPU tensors)."""
     if not active():
         return [obj]
-    objects: List[Any] = [None] * dist.get_world_size()
+    objects: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(objects, obj)
     return objects
 

@@ -8,9 +8,9 @@ Every video counts once, whatever the shard padding or decoding replacements did
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -19,8 +19,7 @@ from ..data.splits import hmdb51_split, ucf101_split
 from ..text.classifier import build_classifier
 from ..video_ops import normalize_video
 from . import distributed
-from .metrics import (confusion_matrix, first_occurrences, harmonic_mean, mean_std, per_class_accuracy,
-                      topk_accuracy)
+from .metrics import confusion_matrix, first_occurrences, harmonic_mean, mean_std, per_class_accuracy, topk_accuracy
 
 PROTOCOLS = {"ucf101": ucf101_split, "hmdb51": hmdb51_split}
 
@@ -32,8 +31,8 @@ class EvalConfig:
     batch_size: int = 16  # clips per forward pass (per process)
     backend: str = "auto"  # loader backend: "auto", "dali" or "pyav"
     num_workers: int = 2  # PyAV decoding processes
-    views: Tuple[int, int] = (1, 1)  # (clips, crops) per video; softmax scores averaged over them (PyAV backend)
-    templates: Optional[str] = None  # prompt set for classes without a description (None: the model's own)
+    views: tuple[int, int] = (1, 1)  # (clips, crops) per video; softmax scores averaged over them (PyAV backend)
+    templates: str | None = None  # prompt set for classes without a description (None: the model's own)
 
 
 def video_scores(model, classifier, video: torch.Tensor) -> torch.Tensor:
@@ -47,8 +46,8 @@ def video_scores(model, classifier, video: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model, videos, root: Union[str, Path], class_names: Sequence[str], *,
-             descriptions: Optional[Sequence[str]] = None, config: EvalConfig = EvalConfig()) -> dict:
+def evaluate(model, videos, root: str | Path, class_names: Sequence[str], *,
+             descriptions: Sequence[str] | None = None, config: EvalConfig = EvalConfig()) -> dict:
     """top-1/top-5, per-class accuracy and the confusion matrix of `model` on `videos` (a list file or entries),
     from config.views=(clips, crops) per video."""
     model.eval()
@@ -78,8 +77,8 @@ def evaluate(model, videos, root: Union[str, Path], class_names: Sequence[str], 
             "confusion": confusion.tolist(), "bad_videos": [list(b) for b in bad_videos]}
 
 
-def evaluate_protocol(model, protocol: str, split_dir: Union[str, Path], root: Union[str, Path], *,
-                      descriptions_csv: Optional[str] = None, on_split: Optional[Callable[[dict], None]] = None,
+def evaluate_protocol(model, protocol: str, split_dir: str | Path, root: str | Path, *,
+                      descriptions_csv: str | None = None, on_split: Callable[[dict], None] | None = None,
                       config: EvalConfig = EvalConfig()) -> dict:
     """The standard zero-shot protocol: each of the 3 published test splits, then mean +- std of top-1/top-5."""
     if protocol not in PROTOCOLS:
@@ -89,8 +88,8 @@ def evaluate_protocol(model, protocol: str, split_dir: Union[str, Path], root: U
                            protocol=protocol, config=config)
 
 
-def evaluate_split_lists(model, pairs: Sequence[Tuple[str, str]], root: Union[str, Path], *,
-                         descriptions_csv: Optional[str] = None, on_split: Optional[Callable[[dict], None]] = None,
+def evaluate_split_lists(model, pairs: Sequence[tuple[str, str]], root: str | Path, *,
+                         descriptions_csv: str | None = None, on_split: Callable[[dict], None] | None = None,
                          config: EvalConfig = EvalConfig()) -> dict:
     """Mean +- std over published per-split evaluation lists, each with its own class file (ViFi-CLIP's
     `val{1,2,3}.txt` with one label file, or `ZS_split{s}_K600_eval.txt` with `ZS_split{s}_K600.csv`)."""
@@ -105,9 +104,9 @@ def evaluate_split_lists(model, pairs: Sequence[Tuple[str, str]], root: Union[st
                            protocol="split lists", lists=[list(pair) for pair in pairs], config=config)
 
 
-def evaluate_splits(model, splits: Sequence[Tuple[int, Sequence[str], list]], root: Union[str, Path], *,
-                    descriptions_csv: Optional[str], on_split: Optional[Callable[[dict], None]], protocol: str,
-                    lists: Optional[list] = None, config: EvalConfig = EvalConfig()) -> dict:
+def evaluate_splits(model, splits: Sequence[tuple[int, Sequence[str], list]], root: str | Path, *,
+                    descriptions_csv: str | None, on_split: Callable[[dict], None] | None, protocol: str,
+                    lists: list | None = None, config: EvalConfig = EvalConfig()) -> dict:
     """(split number, class names, entries) each scored, then mean +- std of top-1/top-5. Every split's list,
     videos and descriptions are read before the first is scored (a missing one is an error now, not hours later);
     on_split(summary so far) runs after each split but the last."""
@@ -126,7 +125,7 @@ def evaluate_splits(model, splits: Sequence[Tuple[int, Sequence[str], list]], ro
     return summary
 
 
-def save_results(results: dict, out: Path, class_names: Optional[Sequence[str]] = None) -> List[Path]:
+def save_results(results: dict, out: Path, class_names: Sequence[str] | None = None) -> list[Path]:
     """results JSON, and a confusion-matrix PNG beside it when matplotlib is installed."""
     from ..optional import installed
 
@@ -157,8 +156,8 @@ def save_results(results: dict, out: Path, class_names: Optional[Sequence[str]] 
     return written
 
 
-def evaluate_subsets(model, list_file: Union[str, Path], root: Union[str, Path], class_names: Sequence[str],
-                     subset_files: Sequence[Union[str, Path]], *, descriptions: Optional[Sequence[str]] = None,
+def evaluate_subsets(model, list_file: str | Path, root: str | Path, class_names: Sequence[str],
+                     subset_files: Sequence[str | Path], *, descriptions: Sequence[str] | None = None,
                      config: EvalConfig = EvalConfig()) -> dict:
     """Class-subset protocol (K600 zero-shot: 3 subsets of 160 of its 220 new classes): the list restricted to
     each subset's classes and relabelled, then mean +- std of top-1/top-5 over the subsets."""
@@ -180,8 +179,8 @@ def evaluate_subsets(model, list_file: Union[str, Path], root: Union[str, Path],
     return summary
 
 
-def evaluate_base_to_novel(model, root: Union[str, Path], base: Tuple[str, str], novel: Tuple[str, str], *,
-                           descriptions_csv: Optional[str] = None, config: EvalConfig = EvalConfig()) -> dict:
+def evaluate_base_to_novel(model, root: str | Path, base: tuple[str, str], novel: tuple[str, str], *,
+                           descriptions_csv: str | None = None, config: EvalConfig = EvalConfig()) -> dict:
     """Base-to-novel: top-1 on the base classes' and the novel classes' validation lists ((list, classes) each),
     and their harmonic mean, for one trained model (see base_to_novel_over_seeds for several seeds' models).
     descriptions_csv: the dataset's descriptions, of the base and the novel classes together."""

@@ -11,7 +11,7 @@ def alignment_loss(video: torch.Tensor, text: torch.Tensor, labels: torch.Tensor
                    target_sharpness: float = 10.0) -> torch.Tensor:
     """Symmetric in-batch KL between softmax(logit_scale * v t^T) and the soft targets row-softmax(10 * G).
 
-    video, text: [B, D] L2-normalised; text[i] is the text of video i's class. labels: [B]; G[i, j] = 1 where
+    video, text: [B, D] L2-normalized; text[i] is the text of video i's class. labels: [B]; G[i, j] = 1 where
     labels agree, so duplicated classes in a batch share the target mass.
     """
     similarity = logit_scale * video @ text.t()  # [B, B]
@@ -29,7 +29,7 @@ class TFDLoss(NamedTuple):
 
 
 def tfd_loss(frames: torch.Tensor) -> TFDLoss:
-    """Temporal Feature Diversity loss of unnormalised frame embeddings [B, T, D] (T >= 2)."""
+    """Temporal Feature Diversity loss of unnormalized frame embeddings [B, T, D] (T >= 2)."""
     t = frames.shape[1]
     if t < 2:
         raise ValueError(f"the TFD loss needs at least 2 frames per clip, got T={t}")

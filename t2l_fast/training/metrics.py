@@ -1,13 +1,13 @@
 """Evaluation metrics: top-k accuracy, per-class accuracy, confusion matrix, split mean +- std, harmonic mean."""
 from __future__ import annotations
 
-from typing import Dict, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 
-def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)) -> Dict[str, float]:
+def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)) -> dict[str, float]:
     """{"top1": ..., "top5": ...}: share of rows whose label is among the k highest scores (k capped at C)."""
     ranked = scores.topk(min(max(ks), scores.shape[1]), dim=1).indices  # [N, k]
     hits = ranked == labels[:, None]
@@ -26,7 +26,7 @@ def per_class_accuracy(confusion: torch.Tensor) -> torch.Tensor:
     return confusion.diag().float() / totals.where(totals > 0, torch.tensor(float("nan")))
 
 
-def mean_std(values: Sequence[float]) -> Tuple[float, float]:
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and population standard deviation (numpy's default, ddof=0) over splits or seeds."""
     array = np.asarray(values, dtype=np.float64)
     return float(array.mean()), float(array.std())

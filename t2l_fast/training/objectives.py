@@ -1,7 +1,7 @@
 """The two training objectives: callables (video, labels, rng) -> named losses, "loss" being the one minimised.
 
 T2L: alignment (in-batch symmetric soft-target KL, docs/design/T2L_SPEC.md §2.1) between each clip and its class
-text, plus tfd_weight x TFD on the unnormalised frame embeddings (§2.2); C and V are logged.
+text, plus tfd_weight x TFD on the unnormalized frame embeddings (§2.2); C and V are logged.
 ViFi-CLIP (docs/design/BASELINES_AND_CLAIMS.md §1): soft-target cross-entropy over every training class prompt,
 label smoothing over all of them, Mixup/CutMix with a random partner (under torchrun each rank mixes within its own
 part of the batch); `vificlip_classes: batch` restricts the prompts to the batch's classes.
@@ -9,7 +9,7 @@ Under torchrun both see the global batch: embeddings are gathered with their gra
 """
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -50,8 +50,8 @@ class Objective:
         return self.model.encode_text(self.class_tokens[classes.cpu()].to(self.device))
 
     def __call__(self, video: torch.Tensor, labels: torch.Tensor,
-                 rng: np.random.Generator) -> Dict[str, torch.Tensor]:
-        """The losses of normalised clips [b, T, 3, S, S] with labels [b]; rng: this micro-batch's random draws."""
+                 rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """The losses of normalized clips [b, T, 3, S, S] with labels [b]; rng: this micro-batch's random draws."""
         raise NotImplementedError
 
 
@@ -59,7 +59,7 @@ class T2LObjective(Objective):
     """T2L: in-batch alignment of clips and class texts plus tfd_weight x TFD (no random draws)."""
 
     def __call__(self, video: torch.Tensor, labels: torch.Tensor,
-                 rng: np.random.Generator) -> Dict[str, torch.Tensor]:
+                 rng: np.random.Generator) -> dict[str, torch.Tensor]:
         with self.autocast():
             frames = self.model.encode_frames(video)  # [b, T, D] on this rank
             texts = self.encode_classes(labels)  # [b, D]
@@ -78,7 +78,7 @@ class ViFiCLIPObjective(Objective):
     (one draw per micro-batch, from `rng`)."""
 
     def __call__(self, video: torch.Tensor, labels: torch.Tensor,
-                 rng: np.random.Generator) -> Dict[str, torch.Tensor]:
+                 rng: np.random.Generator) -> dict[str, torch.Tensor]:
         config = self.config
         if config.vificlip_classes == "all":
             classes = torch.arange(len(self.class_tokens), device=labels.device)  # [C]

@@ -20,9 +20,9 @@ import json
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -68,7 +68,7 @@ def prototypes(num_classes: int, dim: int, seed: int) -> torch.Tensor:
 
 
 def adapt(model, clips: torch.Tensor, labels: torch.Tensor, heads: torch.Tensor, config: OrderTestConfig,
-          log: Optional[Callable[[str], None]] = None) -> None:
+          log: Callable[[str], None] | None = None) -> None:
     """Train `model` (T2L: temporal tokens and vision adapters; ViFi-CLIP: image tower) on uint8 clips
     [N, T, 3, S, S] against the class embeddings `heads` [C, D]: cross-entropy (+ TFD for T2L if weighted),
     AdamW, warm-up + cosine."""
@@ -118,8 +118,8 @@ def score(model, clips: torch.Tensor, heads: torch.Tensor, batch_size: int = 256
     return torch.cat(parts)
 
 
-def run_order_test(out_dir: Path, config: OrderTestConfig = OrderTestConfig(), backbone: Optional[Path] = None,
-                   log: Optional[Callable[[str], None]] = print) -> dict:
+def run_order_test(out_dir: Path, config: OrderTestConfig = OrderTestConfig(), backbone: Path | None = None,
+                   log: Callable[[str], None] | None = print) -> dict:
     """Pre-train the tiny backbone (unless `backbone` is given), adapt T2L and ViFi-CLIP on it with one budget,
     and report their within-pair accuracies on held-out clips. Writes `order_test.json` to `out_dir`."""
     started = time.time()
@@ -163,7 +163,7 @@ def run_order_test(out_dir: Path, config: OrderTestConfig = OrderTestConfig(), b
 
 
 def run_order_sweep(out_dir: Path, seeds, config: OrderTestConfig = OrderTestConfig(),
-                    log: Optional[Callable[[str], None]] = print) -> dict:
+                    log: Callable[[str], None] | None = print) -> dict:
     """The order test once per seed (pre-training, clips, initialisation and data order all drawn from it; the
     held-out clips from seed + 1000), each in `seed_S/`, and the min / median / max of each model's within-pair
     accuracy over the seeds in `order_sweep.json`."""

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +38,7 @@ def attribute_loss(predicted: torch.Tensor, attributes: torch.Tensor) -> torch.T
 
 def pretrain_tiny(out_file: Path, *, model: str = "clip_tiny", frames: int = 20_000, steps: int = 1_500,
                   batch_size: int = 256, lr: float = 2e-3, weight_decay: float = 0.05, seed: int = 0,
-                  log: Optional[Callable[[str], None]] = print) -> dict:
+                  log: Callable[[str], None] | None = print) -> dict:
     """Pre-train `model`'s image tower and save the whole backbone (a CLIP state dict) to `out_file`
     (.safetensors): load it with create_model(..., pretrained=out_file). Returns a summary."""
     from safetensors.torch import save_file

@@ -7,8 +7,9 @@ import json
 import random
 import shutil
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Protocol, Tuple
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ class Resumable(Protocol):
     epoch: int
     step_in_epoch: int
     global_step: int
-    best_top1: Optional[float]
+    best_top1: float | None
 
 
 # What a resumed run must share with the saved one, and what it may change with resume_replan.
@@ -70,11 +71,11 @@ def rng_state() -> dict:
     return state
 
 
-def restore_rng(saved: List[dict], rank: int, world: int, path: Path) -> None:
+def restore_rng(saved: list[dict], rank: int, world: int, path: Path) -> None:
     """Set this rank's random states from a state's per-rank list (the last one for ranks the saved run lacked)."""
     if len(saved) != world:
         warnings.warn(f"{path} was saved by {len(saved)} process(es), this run has {world}: the data order is kept, "
-                      f"but dropout masks will differ from an uninterrupted run")
+                      f"but dropout masks will differ from an uninterrupted run", stacklevel=3)
     state = saved[min(rank, len(saved) - 1)]
     torch.set_rng_state(state["torch"])
     kind, keys, *rest = state["numpy"]
@@ -86,7 +87,8 @@ def restore_rng(saved: List[dict], rank: int, world: int, path: Path) -> None:
             torch.cuda.set_rng_state_all(state["cuda"])
         else:
             warnings.warn(f"{path} saved the random states of {len(state['cuda'])} GPU(s), this process sees "
-                          f"{torch.cuda.device_count()}: GPU dropout masks will differ from an uninterrupted run")
+                          f"{torch.cuda.device_count()}: GPU dropout masks will differ from an uninterrupted run",
+                          stacklevel=3)
 
 
 def write_state(trainer: Resumable, collective: bool) -> Path:
@@ -149,7 +151,7 @@ def load_learnable(model, saved: dict, path: Path, model_name: str) -> None:
             params[name].copy_(value)
 
 
-def _flat(tree: dict, prefix: str = "") -> Iterator[Tuple[str, object]]:
+def _flat(tree: dict, prefix: str = "") -> Iterator[tuple[str, object]]:
     """("a.b", value) pairs of a nested config dict."""
     for key, value in tree.items():
         if isinstance(value, dict) and key != "model_overrides":
@@ -158,7 +160,7 @@ def _flat(tree: dict, prefix: str = "") -> Iterator[Tuple[str, object]]:
             yield f"{prefix}{key}", list(value) if isinstance(value, tuple) else value
 
 
-def changed_settings(state: dict, path: Path, config: TrainConfig, world: int, accumulation: int) -> List[str]:
+def changed_settings(state: dict, path: Path, config: TrainConfig, world: int, accumulation: int) -> list[str]:
     """The re-plannable settings that differ from the saved run's (empty: none). A different model, frame count,
     objective, data or seed is refused; a different schedule or batch is refused unless resume_replan is set, and
     the global batch (world x batch_size x accumulation) only changes at an epoch boundary."""

@@ -3,10 +3,11 @@ epoch's progress bar, and the clips per second since the run started."""
 from __future__ import annotations
 
 import json
-import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
+
+from ..progress import progress_bar
 
 
 def _tensorboard(folder: Path):
@@ -23,7 +24,7 @@ def _tensorboard(folder: Path):
 class RunLog:
     """Opened on every rank, it writes on rank 0 only (`output` given): other ranks count clips and show no bar."""
 
-    def __init__(self, output: Optional[Path]):
+    def __init__(self, output: Path | None):
         self.started, self.clips, self.last = time.time(), 0, {}  # last: the last training step's line
         self._file = open(output / "metrics.jsonl", "a") if output else None
         self._board = _tensorboard(output / "tensorboard") if output else None
@@ -42,13 +43,11 @@ class RunLog:
 
     def progress(self, steps: Iterable, description: str, done: int, total: int) -> Iterable:
         """`steps` behind an epoch's progress bar (rank 0); a log file gets a line per 30 s, a terminal more."""
-        from tqdm import tqdm
-
-        self._bar = tqdm(steps, desc=description, leave=False, initial=done, total=total,
-                         disable=self._file is None, mininterval=0.1 if sys.stderr.isatty() else 30)
+        self._bar = progress_bar(steps, desc=description, leave=False, initial=done, total=total,
+                                 disable=self._file is None)
         return self._bar
 
-    def train_step(self, position: dict, clips: int, metrics: Optional[dict], lr: float) -> None:
+    def train_step(self, position: dict, clips: int, metrics: dict | None, lr: float) -> None:
         """Count a step's clips (all ranks'); record its metrics (unless it was skipped) with its lr and the clips
         per second so far. position: {"step": ..., "epoch": ...}."""
         self.clips += clips

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from typing import Tuple
 
 import torch
 
@@ -21,7 +20,7 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int, min_ratio: float, 
 
 
 def build_optimizer(parameters, optim: OptimConfig, steps_per_epoch: int,
-                    epochs: int) -> Tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+                    epochs: int) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
     """AdamW over `parameters` and its schedule, stepped once per optimizer step."""
     total = epochs * steps_per_epoch
     warmup = round(optim.warmup_epochs * steps_per_epoch)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from . import distributed
 
@@ -16,7 +16,7 @@ class StopSignals:
     handlers come back on exit."""
 
     def __init__(self):
-        self.received: Optional[int] = None
+        self.received: int | None = None
         self._previous: dict = {}
 
     def __enter__(self) -> StopSignals:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
@@ -61,11 +61,11 @@ class Trainer:
                                                          self.steps_per_epoch, config.epochs)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
         self.epoch = self.step_in_epoch = self.global_step = 0
-        self.best_top1: Optional[float] = None  # on data.val_list (never a test split)
+        self.best_top1: float | None = None  # on data.val_list (never a test split)
         self.bad_steps = 0
         self._micro = 0  # the micro-batch of the step being computed (its random draws)
         self.signals = StopSignals()  # SIGINT/SIGTERM while running: the state is saved after the current step
-        self.log: Optional[RunLog] = None  # while running: rank 0's metrics file, TensorBoard and progress bar
+        self.log: RunLog | None = None  # while running: rank 0's metrics file, TensorBoard and progress bar
 
     def _build_loader(self):
         """This rank's shard of the training list."""
@@ -76,19 +76,19 @@ class Trainer:
         return build_video_loader(data.train_list, data.root, loading, split="train", batch_size=config.batch_size,
                                   shard=(self.dist.rank, self.dist.world), seed=config.seed, device=self.device)
 
-    def compute_loss(self, batch: dict) -> Dict[str, torch.Tensor]:
+    def compute_loss(self, batch: dict) -> dict[str, torch.Tensor]:
         """The objective's losses on one (micro-)batch; its random draws depend on (seed, step, rank, micro-batch)
         only, so a resumed run draws the same."""
         video = normalize_video(batch["video"], self.model.input_spec)
         rng = np.random.default_rng([self.config.seed, self.global_step, self.dist.rank, self._micro, 7])
         return self.objective(video, batch["label"], rng)
 
-    def train_step(self, batches) -> Optional[Dict[str, float]]:
+    def train_step(self, batches) -> dict[str, float] | None:
         """One optimizer step over a batch or a list of micro-batches (gradient accumulation: the mean of their
         losses); None when a loss was not finite and the step was skipped."""
         batches = [batches] if isinstance(batches, dict) else batches
         self.optimizer.zero_grad(set_to_none=True)
-        totals: Dict[str, torch.Tensor] = {}
+        totals: dict[str, torch.Tensor] = {}
         for micro, batch in enumerate(batches):
             self._micro = micro
             losses = self.compute_loss(batch)
@@ -123,7 +123,7 @@ class Trainer:
         a changed schedule or batch only with resume_replan (resume.py holds the policy)."""
         restore_state(self, Path(path))
 
-    def validate(self) -> Dict[str, float]:
+    def validate(self) -> dict[str, float]:
         """Zero-shot top-1/top-5 on data.val_list; a better top-1 than before saves the model to `best/`."""
         from .evaluate import EvalConfig, evaluate
 
@@ -141,10 +141,10 @@ class Trainer:
                                 metadata={"val_top1": result["top1"], "epoch": self.epoch})
         return {"val_top1": result["top1"], "val_top5": result["top5"]}
 
-    def step_batches(self) -> Iterator[List[dict]]:
+    def step_batches(self) -> Iterator[list[dict]]:
         """The loader's batches grouped by optimizer step (`accumulation` each; an incomplete last group is
         dropped, as the loader drops an incomplete last batch)."""
-        group: List[dict] = []
+        group: list[dict] = []
         for batch in self.loader:
             group.append(batch)
             if len(group) == self.accumulation:
@@ -185,7 +185,7 @@ class Trainer:
         self.epoch, self.step_in_epoch = self.epoch + 1, 0
         return True
 
-    def _step(self, micro_batches: List[dict]) -> None:
+    def _step(self, micro_batches: list[dict]) -> None:
         """One optimizer step and what follows it: the position, its metrics, a signal's stop, a periodic save."""
         try:
             metrics = self.train_step(micro_batches)
