@@ -1,0 +1,157 @@
+"""One GPU check for the day a GPU is lent: every GPU test marker its installed components allow, the training
+equivalence tests on CUDA, and the throughput of T2L against ViFi-CLIP (the paper's 4x claim), in about 8 minutes.
+
+    python -m t2l_fast.perf.gpu_check [--out DIR] [--budget-s 480] [--dry-run]
+    (bench/gpu_check.sh installs what is missing first, never replacing the machine's torch)
+
+One line per check (PASS / FAIL / SKIP: reason); `gpu_check.json` and the throughput report land in --out.
+--dry-run plans every step and runs none (a CPU test runs it, so the script cannot rot).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+GPU_TEST_MARKERS = ("gpu", "dali_gpu", "tensorrt_gpu")
+CHECK_MODELS = (("t2l_vit_b16", (8,)), ("vificlip_vit_b16", (8, 16, 32)))
+CHECK_BATCHES = (1, 32)
+
+
+@dataclasses.dataclass
+class Step:
+    """One check: a command to run (in a subprocess, so a crash is one FAIL), or why it cannot run here."""
+
+    name: str
+    command: list[str]
+    timeout_s: float
+    skip_reason: str | None = None
+
+
+def _cuda_missing() -> str | None:
+    import torch
+
+    if not torch.cuda.is_available():
+        return "no CUDA GPU visible to torch (torch.cuda.is_available() is False)"
+    return None
+
+
+def _dali_missing() -> str | None:
+    from ..optional import dali_version
+
+    return None if dali_version() else "NVIDIA DALI is not installed (pip install 't2l-fast[dali]')"
+
+
+def _tensorrt_missing() -> str | None:
+    from ..runtime.trt_support import engines_cannot_run_reason
+
+    return engines_cannot_run_reason()
+
+
+MARKER_NEEDS: dict[str, Callable[[], str | None]] = {"gpu": lambda: None, "dali_gpu": _dali_missing,
+                                                         "tensorrt_gpu": _tensorrt_missing}
+
+
+def plan_steps(out: Path) -> list[Step]:
+    """Every step in order of value: the tests first (minutes), then the throughput run and the claims verdict."""
+    cuda = _cuda_missing()
+    python = [sys.executable, "-m"]
+    steps = [Step(f"pytest -m {marker}", [*python, "pytest", "-q", "-m", marker, "-p", "no:cacheprovider", "tests"],
+                  timeout_s=150, skip_reason=cuda or MARKER_NEEDS[marker]()) for marker in GPU_TEST_MARKERS]
+    steps.append(Step("throughput (T2L vs ViFi-CLIP, torch fp16 and the installed GPU backends)",
+                      [*python, "t2l_fast.perf.gpu_check", "--throughput-only", "--out", str(out)],
+                      timeout_s=300, skip_reason=cuda))
+    steps.append(Step("claims verdict", [*python, "t2l_fast.cli", "bench", "claims", "--throughput",
+                                         str(out / "throughput.json"), "--out", str(out)], timeout_s=60,
+                      skip_reason=cuda))
+    return steps
+
+
+def check_plan():
+    """The throughput points of the check: T2L at 8 frames, ViFi-CLIP at 8/16/32, batch 1 and 32, short budgets."""
+    from .throughput import GPU_BACKENDS, Plan
+
+    points = [(name, frames, CHECK_BATCHES) for name, frame_counts in CHECK_MODELS for frames in frame_counts]
+    return Plan(points, GPU_BACKENDS, seconds=1.0, min_iterations=5, warmup=3, process_per="model",
+                block_pair=("t2l_vit_b16", "clip_vit_b16", 8, 32), block_rounds=10)
+
+
+def run_step(step: Step, deadline: float) -> dict:
+    """Run one step within its timeout and what is left of the budget; its verdict and the tail of its output."""
+    if step.skip_reason:
+        return {"name": step.name, "verdict": "SKIP", "reason": step.skip_reason}
+    left = deadline - time.monotonic()
+    if left < 10:
+        return {"name": step.name, "verdict": "SKIP", "reason": "the check's time budget is spent"}
+    started = time.monotonic()
+    try:
+        result = subprocess.run(step.command, capture_output=True, text=True, timeout=min(step.timeout_s, left))
+        output, code = result.stdout + result.stderr, result.returncode
+    except subprocess.TimeoutExpired as e:
+        output, code = f"{e.stdout or ''}{e.stderr or ''}\ntimed out after {e.timeout:.0f} s", None
+    # pytest exits 5 when every selected test was deselected: nothing ran, which is not a pass
+    verdict = "PASS" if code == 0 else "SKIP" if code == 5 else "FAIL"
+    tail = [line for line in output.splitlines() if line.strip()][-15:]
+    return {"name": step.name, "verdict": verdict, "exit_code": code, "seconds": round(time.monotonic() - started, 1),
+            "reason": "no test selected" if code == 5 else None, "tail": tail}
+
+
+def environment() -> dict:
+    """What this check ran on: the GPU, torch and CUDA, and each optional component's version."""
+    import torch
+
+    from ..optional import dali_version, installed
+    from ..runtime.trt_support import current_gpu
+
+    gpu = current_gpu()
+    return {"gpu": gpu[0] if gpu else None, "compute_capability": gpu[1] if gpu else None,
+            "torch": torch.__version__, "cuda": torch.version.cuda, "dali": dali_version(),
+            **{name: installed(name) for name in ("onnxruntime-gpu", "onnxruntime", "tensorrt", "tensorrt-rtx-cu13",
+                                                  "nvidia-ml-py")}}
+
+
+def summary_line(result: dict) -> str:
+    seconds = f" ({result['seconds']} s)" if result.get("seconds") is not None else ""
+    if result["verdict"] == "FAIL":
+        return f"FAIL {result['name']}{seconds}: {(result['tail'] or ['no output'])[-1]}"
+    if result["verdict"] == "SKIP":
+        return f"SKIP {result['name']}: {result['reason']}"
+    return f"PASS {result['name']}{seconds}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m t2l_fast.perf.gpu_check", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/gpu_check"), help="folder for gpu_check.json and "
+                        "the throughput report (default runs/gpu_check)")
+    parser.add_argument("--budget-s", type=float, default=480.0, help="the whole check's time budget (default 480)")
+    parser.add_argument("--dry-run", action="store_true", help="plan every step, run none")
+    parser.add_argument("--throughput-only", action="store_true", help=argparse.SUPPRESS)  # the throughput step
+    args = parser.parse_args(argv)
+    if args.throughput_only:
+        from .reports import throughput_report
+
+        throughput_report(check_plan(), args.out)
+        return 0
+    steps = plan_steps(args.out)
+    if args.dry_run:
+        for step in steps:
+            print(f"{'SKIP' if step.skip_reason else 'RUN '} {step.name}: {step.skip_reason or ' '.join(step.command)}")
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    deadline, results = time.monotonic() + args.budget_s, []
+    for step in steps:
+        results.append(run_step(step, deadline))
+        print(summary_line(results[-1]), flush=True)
+    report = {"environment": environment(), "budget_s": args.budget_s, "checks": results}
+    (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out / 'gpu_check.json'}")
+    return 1 if any(r["verdict"] == "FAIL" for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
