@@ -80,6 +80,12 @@ def test_engines_become_tensorrt_models(tmp_path_factory, tmp_path, capsys):
     assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
     assert main(["export", "triton", "--onnx", str(onnx_dir), "--engine", str(engine), "--engine", str(engine),
                  "--out", str(repo)]) == 2 and "two engines of the same graph" in capsys.readouterr().err
+    assert "version-compatible=true" not in (folder / "config.pbtxt").read_text()
+    sidecar = read_sidecar(engine)
+    write_sidecar(engine, dict(sidecar, target=dict(sidecar["target"], version_compatible=True)))
+    assert main(["export", "triton", "--onnx", str(onnx_dir), "--engine", str(engine), "--out", str(repo)]) == 0
+    assert "--backend-config=tensorrt,version-compatible=true" in (folder / "config.pbtxt").read_text()
+    assert parse(folder).platform == "tensorrt_plan"  # the note is a comment: the config still parses
     write_sidecar(engine, dict(read_sidecar(engine), profile={"frames": {"min": [2, 8, 3, 32, 32]}}))
     assert main(["export", "triton", "--onnx", str(onnx_dir), "--engine", str(engine), "--out", str(repo)]) == 2
     assert "rebuild it with --min-batch 1" in capsys.readouterr().err

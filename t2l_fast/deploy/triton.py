@@ -43,6 +43,14 @@ def _tensor_block(entries, fixed_frames: int | None, labels: str | None = None) 
     return ",\n".join(blocks)
 
 
+# A version-compatible engine carries TensorRT's lean runtime as host code, which Triton's TensorRT backend runs only
+# when the server is started with this backend setting (Triton 23.09 and later).
+VERSION_COMPATIBLE_NOTE = ("# A version-compatible TensorRT engine: start the server with\n"
+                           "#   tritonserver --backend-config=tensorrt,version-compatible=true ...\n"
+                           "# (Triton 23.09+). The server then runs the engine's embedded runtime code: serve only "
+                           "engines you built.\n")
+
+
 def model_config(name: str, platform: str, inputs, outputs, max_batch_size: int, preferred: Sequence[int],
                  queue_delay_us: int, fixed_frames: int | None = None, labels: str | None = None,
                  gpu: bool = False) -> str:
@@ -120,9 +128,12 @@ def _write_engine_model(bundle: ExportedModel, prefix: str, engine: Path, sideca
     shutil.copy2(engine, folder / "1" / "model.plan")
     labels = _write_labels(folder, bundle.class_names) if kind == "classifier" else None
     frames = profile["max"][1] if kind != "text_encoder" else None
-    (folder / "config.pbtxt").write_text(model_config(
-        folder.name, "tensorrt_plan", sidecar["inputs"], sidecar["outputs"], profile["max"][0],
-        (profile["opt"][0], profile["max"][0]), queue_delay_us, fixed_frames=frames, labels=labels, gpu=True))
+    config = model_config(folder.name, "tensorrt_plan", sidecar["inputs"], sidecar["outputs"], profile["max"][0],
+                          (profile["opt"][0], profile["max"][0]), queue_delay_us, fixed_frames=frames, labels=labels,
+                          gpu=True)
+    if sidecar.get("target", {}).get("version_compatible"):
+        config = VERSION_COMPATIBLE_NOTE + config
+    (folder / "config.pbtxt").write_text(config)
     return folder
 
 
