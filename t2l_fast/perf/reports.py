@@ -44,7 +44,9 @@ THROUGHPUT_DEFINITIONS = {
     "peak_fraction": "achieved_gflop_s over the machine's dense matmul peak of the backend's precision, measured in "
                      "the same run (int8: ONNX Runtime MatMulInteger)",
     "peak_memory_mb": "peak resident memory during this point's calls, in a fresh process of this model and backend "
-                      "alone (high-water mark reset before each point; GPU: peak allocated)",
+                      "alone (high-water mark reset before each point); on a GPU, the GPU memory of the process "
+                      "whoever allocated it (torch, ONNX Runtime's arena, TensorRT), measured as its row's "
+                      "memory_method says",
 }
 
 TRAINING_COLUMNS = ("model", "frames", "batch", "checkpointing", "recipe", "precision", "step_s", "step_time_vs_t2l",

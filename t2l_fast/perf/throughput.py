@@ -9,6 +9,7 @@ runs.
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import statistics
 import tempfile
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from . import analytic
+from .gpu_memory import GpuMemory
 from .isolation import report_progress, run_isolated, worker_main
 from .machine import machine_peaks, reset_peak_rss, rss_mb
 
@@ -114,6 +116,7 @@ def measure_backend(name: str, backend_name: str, plan: Plan, work_dir: Path, re
     config = model.config
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     points = points_of(plan, name)
+    gpu_memory = GpuMemory() if torch.cuda.is_available() else None  # before anything is on the GPU
     try:
         calibration = clips_for(config.vision.image_size, config.frames, 8)
         backend = build_backend(backend_name, model, work_dir, calibration, max_batch=max(b for _, b in points))
@@ -127,17 +130,15 @@ def measure_backend(name: str, backend_name: str, plan: Plan, work_dir: Path, re
         reset_peak_rss()
         before = rss_mb("VmRSS")
         try:
-            outputs = backend.run(clips)
-            seconds = time_calls(backend.run, clips, plan)
+            with gpu_memory.peak() if gpu_memory else contextlib.nullcontext() as sampled:
+                outputs = backend.run(clips)
+                seconds = time_calls(backend.run, clips, plan)
         except Exception as e:
             rows.append({"model": name, "frames": frames, "batch": batch, "backend": backend_name,
                          "error": f"{type(e).__name__}: {e}"[:300]})
             report_progress(f"{name} {frames}f B={batch} {backend_name}: failed")
             continue
-        peak = rss_mb("VmHWM")
-        if torch.cuda.is_available():
-            peak = torch.cuda.max_memory_allocated() / 2 ** 20
-            torch.cuda.reset_peak_memory_stats()
+        peak = sampled.mb if gpu_memory else rss_mb("VmHWM")
         reference_path = references / f"{name}_{frames}f_b{batch}.npy"
         if backend_name in REFERENCES:
             np.save(reference_path, outputs)
@@ -156,6 +157,7 @@ def measure_backend(name: str, backend_name: str, plan: Plan, work_dir: Path, re
             "gmac_per_clip": macs / 1e9, "achieved_gflop_s": achieved / 1e9,
             "peak_fraction": achieved / peak_rate if peak_rate else None,
             "peak_memory_mb": peak, "memory_before_mb": before, "setup_s": backend.setup_seconds,
+            "memory_method": gpu_memory.method if gpu_memory else "VmHWM: peak resident memory of the process",
             "parity": comparison.figures.get("embedding") if comparison else None,
             "passed": bool(comparison and comparison.passed)})
         report_progress(f"{name} {frames}f B={batch} {backend_name}: {batch / median:.3g} clips/s")
