@@ -57,6 +57,27 @@ def claim_folder(folder: Path, marker: str, owner: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
 
 
+PATH_PART = re.compile(r"[A-Za-z0-9_.-]+")  # what a name from a file or an option may be when it becomes a path
+
+
+def path_part(name: object, what: str) -> str:
+    """`name` when it can be one part of a path ([A-Za-z0-9_.-]+, not "." or ".."); else a T2LError naming `what`.
+
+    Names read from files (a manifest, a checkpoint's config) or given as options never lead out of their folder."""
+    if not isinstance(name, str) or not PATH_PART.fullmatch(name) or set(name) == {"."}:
+        raise T2LError(f"{what} {name!r}: not a plain name (letters, digits, '_', '.', '-', and not '..'), so it "
+                       f"could lead out of its folder; use a plain name")
+    return name
+
+
+def inside(folder: Path, name: object, what: str) -> Path:
+    """folder / name, for a plain `name` (path_part) that resolves inside `folder` (no symlink out of it)."""
+    path = Path(folder) / path_part(name, what)
+    if not path.resolve().is_relative_to(Path(folder).resolve()):
+        raise T2LError(f"{what} {name!r}: {path} is a link out of {folder}; files are read and written inside it only")
+    return path
+
+
 def file_sha256(path: Path) -> str:
     """Hex sha256 of a file's bytes."""
     digest = hashlib.sha256()

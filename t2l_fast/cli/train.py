@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import T2LError
+from ..io import inside
 from .common import add_model_arguments, load_model
 
 
@@ -85,7 +86,7 @@ def _run_eval(args: argparse.Namespace, write: bool) -> int:
 
 
 def _results_path(args: argparse.Namespace, model_name: str) -> Path:
-    return Path(args.out or Path("runs") / "eval" / f"{model_name}.json")
+    return Path(args.out) if args.out else inside(Path("runs") / "eval", f"{model_name}.json", "model name")
 
 
 def _eval_one_model(args: argparse.Namespace, model, options: dict, write: bool = False):

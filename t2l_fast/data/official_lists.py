@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .lists import OFFICIAL_LINE, VideoListError, read_list_text
+from .lists import OFFICIAL_LINE, VideoListError, read_list_text, resolve_under_root
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov")
 
@@ -36,7 +36,9 @@ def convert_official_list(list_file: Path, root: Path, out: Path, missing: str =
     common = Path(os.path.commonpath([str(path.parent) for _, path, _ in rows]))
     lines, absent = [], []
     for number, path, label in rows:
-        video = _find_video(Path(root), path.relative_to(common))
+        relative = path.relative_to(common)
+        resolve_under_root(str(relative), Path(root), f"{list_file}:{number}")  # no '..' out of the root
+        video = _find_video(Path(root), relative)
         if not video.is_file():
             absent.append(f"{list_file}:{number}: {video}")
             continue

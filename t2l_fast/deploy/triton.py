@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import T2LError
+from ..io import inside, path_part
 from ..runtime.base import ArtifactError
 from ..runtime.bundle import ExportedModel
 from ..runtime.engine_sidecar import check_built_from, check_engine_bytes, read_sidecar
@@ -72,7 +73,7 @@ def write_triton_repository(onnx_dir: Path, out: Path, engines: Sequence[Path] =
     """Write (or refresh) the repository `out`; returns the model folders written. preferred: batch sizes the
     dynamic batcher aims for (default 8 and max_batch_size)."""
     bundle = ExportedModel(onnx_dir)
-    prefix = name or bundle.config.name
+    prefix = path_part(name or bundle.config.name, "--name" if name else f"{onnx_dir}: the model name")
     if max_batch_size < 1:
         raise T2LError(f"--max-batch {max_batch_size}: Triton batches these graphs, give 1 or more")
     preferred = preferred or (min(8, max_batch_size), max_batch_size)
@@ -138,7 +139,7 @@ def _write_engine_model(bundle: ExportedModel, prefix: str, engine: Path, sideca
 
 
 def _model_folder(out: Path, name: str) -> Path:
-    folder = out / name
+    folder = inside(out, name, "Triton model name (--name or the export's model name, plus the graph)")
     (folder / "1").mkdir(parents=True, exist_ok=True)
     return folder
 

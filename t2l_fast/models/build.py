@@ -53,4 +53,8 @@ def load_checkpoint(path: str | Path, pretrained: str | None = None,
         backbone = pretrained or info.get("backbone")
         if backbone is None:
             raise CheckpointError(f"{path}: holds learnable weights only; pass pretrained= with the CLIP backbone")
+        if not pretrained and str(backbone).startswith("torchscript:"):  # consent comes from the caller, not a file
+            raise CheckpointError(f"{path}: records the TorchScript backbone {backbone!r}, and loading a TorchScript "
+                                  f"archive can run the code inside it. If you trust it, pass it yourself: "
+                                  f"--pretrained {backbone} (pretrained= in Python)")
     return build_model(config, pretrained=backbone, checkpoint=str(path), device=device)

@@ -5,7 +5,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..io import file_sha256
+from ..io import file_sha256, inside
 from ..models.config import InputSpec, ModelConfig
 from .base import ArtifactError
 
@@ -75,7 +75,7 @@ class ExportedModel:
         if kind not in self.graphs:
             hint = " (export with --classes to get one)" if kind == "classifier" else ""
             raise ArtifactError(f"{self.directory}: holds no {kind} graph{hint}; it has {sorted(self.graphs)}")
-        return self.directory / self.graphs[kind]["file"]
+        return inside(self.directory, self.graphs[kind]["file"], f"{self.directory / MANIFEST}: graphs.{kind}.file")
 
     def verified_graph_path(self, kind: str) -> Path:
         """The path of graph `kind`, after checking it and its external data against the manifest's sha256."""
@@ -85,7 +85,9 @@ class ExportedModel:
         return path
 
     def _check_external_data(self, kind: str) -> None:
-        self._check_files([(self.directory / d["file"], d["sha256"]) for d in self.graphs[kind]["external_data"]])
+        where = f"{self.directory / MANIFEST}: graphs.{kind}.external_data"
+        self._check_files([(inside(self.directory, d["file"], where), d["sha256"])
+                           for d in self.graphs[kind]["external_data"]])
 
     @staticmethod
     def _check_files(files) -> None:

@@ -1,0 +1,105 @@
+"""Trust boundaries, table-driven: nothing read from a file (a checkpoint's config, a manifest, a list) is consent to
+run code or a path out of its folder. Each row: a crafted input, the command, its exit code and message, and the
+files outside the folder that must stay as they were (docs/RELIABILITY_TESTS.md lists the rows)."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import t2l_fast
+from t2l_fast.cli import main
+
+from export_cache import CLASSES, exported_copy
+
+
+def _checkpoint_recording_torchscript(tmp_path: Path) -> Path:
+    """A learnable-only checkpoint whose config.json names a TorchScript archive as its backbone."""
+    folder, model = tmp_path / "ckpt", t2l_fast.create_model("t2l_tiny")
+    model.backbone_source = "torchscript:/its/own/archive.pt"  # as saved by a run the user did opt in for
+    t2l_fast.save_checkpoint(model, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "backbone": f"torchscript:{tmp_path / 'evil.pt'}"}))
+    return folder
+
+
+def _export_with_manifest(tmp_path_factory, tmp_path: Path, change) -> Path:
+    folder = exported_copy(tmp_path_factory, tmp_path / "export", "clip_tiny")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    change(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def _graph_file(manifest):
+    manifest["graphs"]["classifier"]["file"] = "../victim/classifier.onnx"
+
+
+def _external_data(manifest):
+    manifest["graphs"]["classifier"]["external_data"] = [{"file": "../../../../etc/passwd", "sha256": "0" * 64}]
+
+
+def _model_name(manifest):
+    manifest["model"]["name"] = manifest["model"]["config"]["name"] = "../../X"
+
+
+def _video(tmp_path: Path) -> str:
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    return str(tmp_path / "clip.mp4")
+
+
+CODE_EXECUTION = [  # (name, command given the checkpoint folder and tmp_path)
+    ("predict", lambda ckpt, tmp: ["predict", _video(tmp), "--checkpoint", str(ckpt), "--classes", "run,jump"]),
+    ("export onnx", lambda ckpt, tmp: ["export", "onnx", "--checkpoint", str(ckpt), "--out", str(tmp / "out")]),
+    ("eval", lambda ckpt, tmp: ["eval", "--checkpoint", str(ckpt), "--root", str(tmp), "--list",
+                                str(tmp / "list.txt"), "--classes", str(tmp / "classes.txt")]),
+]
+
+
+@pytest.mark.parametrize("name, command", CODE_EXECUTION, ids=[row[0] for row in CODE_EXECUTION])
+def test_a_checkpoint_cannot_consent_to_running_a_torchscript_archive(tmp_path, monkeypatch, capsys, name, command):
+    (tmp_path / "list.txt").write_text("clip.mp4 0\n")
+    (tmp_path / "classes.txt").write_text("run\njump\n")
+    monkeypatch.setattr(torch.jit, "load", lambda *a, **k: pytest.fail("torch.jit.load ran the archive"))
+    assert main(command(_checkpoint_recording_torchscript(tmp_path), tmp_path)) == 2
+    assert "records the TorchScript backbone" in capsys.readouterr().err
+
+
+OUTSIDE_THE_FOLDER = [  # (name, manifest change, command given the export folder and tmp_path)
+    ("export trt: a graph file out of the folder", _graph_file,
+     lambda onnx, tmp: ["export", "trt", "--onnx", str(onnx), "--max-batch", "2", "--runtime", "tensorrt-rtx"]),
+    ("export triton: external data out of the folder", _external_data,
+     lambda onnx, tmp: ["export", "triton", "--onnx", str(onnx), "--out", str(tmp / "repo")]),
+    ("predict: external data out of the folder", _external_data,
+     lambda onnx, tmp: ["predict", _video(tmp), "--onnx", str(onnx), "--backend", "onnx", "--classes",
+                        ",".join(CLASSES)]),
+    ("export triton --name ../../X", lambda manifest: None,
+     lambda onnx, tmp: ["export", "triton", "--onnx", str(onnx), "--out", str(tmp / "a" / "b" / "repo"),
+                        "--name", "../../X"]),
+    ("export triton: a manifest model name ../../X", _model_name,
+     lambda onnx, tmp: ["export", "triton", "--onnx", str(onnx), "--out", str(tmp / "a" / "b" / "repo")]),
+]
+
+
+@pytest.mark.parametrize("name, change, command", OUTSIDE_THE_FOLDER, ids=[row[0] for row in OUTSIDE_THE_FOLDER])
+def test_names_from_a_manifest_or_an_option_never_leave_their_folder(tmp_path_factory, tmp_path, capsys, name,
+                                                                     change, command):
+    (tmp_path / "victim").mkdir()
+    (tmp_path / "victim" / "precious.txt").write_text("months of work")
+    arguments = command(_export_with_manifest(tmp_path_factory, tmp_path, change), tmp_path)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if "export" not in p.parts)
+    assert main(arguments) == 2
+    assert "not a plain name" in capsys.readouterr().err
+    after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if "export" not in p.parts)
+    assert [p for p in after if p not in before and "repo" not in p.parts] == []  # nothing written outside
+    assert (tmp_path / "victim" / "precious.txt").read_text() == "months of work"
+    assert not (tmp_path / "X_video_encoder").exists() and not (tmp_path / "a" / "X_video_encoder").exists()
+
+
+def test_an_official_list_line_cannot_lead_out_of_the_root(tmp_path, capsys):
+    (tmp_path / "root").mkdir()
+    official = tmp_path / "official.txt"
+    official.write_text("/x/videos/a.mp4 10 0\n/x/videos/../../../etc/passwd 10 1\n")
+    out = tmp_path / "list.txt"
+    assert main(["data", "convert-list", str(official), "--root", str(tmp_path / "root"), "--out", str(out)]) == 2
+    assert "contains '..'" in capsys.readouterr().err and not out.exists()
