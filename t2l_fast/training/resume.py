@@ -212,7 +212,7 @@ def drop_metrics_after(log: Path, step: int) -> None:
 def prepare_output(output: Path, model, config: TrainConfig) -> None:
     """Before training (rank 0): room for the states, no half-written files, and the config.yaml to resume with."""
     check_free_space(output, model)
-    for stale in output.rglob(".*.tmp"):  # atomic writes a kill interrupted (checkpoint.atomic_write)
+    for stale in output.rglob(".*.tmp"):  # atomic writes a kill interrupted (io.atomic_write)
         stale.unlink(missing_ok=True)
     (output / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
 
