@@ -19,10 +19,27 @@ def _best_rate(run, flops: float, repeats: int) -> float:
     return flops / best
 
 
+PROBE_SIZE = 256
+CALL_BUDGET_S = 0.25  # one timed matmul at most about this long: a precision the CPU lacks gets a smaller matrix
+
+
 def torch_matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float | None:
-    """Best FLOP/s of size x size matmuls in torch at `dtype` (on the GPU when there is one); None if unsupported."""
+    """Best FLOP/s of size x size matmuls in torch at `dtype` (on the GPU when there is one); None if unsupported.
+    A precision the CPU only emulates (bf16 without AVX512-BF16/AMX: minutes per 2048 matmul) is measured on the
+    largest matrix whose matmul a small probe says takes at most CALL_BUDGET_S."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     size = size if device == "cpu" else max(size, 8192)  # enough work to fill a GPU
+    with torch.inference_mode():
+        probe = _matmul(dtype, PROBE_SIZE, device)
+        if probe is None:
+            return None
+        fitting = int((CALL_BUDGET_S * _best_rate(probe, 2.0 * PROBE_SIZE ** 3, 2) / 2) ** (1 / 3))
+        size = max(PROBE_SIZE, min(size, fitting))
+        return _best_rate(_matmul(dtype, size, device), 2.0 * size ** 3, repeats)
+
+
+def _matmul(dtype: torch.dtype, size: int, device: str):
+    """A call of one size x size matmul at `dtype` on `device` (synchronised on a GPU); None if unsupported."""
     try:
         a = torch.randn(size, size, device=device).to(dtype)
         b = torch.randn(size, size, device=device).to(dtype)
@@ -34,8 +51,7 @@ def torch_matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) ->
         if device == "cuda":
             torch.cuda.synchronize()
 
-    with torch.inference_mode():
-        return _best_rate(run, 2.0 * size ** 3, repeats)
+    return run
 
 
 def matmul_graph(size: int, int8: bool):
