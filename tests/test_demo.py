@@ -72,3 +72,12 @@ def test_a_folder_the_demo_did_not_write_is_refused(tmp_path, capsys):
     assert main(["demo", "--fast", "--out", str(tmp_path)]) == 2
     assert "not empty and not a demo folder" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["thesis.tex"]
+
+
+def test_a_stage_file_torn_by_a_kill_means_the_stage_did_not_finish(demo, capsys):
+    last = STAGES[-1]
+    saved = demo / "stages" / f"{last.name}.json"
+    saved.write_text(saved.read_text()[:40])  # as a kill mid-write left it before writes were atomic
+    assert main(["demo", "--fast", "--out", str(demo)]) == 0
+    out = capsys.readouterr().out
+    assert out.count(": reused (") == len(STAGES) - 1 and json.loads(saved.read_text())["fast"] is True

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from export_cache import CLASSES, exported_copy
 
 import t2l_fast
 from t2l_fast.cli import main
-
-from export_cache import CLASSES, exported_copy
 
 
 def _checkpoint_recording_torchscript(tmp_path: Path) -> Path:

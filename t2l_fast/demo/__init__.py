@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import __version__
-from ..io import claim_folder
+from ..io import atomic_write, claim_folder
 from .stages import STAGES, Run
 
 MARKER = ".t2l-demo"
@@ -22,6 +22,16 @@ def _claim_folder(out: Path) -> None:
     """Make `out` a demo folder: new, empty, or already marked as one; anything else is refused."""
     claim_folder(out, MARKER, "a demo folder")
     (out / MARKER).write_text(json.dumps({"t2l_fast_version": __version__}) + "\n")
+
+
+def _finished(saved: Path, fast: bool) -> dict | None:
+    """The result a finished stage saved at this budget; None when absent, of the other budget, or unreadable (a
+    file torn by a kill means the stage did not finish)."""
+    try:
+        result = json.loads(saved.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return result if isinstance(result, dict) and result.get("fast") == fast else None
 
 
 def run_demo(out_dir: str = "runs/demo", fast: bool = False, force: bool = False,
@@ -39,18 +49,18 @@ def run_demo(out_dir: str = "runs/demo", fast: bool = False, force: bool = False
     redo = force  # once a stage runs, every later one runs too: it may read the new results
     for number, stage in enumerate(STAGES, 1):
         saved = out / "stages" / f"{stage.name}.json"
-        if saved.is_file() and not redo:
-            result = json.loads(saved.read_text())
-            if result.get("fast") == fast:
-                run.results[stage.name] = result
-                log(f"[{number:>2}/{len(STAGES)}] {stage.title}: reused ({saved})")
-                continue
+        result = None if redo else _finished(saved, fast)
+        if result is not None:
+            run.results[stage.name] = result
+            log(f"[{number:>2}/{len(STAGES)}] {stage.title}: reused ({saved})")
+            continue
         redo = True
         log(f"[{number:>2}/{len(STAGES)}] {stage.title} ...")
         stage_started = time.time()
         result = {"fast": fast, **stage.run(run), "seconds": round(time.time() - stage_started, 1)}
         saved.parent.mkdir(parents=True, exist_ok=True)
-        saved.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        text = json.dumps(result, indent=2, default=str) + "\n"
+        atomic_write(saved, lambda tmp, text=text: Path(tmp).write_text(text))  # a kill leaves old or new
         run.results[stage.name] = result
         for line in result.get("lines", []):
             log(f"      {line}")
