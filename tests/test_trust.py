@@ -102,3 +102,22 @@ def test_an_official_list_line_cannot_lead_out_of_the_root(tmp_path, capsys):
     out = tmp_path / "list.txt"
     assert main(["data", "convert-list", str(official), "--root", str(tmp_path / "root"), "--out", str(out)]) == 2
     assert "contains '..'" in capsys.readouterr().err and not out.exists()
+
+
+SILENTLY_WRONG = [  # (name, manifest change, message fragment)
+    ("classes reordered", lambda m: m.update(classes=list(reversed(m["classes"]))), "are not the classifier graph's"),
+    ("logit_scale negative", lambda m: m["model"].update(logit_scale=-100.0), "is not the positive, finite"),
+    ("logit_scale infinite", lambda m: m["model"].update(logit_scale=float("inf")), "is not the positive, finite"),
+    ("logit_scale changed", lambda m: m["model"].update(logit_scale=m["model"]["logit_scale"] * 2), "exported with"),
+]
+
+
+@pytest.mark.parametrize("name, change, message", SILENTLY_WRONG, ids=[row[0] for row in SILENTLY_WRONG])
+def test_manifest_facts_that_decide_the_answer_must_match_the_graphs(tmp_path_factory, tmp_path, capsys, name,
+                                                                     change, message):
+    """A manifest edited after export would give confident wrong labels, inverted rankings or NaN scores."""
+    folder = _export_with_manifest(tmp_path_factory, tmp_path, change)
+    classes = CLASSES if "classes" in name else CLASSES[:2]  # other classes: the text encoder path, which scales
+    command = ["predict", _video(tmp_path), "--onnx", str(folder), "--backend", "onnx", "--classes", ",".join(classes)]
+    assert main(command) == 2
+    assert message in capsys.readouterr().err

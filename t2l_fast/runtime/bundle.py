@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,7 +46,15 @@ class ExportedModel:
 
     @property
     def class_names(self) -> list | None:
-        return self.manifest.get("classes")
+        """The manifest's classes, in the classifier graph's own order (a reordered manifest would give confident
+        wrong labels)."""
+        names = self.manifest.get("classes")
+        if names is not None and "classifier" in self.graphs:
+            recorded = json.loads(self.graph_metadata("classifier").get("t2l_fast.class_names", "null"))
+            if recorded is not None and recorded != names:
+                raise ArtifactError(f"{self.directory / MANIFEST}: classes {names[:3]}... are not the classifier "
+                                    f"graph's own {(recorded or [])[:3]}... (the manifest was changed); re-export")
+        return names
 
     @property
     def input_spec(self) -> InputSpec:
@@ -54,7 +63,24 @@ class ExportedModel:
 
     @property
     def logit_scale(self) -> float:
-        return float(self.manifest["model"]["logit_scale"])
+        """The manifest's logit scale: finite, positive, and the one the graphs were exported with."""
+        scale = self.manifest["model"].get("logit_scale")
+        kind = next(iter(self.graphs))
+        recorded = json.loads(self.graph_metadata(kind).get("t2l_fast.logit_scale", "null"))
+        if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not math.isfinite(scale) or scale <= 0 \
+                or recorded not in (None, scale):
+            raise ArtifactError(f"{self.directory / MANIFEST}: model.logit_scale {scale!r} is not the positive, finite "
+                                f"scale the graphs were exported with ({recorded!r}); re-export the folder")
+        return float(scale)
+
+    def graph_metadata(self, kind: str) -> dict[str, str]:
+        """Graph `kind`'s metadata, read from its header (no weights) once."""
+        from .graph_header import read_graph_header, read_metadata
+
+        cache = self.__dict__.setdefault("_metadata", {})
+        if kind not in cache:
+            cache[kind] = read_metadata(read_graph_header(self.graph_path(kind)))
+        return cache[kind]
 
     def check_fits(self, model_name: str | None = None, frames: int | None = None,
                    image_size: int | None = None) -> None:
