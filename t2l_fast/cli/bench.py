@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..perf.reports import FULL_MODELS, QUICK_MODELS
+from .common import positive_float, positive_int
 
 
 def _flops(args: argparse.Namespace) -> int:
@@ -48,8 +49,8 @@ def register(sub) -> None:
                          "encoder per prompt. The traced counts must agree with the closed form within 1%%.")
     p.add_argument("--models", nargs="+", help=f"registered models (default: {' '.join(FULL_MODELS)}; --quick: "
                    f"{' '.join(QUICK_MODELS)})")
-    p.add_argument("--frames", nargs="+", type=int, default=[8, 16, 32], help="frame counts of the frame-averaging "
-                   "models (default 8 16 32)")
+    p.add_argument("--frames", nargs="+", type=positive_int, default=[8, 16, 32],
+                   help="frame counts of the frame-averaging models (default 8 16 32)")
     p.add_argument("--quick", action="store_true", help="tiny models (seconds)")
     p.add_argument("--json", metavar="OUT.json", help="also write the rows as a JSON list")
     p.add_argument("--out", type=Path, default=Path("runs/bench"), help="report folder (default runs/bench)")
@@ -61,7 +62,7 @@ def register(sub) -> None:
     p.add_argument("--quick", action="store_true", help="tiny models, short budgets (tests and the demo)")
     p.add_argument("--gpu", action="store_true", help="the GPU plan (torch CUDA fp32/fp16 at batch 32-128)")
     p.add_argument("--backends", nargs="+", help="a subset of the plan's backends")
-    p.add_argument("--seconds", type=float, help="time budget of one measurement's timed calls")
+    p.add_argument("--seconds", type=positive_float, help="time budget of one measurement's timed calls")
     p.add_argument("--work-dir", type=Path, help="keep the exported ONNX graphs here (default: a temporary folder)")
     p.add_argument("--end-to-end", action="store_true", help="also time the loader (decode + augment, PyAV and, "
                    "where installed, DALI) feeding the model, and say which stage limits")
@@ -72,8 +73,8 @@ def register(sub) -> None:
     p = bench.add_parser("training", help="T2L vs ViFi-CLIP optimiser-step time and peak memory (checkpointing "
                          "on and off)")
     p.add_argument("--quick", action="store_true", help="tiny models (seconds)")
-    p.add_argument("--batch", type=int, help="clips per step (default 2; --quick 4)")
-    p.add_argument("--steps", type=int, default=2, help="timed steps after the warm-up step (default 2)")
+    p.add_argument("--batch", type=positive_int, help="clips per step (default 2; --quick 4)")
+    p.add_argument("--steps", type=positive_int, default=2, help="timed steps after the warm-up step (default 2)")
     p.add_argument("--out", type=Path, default=Path("runs/bench"), help="report folder (default runs/bench)")
     p.set_defaults(run=_training)
 

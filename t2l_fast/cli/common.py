@@ -4,6 +4,33 @@ from __future__ import annotations
 import argparse
 
 from ..errors import T2LError
+from ..numbers import NumberError, parse_number
+
+
+def number(integer: bool = False, **limits: float):
+    """An argparse `type=` for a number option checked by t2l_fast.numbers (type, finite, range)."""
+    def parse(text: str) -> int | float:
+        try:
+            return parse_number(text, "value", integer=integer, **limits)
+        except NumberError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return parse
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (counts, sizes, batches)."""
+    return number(integer=True, minimum=1)(text)
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0 (seeds; sizes where 0 means "keep")."""
+    return number(integer=True, minimum=0)(text)
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (seconds, budgets)."""
+    return number(above=0)(text)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, several_checkpoints: str = "") -> None:

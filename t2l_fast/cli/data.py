@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ..errors import T2LError
+from .common import non_negative_int, positive_float, positive_int
 
 
 def _data_synth(args: argparse.Namespace) -> int:
@@ -127,18 +128,19 @@ def register(sub) -> None:
     p = data.add_parser("synth", help="write the synthetic order-only action dataset (videos, lists, classes)")
     p.add_argument("out_dir")
     p.add_argument("--classes", help="comma-separated subset of the synthetic classes (default: all 12)")
-    p.add_argument("--clips-per-class", type=int, default=20, help="training clips per class (default 20)")
-    p.add_argument("--eval-clips-per-class", type=int, default=8, help="val and test clips per class (default 8)")
-    p.add_argument("--frames", type=int, default=24, help="frames per clip (default 24)")
+    p.add_argument("--clips-per-class", type=positive_int, default=20, help="training clips per class (default 20)")
+    p.add_argument("--eval-clips-per-class", type=positive_int, default=8,
+                   help="val and test clips per class (default 8)")
+    p.add_argument("--frames", type=positive_int, default=24, help="frames per clip (default 24)")
     p.add_argument("--size", default="64x64", help="WIDTHxHEIGHT, even numbers (default 64x64)")
     p.add_argument("--codec", choices=["h264", "vp9", "mjpeg"], default="h264")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jobs", type=int, default=1, help="encoding processes (default 1)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--jobs", type=positive_int, default=1, help="encoding processes (default 1)")
     p.set_defaults(run=_data_synth)
     p = data.add_parser("probe", help="check that only frame order separates a synthetic dataset's classes")
     p.add_argument("dataset", help="a folder written by `t2l data synth`")
-    p.add_argument("--frames", type=int, default=8)
-    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--frames", type=positive_int, default=8)
+    p.add_argument("--size", type=positive_int, default=64)
     p.set_defaults(run=_data_probe)
     _register_preflight(data)
     p = data.add_parser("fixtures", help="write a folder of good, odd and broken videos (for testing decoders)")
@@ -152,19 +154,20 @@ def _register_preflight(data) -> None:
     p = data.add_parser("check", help="preflight: probe every listed video; write a report, manifest, clean list")
     p.add_argument("list", help="list file (relative/path label per line, or CSV)")
     p.add_argument("--root", required=True, help="data root the list's paths are relative to")
-    p.add_argument("--jobs", type=int, default=2, help="probe processes (default 2)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per video before it is called hung")
+    p.add_argument("--jobs", type=positive_int, default=2, help="probe processes (default 2)")
+    p.add_argument("--timeout", type=positive_float, default=60.0, help="seconds per video before it is called hung")
     p.add_argument("--out", help="report path (default: LIST.check.json beside the list)")
     p.set_defaults(run=_data_check)
     p = data.add_parser("transcode", help="re-encode what GPU decoding dislikes to H.264 yuv420p, CFR, short GOP")
     p.add_argument("report", help="a report written by `t2l data check`")
     p.add_argument("--out-root", required=True, help="folder for the new videos and their list.txt")
     p.add_argument("--all", action="store_true", help="transcode every usable video, not only the flagged ones")
-    p.add_argument("--gop", type=int, default=8, help="frames between keyframes (default 8)")
-    p.add_argument("--fps", type=float, help="output frame rate (default: the source's average)")
-    p.add_argument("--short-side", type=int, default=320, help="downscale frames whose short side is larger to this "
-                   "many pixels (default 320: what the 224 training crop needs; 0 keeps the size). Decoding 320p "
-                   "with a short GOP instead of 720p/1080p originals is what makes NVDEC fast on Kinetics")
+    p.add_argument("--gop", type=positive_int, default=8, help="frames between keyframes (default 8)")
+    p.add_argument("--fps", type=positive_float, help="output frame rate (default: the source's average)")
+    p.add_argument("--short-side", type=non_negative_int, default=320,
+                   help="downscale frames whose short side is larger to this many pixels (default 320: what the "
+                   "224 training crop needs; 0 keeps the size). Decoding 320p with a short GOP instead of "
+                   "720p/1080p originals is what makes NVDEC fast on Kinetics")
     p.set_defaults(run=_data_transcode)
 
 
@@ -177,8 +180,8 @@ def _register_lists(data) -> None:
                         "class splits (see train/configs/README.md); this command never invents a class split.")
     p.add_argument("list", help="list file to draw from (relative/path label per line, or CSV)")
     p.add_argument("--root", required=True, help="data root the list's paths are relative to")
-    p.add_argument("--shots", type=int, required=True, help="videos per class (K)")
-    p.add_argument("--seed", type=int, default=1, help="draw seed, >= 0 (default 1)")
+    p.add_argument("--shots", type=positive_int, required=True, help="videos per class (K)")
+    p.add_argument("--seed", type=non_negative_int, default=1, help="draw seed, >= 0 (default 1)")
     p.add_argument("--classes", help="class-name file of LIST (needed for --subset-classes and class names in "
                    "labels or messages)")
     p.add_argument("--subset-classes", help="class-name file of the classes to keep (e.g. the base classes)")

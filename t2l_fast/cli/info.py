@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ..errors import T2LError
+from .common import non_negative_int, positive_int
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -112,17 +113,18 @@ def register(sub) -> None:
 
     p = sub.add_parser("pretrain-tiny", help="pre-train the tiny CLIP image tower on synthetic frames (CPU, ~2 min)")
     p.add_argument("--out", default="runs/tiny_backbone.safetensors", help="backbone file to write")
-    p.add_argument("--frames", type=int, default=20_000, help="synthetic frames to pre-train on")
-    p.add_argument("--steps", type=int, default=1_500, help="optimiser steps (batch 256)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--frames", type=positive_int, default=20_000, help="synthetic frames to pre-train on")
+    p.add_argument("--steps", type=positive_int, default=1_500, help="optimiser steps (batch 256)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.set_defaults(run=_pretrain_tiny)
 
     p = sub.add_parser("order-test", help="can T2L and ViFi-CLIP tell an action from its time reversal? (CPU)")
     p.add_argument("--out", default="runs/order_test", help="folder for the report (and the pre-trained backbone)")
     p.add_argument("--backbone", help="a backbone from `t2l pretrain-tiny` (default: pre-train one first)")
     p.add_argument("--fast", action="store_true", help="the small budget of the test suite (not the full test)")
-    p.add_argument("--seeds", type=int, nargs="+", metavar="S", help="run once per seed (each pre-trains its own "
-                   "backbone) and report min / median / max in order_sweep.json")
+    p.add_argument("--seeds", type=non_negative_int, nargs="+", metavar="S",
+                   help="run once per seed (each pre-trains its own backbone) and report min / median / max in "
+                   "order_sweep.json")
     p.set_defaults(run=_order_test)
 
     p = sub.add_parser("convert-official", help="convert an official T2L or ViFi-CLIP checkpoint (.pt/.pth)")

@@ -6,7 +6,7 @@ import json
 import sys
 
 from ..errors import T2LError
-from .common import add_model_arguments, load_model
+from .common import add_model_arguments, load_model, number, positive_int
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -80,8 +80,8 @@ def register(sub) -> None:
     p.add_argument("videos", nargs="+", metavar="VIDEO_OR_FOLDER")
     add_model_arguments(p)
     p.add_argument("--classes", required=True, help="class-name file, or names separated by commas")
-    p.add_argument("--topk", type=int, default=5)
-    p.add_argument("--window-seconds", type=float, default=10.0,
+    p.add_argument("--topk", type=positive_int, default=5)
+    p.add_argument("--window-seconds", type=number(minimum=0), default=10.0,
                    help="longer videos are scored in windows of this length (default 10; 0: one clip)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--no-cache", action="store_true", help="do not cache class embeddings on disk")

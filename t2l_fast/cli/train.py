@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import T2LError
 from ..io import inside
-from .common import add_model_arguments, load_model
+from .common import add_model_arguments, load_model, positive_int
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -187,11 +187,11 @@ def register(sub) -> None:
                    help="with --list: class-subset files (K600 zero-shot); mean +- std over them")
     p.add_argument("--base-to-novel", nargs=4, metavar=("BASE_LIST", "BASE_CLASSES", "NOVEL_LIST", "NOVEL_CLASSES"),
                    help="base-to-novel: top-1 on base and novel validation lists, and their harmonic mean")
-    p.add_argument("--clips", type=int, default=1, help="temporal clips per video, evenly spaced (default 1)")
-    p.add_argument("--crops", type=int, default=1, help="spatial crops per clip: 1 centre crop (short side "
+    p.add_argument("--clips", type=positive_int, default=1, help="temporal clips per video, evenly spaced (default 1)")
+    p.add_argument("--crops", type=positive_int, default=1, help="spatial crops per clip: 1 centre crop (short side "
                    "256/224 x input), 3 along the long side (short side = input); scores averaged over "
                    "clips x crops views; multi-view needs the PyAV backend (default 1)")
-    p.add_argument("--batch-size", type=int, default=16, help="videos per batch (each view is a batch of this "
+    p.add_argument("--batch-size", type=positive_int, default=16, help="videos per batch (each view is a batch of this "
                    "many clips through the model)")
     p.add_argument("--backend", default="auto", choices=["auto", "dali", "pyav"])
     p.add_argument("--out", help="results JSON (default runs/eval/MODEL.json); a confusion PNG goes beside it")

@@ -14,6 +14,7 @@ import yaml
 
 from ..errors import ConfigError
 from ..io import check_writable
+from ..numbers import checked_number
 
 
 @dataclass
@@ -111,6 +112,8 @@ def _convert(value, current, key: str, where: str):
         if kind is tuple:
             items = value if isinstance(value, (list, tuple)) else yaml.safe_load(str(value))
             return tuple(type(current[0])(v) for v in items)
+        if kind in (int, float) and not isinstance(value, str):  # YAML leaves 5e-3 a string: parsed below
+            return kind(checked_number(value, key, integer=kind is int))  # the CLI's rule: a bool is no number
         if kind is int and isinstance(value, float) and not value.is_integer():
             raise ValueError(value)
         return kind(value)
