@@ -98,3 +98,17 @@ def test_the_tensorrt_backend_builds_one_engine_per_frame_count_of_a_free_axis(m
     backends.build_backend("tensorrt-fp16", create_model(model), tmp_path, None, max_batch=4,
                            frame_counts=(8, 16, 32, 16))
     assert set(built) == engines and len(built) == len(engines)
+
+
+def test_the_runner_refuses_a_frame_count_outside_the_engines_range_before_touching_the_gpu():
+    from t2l_fast.runtime.trt_runner import TrtRunner
+
+    runner = TrtRunner("video_encoder.engine")
+    runner.sidecar = {"engine": {"file": "video_encoder.engine"}, "frames": {"min": 8, "opt": 16, "max": 32},
+                      "profile": {"frames": {"min": [1, 8, 3, 32, 32], "opt": [4, 16, 3, 32, 32],
+                                             "max": [4, 32, 3, 32, 32]}},
+                      "rebuild": "t2l export trt --onnx v.onnx --frames 8:16:32"}
+    runner._check_profile("frames", (2, 32, 3, 32, 32))
+    with pytest.raises(ArtifactError, match=r"8\.\.32 frames \(tuned for 16\), not 4; rebuild: t2l export trt "
+                                            r"--onnx v.onnx --frames 4:16:32$"):
+        runner._check_profile("frames", (2, 4, 3, 32, 32))
