@@ -48,8 +48,8 @@ def test_a_step_passes_only_when_its_command_ran_and_succeeded(tmp_path):
 
 def test_a_step_with_a_finding_shows_it_on_its_pass_line():
     far = 10 ** 9
-    found = run_step(Step("layers", [sys.executable, "-c", "print('building'); print('attention fused: yes')"], 30,
-                          shows_finding=True), far)
+    script = "import sys; print('building'); print('attention fused: yes'); print('a warning', file=sys.stderr)"
+    found = run_step(Step("layers", [sys.executable, "-c", script], 30, shows_finding=True), far)
     plain = run_step(Step("ok", [sys.executable, "-c", "print('fine')"], 30), far)
     assert summary_line(found).startswith("PASS layers (") and summary_line(found).endswith(": attention fused: yes")
     assert summary_line(plain).endswith(")")  # no finding shown

@@ -80,6 +80,10 @@ def test_engines_become_tensorrt_models(tmp_path_factory, tmp_path, capsys):
     assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
     assert main(["export", "triton", "--onnx", str(onnx_dir), "--engine", str(engine), "--engine", str(engine),
                  "--out", str(repo)]) == 2 and "two engines of the same graph" in capsys.readouterr().err
+    ranged = {key: [batch, frames, 3, 32, 32] for key, batch, frames in (("min", 1, 8), ("opt", 2, 16), ("max", 4, 32))}
+    write_sidecar(engine, dict(read_sidecar(engine), profile={"frames": ranged}))
+    assert main(["export", "triton", "--onnx", str(onnx_dir), "--engine", str(engine), "--out", str(repo)]) == 0
+    assert tensors(parse(folder), "input") == [("frames", "TYPE_UINT8", [-1, 3, 32, 32])]  # a frame range stays free
     write_sidecar(engine, dict(read_sidecar(engine), profile={"frames": {"min": [2, 8, 3, 32, 32]}}))
     assert main(["export", "triton", "--onnx", str(onnx_dir), "--engine", str(engine), "--out", str(repo)]) == 2
     assert "rebuild it with --min-batch 1" in capsys.readouterr().err

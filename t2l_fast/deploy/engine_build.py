@@ -108,7 +108,8 @@ def frame_range(facts: GraphFacts, options: BuildOptions) -> tuple[int, int, int
         if options.frames is not None and facts.kind != "text_encoder":  # text graphs have no frame axis to range
             raise UnsupportedOptionError(
                 f"--frames {format_frames(options.frames)}: {facts.path} ({facts.model}) has its frame axis fixed "
-                f"at {facts.frames} (T2L runs at the frame count it was trained with); drop --frames")
+                f"at {facts.frames or 'its exported size'} (T2L runs at the frame count it was trained with); "
+                f"drop --frames")
         return None
     if options.frames is not None:
         return options.frames
@@ -202,8 +203,9 @@ def build_engine(onnx_path: Path, options: BuildOptions = BuildOptions(), out: P
     seconds = time.time() - started
     sidecar = _sidecar(tensorrt, facts, engine, profile, options, seconds, "cli" if use_cli else "python")
     write_sidecar(engine, sidecar)
+    frames = f", frames {format_frames(tuple(sidecar['frames'].values()))}" if sidecar["frames"] else ""
     log(f"{engine} ({engine.stat().st_size / 1e6:.1f} MB, {facts.precision}, batch {options.min_batch}-"
-        f"{options.max_batch}) built by {flavour} {tensorrt.version} in {seconds:.1f} s")
+        f"{options.max_batch}{frames}) built by {flavour} {tensorrt.version} in {seconds:.1f} s")
     return sidecar
 
 

@@ -98,14 +98,16 @@ def run_step(step: Step, deadline: float) -> dict:
     try:
         result = subprocess.run(step.command, capture_output=True, text=True, timeout=min(step.timeout_s, left))
         output, code = result.stdout + result.stderr, result.returncode
+        printed = [line for line in result.stdout.splitlines() if line.strip()]
     except subprocess.TimeoutExpired as e:
-        output, code = f"{e.stdout or ''}{e.stderr or ''}\ntimed out after {e.timeout:.0f} s", None
+        output, code, printed = f"{e.stdout or ''}{e.stderr or ''}\ntimed out after {e.timeout:.0f} s", None, []
     # pytest exits 5 when every selected test was deselected: nothing ran, which is not a pass
     verdict = "PASS" if code == 0 else "SKIP" if code == 5 else "FAIL"
     tail = [line for line in output.splitlines() if line.strip()][-15:]
     return {"name": step.name, "verdict": verdict, "exit_code": code, "seconds": round(time.monotonic() - started, 1),
             "reason": "no test selected" if code == 5 else None, "tail": tail,
-            "finding": tail[-1] if step.shows_finding and code == 0 and tail else None}
+            # the finding is the last line on stdout: a library's warning on stderr must not take its place
+            "finding": printed[-1] if step.shows_finding and code == 0 and printed else None}
 
 
 def engine_layers(out: Path) -> str:
