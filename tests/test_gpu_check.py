@@ -19,7 +19,8 @@ def test_dry_run_lists_every_step_and_runs_none(tmp_path):
     names = " | ".join(steps)
     for marker in GPU_TEST_MARKERS:
         assert f"pytest -m {marker}" in names
-    assert "throughput" in names and "claims verdict" in names and len(steps) == len(GPU_TEST_MARKERS) + 2
+    assert "throughput" in names and "claims verdict" in names and "engine layers" in names
+    assert len(steps) == len(GPU_TEST_MARKERS) + 3
     assert all(line.startswith("RUN ") or ": " in line for line in steps)  # every skip says why
     assert not any(tmp_path.iterdir())  # nothing ran, nothing written
 
@@ -43,3 +44,22 @@ def test_a_step_passes_only_when_its_command_ran_and_succeeded(tmp_path):
     assert summary_line(failed).endswith("it broke") and summary_line(skipped) == "SKIP gpu: no GPU"
     spent = run_step(Step("late", [sys.executable, "-c", "pass"], 30), deadline=0)
     assert spent["verdict"] == "SKIP" and "budget" in spent["reason"]
+
+
+def test_a_step_with_a_finding_shows_it_on_its_pass_line():
+    far = 10 ** 9
+    script = "import sys; print('building'); print('attention fused: yes'); print('a warning', file=sys.stderr)"
+    found = run_step(Step("layers", [sys.executable, "-c", script], 30, shows_finding=True), far)
+    plain = run_step(Step("ok", [sys.executable, "-c", "print('fine')"], 30), far)
+    assert summary_line(found).startswith("PASS layers (") and summary_line(found).endswith(": attention fused: yes")
+    assert summary_line(plain).endswith(")")  # no finding shown
+
+
+def test_the_engine_layers_step_skips_with_the_reason_where_no_tensorrt_flavour_can_run(monkeypatch, tmp_path):
+    from t2l_fast.perf import gpu_check
+
+    monkeypatch.setattr(gpu_check, "_cuda_missing", lambda: None)
+    monkeypatch.setattr(gpu_check, "_tensorrt_missing", lambda: "no TensorRT flavour runs on compute capability 9.0")
+    step = next(s for s in gpu_check.plan_steps(tmp_path) if s.name.startswith("engine layers"))
+    assert step.skip_reason == "no TensorRT flavour runs on compute capability 9.0" and step.shows_finding
+    assert "--engine-layers-only" in step.command

@@ -41,19 +41,28 @@ def test_engines_target_builds_engines_and_sidecars(tmp_path_factory, tmp_path):
         assert (build / "engines" / f"{graph}.engine.json").is_file()
 
 
-def test_trtexec_alone_gets_the_shapes_from_the_manifest(tmp_path_factory, tmp_path):
+@pytest.mark.parametrize("frames, counts", [(None, (8, 8, 8)), ("8:16:32", (8, 16, 32)), ("16", (16, 16, 16))])
+def test_trtexec_alone_gets_the_shapes_from_the_manifest(tmp_path_factory, tmp_path, frames, counts):
     onnx = exported_copy(tmp_path_factory, tmp_path / "export", "vificlip_tiny")  # a free frame axis
     fake = stand_in_cli(tmp_path / "bin", "trtexec")
     env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
     build = tmp_path / "build"
+    range_option = [f"-DT2L_FRAMES={frames}"] if frames else []
     printed = configure(build, f"-DT2L_ONNX_DIR={onnx}", "-DT2L_ENGINE_BUILDER=trtexec",
-                        "-DT2L_ENGINE_GRAPHS=classifier", env=env)
+                        "-DT2L_ENGINE_GRAPHS=classifier", *range_option, env=env)
     assert f"{fake} alone (no sidecars" in printed
     subprocess.run([cmake(), "--build", str(build), "--target", "engines"], check=True, capture_output=True, env=env)
     arguments = (build / "engines" / "classifier.engine").read_text().split()
     assert f"--onnx={onnx / 'classifier.onnx'}" in arguments and "--stronglyTyped" in arguments
-    assert {"--minShapes=frames:1x8x3x32x32", "--optShapes=frames:8x8x3x32x32",
-            "--maxShapes=frames:32x8x3x32x32"} <= set(arguments)
+    low, opt, high = counts
+    assert {f"--minShapes=frames:1x{low}x3x32x32", f"--optShapes=frames:8x{opt}x3x32x32",
+            f"--maxShapes=frames:32x{high}x3x32x32"} <= set(arguments)
+
+
+def test_a_frame_range_that_is_not_t_or_min_opt_max_stops_the_configure(tmp_path):
+    result = subprocess.run([cmake(), "-S", str(ROOT), "-B", str(tmp_path / "build"), "-DT2L_FRAMES=8:32"],
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "T2L_FRAMES=8:32: give T or MIN:OPT:MAX" in result.stderr
 
 
 def test_without_an_export_the_target_says_why(tmp_path):

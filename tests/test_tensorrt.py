@@ -99,7 +99,7 @@ def test_without_tensorrt_it_fails_with_the_install_hint_and_a_correct_trtexec_c
     engine = tmp_path / "classifier.trt.engine"
     expected = (f"trtexec --onnx={tmp_path / 'classifier.onnx'} --saveEngine={engine} "
                 f"--minShapes=frames:1x8x3x32x32 --optShapes=frames:8x8x3x32x32 --maxShapes=frames:16x8x3x32x32 "
-                f"--stronglyTyped --noTF32 --memPoolSize=workspace:4096 --skipInference")
+                f"--stronglyTyped --noTF32 --memPoolSize=workspace:4096 --profilingVerbosity=detailed --skipInference")
     assert f"equivalent trtexec command: {expected}\n" in captured.out
     assert "equivalent tensorrt_rtx command: tensorrt_rtx " in captured.out
     assert not engine.exists()

@@ -86,6 +86,10 @@ def test_engines_become_tensorrt_models(tmp_path_factory, tmp_path, capsys):
     assert main(["export", "triton", "--onnx", str(onnx_dir), "--engine", str(engine), "--out", str(repo)]) == 0
     assert "--backend-config=tensorrt,version-compatible=true" in (folder / "config.pbtxt").read_text()
     assert parse(folder).platform == "tensorrt_plan"  # the note is a comment: the config still parses
+    ranged = {key: [batch, frames, 3, 32, 32] for key, batch, frames in (("min", 1, 8), ("opt", 2, 16), ("max", 4, 32))}
+    write_sidecar(engine, dict(read_sidecar(engine), profile={"frames": ranged}))
+    assert main(["export", "triton", "--onnx", str(onnx_dir), "--engine", str(engine), "--out", str(repo)]) == 0
+    assert tensors(parse(folder), "input") == [("frames", "TYPE_UINT8", [-1, 3, 32, 32])]  # a frame range stays free
     write_sidecar(engine, dict(read_sidecar(engine), profile={"frames": {"min": [2, 8, 3, 32, 32]}}))
     assert main(["export", "triton", "--onnx", str(onnx_dir), "--engine", str(engine), "--out", str(repo)]) == 2
     assert "rebuild it with --min-batch 1" in capsys.readouterr().err

@@ -58,7 +58,7 @@ def _export_trt(args: argparse.Namespace) -> int:
     """Print NVIDIA's equivalent command(s) for each graph, then build with the installed TensorRT flavour."""
     import shlex
 
-    from ..deploy.engine_build import BuildOptions, build_engine, cli_command, profile_shapes
+    from ..deploy.engine_build import BuildOptions, build_engine, cli_command, parse_frames, profile_shapes
     from ..errors import MissingDependencyError
     from ..runtime.graph_header import read_graph_facts
     from ..runtime.trt_support import FLAVOURS, load_tensorrt
@@ -67,7 +67,8 @@ def _export_trt(args: argparse.Namespace) -> int:
                            workspace_gb=args.workspace, timing_cache=Path(args.timing_cache) if args.timing_cache
                            else None, version_compatible=args.version_compatible,
                            hardware_compatible=args.hardware_compatible,
-                           compute_capabilities=tuple(args.compute_capability), runtime=args.runtime)
+                           compute_capabilities=tuple(args.compute_capability), runtime=args.runtime,
+                           frames=parse_frames(args.frames) if args.frames else None)
     options.validate()
     graphs = graphs_to_build(Path(args.onnx))
     several, out = len(graphs) > 1 or Path(args.onnx).is_dir(), Path(args.out) if args.out else None
@@ -78,9 +79,11 @@ def _export_trt(args: argparse.Namespace) -> int:
         flavour, missing = None, e
     shown = [name for name in FLAVOURS if flavour in (None, "tensorrt-rtx", name)]  # trtexec always
     for graph in graphs:
-        profile = profile_shapes(read_graph_facts(graph), options)
+        facts = read_graph_facts(graph)
+        profile = profile_shapes(facts, options)
         for name in shown:
-            command = cli_command(name, graph, engine_target(graph, name, out, several), profile, options)
+            command = cli_command(name, graph, engine_target(graph, name, out, several), profile, options,
+                                  facts.precision)
             print(f"equivalent {FLAVOURS[name].cli} command: {shlex.join(command)}")
     if missing:
         raise missing
@@ -169,6 +172,8 @@ def _register_trt(export) -> None:
     p.add_argument("--opt-batch", type=int, help="the batch the engine is tuned for (default 8, or max-batch if "
                    "smaller)")
     p.add_argument("--max-batch", type=int, default=32)
+    p.add_argument("--frames", metavar="T|MIN:OPT:MAX", help="frame counts of a free frame axis (ViFi-CLIP, CLIP), "
+                   "tuned for OPT (default: the export's T); refused for T2L, whose frame axis is fixed")
     p.add_argument("--workspace", type=float, default=4.0, metavar="GB", help="builder workspace limit (default 4)")
     p.add_argument("--timing-cache", metavar="FILE", help="TensorRT: load and save kernel timings here")
     p.add_argument("--runtime", choices=["auto", "tensorrt", "tensorrt-rtx"], default="auto",

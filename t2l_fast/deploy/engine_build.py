@@ -2,8 +2,10 @@
 
 Networks are strongly typed: the precision is the graph's (an fp16 graph, or an INT8 graph with explicit Q/DQ), so
 no implicit-precision builder flag is set (TensorRT 10 deprecates them with strong typing; TensorRT for RTX has
-none). TF32 is off, so fp32 layers compute in fp32. Batch is the one free dimension of the optimisation profile;
-a free frame axis (ViFi-CLIP, CLIP) is fixed at the model's T. Every engine gets a sidecar (runtime/engine_sidecar).
+none). TF32 is off, so fp32 layers compute in fp32. The optimisation profile ranges the batch and a free frame axis
+(ViFi-CLIP, CLIP; the model's T unless --frames gives MIN:OPT:MAX); T2L's frame axis is fixed at its trained T.
+Profiling verbosity is DETAILED, so the engine inspector shows tactics and what Myelin fused (runtime/engine_layers).
+Every engine gets a sidecar (runtime/engine_sidecar).
 """
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ class BuildOptions:
     hardware_compatible: bool = False  # TensorRT only: runs on any GPU of compute capability 8.0+ (ampere+)
     compute_capabilities: tuple[str, ...] = ()  # TensorRT for RTX only: targets ("8.9", "12.0"); () = its default
     runtime: str = "auto"  # tensorrt, tensorrt-rtx or auto
+    frames: tuple[int, int, int] | None = None  # (min, opt, max) of a free frame axis; None: the export's T
 
     @property
     def batches(self) -> tuple[int, int, int]:
@@ -56,6 +59,8 @@ class BuildOptions:
         if not 1 <= low <= opt <= high:
             raise T2LError(f"batch profile {low}/{opt}/{high} (min/opt/max): need 1 <= min-batch <= opt-batch <= "
                            f"max-batch")
+        if self.frames is not None and not 1 <= self.frames[0] <= self.frames[1] <= self.frames[2]:
+            raise T2LError(f"--frames {format_frames(self.frames)}: need 1 <= MIN <= OPT <= MAX (e.g. 8:16:32)")
         if self.workspace_gb <= 0:
             raise T2LError(f"--workspace {self.workspace_gb}: give a positive number of GB")
         if flavour == "tensorrt-rtx":
@@ -77,21 +82,56 @@ class BuildOptions:
                                          "any GPU of compute capability 8.0+)")
 
 
+def parse_frames(text: str) -> tuple[int, int, int]:
+    """`--frames T` or `--frames MIN:OPT:MAX` as (min, opt, max)."""
+    parts = text.split(":")
+    if len(parts) not in (1, 3) or not all(part.isdigit() for part in parts):
+        raise T2LError(f"--frames {text!r}: give a frame count T or MIN:OPT:MAX (e.g. 8:16:32)")
+    counts = [int(part) for part in parts]
+    return (counts[0],) * 3 if len(counts) == 1 else (counts[0], counts[1], counts[2])
+
+
+def format_frames(frames: tuple[int, int, int]) -> str:
+    """(8, 16, 32) -> "8:16:32"; (8, 8, 8) -> "8" (the form --frames takes)."""
+    return str(frames[0]) if len(set(frames)) == 1 else ":".join(map(str, frames))
+
+
+def frame_axis_is_free(facts: GraphFacts) -> bool:
+    """Whether an input of the graph has a free axis besides the batch (the frame axis of ViFi-CLIP and CLIP)."""
+    return any(not isinstance(d, int) for entry in facts.inputs for d in entry["shape"][1:])
+
+
+def frame_range(facts: GraphFacts, options: BuildOptions) -> tuple[int, int, int] | None:
+    """(min, opt, max) frames of the graph's free frame axis (the export's T unless options.frames), or None for a
+    graph without one; refuses --frames for a video graph whose frame axis is fixed."""
+    if not frame_axis_is_free(facts):
+        if options.frames is not None and facts.kind != "text_encoder":  # text graphs have no frame axis to range
+            raise UnsupportedOptionError(
+                f"--frames {format_frames(options.frames)}: {facts.path} ({facts.model}) has its frame axis fixed "
+                f"at {facts.frames or 'its exported size'} (T2L runs at the frame count it was trained with); "
+                f"drop --frames")
+        return None
+    if options.frames is not None:
+        return options.frames
+    if facts.frames is None:
+        raise EngineBuildError(f"{facts.path}: free axes besides the batch and no t2l_fast.frames metadata to fix "
+                               f"them; export it with `t2l export onnx`, or give --frames MIN:OPT:MAX")
+    return (facts.frames,) * 3
+
+
 def profile_shapes(facts: GraphFacts, options: BuildOptions) -> dict[str, dict[str, list[int]]]:
-    """{input: {"min"|"opt"|"max": shape}}: batch (the first axis) from the options, other free axes at the model's
-    frame count."""
+    """{input: {"min"|"opt"|"max": shape}}: batch (the first axis) from the options, a free frame axis over
+    frame_range()."""
+    frames = frame_range(facts, options)
     profile = {}
     for entry in facts.inputs:
         shape = entry["shape"]
         if isinstance(shape[0], int):
             raise EngineBuildError(f"{facts.path}: input {entry['name']} has a fixed batch {shape[0]}; re-export it "
                                    f"with `t2l export onnx` (symbolic batch)")
-        free = [d for d in shape[1:] if not isinstance(d, int)]
-        if free and facts.frames is None:
-            raise EngineBuildError(f"{facts.path}: input {entry['name']} has free axes {free} besides the batch and "
-                                   f"no t2l_fast.frames metadata to fix them; export it with `t2l export onnx`")
-        rest = [d if isinstance(d, int) else facts.frames for d in shape[1:]]
-        profile[entry["name"]] = {key: [batch] + rest for key, batch in zip(("min", "opt", "max"), options.batches)}
+        profile[entry["name"]] = {key: [batch] + [d if isinstance(d, int) else count for d in shape[1:]]
+                                  for key, batch, count in zip(("min", "opt", "max"), options.batches,
+                                                               frames or (None,) * 3)}
     return profile
 
 
@@ -101,11 +141,16 @@ def _shape_flags(profile: dict[str, dict[str, list[int]]]) -> list[str]:
                                          profile.items()) for key in ("min", "opt", "max")]
 
 
-def cli_command(flavour: str, onnx_path: Path, engine: Path, profile, options: BuildOptions) -> list[str]:
-    """NVIDIA's command-line builder doing the same build: trtexec (TensorRT) or tensorrt_rtx (TensorRT for RTX)."""
+def cli_command(flavour: str, onnx_path: Path, engine: Path, profile, options: BuildOptions,
+                precision: str = "fp32") -> list[str]:
+    """NVIDIA's command-line builder doing the same build: trtexec (TensorRT) or tensorrt_rtx (TensorRT for RTX).
+    An fp16 trtexec build also dumps its layers (ENGINE.layers.json), which show whether attention was fused."""
     command = [FLAVOURS[flavour].cli, f"--onnx={onnx_path}", f"--saveEngine={engine}", *_shape_flags(profile)]
     if flavour == "tensorrt":
-        command += ["--stronglyTyped", "--noTF32", f"--memPoolSize=workspace:{round(options.workspace_gb * 1024)}"]
+        command += ["--stronglyTyped", "--noTF32", f"--memPoolSize=workspace:{round(options.workspace_gb * 1024)}",
+                    "--profilingVerbosity=detailed"]
+        if precision == "fp16":
+            command += ["--dumpLayerInfo", f"--exportLayerInfo={engine.with_name(engine.name + '.layers.json')}"]
         if options.timing_cache:
             command.append(f"--timingCacheFile={options.timing_cache}")
         if options.version_compatible:
@@ -125,6 +170,8 @@ def rebuild_command(onnx_path: Path, engine: Path, flavour: str, options: BuildO
     words += [w for flag, on in (("--version-compatible", options.version_compatible),
                                  ("--hardware-compatible", options.hardware_compatible)) if on for w in (flag,)]
     words += [w for c in options.compute_capabilities for w in ("--compute-capability", c)]
+    if options.frames is not None:
+        words += ["--frames", format_frames(options.frames)]
     return shlex.join(words)
 
 
@@ -156,8 +203,9 @@ def build_engine(onnx_path: Path, options: BuildOptions = BuildOptions(), out: P
     seconds = time.time() - started
     sidecar = _sidecar(tensorrt, facts, engine, profile, options, seconds, "cli" if use_cli else "python")
     write_sidecar(engine, sidecar)
+    frames = f", frames {format_frames(tuple(sidecar['frames'].values()))}" if sidecar["frames"] else ""
     log(f"{engine} ({engine.stat().st_size / 1e6:.1f} MB, {facts.precision}, batch {options.min_batch}-"
-        f"{options.max_batch}) built by {flavour} {tensorrt.version} in {seconds:.1f} s")
+        f"{options.max_batch}{frames}) built by {flavour} {tensorrt.version} in {seconds:.1f} s")
     return sidecar
 
 
@@ -207,6 +255,9 @@ def _build_with_api(tensorrt: TensorRT, facts: GraphFacts, profile, options: Bui
         optimisation.set_shape(name, shapes["min"], shapes["opt"], shapes["max"])
     config.add_optimization_profile(optimisation)
     config.clear_flag(trt.BuilderFlag.TF32)
+    # the engine inspector then names each layer's tactic and Myelin's fused insides (is attention fused?);
+    # it adds names and metadata to the engine file, not work to its kernels
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(options.workspace_gb * (1 << 30)))
     if options.version_compatible:
         config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
@@ -265,7 +316,7 @@ def explain_parser_errors(path: Path, errors, logged: Sequence[str]) -> str:
 def _build_with_cli(flavour: str, facts: GraphFacts, engine: Path, profile, options: BuildOptions,
                     log) -> str | None:
     """Run NVIDIA's CLI; the TensorRT version it reports, if it does."""
-    command = cli_command(flavour, facts.path, engine, profile, options)
+    command = cli_command(flavour, facts.path, engine, profile, options, facts.precision)
     if not shutil.which(command[0]):
         raise T2LError(f"--trtexec: {command[0]} is not on PATH (it ships in NVIDIA's TensorRT containers and "
                        f"tarballs, not in the pip wheels); drop --trtexec to build with the Python API")
@@ -280,7 +331,7 @@ def _build_with_cli(flavour: str, facts: GraphFacts, engine: Path, profile, opti
 
 def _sidecar(tensorrt: TensorRT, facts: GraphFacts, engine: Path, profile, options: BuildOptions, seconds: float,
              builder: str) -> dict[str, object]:
-    flavour = tensorrt.flavour.name
+    flavour, frames = tensorrt.flavour.name, frame_range(facts, options)
     if flavour == "tensorrt-rtx":
         gpu, capabilities = None, list(options.compute_capabilities) or DEFAULT_RTX_TARGETS
     else:
@@ -299,6 +350,7 @@ def _sidecar(tensorrt: TensorRT, facts: GraphFacts, engine: Path, profile, optio
                  "graph": facts.kind, "model": facts.model},
         "precision": facts.precision,
         "profile": profile,
+        "frames": dict(zip(("min", "opt", "max"), frames)) if frames else None,  # None: no free frame axis
         "inputs": facts.inputs, "outputs": facts.outputs,
         "build": {"builder": builder, "strongly_typed": True, "tf32": False, "workspace_gb": options.workspace_gb,
                   "timing_cache": str(options.timing_cache) if options.timing_cache else None,

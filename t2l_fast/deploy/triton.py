@@ -128,7 +128,8 @@ def _write_engine_model(bundle: ExportedModel, prefix: str, engine: Path, sideca
     folder = _model_folder(out, f"{prefix}_{kind}_trt")
     shutil.copy2(engine, folder / "1" / "model.plan")
     labels = _write_labels(folder, bundle.class_names) if kind == "classifier" else None
-    frames = profile["max"][1] if kind != "text_encoder" else None
+    # a frame range (t2l export trt --frames MIN:OPT:MAX) stays free (-1); the engine's profile bounds it
+    frames = profile["max"][1] if kind != "text_encoder" and profile["min"][1] == profile["max"][1] else None
     config = model_config(folder.name, "tensorrt_plan", sidecar["inputs"], sidecar["outputs"], profile["max"][0],
                           (profile["opt"][0], profile["max"][0]), queue_delay_us, fixed_frames=frames, labels=labels,
                           gpu=True)

@@ -77,9 +77,11 @@ def _torch_backend(graph: torch.nn.Module, autocast: torch.dtype | None = None, 
     return run
 
 
-def build_backend(name: str, model, work_dir: Path, calibration: np.ndarray, max_batch: int = 8) -> Backend:
-    """Backend `name` for the video encoder of `model`, for batches up to `max_batch` (ONNX graphs are exported
-    into `work_dir` once; a TensorRT engine is built for 1..max_batch)."""
+def build_backend(name: str, model, work_dir: Path, calibration: np.ndarray, max_batch: int = 8,
+                  frame_counts: tuple[int, ...] = ()) -> Backend:
+    """Backend `name` for the video encoder of `model`, for batches up to `max_batch` and clips of `frame_counts`
+    frames (default the model's T) (ONNX graphs are exported into `work_dir` once; TensorRT engines are built for
+    1..max_batch)."""
     from ..models.graphs import build_graph
 
     started = time.perf_counter()
@@ -101,7 +103,8 @@ def build_backend(name: str, model, work_dir: Path, calibration: np.ndarray, max
     elif name.startswith("onnxruntime"):
         backend = _onnxruntime_backend(name, model, work_dir, calibration)
     elif name == "tensorrt-fp16":
-        backend = _tensorrt_backend(model, work_dir, calibration, max_batch)
+        backend = _tensorrt_backend(model, work_dir, calibration, max_batch,
+                                    frame_counts or (model.config.frames,))
     elif name.startswith("openvino"):
         backend = _openvino_backend(name, model, work_dir, calibration)
     else:
@@ -148,18 +151,39 @@ def _onnxruntime_backend(name: str, model, work_dir: Path, calibration: np.ndarr
                    gate)
 
 
-def _tensorrt_backend(model, work_dir: Path, calibration: np.ndarray, max_batch: int) -> Backend:
-    """tensorrt-fp16: an engine built from the fp16 graph for batches 1..max_batch (tuned for max_batch), run by
-    the TensorRT runner on the GPU."""
+def _tensorrt_backend(model, work_dir: Path, calibration: np.ndarray, max_batch: int,
+                      frame_counts: tuple[int, ...]) -> Backend:
+    """tensorrt-fp16: engines built from the fp16 graph for batches 1..max_batch (tuned for max_batch), one per
+    frame count of a free frame axis, run by the TensorRT runner on the GPU."""
+    from ..deploy.engine_build import frame_axis_is_free
+    from ..runtime.graph_header import read_graph_facts
+
+    graph = onnx_graph(model, work_dir, calibration, "fp16")
+    # One engine per frame count, not one MIN:OPT:MAX engine: TensorRT picks kernels for the opt shape only, so a
+    # ranged engine would time 16 and 32 frames on kernels tuned for another token count. A fixed frame axis (T2L)
+    # needs one engine.
+    counts = sorted(set(frame_counts)) if frame_axis_is_free(read_graph_facts(graph)) else [None]
+    runners = {count: _tensorrt_runner(graph, max_batch, count) for count in counts}
+
+    def run(clips: np.ndarray) -> np.ndarray:
+        runner = runners.get(clips.shape[1], runners.get(None))
+        if runner is None:
+            raise ValueError(f"tensorrt-fp16 built engines for {counts} frames, not {clips.shape[1]}; pass the "
+                             f"frame count to build_backend(frame_counts=...)")
+        return runner.infer({"frames": clips})["embedding"].astype(np.float32)
+
+    return Backend("tensorrt-fp16", "fp16", run, REDUCED_GATE)
+
+
+def _tensorrt_runner(graph: Path, max_batch: int, frames: int | None):
+    """The runner of an engine of `graph` for batches 1..max_batch at `frames` frames (None: the graph's own)."""
     from ..deploy.engine_build import BuildOptions, build_engine
     from ..runtime.trt_runner import TrtRunner
 
-    graph = onnx_graph(model, work_dir, calibration, "fp16")
-    engine = graph.with_name(f"video_encoder_b{max_batch}.engine")
-    build_engine(graph, BuildOptions(max_batch=max_batch, opt_batch=max_batch), engine, log=lambda line: None)
-    runner = TrtRunner(engine).__enter__()
-    return Backend("tensorrt-fp16", "fp16",
-                   lambda clips: runner.infer({"frames": clips})["embedding"].astype(np.float32), REDUCED_GATE)
+    engine = graph.with_name(f"video_encoder_b{max_batch}" + (f"_f{frames}" if frames else "") + ".engine")
+    options = BuildOptions(max_batch=max_batch, opt_batch=max_batch, frames=(frames,) * 3 if frames else None)
+    build_engine(graph, options, engine, log=lambda line: None)
+    return TrtRunner(engine).__enter__()
 
 
 def _openvino_backend(name: str, model, work_dir: Path, calibration: np.ndarray) -> Backend:

@@ -1,5 +1,6 @@
 """One GPU check for the day a GPU is lent: every GPU test marker its installed components allow, the training
-equivalence tests on CUDA, and the throughput of T2L against ViFi-CLIP (the paper's 4x claim), in about 8 minutes.
+equivalence tests on CUDA, the throughput of T2L against ViFi-CLIP (the paper's 4x claim), and whether TensorRT
+fused attention in T2L's fp16 video encoder (engine_layers.json), in about 8 minutes.
 
     python -m t2l_fast.perf.gpu_check [--out DIR] [--budget-s 480] [--dry-run]
     (bench/gpu_check.sh installs what is missing first, never replacing the machine's torch)
@@ -21,6 +22,7 @@ from pathlib import Path
 GPU_TEST_MARKERS = ("gpu", "dali_gpu", "tensorrt_gpu")
 CHECK_MODELS = (("t2l_vit_b16", (8,)), ("vificlip_vit_b16", (8, 16, 32)))
 CHECK_BATCHES = (1, 32)
+LAYERS_MODEL = "t2l_vit_b16"  # whose fp16 video-encoder engine the engine-layers step inspects
 
 
 @dataclasses.dataclass
@@ -31,6 +33,7 @@ class Step:
     command: list[str]
     timeout_s: float
     skip_reason: str | None = None
+    shows_finding: bool = False  # the command's last output line is its finding, shown on the PASS line
 
 
 def _cuda_missing() -> str | None:
@@ -69,6 +72,9 @@ def plan_steps(out: Path) -> list[Step]:
     steps.append(Step("claims verdict", [*python, "t2l_fast.cli", "bench", "claims", "--throughput",
                                          str(out / "throughput.json"), "--out", str(out)], timeout_s=60,
                       skip_reason=cuda))
+    steps.append(Step(f"engine layers ({LAYERS_MODEL} fp16 video encoder: is attention fused?)",
+                      [*python, "t2l_fast.perf.gpu_check", "--engine-layers-only", "--out", str(out)], timeout_s=180,
+                      skip_reason=cuda or _tensorrt_missing(), shows_finding=True))
     return steps
 
 
@@ -92,13 +98,37 @@ def run_step(step: Step, deadline: float) -> dict:
     try:
         result = subprocess.run(step.command, capture_output=True, text=True, timeout=min(step.timeout_s, left))
         output, code = result.stdout + result.stderr, result.returncode
+        printed = [line for line in result.stdout.splitlines() if line.strip()]
     except subprocess.TimeoutExpired as e:
-        output, code = f"{e.stdout or ''}{e.stderr or ''}\ntimed out after {e.timeout:.0f} s", None
+        output, code, printed = f"{e.stdout or ''}{e.stderr or ''}\ntimed out after {e.timeout:.0f} s", None, []
     # pytest exits 5 when every selected test was deselected: nothing ran, which is not a pass
     verdict = "PASS" if code == 0 else "SKIP" if code == 5 else "FAIL"
     tail = [line for line in output.splitlines() if line.strip()][-15:]
     return {"name": step.name, "verdict": verdict, "exit_code": code, "seconds": round(time.monotonic() - started, 1),
-            "reason": "no test selected" if code == 5 else None, "tail": tail}
+            "reason": "no test selected" if code == 5 else None, "tail": tail,
+            # the finding is the last line on stdout: a library's warning on stderr must not take its place
+            "finding": printed[-1] if step.shows_finding and code == 0 and printed else None}
+
+
+def engine_layers(out: Path) -> str:
+    """Build LAYERS_MODEL's fp16 video-encoder engine, write the inspector's layers and their summary to
+    out/engine_layers.json, and return the summary line."""
+    from ..deploy.engine_build import BuildOptions, build_engine
+    from ..models.registry import create_model
+    from ..runtime.engine_layers import describe_layers, engine_information, summarize_layers
+    from .backends import onnx_graph
+    from .throughput import clips_for
+
+    model = create_model(LAYERS_MODEL).eval()
+    clips = clips_for(model.config.vision.image_size, model.config.frames, 1)  # calibrates int8 only: unused here
+    graph = onnx_graph(model, out / "engine_layers", clips, "fp16")
+    engine = graph.with_name("video_encoder_fp16.engine")
+    build_engine(graph, BuildOptions(max_batch=8), engine, log=lambda line: None)
+    information = engine_information(engine)
+    summary = summarize_layers(information)
+    report = {"model": LAYERS_MODEL, "engine": str(engine), "summary": summary, "inspector": json.loads(information)}
+    (out / "engine_layers.json").write_text(json.dumps(report, indent=2) + "\n")
+    return describe_layers(summary)
 
 
 def environment() -> dict:
@@ -121,7 +151,8 @@ def summary_line(result: dict) -> str:
         return f"FAIL {result['name']}{seconds}: {(result['tail'] or ['no output'])[-1]}"
     if result["verdict"] == "SKIP":
         return f"SKIP {result['name']}: {result['reason']}"
-    return f"PASS {result['name']}{seconds}"
+    finding = f": {result['finding']}" if result.get("finding") else ""
+    return f"PASS {result['name']}{seconds}{finding}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,7 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-s", type=float, default=480.0, help="the whole check's time budget (default 480)")
     parser.add_argument("--dry-run", action="store_true", help="plan every step, run none")
     parser.add_argument("--throughput-only", action="store_true", help=argparse.SUPPRESS)  # the throughput step
+    parser.add_argument("--engine-layers-only", action="store_true", help=argparse.SUPPRESS)  # the layers step
     args = parser.parse_args(argv)
+    if args.engine_layers_only:
+        args.out.mkdir(parents=True, exist_ok=True)
+        print(engine_layers(args.out))
+        return 0
     if args.throughput_only:
         from .reports import throughput_report
 

@@ -119,7 +119,8 @@ def measure_backend(name: str, backend_name: str, plan: Plan, work_dir: Path, re
     gpu_memory = GpuMemory() if torch.cuda.is_available() else None  # before anything is on the GPU
     try:
         calibration = clips_for(config.vision.image_size, config.frames, 8)
-        backend = build_backend(backend_name, model, work_dir, calibration, max_batch=max(b for _, b in points))
+        backend = build_backend(backend_name, model, work_dir, calibration, max_batch=max(b for _, b in points),
+                                frame_counts=tuple(sorted({f for f, _ in points})))
     except Exception as e:  # a backend that cannot be built is reported, and the rest go on
         return [{"model": name, "backend": backend_name, "error": f"{type(e).__name__}: {e}"[:300]}]
     del model  # ONNX Runtime, OpenVINO and TensorRT backends hold their own copy of the weights

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -137,3 +138,15 @@ def check_built_from(sidecar: dict[str, object], onnx_sha256: str) -> None:
         raise ArtifactError(f"{sidecar['engine']['file']}: built from another {sidecar['onnx']['file']} (sha256 "
                             f"{sidecar['onnx']['sha256'][:12]}, the export's is {onnx_sha256[:12]}): the graph was "
                             f"re-exported since; rebuild: {sidecar['rebuild']}")
+
+
+def check_frame_count(sidecar: dict[str, object], frames: int) -> None:
+    """Raise if the engine's free frame axis was built for a range without `frames` (the range and the rebuild
+    command in one line); engines of fixed-frame graphs (no "frames" entry) are left to the profile check."""
+    built = sidecar.get("frames")
+    if not built or built["min"] <= frames <= built["max"]:
+        return
+    wanted = f"{min(built['min'], frames)}:{built['opt']}:{max(built['max'], frames)}"
+    rebuild = re.sub(r" --frames \S+", "", sidecar["rebuild"]) + f" --frames {wanted}"
+    raise ArtifactError(f"{sidecar['engine']['file']}: built for {built['min']}..{built['max']} frames (tuned for "
+                        f"{built['opt']}), not {frames}; rebuild: {rebuild}")

@@ -9,7 +9,14 @@ import numpy as np
 
 from ..errors import T2LError
 from .base import ArtifactError, Runner
-from .engine_sidecar import check_compatible, check_engine_bytes, describe_target, io_specs, read_sidecar
+from .engine_sidecar import (
+    check_compatible,
+    check_engine_bytes,
+    check_frame_count,
+    describe_target,
+    io_specs,
+    read_sidecar,
+)
 from .trt_support import current_gpu, load_tensorrt
 
 
@@ -89,6 +96,8 @@ class TrtRunner(Runner):
         return {name: tensor.numpy() for name, tensor in outputs.items()}
 
     def _check_profile(self, name: str, shape) -> None:
+        if len(shape) == 5:  # [B, T, 3, S, S]: a frame count outside the built range gets its own message
+            check_frame_count(self.sidecar, shape[1])
         limits = self.sidecar["profile"][name]
         if any(not low <= size <= high for size, low, high in zip(shape[1:], limits["min"][1:], limits["max"][1:])) \
                 or shape[0] < limits["min"][0]:
