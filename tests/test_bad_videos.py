@@ -103,7 +103,7 @@ def test_fewer_frames_than_t_are_padded(zoo):
 
 def test_check_command_names_every_file(zoo, capsys):
     assert main(["data", "check", str(zoo / "list.txt"), "--root", str(zoo), "--timeout", "20",
-                 "--out", str(zoo / "check" / "report.json")]) == 0
+                 "--out", str(zoo / "check" / "report.json")]) == 1  # a finding: the zoo has bad videos
     out = capsys.readouterr().out
     report = json.loads((zoo / "check" / "report.json").read_text())
     listed = (zoo / "list.txt").read_text().splitlines()
@@ -231,7 +231,7 @@ def test_transcode_evens_out_variable_frame_rate(tmp_path, zoo):
 
 def test_cli_fixtures_and_transcode(tmp_path, capsys):
     assert main(["data", "fixtures", str(tmp_path / "z")]) == 0
-    assert main(["data", "check", str(tmp_path / "z" / "list.txt"), "--root", str(tmp_path / "z")]) == 0
+    assert main(["data", "check", str(tmp_path / "z" / "list.txt"), "--root", str(tmp_path / "z")]) == 1  # bad ones
     assert main(["data", "transcode", str(tmp_path / "z" / "list.check.json"), "--out-root", str(tmp_path / "t")]) == 0
     assert main(["data", "check", str(tmp_path / "t" / "list.txt"), "--root", str(tmp_path / "t")]) == 0
     report = json.loads((tmp_path / "t" / "list.check.json").read_text())

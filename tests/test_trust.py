@@ -121,3 +121,12 @@ def test_manifest_facts_that_decide_the_answer_must_match_the_graphs(tmp_path_fa
     command = ["predict", _video(tmp_path), "--onnx", str(folder), "--backend", "onnx", "--classes", ",".join(classes)]
     assert main(command) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_named_pipe_is_refused_not_waited_on(tmp_path, capsys):
+    """Opening a FIFO blocks until a writer comes; a video is a regular file, checked before opening."""
+    import os
+
+    os.mkfifo(tmp_path / "fifo.mp4")
+    assert main(["predict", str(tmp_path / "fifo.mp4"), "--model", "clip_tiny", "--classes", "run,jump"]) == 1
+    assert "fifo.mp4: not a regular file" in capsys.readouterr().out

@@ -71,7 +71,7 @@ def _data_check(args: argparse.Namespace) -> int:
           f"{s['seconds']} s")
     for name, path in result["paths"].items():
         print(f"{name:<10} {path}")
-    return 0
+    return 1 if s["bad"] else 0  # a finding: the clean list leaves the bad videos out
 
 
 def _data_transcode(args: argparse.Namespace) -> int:

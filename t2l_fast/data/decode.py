@@ -56,6 +56,9 @@ def open_video(path: Path):
     """(container, first video stream), or a VideoDecodeError naming the file and what is wrong with it."""
     import av
 
+    if not Path(path).is_file():  # a named pipe or a device would block the open forever; a folder is no video
+        what = "no such file" if not Path(path).exists() else "not a regular file (a pipe, device or folder)"
+        raise VideoDecodeError(f"{path}: {what}; give a video file")
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError, OSError) as e:
