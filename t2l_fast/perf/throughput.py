@@ -157,7 +157,7 @@ def measure_backend(name: str, backend_name: str, plan: Plan, work_dir: Path, re
             "peak_fraction": achieved / peak_rate if peak_rate else None,
             "peak_memory_mb": peak, "memory_before_mb": before, "setup_s": backend.setup_seconds,
             "parity": comparison.figures.get("embedding") if comparison else None,
-            "passed": bool(comparison and comparison.passed)})
+            "passed": bool(comparison and comparison.passed), **backend.row_facts})
         report_progress(f"{name} {frames}f B={batch} {backend_name}: {batch / median:.3g} clips/s")
     return rows
 
