@@ -159,8 +159,9 @@ def refuse_cpu_fallback(runner, provider: str) -> None:
         raise RuntimeError(f"{runner.path}: {runner.provider_fallback}")
     if not (runner.nodes_per_provider or {}).get(PROVIDERS[provider]):
         raise RuntimeError(f"{runner.path}: ONNX Runtime registered {PROVIDERS[provider]} but ran none of the "
-                           f"graph's nodes on it (nodes per provider: {runner.nodes_per_provider}); a CPU figure "
-                           f"must not pass for a GPU one: check the warning about nodes on the CPU above")
+                           f"graph's nodes on it (nodes per provider: {runner.nodes_per_provider}), so its figures "
+                           f"would be another provider's: check the graph's precision and opset against what "
+                           f"{PROVIDERS[provider]} supports")
 
 
 def _tensorrt_backend(model, work_dir: Path, calibration: np.ndarray, max_batch: int) -> Backend:

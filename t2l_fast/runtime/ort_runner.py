@@ -166,6 +166,7 @@ class OrtRunner(Runner):
 
     @property
     def wants_gpu(self) -> bool:
+        """Whether a GPU provider was asked for (then its libraries are loaded and the first inference profiled)."""
         return any(name in GPU_PROVIDERS for name in self.requested)
 
     def activate(self) -> None:
@@ -204,6 +205,7 @@ class OrtRunner(Runner):
         return sha
 
     def _session_options(self, ort):
+        """Threads, optimisation level, log level, and profiling when a GPU provider was asked for."""
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads or os.cpu_count() or 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
