@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ class Backend:
     gate: Tolerance
     setup_seconds: float = 0.0  # building it: compile, session, quantization
     takes_tensors: bool = False  # run() also takes a torch tensor where it lies (a loader's CUDA batch: no copy)
+    row_facts: dict = field(default_factory=dict)  # added to each benchmark row (ORT GPU: nodes_per_provider)
 
     def feed(self, video: torch.Tensor):
         """A loader's uint8 batch as this backend takes it: the tensor itself, or a host numpy array."""
@@ -135,20 +136,35 @@ def onnx_graph(model, work_dir: Path, calibration: np.ndarray, precision: str) -
 
 def _onnxruntime_backend(name: str, model, work_dir: Path, calibration: np.ndarray) -> Backend:
     """onnxruntime-{fp32,int8} on the CPU; onnxruntime-{cuda,tensorrt}-fp16 on the GPU (refused if ONNX Runtime
-    fell back to the CPU: a CPU figure must not pass for a GPU one)."""
-    from ..runtime.ort_runner import PROVIDERS, OrtRunner
+    fell back to the CPU: a CPU figure must not pass for a GPU one; their rows record where the nodes ran)."""
+    from ..runtime.ort_runner import OrtRunner
 
     provider, precision = {"fp32": ("cpu", "fp32"), "int8": ("cpu", "int8"), "cuda-fp16": ("cuda", "fp16"),
                            "tensorrt-fp16": ("tensorrt", "fp16")}[name.split("-", 1)[1]]
     path = onnx_graph(model, work_dir, calibration, precision)
     providers = ("tensorrt", "cuda") if provider == "tensorrt" else (provider,)
     runner = OrtRunner(path, providers, threads=torch.get_num_threads()).__enter__()
-    if PROVIDERS[provider] not in runner.providers_in_use:
-        raise RuntimeError(f"ONNX Runtime did not take {PROVIDERS[provider]} for {path} (it runs on "
-                           f"{runner.providers_in_use})")
     gate = FP32_GATE if precision == "fp32" else REDUCED_GATE
-    return Backend(name, precision, lambda clips: runner.infer({"frames": clips})["embedding"].astype(np.float32),
-                   gate)
+    backend = Backend(name, precision, lambda clips: runner.infer({"frames": clips})["embedding"].astype(np.float32),
+                      gate)
+    if provider != "cpu":
+        backend.run(calibration[:1])  # the profiled first inference: where the nodes really ran
+        refuse_cpu_fallback(runner, provider)
+        backend.row_facts = {"nodes_per_provider": runner.nodes_per_provider}
+    return backend
+
+
+def refuse_cpu_fallback(runner, provider: str) -> None:
+    """Raise when ONNX Runtime did not register `provider` for the runner's graph, or ran none of its nodes there."""
+    from ..runtime.ort_runner import PROVIDERS
+
+    if runner.provider_fallback:
+        raise RuntimeError(f"{runner.path}: {runner.provider_fallback}")
+    if not (runner.nodes_per_provider or {}).get(PROVIDERS[provider]):
+        raise RuntimeError(f"{runner.path}: ONNX Runtime registered {PROVIDERS[provider]} but ran none of the "
+                           f"graph's nodes on it (nodes per provider: {runner.nodes_per_provider}), so its figures "
+                           f"would be another provider's: check the graph's precision and opset against what "
+                           f"{PROVIDERS[provider]} supports")
 
 
 def _tensorrt_backend(model, work_dir: Path, calibration: np.ndarray, max_batch: int,

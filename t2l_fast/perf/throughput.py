@@ -160,7 +160,7 @@ def measure_backend(name: str, backend_name: str, plan: Plan, work_dir: Path, re
             "peak_memory_mb": peak, "memory_before_mb": before, "setup_s": backend.setup_seconds,
             "memory_method": gpu_memory.method if gpu_memory else "VmHWM: peak resident memory of the process",
             "parity": comparison.figures.get("embedding") if comparison else None,
-            "passed": bool(comparison and comparison.passed)})
+            "passed": bool(comparison and comparison.passed), **backend.row_facts})
         report_progress(f"{name} {frames}f B={batch} {backend_name}: {batch / median:.3g} clips/s")
     return rows
 
