@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import warnings
 from collections.abc import Sequence
 from importlib import metadata
@@ -26,20 +27,32 @@ def installed(distribution: str) -> str | None:
         return None
 
 
-def dali_version() -> str | None:
-    """The version of the installed NVIDIA DALI wheel, whichever CUDA build it is (nvidia-dali-cuda130,
-    nvidia-dali-cuda120, ...), or None."""
+def _first_version(pattern: str) -> str | None:
+    """The version of the first installed distribution whose normalized name matches `pattern`, or None."""
     for distribution in metadata.distributions():
-        name = (distribution.metadata["Name"] or "").lower().replace("_", "-")
-        if name.startswith("nvidia-dali"):
+        if re.fullmatch(pattern, (distribution.metadata["Name"] or "").lower().replace("_", "-")):
             return distribution.version
     return None
 
 
+def dali_version() -> str | None:
+    """The version of the installed NVIDIA DALI wheel, whichever CUDA build it is (nvidia-dali-cuda130,
+    nvidia-dali-cuda120, ...), or None."""
+    return _first_version(r"nvidia-dali.*")
+
+
+def tensorrt_version() -> str | None:
+    """The version of full TensorRT, whichever wheel brings it (tensorrt, tensorrt-cu12, tensorrt-cu13), or None."""
+    return _first_version(r"tensorrt(-cu\d+)?")
+
+
+ANY_BUILD = {"nvidia-dali": dali_version, "tensorrt": tensorrt_version}  # names that stand for any of their wheels
+
+
 def installed_versions(components: Sequence[str]) -> dict[str, str | None]:
-    """Installed version (or None) of each distribution in `components`; "nvidia-dali" stands for any DALI
-    wheel."""
-    return {name: dali_version() if name == "nvidia-dali" else installed(name) for name in components}
+    """Installed version (or None) of each distribution in `components`; "nvidia-dali" and "tensorrt" stand for
+    any of their CUDA builds' wheels."""
+    return {name: ANY_BUILD[name]() if name in ANY_BUILD else installed(name) for name in components}
 
 
 def onnxruntime_conflict() -> str | None:

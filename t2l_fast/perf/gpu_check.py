@@ -140,14 +140,14 @@ def environment() -> dict:
     """What this check ran on: the GPU, torch and CUDA, and each optional component's version."""
     import torch
 
-    from ..optional import dali_version, installed
+    from ..optional import installed_versions
     from ..runtime.trt_support import current_gpu
 
     gpu = current_gpu()
     return {"gpu": gpu[0] if gpu else None, "compute_capability": gpu[1] if gpu else None,
-            "torch": torch.__version__, "cuda": torch.version.cuda, "dali": dali_version(),
-            **{name: installed(name) for name in ("onnxruntime-gpu", "onnxruntime", "tensorrt", "tensorrt-rtx-cu13",
-                                                  "nvidia-ml-py")}}
+            "torch": torch.__version__, "cuda": torch.version.cuda,
+            **installed_versions(("nvidia-dali", "onnxruntime-gpu", "onnxruntime", "tensorrt", "tensorrt-rtx-cu13",
+                                  "nvidia-ml-py"))}
 
 
 def summary_line(result: dict) -> str:

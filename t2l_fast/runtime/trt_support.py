@@ -24,7 +24,8 @@ class Flavour:
 FLAVOURS = {
     "tensorrt": Flavour("tensorrt", "tensorrt", "trt", "trtexec", "data-centre and RTX GPUs (builds need the GPU)",
                         "use NVIDIA's container (nvcr.io/nvidia/tensorrt or nvcr.io/nvidia/pytorch), or pip install "
-                        "tensorrt-cu13 --extra-index-url https://pypi.nvidia.com"),
+                        "'t2l-fast[onnx-gpu]' (TensorRT 10 for CUDA 12, the one onnxruntime-gpu's TensorRT "
+                        "provider loads)"),
     "tensorrt-rtx": Flavour("tensorrt-rtx", "tensorrt_rtx", "trtrtx", "tensorrt_rtx",
                             "RTX GPUs of compute capability 8.6, 8.9, 12.x, and 7.5 as an explicit target (builds "
                             "ahead of time, no GPU needed)",
