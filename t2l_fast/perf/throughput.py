@@ -102,12 +102,23 @@ def points_of(plan: Plan, name: str) -> list[tuple[int, int]]:
     return [(f, b) for n, f, batches in plan.points if n == name for b in batches]
 
 
+def _gate(backend_name: str, gate, outputs: np.ndarray, reference_path: Path):
+    """A reference backend saves its embeddings at `reference_path`; another is compared with them (None: no
+    reference, so not gated)."""
+    from ..runtime.compare import compare_outputs
+
+    if backend_name in REFERENCES:
+        np.save(reference_path, outputs)
+    if not reference_path.is_file():
+        return None
+    return compare_outputs({"embedding": outputs}, {"embedding": np.load(reference_path)}, {"embedding": gate})
+
+
 def measure_backend(name: str, backend_name: str, plan: Plan, work_dir: Path, references: Path,
                     peaks: dict[str, float | None]) -> list[dict]:
     """Every (frames, batch) point of model `name` on one backend (the worker subprocess side). A reference backend
     saves its embeddings under `references`; any other one is gated against them."""
     from ..models.registry import create_model
-    from ..runtime.compare import compare_outputs
     from .backends import build_backend
 
     torch.set_num_threads(plan.threads)
@@ -140,12 +151,7 @@ def measure_backend(name: str, backend_name: str, plan: Plan, work_dir: Path, re
             report_progress(f"{name} {frames}f B={batch} {backend_name}: failed")
             continue
         peak = sampled.mb if gpu_memory else rss_mb("VmHWM")
-        reference_path = references / f"{name}_{frames}f_b{batch}.npy"
-        if backend_name in REFERENCES:
-            np.save(reference_path, outputs)
-        reference = np.load(reference_path) if reference_path.is_file() else None
-        comparison = compare_outputs({"embedding": outputs}, {"embedding": reference},
-                                     {"embedding": backend.gate}) if reference is not None else None
+        comparison = _gate(backend_name, backend.gate, outputs, references / f"{name}_{frames}f_b{batch}.npy")
         median = statistics.median(seconds)
         macs = analytic.vision_macs(config, frames)
         achieved = 2.0 * macs * batch / median
