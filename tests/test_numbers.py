@@ -32,6 +32,14 @@ BAD_OPTIONS = [  # (command, the option's message)
     (["bench", "flops", "--frames", "0"], "--frames: value = 0: must be >= 1"),
     (["eval", "--model", "clip_tiny", "--batch-size", "0"], "--batch-size: value = 0: must be >= 1"),
     (["pretrain-tiny", "--out", "x.safetensors", "--steps", "0"], "--steps: value = 0: must be >= 1"),
+    (["export", "trt", "--onnx", "x", "--max-batch", "1000000000"], "--max-batch: value = 1000000000: must be >= 1 "
+                                                                     "and <= 4096"),
+    (["export", "trt", "--onnx", "x", "--workspace", "nan"], "--workspace: value = nan: not a finite number"),
+    (["export", "trt", "--onnx", "x", "--workspace", "1e30"], "must be > 0 and <= 1024"),
+    (["export", "triton", "--onnx", "x", "--out", "r", "--queue-delay-us", "-5"], "--queue-delay-us: value = -5"),
+    (["export", "onnx", "--model", "t2l_tiny", "--out", "o", "--calibration-clips", "-5"], "must be >= 1"),
+    (["export", "onnx", "--model", "t2l_tiny", "--out", "o", "--min-gate-clips", "-1"], "must be >= 1"),
+    (["export", "onnx", "--model", "t2l_tiny", "--out", "o", "--calibration-clips", "0"], "must be >= 1"),
 ]
 
 

@@ -6,7 +6,10 @@ import json
 from pathlib import Path
 
 from ..errors import T2LError
-from .common import add_model_arguments, load_model
+from .common import add_model_arguments, load_model, number, positive_int
+
+# a batch a graph or engine serves: TensorRT allocates its profile's largest, so 1e9 is a mistake, not a plan
+BATCH = number(integer=True, minimum=1, maximum=4096)
 
 
 def _export_onnx(args: argparse.Namespace) -> int:
@@ -140,19 +143,20 @@ def _register_onnx(export) -> None:
     add_model_arguments(p)
     p.add_argument("--out", required=True, help="folder for the graphs (new, empty, or an earlier export)")
     p.add_argument("--classes", help="class-name file or comma-separated names: bakes the classifier graph")
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset, 17 or newer (default 18, torch's native)")
+    p.add_argument("--opset", type=number(integer=True, minimum=17), default=18,
+                   help="ONNX opset, 17 or newer (default 18, torch's native)")
     p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32",
                    help="fp16: LayerNorm, Softmax and the final normalization stay fp32 (for GPUs); int8: the fp32 "
                    "graphs plus ONNX Runtime INT8 video encoder and classifier for CPU serving, behind a gate")
-    p.add_argument("--batch-max", type=int, default=64, help="largest batch the graphs serve (recorded for "
+    p.add_argument("--batch-max", type=BATCH, default=64, help="largest batch the graphs serve (recorded for "
                    "engine profiles; the batch axis is symbolic)")
     p.add_argument("--int8-mode", choices=["static", "dynamic"], default="static",
                    help="static: QDQ with activation ranges calibrated on --calibration clips (TensorRT reads it "
                    "too); dynamic: weights only, activation ranges at run time (ONNX Runtime CPU only)")
     p.add_argument("--calibration", metavar="LIST", help="video list of calibration clips (int8 static)")
-    p.add_argument("--calibration-clips", type=int, default=64, help="clips to calibrate on (default 64)")
+    p.add_argument("--calibration-clips", type=positive_int, default=64, help="clips to calibrate on (default 64)")
     p.add_argument("--gate-list", metavar="LIST", help="held-out video list the INT8 gate is measured on")
-    p.add_argument("--min-gate-clips", type=int, default=200, help="fewest gate clips accepted (default 200)")
+    p.add_argument("--min-gate-clips", type=positive_int, default=200, help="fewest gate clips accepted (default 200)")
     p.add_argument("--root", help="data root of --calibration and --gate-list")
     p.set_defaults(run=_export_onnx)
 
@@ -168,13 +172,14 @@ def _register_trt(export) -> None:
                    "(all its graphs TensorRT takes)")
     p.add_argument("--out", metavar="ENGINE", help="engine file (a folder when building several; default: beside "
                    "each graph as NAME.trt.engine or NAME.trtrtx.engine)")
-    p.add_argument("--min-batch", type=int, default=1)
-    p.add_argument("--opt-batch", type=int, help="the batch the engine is tuned for (default 8, or max-batch if "
+    p.add_argument("--min-batch", type=BATCH, default=1)
+    p.add_argument("--opt-batch", type=BATCH, help="the batch the engine is tuned for (default 8, or max-batch if "
                    "smaller)")
-    p.add_argument("--max-batch", type=int, default=32)
+    p.add_argument("--max-batch", type=BATCH, default=32)
     p.add_argument("--frames", metavar="T|MIN:OPT:MAX", help="frame counts of a free frame axis (ViFi-CLIP, CLIP), "
                    "tuned for OPT (default: the export's T); refused for T2L, whose frame axis is fixed")
-    p.add_argument("--workspace", type=float, default=4.0, metavar="GB", help="builder workspace limit (default 4)")
+    p.add_argument("--workspace", type=number(above=0, maximum=1024), default=4.0, metavar="GB",
+                   help="builder workspace limit (default 4)")
     p.add_argument("--timing-cache", metavar="FILE", help="TensorRT: load and save kernel timings here")
     p.add_argument("--runtime", choices=["auto", "tensorrt", "tensorrt-rtx"], default="auto",
                    help="auto: TensorRT if installed, else TensorRT for RTX")
@@ -202,9 +207,9 @@ def _register_triton(export) -> None:
                    "the Triton container's TensorRT (repeatable)")
     p.add_argument("--out", required=True, metavar="REPO", help="model repository folder (created or added to)")
     p.add_argument("--name", help="model name prefix (default: the exported model's name)")
-    p.add_argument("--max-batch", type=int, default=32, help="max_batch_size of the ONNX models (default 32; an "
+    p.add_argument("--max-batch", type=BATCH, default=32, help="max_batch_size of the ONNX models (default 32; an "
                    "engine's is its profile's maximum)")
-    p.add_argument("--queue-delay-us", type=int, default=2000,
+    p.add_argument("--queue-delay-us", type=number(integer=True, minimum=0, maximum=10_000_000), default=2000,
                    help="how long Triton may hold a request to batch it (default 2000 microseconds)")
     p.set_defaults(run=_export_triton)
 
