@@ -44,6 +44,14 @@ def pytest_runtest_setup(item):
             pytest.skip(reason)
 
 
+@pytest.fixture(scope="session")
+def tiny_exports(tmp_path_factory):
+    """Tiny-model exports shared by the export, engine, CMake, Triton and trust tests (export_cache.TinyExports)."""
+    from export_cache import TinyExports
+
+    return TinyExports(tmp_path_factory)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

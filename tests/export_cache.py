@@ -30,22 +30,25 @@ def export_tiny(name, out, precision="fp32", **options):
     return model, manifest
 
 
-_EXPORTS = {}
+class TinyExports:
+    """This session's exports of the tiny models, each model and precision exported once (the `tiny_exports`
+    fixture of conftest.py): `shared` ones are read, never changed; `copy` gives one to change freely."""
 
+    def __init__(self, tmp_path_factory):
+        self.tmp_path_factory, self.exports = tmp_path_factory, {}
 
-def shared_export(tmp_path_factory, name: str = "t2l_tiny", precision: str = "fp32"):
-    """(model, folder) of this session's export of tiny model `name`: read it, never change it."""
-    if (name, precision) not in _EXPORTS:
-        out = tmp_path_factory.mktemp(f"{name}-{precision}")
-        model, _ = export_tiny(name, out, precision=precision)
-        _EXPORTS[name, precision] = model, out
-    return _EXPORTS[name, precision]
+    def shared(self, name: str = "t2l_tiny", precision: str = "fp32"):
+        """(model, folder) of the session's export of tiny model `name`."""
+        if (name, precision) not in self.exports:
+            out = self.tmp_path_factory.mktemp(f"{name}-{precision}")
+            model, _ = export_tiny(name, out, precision=precision)
+            self.exports[name, precision] = model, out
+        return self.exports[name, precision]
 
-
-def exported_copy(tmp_path_factory, destination: Path, name: str = "t2l_tiny", precision: str = "fp32") -> Path:
-    """A copy of the shared export of tiny model `name`, to change freely."""
-    shutil.copytree(shared_export(tmp_path_factory, name, precision)[1], destination, dirs_exist_ok=True)
-    return destination
+    def copy(self, destination: Path, name: str = "t2l_tiny", precision: str = "fp32") -> Path:
+        """A copy of the shared export of tiny model `name` at `destination`."""
+        shutil.copytree(self.shared(name, precision)[1], destination, dirs_exist_ok=True)
+        return destination
 
 
 def stand_in_cli(bin_dir: Path, name: str) -> Path:

@@ -5,7 +5,7 @@ import numpy as np
 import onnx
 import pytest
 from conftest import TINY_MODELS
-from export_cache import CLASSES, class_embeddings, export_tiny, shared_export
+from export_cache import CLASSES, class_embeddings, export_tiny
 
 import t2l_fast
 from t2l_fast.cli import main
@@ -18,8 +18,8 @@ from t2l_fast.runtime.torch_runner import TorchRunner
 
 
 @pytest.fixture(scope="module", params=TINY_MODELS)
-def exported(request, tmp_path_factory):
-    model, out = shared_export(tmp_path_factory, request.param)
+def exported(request, tiny_exports):
+    model, out = tiny_exports.shared(request.param)
     return model, json.loads((out / "manifest.json").read_text()), out
 
 

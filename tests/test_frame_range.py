@@ -4,7 +4,6 @@ count of its plan."""
 from contextlib import nullcontext
 
 import pytest
-from export_cache import exported_copy
 from test_tensorrt import needs_rtx
 
 from t2l_fast.cli import main
@@ -25,8 +24,8 @@ def test_frames_parse_as_one_count_or_min_opt_max():
 
 
 @needs_rtx
-def test_a_free_frame_axis_builds_over_the_range_and_the_sidecar_records_it(tmp_path_factory, tmp_path):
-    onnx = exported_copy(tmp_path_factory, tmp_path / "export", "vificlip_tiny") / "video_encoder.onnx"
+def test_a_free_frame_axis_builds_over_the_range_and_the_sidecar_records_it(tiny_exports, tmp_path):
+    onnx = tiny_exports.copy(tmp_path / "export", "vificlip_tiny") / "video_encoder.onnx"
     engine = tmp_path / "video_encoder.engine"
     options = BuildOptions(max_batch=4, runtime="tensorrt-rtx", frames=(8, 16, 32))
     sidecar = build_engine(onnx, options, engine, log=lambda line: None)
@@ -42,9 +41,9 @@ def test_a_free_frame_axis_builds_over_the_range_and_the_sidecar_records_it(tmp_
 
 
 @needs_rtx
-def test_by_default_a_free_frame_axis_is_fixed_at_the_exports_T_and_other_counts_are_refused(tmp_path_factory,
+def test_by_default_a_free_frame_axis_is_fixed_at_the_exports_T_and_other_counts_are_refused(tiny_exports,
                                                                                                 tmp_path):
-    onnx = exported_copy(tmp_path_factory, tmp_path / "export", "vificlip_tiny") / "video_encoder.onnx"
+    onnx = tiny_exports.copy(tmp_path / "export", "vificlip_tiny") / "video_encoder.onnx"
     sidecar = build_engine(onnx, BuildOptions(max_batch=2, runtime="tensorrt-rtx"), tmp_path / "e.engine",
                            log=lambda line: None)
     assert sidecar["frames"] == {"min": 8, "opt": 8, "max": 8} and "--frames" not in sidecar["rebuild"]
@@ -52,8 +51,8 @@ def test_by_default_a_free_frame_axis_is_fixed_at_the_exports_T_and_other_counts
         check_frame_count(sidecar, 16)
 
 
-def test_frames_are_refused_for_a_graph_whose_frame_axis_is_fixed(tmp_path_factory, tmp_path, capsys):
-    folder = exported_copy(tmp_path_factory, tmp_path / "export", "t2l_tiny")
+def test_frames_are_refused_for_a_graph_whose_frame_axis_is_fixed(tiny_exports, tmp_path, capsys):
+    folder = tiny_exports.copy(tmp_path / "export", "t2l_tiny")
     facts = read_graph_facts(folder / "video_encoder.onnx")
     with pytest.raises(UnsupportedOptionError, match="frame axis fixed at 8 .*drop --frames"):
         profile_shapes(facts, BuildOptions(frames=(8, 16, 32)))
@@ -83,14 +82,14 @@ def test_the_throughput_backend_asks_for_the_frame_counts_its_plan_needs(monkeyp
 
 @pytest.mark.parametrize("model, engines", [("vificlip_tiny", {(8, 8, 8), (16, 16, 16), (32, 32, 32)}),
                                             ("t2l_tiny", {None})])
-def test_the_tensorrt_backend_builds_one_engine_per_frame_count_of_a_free_axis(monkeypatch, tmp_path_factory,
+def test_the_tensorrt_backend_builds_one_engine_per_frame_count_of_a_free_axis(monkeypatch, tiny_exports,
                                                                                tmp_path, model, engines):
     import t2l_fast.deploy.engine_build as engine_build
     import t2l_fast.runtime.trt_runner as trt_runner
     from t2l_fast.models.registry import create_model
     from t2l_fast.perf import backends
 
-    graph = exported_copy(tmp_path_factory, tmp_path / "export", model) / "video_encoder.onnx"
+    graph = tiny_exports.copy(tmp_path / "export", model) / "video_encoder.onnx"
     built = []
     monkeypatch.setattr(backends, "onnx_graph", lambda *args: graph)
     monkeypatch.setattr(engine_build, "build_engine", lambda onnx, options, out, log: built.append(options.frames))

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from export_cache import exported_copy, stand_in_cli
+from export_cache import stand_in_cli
 from test_tensorrt import needs_rtx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,8 +28,8 @@ def configure(build: Path, *options: str, env=None) -> str:
 
 
 @needs_rtx
-def test_engines_target_builds_engines_and_sidecars(tmp_path_factory, tmp_path):
-    onnx = exported_copy(tmp_path_factory, tmp_path / "export")
+def test_engines_target_builds_engines_and_sidecars(tiny_exports, tmp_path):
+    onnx = tiny_exports.copy(tmp_path / "export")
     build = tmp_path / "build"
     printed = configure(build, f"-DT2L_ONNX_DIR={onnx}", f"-DPython3_EXECUTABLE={sys.executable}",
                         "-DT2L_MAX_BATCH=2", "-DT2L_ENGINE_BUILDER=python", "-DT2L_TRT_RUNTIME=tensorrt-rtx")
@@ -42,8 +42,8 @@ def test_engines_target_builds_engines_and_sidecars(tmp_path_factory, tmp_path):
 
 
 @pytest.mark.parametrize("frames, counts", [(None, (8, 8, 8)), ("8:16:32", (8, 16, 32)), ("16", (16, 16, 16))])
-def test_trtexec_alone_gets_the_shapes_from_the_manifest(tmp_path_factory, tmp_path, frames, counts):
-    onnx = exported_copy(tmp_path_factory, tmp_path / "export", "vificlip_tiny")  # a free frame axis
+def test_trtexec_alone_gets_the_shapes_from_the_manifest(tiny_exports, tmp_path, frames, counts):
+    onnx = tiny_exports.copy(tmp_path / "export", "vificlip_tiny")  # a free frame axis
     fake = stand_in_cli(tmp_path / "bin", "trtexec")
     env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
     build = tmp_path / "build"

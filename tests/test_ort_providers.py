@@ -13,7 +13,6 @@ import pytest
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from export_cache import shared_export  # noqa: E402
 
 from t2l_fast.runtime.ort_runner import (  # noqa: E402
     PROVIDERS,
@@ -29,9 +28,9 @@ REAL_IMPORT = importlib.import_module
 
 
 @pytest.fixture(scope="module")
-def tiny_export(tmp_path_factory):
+def tiny_export(tiny_exports):
     """(t2l_tiny model, its exported video_encoder.onnx): T=8, 32x32 frames; read only."""
-    model, folder = shared_export(tmp_path_factory)
+    model, folder = tiny_exports.shared()
     return model, folder / "video_encoder.onnx"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import TINY_MODELS
-from export_cache import CLASSES, exported_copy, stand_in_cli
+from export_cache import CLASSES, stand_in_cli
 from test_export import videos  # noqa: F401 (a fixture)
 
 import t2l_fast
@@ -33,8 +33,8 @@ needs_rtx = pytest.mark.skipif(not rtx_available(), reason="TensorRT for RTX not
 
 
 @pytest.fixture(params=[(m, p) for m in TINY_MODELS for p in ("fp32", "fp16")], ids=lambda mp: f"{mp[0]}-{mp[1]}")
-def export(request, tmp_path_factory, tmp_path):
-    out = exported_copy(tmp_path_factory, tmp_path / "export", *request.param)
+def export(request, tiny_exports, tmp_path):
+    out = tiny_exports.copy(tmp_path / "export", *request.param)
     return out, json.loads((out / "manifest.json").read_text())
 
 
@@ -61,8 +61,8 @@ def test_every_tiny_graph_builds_into_a_serialized_engine(export):
 
 
 @needs_rtx
-def test_export_folder_builds_every_graph_and_predict_finds_them(tmp_path_factory, tmp_path, capsys):
-    exported_copy(tmp_path_factory, tmp_path)
+def test_export_folder_builds_every_graph_and_predict_finds_them(tiny_exports, tmp_path, capsys):
+    tiny_exports.copy(tmp_path)
     assert main(["export", "trt", "--onnx", str(tmp_path), "--max-batch", "2", "--compute-capability", "8.9",
                  "--compute-capability", "12.0", "--runtime", "tensorrt-rtx"]) == 0
     printed = capsys.readouterr().out
@@ -77,10 +77,10 @@ def test_export_folder_builds_every_graph_and_predict_finds_them(tmp_path_factor
 
 
 @needs_rtx
-def test_an_int8_qdq_graph_builds_with_its_precision(tmp_path_factory, tmp_path):
+def test_an_int8_qdq_graph_builds_with_its_precision(tiny_exports, tmp_path):
     from t2l_fast.deploy.int8 import quantize_graph
 
-    exported_copy(tmp_path_factory, tmp_path)
+    tiny_exports.copy(tmp_path)
     clips = np.random.default_rng(0).integers(0, 256, (4, 8, 3, 32, 32), dtype=np.uint8)
     quantize_graph(tmp_path / "video_encoder.onnx", tmp_path / "video_encoder_int8.onnx", "static", clips)
     sidecar = build_engine(tmp_path / "video_encoder_int8.onnx", BuildOptions(max_batch=2, runtime="tensorrt-rtx"),
@@ -88,9 +88,9 @@ def test_an_int8_qdq_graph_builds_with_its_precision(tmp_path_factory, tmp_path)
     assert sidecar["precision"] == "int8"
 
 
-def test_without_tensorrt_it_fails_with_the_install_hint_and_a_correct_trtexec_command(tmp_path_factory, tmp_path,
+def test_without_tensorrt_it_fails_with_the_install_hint_and_a_correct_trtexec_command(tiny_exports, tmp_path,
                                                                                        capsys, monkeypatch):
-    exported_copy(tmp_path_factory, tmp_path, "vificlip_tiny")
+    tiny_exports.copy(tmp_path, "vificlip_tiny")
     for module in ("tensorrt", "tensorrt_rtx"):
         monkeypatch.setitem(sys.modules, module, None)  # import raises ImportError
     assert main(["export", "trt", "--onnx", str(tmp_path / "classifier.onnx"), "--max-batch", "16"]) == 2
@@ -146,10 +146,10 @@ def test_dynamic_int8_graphs_are_refused_before_tensorrt(tmp_path):
 
 
 @needs_rtx
-def test_trtexec_flag_builds_with_nvidias_cli(tmp_path_factory, tmp_path, monkeypatch, capsys):
+def test_trtexec_flag_builds_with_nvidias_cli(tiny_exports, tmp_path, monkeypatch, capsys):
     """--trtexec runs NVIDIA's CLI (here a stand-in for tensorrt_rtx on PATH that records its arguments and writes
     the engine) and still writes the sidecar."""
-    exported_copy(tmp_path_factory, tmp_path)
+    tiny_exports.copy(tmp_path)
     fake = stand_in_cli(tmp_path / "bin", "tensorrt_rtx")
     monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
     assert main(["export", "trt", "--onnx", str(tmp_path / "classifier.onnx"), "--trtexec", "--max-batch", "2",
@@ -213,12 +213,12 @@ def test_sidecar_refuses_the_other_flavour():
 
 
 @needs_rtx
-def test_engine_files_are_checked_before_deserialising(tmp_path_factory, tmp_path):
+def test_engine_files_are_checked_before_deserialising(tiny_exports, tmp_path):
     """A changed engine, a missing or corrupt sidecar, or an engine from another export are refused (here, where
     no GPU could run them: the checks come before TensorRT reads a byte)."""
     from t2l_fast.runtime.bundle import ExportedModel
 
-    exported_copy(tmp_path_factory, tmp_path)
+    tiny_exports.copy(tmp_path)
     build_engine(tmp_path / "classifier.onnx", BuildOptions(max_batch=2, runtime="tensorrt-rtx"), log=lambda line: None)
     engine = tmp_path / "classifier.trtrtx.engine"
     sidecar = read_sidecar(engine)
@@ -243,8 +243,8 @@ def test_engine_files_are_checked_before_deserialising(tmp_path_factory, tmp_pat
 
 @needs_rtx
 @pytest.mark.without_gpu
-def test_without_a_gpu_the_runner_says_so(tmp_path_factory, tmp_path):
-    exported_copy(tmp_path_factory, tmp_path)
+def test_without_a_gpu_the_runner_says_so(tiny_exports, tmp_path):
+    tiny_exports.copy(tmp_path)
     build_engine(tmp_path / "classifier.onnx", BuildOptions(max_batch=2, runtime="tensorrt-rtx"), log=lambda line: None)
     with pytest.raises(T2LError, match="needs an NVIDIA GPU"):
         TrtRunner(tmp_path / "classifier.trtrtx.engine").activate()
@@ -252,8 +252,8 @@ def test_without_a_gpu_the_runner_says_so(tmp_path_factory, tmp_path):
 
 @needs_rtx
 @pytest.mark.without_gpu
-def test_predict_tensorrt_backend_never_falls_back(videos, tmp_path_factory, tmp_path, capsys):  # noqa: F811
-    onnx_dir = exported_copy(tmp_path_factory, tmp_path)
+def test_predict_tensorrt_backend_never_falls_back(videos, tiny_exports, tmp_path, capsys):  # noqa: F811
+    onnx_dir = tiny_exports.copy(tmp_path)
     command = ["predict", str(videos / "videos" / "test"), "--classes", ",".join(CLASSES), "--descriptions",
                str(videos / "descriptions.csv"), "--backend", "tensorrt", "--onnx", str(onnx_dir), "--trt-runtime",
                "tensorrt-rtx"]
@@ -267,15 +267,15 @@ def test_predict_tensorrt_backend_never_falls_back(videos, tmp_path_factory, tmp
 @pytest.mark.tensorrt_gpu
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 @pytest.mark.parametrize("name", TINY_MODELS)
-def test_engines_match_onnx_runtime_fp32(name, precision, tmp_path_factory, tmp_path):
+def test_engines_match_onnx_runtime_fp32(name, precision, tiny_exports, tmp_path):
     """Gates vs ONNX Runtime fp32: fp32 engines max-abs <= 1e-3; fp16 engines cosine >= 0.999 and the same top-1,
     at B=1 and B=3 on synthetic clips."""
     from t2l_fast.deploy.onnx_export import parity_clips
     from t2l_fast.runtime.bundle import ExportedModel
     from t2l_fast.runtime.compare import Tolerance, compare_outputs
 
-    reference_dir = exported_copy(tmp_path_factory, tmp_path / "fp32", name)
-    engine_dir = exported_copy(tmp_path_factory, tmp_path / precision, name, precision)
+    reference_dir = tiny_exports.copy(tmp_path / "fp32", name)
+    engine_dir = tiny_exports.copy(tmp_path / precision, name, precision)
     tolerance = Tolerance(max_abs=1e-3) if precision == "fp32" else Tolerance(min_cosine=0.999)
     clips = parity_clips(t2l_fast.create_model(name), 3).numpy()
     for kind in ("video_encoder", "classifier"):
@@ -290,8 +290,8 @@ def test_engines_match_onnx_runtime_fp32(name, precision, tmp_path_factory, tmp_
 
 
 @pytest.mark.tensorrt_gpu
-def test_predict_tensorrt_matches_onnx(videos, tmp_path_factory, tmp_path, capsys):  # noqa: F811
-    onnx_dir = exported_copy(tmp_path_factory, tmp_path, precision="fp16")
+def test_predict_tensorrt_matches_onnx(videos, tiny_exports, tmp_path, capsys):  # noqa: F811
+    onnx_dir = tiny_exports.copy(tmp_path, precision="fp16")
     assert main(["export", "trt", "--onnx", str(onnx_dir), "--max-batch", "4"]) == 0
     common = [str(videos / "videos" / "test"), "--classes", ",".join(CLASSES), "--descriptions",
               str(videos / "descriptions.csv"), "--onnx", str(onnx_dir), "--json", "--no-cache"]

@@ -4,7 +4,6 @@ import json
 
 import onnx
 import pytest
-from export_cache import exported_copy
 from test_tensorrt import needs_rtx
 
 from t2l_fast.cli import main
@@ -34,8 +33,8 @@ def graph_tensors(values):
 
 
 @pytest.mark.parametrize("name", ["t2l_tiny", "vificlip_tiny"])
-def test_configs_parse_and_match_the_graphs(name, tmp_path_factory, tmp_path):
-    onnx_dir = exported_copy(tmp_path_factory, tmp_path / "export", name)
+def test_configs_parse_and_match_the_graphs(name, tiny_exports, tmp_path):
+    onnx_dir = tiny_exports.copy(tmp_path / "export", name)
     repo = tmp_path / "repo"
     assert main(["export", "triton", "--onnx", str(onnx_dir), "--out", str(repo), "--max-batch", "16"]) == 0
     manifest = json.loads((onnx_dir / "manifest.json").read_text())
@@ -56,10 +55,10 @@ def test_configs_parse_and_match_the_graphs(name, tmp_path_factory, tmp_path):
 
 
 @needs_rtx
-def test_engines_become_tensorrt_models(tmp_path_factory, tmp_path, capsys):
+def test_engines_become_tensorrt_models(tiny_exports, tmp_path, capsys):
     """Triton's TensorRT backend runs full TensorRT engines, which cannot be built here: the engine below is built
     by TensorRT for RTX and its sidecar relabelled, to check what the repository writer does with an engine."""
-    onnx_dir = exported_copy(tmp_path_factory, tmp_path / "export", "vificlip_tiny")
+    onnx_dir = tiny_exports.copy(tmp_path / "export", "vificlip_tiny")
     engine = tmp_path / "classifier.engine"
     build_engine(onnx_dir / "classifier.onnx", BuildOptions(max_batch=4, opt_batch=2, runtime="tensorrt-rtx"), engine,
                  log=lambda line: None)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from export_cache import CLASSES, exported_copy
+from export_cache import CLASSES
 
 import t2l_fast
 from t2l_fast.cli import main
@@ -22,8 +22,8 @@ def _checkpoint_recording_torchscript(tmp_path: Path) -> Path:
     return folder
 
 
-def _export_with_manifest(tmp_path_factory, tmp_path: Path, change) -> Path:
-    folder = exported_copy(tmp_path_factory, tmp_path / "export", "clip_tiny")
+def _export_with_manifest(tiny_exports, tmp_path: Path, change) -> Path:
+    folder = tiny_exports.copy(tmp_path / "export", "clip_tiny")
     manifest = json.loads((folder / "manifest.json").read_text())
     change(manifest)
     (folder / "manifest.json").write_text(json.dumps(manifest))
@@ -81,11 +81,11 @@ OUTSIDE_THE_FOLDER = [  # (name, manifest change, command given the export folde
 
 
 @pytest.mark.parametrize("name, change, command", OUTSIDE_THE_FOLDER, ids=[row[0] for row in OUTSIDE_THE_FOLDER])
-def test_names_from_a_manifest_or_an_option_never_leave_their_folder(tmp_path_factory, tmp_path, capsys, name,
+def test_names_from_a_manifest_or_an_option_never_leave_their_folder(tiny_exports, tmp_path, capsys, name,
                                                                      change, command):
     (tmp_path / "victim").mkdir()
     (tmp_path / "victim" / "precious.txt").write_text("months of work")
-    arguments = command(_export_with_manifest(tmp_path_factory, tmp_path, change), tmp_path)
+    arguments = command(_export_with_manifest(tiny_exports, tmp_path, change), tmp_path)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if "export" not in p.parts)
     assert main(arguments) == 2
     assert "not a plain name" in capsys.readouterr().err
@@ -113,10 +113,10 @@ SILENTLY_WRONG = [  # (name, manifest change, message fragment)
 
 
 @pytest.mark.parametrize("name, change, message", SILENTLY_WRONG, ids=[row[0] for row in SILENTLY_WRONG])
-def test_manifest_facts_that_decide_the_answer_must_match_the_graphs(tmp_path_factory, tmp_path, capsys, name,
+def test_manifest_facts_that_decide_the_answer_must_match_the_graphs(tiny_exports, tmp_path, capsys, name,
                                                                      change, message):
     """A manifest edited after export would give confident wrong labels, inverted rankings or NaN scores."""
-    folder = _export_with_manifest(tmp_path_factory, tmp_path, change)
+    folder = _export_with_manifest(tiny_exports, tmp_path, change)
     classes = CLASSES if "classes" in name else CLASSES[:2]  # other classes: the text encoder path, which scales
     command = ["predict", _video(tmp_path), "--onnx", str(folder), "--backend", "onnx", "--classes", ",".join(classes)]
     assert main(command) == 2
