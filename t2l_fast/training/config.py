@@ -14,7 +14,7 @@ import yaml
 
 from ..errors import ConfigError
 from ..io import check_writable
-from ..numbers import checked_number
+from ..numbers import NumberError, checked_number, parse_number
 
 
 @dataclass
@@ -111,14 +111,21 @@ def _convert(value, current, key: str, where: str):
             return bool(value)
         if kind is tuple:
             items = value if isinstance(value, (list, tuple)) else yaml.safe_load(str(value))
-            return tuple(type(current[0])(v) for v in items)
-        if kind in (int, float) and not isinstance(value, str):  # YAML leaves 5e-3 a string: parsed below
-            return kind(checked_number(value, key, integer=kind is int))  # the CLI's rule: a bool is no number
-        if kind is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError(value)
+            return tuple(_number(v, type(current[0]), key) for v in items)
+        if kind in (int, float):
+            return _number(value, kind, key)
         return kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: {key} = {value!r} is not a valid {kind.__name__}") from None
+    except (TypeError, ValueError) as e:
+        reason = f" ({str(e).split(': ', 1)[-1]})" if isinstance(e, NumberError) else ""
+        raise ConfigError(f"{where}: {key} = {value!r} is not a valid {kind.__name__}{reason}") from None
+
+
+def _number(value, kind: type, key: str) -> int | float:
+    """The CLI's rule for numbers (t2l_fast.numbers): a bool is none, nan and inf are refused. YAML leaves some
+    numbers as text (5e-3), which is parsed first."""
+    if isinstance(value, str):
+        return parse_number(value, key, integer=kind is int)
+    return kind(checked_number(value, key, integer=kind is int))
 
 
 def load_config(path: str | None = None, overrides: Sequence[str] = ()) -> TrainConfig:
@@ -146,6 +153,23 @@ def load_config(path: str | None = None, overrides: Sequence[str] = ()) -> Train
     return config
 
 
+def _range_problems(config: TrainConfig) -> list[str]:
+    """Loss weights, mixing, AdamW's constants and counts that no run could mean."""
+    optim = config.optim
+    checks = [  # (key, its value, whether it is in range, the range)
+        ("tfd_weight", config.tfd_weight, config.tfd_weight >= 0, ">= 0"),
+        ("label_smoothing", config.label_smoothing, 0 <= config.label_smoothing < 1, "in [0, 1)"),
+        ("mixup_alpha", config.mixup_alpha, config.mixup_alpha >= 0, ">= 0"),
+        ("cutmix_alpha", config.cutmix_alpha, config.cutmix_alpha >= 0, ">= 0"),
+        ("mix_switch_prob", config.mix_switch_prob, 0 <= config.mix_switch_prob <= 1, "in [0, 1]"),
+        ("max_bad_steps", config.max_bad_steps, config.max_bad_steps >= 1, ">= 1"),
+        ("data.num_workers", config.data.num_workers, config.data.num_workers >= 0, ">= 0"),
+        ("optim.eps", optim.eps, optim.eps > 0, "> 0"),
+        ("optim.betas", optim.betas, all(0 <= b < 1 for b in optim.betas), "each in [0, 1)"),
+    ]
+    return [f"{key} must be {wanted}, got {value}" for key, value, holds, wanted in checks if not holds]
+
+
 def validate(config: TrainConfig) -> None:
     """Reject impossible values, missing files and an unwritable output folder before any work starts."""
     problems: list[str] = []
@@ -155,6 +179,7 @@ def validate(config: TrainConfig) -> None:
     for name in ("save_every_steps", "max_steps", "global_batch_size"):
         if getattr(config, name) < 0:
             problems.append(f"{name} must be >= 0 (0: off), got {getattr(config, name)}")
+    problems += _range_problems(config)
     if config.objective not in ("t2l", "vificlip"):
         problems.append(f"objective must be t2l or vificlip, got {config.objective!r}")
     if config.vificlip_classes not in ("all", "batch"):
