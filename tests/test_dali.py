@@ -389,3 +389,19 @@ def test_a_dali_that_fails_every_batch_stops_with_the_reason_instead_of_falling_
             for _ in loader:
                 pass
     assert loader.fallback_batches == (0 if every_file_fails_alone else 2)
+
+
+def test_batches_of_genuinely_bad_files_never_look_like_a_broken_dali(vp9_set, monkeypatch):
+    """Every file of each batch fails alone, but a clip written here decodes: bad files, counted and replaced by the
+    PyAV path as before; the loader does not stop."""
+    from t2l_fast.data import dali_loader
+
+    loader = build_video_loader(vp9_set / "train.txt", vp9_set, DALI_8x32, split="train", batch_size=2, device="cpu")
+    monkeypatch.setattr(dali_loader.DaliVideoLoader, "_iterator_from", lambda self, order, batch: _BrokenPipeline())
+    monkeypatch.setattr(dali_loader.DaliVideoLoader, "_culprits",
+                        lambda self, source, indices: [(f"bad{i}.webm", "corrupt") for i in indices])
+    monkeypatch.setattr(dali_loader.DaliVideoLoader, "_report", lambda self, failures, budget: None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        batches = list(loader)
+    assert len(batches) == len(loader) and loader.fallback_batches == len(loader)

@@ -48,7 +48,7 @@ class DaliBatchError(T2LError, RuntimeError):
     """DALI failed on a batch and on_dali_error="raise" (the message names the files), or DALI itself is broken."""
 
 
-# Consecutive failed batches that no file explains (none fails alone, or every one does) before the loader stops:
+# Consecutive failed batches that no file explains (none of their files fails alone) before the loader stops:
 # DALI itself is broken there (on a GPU: NVDEC unusable), and falling back batch by batch would be a silent 10-100x
 # slowdown while the loader still says DALI.
 BROKEN_AFTER_BATCHES = 3
@@ -336,23 +336,31 @@ class DaliVideoLoader(LoaderBase):
         return out
 
     def _check_not_broken(self, culprits: list[tuple[str, str]], indices: list[int], error: Exception) -> None:
-        """Raise when DALI itself is broken here: BROKEN_AFTER_BATCHES failed batches in a row that no file explains
-        (none fails alone, or every one does), or a batch whose every file fails alone while a clip written here
-        fails too (what a GPU without a usable NVDEC looks like, at its first batch)."""
-        explained = 0 < len(culprits) < len(indices)
-        self._unexplained = 0 if explained else self._unexplained + 1
-        codec, size = ("h264", (256, 320)) if self.device_id is not None else ("vp9", (32, 32))
-        fails_known_good = bool(culprits) and not explained and not decodes_a_generated_clip(codec, self.device_id,
-                                                                                            size)
-        if self._unexplained < BROKEN_AFTER_BATCHES and not fails_known_good:
+        """Raise when DALI's decoder itself is broken here: a batch whose every file fails alone while a clip written
+        here fails too (a GPU without a usable NVDEC, at its first batch), or BROKEN_AFTER_BATCHES failed batches in
+        a row that no single file explains. Bad files, however many, are not that."""
+        if not self.decode_in_dali:  # PyAV decodes inside the source: DALI's decoder is not the suspect
             return
-        what = (f"cannot decode a {codec} clip written here either" if fails_known_good else
-                f"failed on {self._unexplained} batches in a row that no single file explains")
+        if culprits and len(culprits) >= len(indices):
+            codec, size = ("h264", (256, 320)) if self.device_id is not None else (self._cpu_probe_codec(), (32, 32))
+            if not decodes_a_generated_clip(codec, self.device_id, size):
+                raise self._broken(error, f"cannot decode a {codec} clip written here either") from error
+        self._unexplained = 0 if culprits else self._unexplained + 1
+        if self._unexplained >= BROKEN_AFTER_BATCHES:
+            raise self._broken(error, f"failed on {self._unexplained} batches in a row no single file explains") from error
+
+    @staticmethod
+    def _cpu_probe_codec() -> str:
+        """A codec DALI's CPU decoder handles here (VP9 in the PyPI wheel)."""
+        codecs = cpu_decodable_codecs()
+        return "vp9" if "vp9" in codecs or not codecs else sorted(codecs)[0]
+
+    def _broken(self, error: Exception, what: str) -> DaliBatchError:
         where = ("NVDEC is unusable here: no libnvcuvid (the driver's video library), or a container started "
                  "without the video driver capability (set NVIDIA_DRIVER_CAPABILITIES=compute,utility,video)"
-                 if self.device_id is not None else "DALI's CPU pipeline fails on this machine")
-        raise DaliBatchError(f"DALI {what} (last error: {_first_line(error)}): {where}. Fix that, or load with PyAV "
-                             f"(LoaderConfig(backend='pyav'); in a training config: data.backend: pyav)") from error
+                 if self.device_id is not None else "DALI's CPU decoder fails on this machine")
+        return DaliBatchError(f"DALI {what} (last error: {_first_line(error)}): {where}. Fix that, or load with "
+                              f"PyAV (LoaderConfig(backend='pyav'); in a training config: data.backend: pyav)")
 
     def _culprits(self, source: BatchSource, indices: list[int]) -> list[tuple[str, str]]:
         """(path, reason) of each sample of a failed batch that DALI's decoder fails on alone."""
