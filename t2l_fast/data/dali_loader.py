@@ -347,7 +347,8 @@ class DaliVideoLoader(LoaderBase):
                 raise self._broken(error, f"cannot decode a {codec} clip written here either") from error
         self._unexplained = 0 if culprits else self._unexplained + 1
         if self._unexplained >= BROKEN_AFTER_BATCHES:
-            raise self._broken(error, f"failed on {self._unexplained} batches in a row no single file explains") from error
+            what = f"failed on {self._unexplained} batches in a row that no single file explains"
+            raise self._broken(error, what) from error
 
     @staticmethod
     def _cpu_probe_codec() -> str:
