@@ -71,7 +71,7 @@ def path_part(name: object, what: str) -> str:
 
 
 def inside(folder: Path, name: object, what: str) -> Path:
-    """folder / name, for a plain `name` (path_part) that resolves inside `folder` (no symlink out of it)."""
+    """folder / name to write, for a plain `name` (path_part) that resolves inside `folder` (no link out of it)."""
     path = Path(folder) / path_part(name, what)
     if not path.resolve().is_relative_to(Path(folder).resolve()):
         raise T2LError(f"{what} {name!r}: {path} is a link out of {folder}; files are read and written inside it only")

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..io import file_sha256, inside
+from ..io import file_sha256, path_part
 from ..models.config import InputSpec, ModelConfig
 from .base import ArtifactError
 
@@ -101,7 +101,8 @@ class ExportedModel:
         if kind not in self.graphs:
             hint = " (export with --classes to get one)" if kind == "classifier" else ""
             raise ArtifactError(f"{self.directory}: holds no {kind} graph{hint}; it has {sorted(self.graphs)}")
-        return inside(self.directory, self.graphs[kind]["file"], f"{self.directory / MANIFEST}: graphs.{kind}.file")
+        # a plain name in this folder; it may be a link (a hub snapshot's files are): its sha256 is what is trusted
+        return self.directory / path_part(self.graphs[kind]["file"], f"{self.directory / MANIFEST}: graphs.{kind}.file")
 
     def verified_graph_path(self, kind: str) -> Path:
         """The path of graph `kind`, after checking it and its external data against the manifest's sha256."""
@@ -112,7 +113,7 @@ class ExportedModel:
 
     def _check_external_data(self, kind: str) -> None:
         where = f"{self.directory / MANIFEST}: graphs.{kind}.external_data"
-        self._check_files([(inside(self.directory, d["file"], where), d["sha256"])
+        self._check_files([(self.directory / path_part(d["file"], where), d["sha256"])
                            for d in self.graphs[kind]["external_data"]])
 
     @staticmethod
