@@ -8,7 +8,13 @@ import types
 import pytest
 import torch
 
+from t2l_fast.perf import gpu_memory
 from t2l_fast.perf.gpu_memory import DEVICE_METHOD, NVML_METHOD, GpuMemory, PeakSampler
+
+
+@pytest.fixture(autouse=True)
+def _no_cuda_context(monkeypatch):
+    monkeypatch.setattr(gpu_memory, "start_cuda", lambda device: None)  # no GPU here: the readers are faked
 
 
 def test_the_peak_is_the_highest_sample_taken_while_the_block_ran():

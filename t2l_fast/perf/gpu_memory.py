@@ -40,12 +40,20 @@ def _nvml_reader(device: int) -> Callable[[], float | None] | None:
     return read if read() is not None else None
 
 
+def start_cuda(device: int) -> None:
+    """This process's CUDA context on `device`: NVML lists a process only once it has one."""
+    import torch
+
+    torch.zeros(1, device=f"cuda:{device}")
+
+
 class GpuMemory:
     """Created before anything is put on the GPU; `peak()` measures the highest use during a with-block."""
 
     def __init__(self, device: int = 0):
         import torch
 
+        start_cuda(device)
         nvml = _nvml_reader(device)
         if nvml:
             self.read, self.method = nvml, NVML_METHOD

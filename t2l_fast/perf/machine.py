@@ -28,14 +28,17 @@ def torch_matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) ->
     A precision the CPU only emulates (bf16 without AVX512-BF16/AMX: minutes per 2048 matmul) is measured on the
     largest matrix whose matmul a small probe says takes at most CALL_BUDGET_S."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    size = size if device == "cpu" else max(size, 8192)  # enough work to fill a GPU
     with torch.inference_mode():
-        probe = _matmul(dtype, PROBE_SIZE, device)
-        if probe is None:
-            return None
-        fitting = int((CALL_BUDGET_S * _best_rate(probe, 2.0 * PROBE_SIZE ** 3, 2) / 2) ** (1 / 3))
-        size = max(PROBE_SIZE, min(size, fitting))
-        return _best_rate(_matmul(dtype, size, device), 2.0 * size ** 3, repeats)
+        if device == "cuda":
+            size = max(size, 8192)  # enough work to fill a GPU; a small probe there would time launches, not math
+        else:
+            probe = _matmul(dtype, PROBE_SIZE, device)
+            if probe is None:
+                return None
+            fitting = int((CALL_BUDGET_S * _best_rate(probe, 2.0 * PROBE_SIZE ** 3, 2) / 2) ** (1 / 3))
+            size = max(PROBE_SIZE, min(size, fitting))
+        run = _matmul(dtype, size, device)
+        return None if run is None else _best_rate(run, 2.0 * size ** 3, repeats)
 
 
 def _matmul(dtype: torch.dtype, size: int, device: str):
