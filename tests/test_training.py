@@ -136,6 +136,7 @@ def test_random_states_round_trip_including_every_gpus(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: gpu_states)
     monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.extend)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)  # this process trained on the second GPU
     saved = rng_state()
     torch.save([saved], tmp_path / "state.pt")
     expected = (torch.rand(3), np.random.rand(3), random.random())
@@ -143,9 +144,13 @@ def test_random_states_round_trip_including_every_gpus(monkeypatch, tmp_path):
     assert torch.equal(torch.rand(3), expected[0]) and (np.random.rand(3) == expected[1]).all()
     assert random.random() == expected[2]
     assert [state.tolist() for state in restored] == [[1, 2], [3, 4]]
+    one_gpu = []  # resumed with one GPU visible per process: the trained-on GPU's generator goes onto it
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", one_gpu.append)
+    restore_rng([saved], 0, 1, tmp_path / "state.pt")
+    assert [state.tolist() for state in one_gpu] == [[3, 4]]
     with pytest.warns(UserWarning, match="saved the random states of 2 GPU"):
-        restore_rng([saved], 0, 1, tmp_path / "state.pt")
+        restore_rng([{**saved, "cuda_device": None}], 0, 1, tmp_path / "state.pt")  # a state from before
 
 
 def test_non_finite_losses_are_skipped_then_stop(data, tmp_path, monkeypatch):

@@ -68,6 +68,7 @@ def rng_state() -> dict:
              "python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()]}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()  # one ByteTensor per visible GPU
+        state["cuda_device"] = torch.cuda.current_device()  # the one this process trains on
     return state
 
 
@@ -83,12 +84,22 @@ def restore_rng(saved: list[dict], rank: int, world: int, path: Path) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():
-        if len(state["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(state["cuda"])
-        else:
-            warnings.warn(f"{path} saved the random states of {len(state['cuda'])} GPU(s), this process sees "
-                          f"{torch.cuda.device_count()}: GPU dropout masks will differ from an uninterrupted run",
-                          stacklevel=3)
+        _restore_cuda_rng(state, path)
+
+
+def _restore_cuda_rng(state: dict, path: Path) -> None:
+    """Every GPU's generator where this process sees as many GPUs as the saving one did; otherwise (e.g. one GPU
+    per process now, all of them then) the generator of the GPU the saving process trained on, onto this one's."""
+    if len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+        return
+    trained_on = state.get("cuda_device")
+    if trained_on is not None and trained_on < len(state["cuda"]):
+        torch.cuda.set_rng_state(state["cuda"][trained_on])  # onto the current device
+        return
+    warnings.warn(f"{path} saved the random states of {len(state['cuda'])} GPU(s), this process sees "
+                  f"{torch.cuda.device_count()}: GPU dropout masks will differ from an uninterrupted run",
+                  stacklevel=4)
 
 
 def write_state(trainer: Resumable, collective: bool) -> Path:
