@@ -63,3 +63,14 @@ def test_the_engine_layers_step_skips_with_the_reason_where_no_tensorrt_flavour_
     step = next(s for s in gpu_check.plan_steps(tmp_path) if s.name.startswith("engine layers"))
     assert step.skip_reason == "no TensorRT flavour runs on compute capability 9.0" and step.shows_finding
     assert "--engine-layers-only" in step.command
+
+
+def test_a_gpu_test_run_where_every_test_skipped_is_not_a_pass():
+    from t2l_fast.perf.gpu_check import _verdict
+
+    step = Step("pytest -m gpu", ["pytest"], 30, pytest=True)
+    skipped = ["SKIPPED [3] tests/conftest.py:44: needs a CUDA GPU", "3 skipped in 0.5s"]
+    assert _verdict(step, 0, skipped) == ("SKIP", "every test skipped (needs a CUDA GPU)")
+    assert _verdict(step, 0, ["2 passed, 1 skipped in 9.1s"]) == ("PASS", None)
+    assert _verdict(step, 1, ["1 failed, 2 passed in 9.1s"])[0] == "FAIL"
+    assert _verdict(step, 5, ["no tests ran"]) == ("SKIP", "no test selected")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 import time
@@ -36,6 +37,7 @@ class Step:
     timeout_s: float
     skip_reason: str | None = None
     shows_finding: bool = False  # the command's last output line is its finding, shown on the PASS line
+    pytest: bool = False  # a pytest run: it passes only if some test passed (all skipped is exit 0 too)
 
 
 def _cuda_missing() -> str | None:
@@ -66,15 +68,15 @@ def plan_steps(out: Path) -> list[Step]:
     """Every step in order of value: the tests first (minutes), then the throughput run and the claims verdict."""
     cuda = _cuda_missing()
     python = [sys.executable, "-m"]
-    steps = [Step(f"pytest -m {marker}", [*python, "pytest", "-q", "-m", marker, "-p", "no:cacheprovider", "tests"],
-                  timeout_s=MARKER_TIMEOUT_S[marker], skip_reason=cuda or MARKER_NEEDS[marker]())
+    steps = [Step(f"pytest -m {marker}", [*python, "pytest", "-q", "-rs", "-m", marker, "-p", "no:cacheprovider",
+                                          "tests"],
+                  timeout_s=MARKER_TIMEOUT_S[marker], skip_reason=cuda or MARKER_NEEDS[marker](), pytest=True)
              for marker in GPU_TEST_MARKERS]
     steps.append(Step("throughput (T2L vs ViFi-CLIP: torch fp32/fp16, ONNX Runtime CUDA where installed)",
                       [*python, "t2l_fast.perf.gpu_check", "--throughput-only", "--out", str(out)],
                       timeout_s=150, skip_reason=cuda))
-    steps.append(Step("claims verdict", [*python, "t2l_fast.cli", "bench", "claims", "--throughput",
-                                         str(out / "throughput.json"), "--out", str(out)], timeout_s=30,
-                      skip_reason=cuda))
+    steps.append(Step("claims verdict", [*python, "t2l_fast.perf.gpu_check", "--claims-only", "--out", str(out)],
+                      timeout_s=30, skip_reason=cuda, shows_finding=True))
     steps.append(Step(f"engine layers ({LAYERS_MODEL} fp16 video encoder: is attention fused?)",
                       [*python, "t2l_fast.perf.gpu_check", "--engine-layers-only", "--out", str(out)], timeout_s=100,
                       skip_reason=cuda or _tensorrt_missing(), shows_finding=True))
@@ -106,13 +108,25 @@ def run_step(step: Step, deadline: float) -> dict:
         printed = [line for line in result.stdout.splitlines() if line.strip()]
     except subprocess.TimeoutExpired as e:
         output, code, printed = f"{e.stdout or ''}{e.stderr or ''}\ntimed out after {e.timeout:.0f} s", None, []
-    # pytest exits 5 when every selected test was deselected: nothing ran, which is not a pass
-    verdict = "PASS" if code == 0 else "SKIP" if code == 5 else "FAIL"
     tail = [line for line in output.splitlines() if line.strip()][-15:]
+    verdict, reason = _verdict(step, code, tail)
     return {"name": step.name, "verdict": verdict, "exit_code": code, "seconds": round(time.monotonic() - started, 1),
-            "reason": "no test selected" if code == 5 else None, "tail": tail,
+            "reason": reason, "tail": tail,
             # the finding is the last line on stdout: a library's warning on stderr must not take its place
             "finding": printed[-1] if step.shows_finding and code == 0 and printed else None}
+
+
+def _verdict(step: Step, code: int | None, tail: list[str]) -> tuple[str, str | None]:
+    """PASS, FAIL or SKIP with its reason. pytest exits 5 when no test was selected and 0 when every selected test
+    skipped: neither ran a GPU path, so neither is a pass."""
+    if code == 5:
+        return "SKIP", "no test selected"
+    if code != 0:
+        return "FAIL", None
+    if step.pytest and not re.search(r"\b[1-9]\d* passed", tail[-1] if tail else ""):
+        skipped = [line.split(": ", 1)[-1] for line in tail if line.startswith("SKIPPED")]
+        return "SKIP", f"every test skipped ({skipped[0] if skipped else 'no reason printed'})"
+    return "PASS", None
 
 
 def engine_layers(out: Path) -> str:
@@ -160,6 +174,37 @@ def summary_line(result: dict) -> str:
     return f"PASS {result['name']}{seconds}{finding}"
 
 
+def throughput_step(out: Path) -> int:
+    """The throughput step (its own process): 0 only if every planned point of every available backend was measured
+    and passed its gate against torch fp32; else 1, naming what was not."""
+    from .backends import available
+    from .reports import throughput_report
+
+    plan = check_plan()
+    rows = throughput_report(plan, out)
+    backends = available(list(plan.backends))
+    planned = {(name, frames, batch, backend) for name, frames, batches in plan.points for batch in batches
+               for backend in backends}
+    passed = {(r["model"], r["frames"], r["batch"], r["backend"]) for r in rows if r.get("passed")}
+    missing = sorted(planned - passed)
+    if missing:
+        print(f"{len(missing)} of {len(planned)} planned points not measured or not passing their gate, e.g. "
+              f"{' '.join(map(str, missing[0]))}")
+        return 1
+    return 0
+
+
+def claims_step(out: Path) -> int:
+    """The claims step: the verdict table from the throughput report, and the throughput claim's verdict as its last
+    line (the finding the check prints)."""
+    from .reports import claims_report
+
+    rows = claims_report(out, throughput_json=out / "throughput.json")
+    print("; ".join(f"{r['claim']}: {r['verdict']}" for r in rows if "throughput" in r["claim"].lower())
+          or "no throughput claim measured")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m t2l_fast.perf.gpu_check", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/gpu_check"), help="folder for gpu_check.json and "
@@ -168,16 +213,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="plan every step, run none")
     parser.add_argument("--throughput-only", action="store_true", help=argparse.SUPPRESS)  # the throughput step
     parser.add_argument("--engine-layers-only", action="store_true", help=argparse.SUPPRESS)  # the layers step
+    parser.add_argument("--claims-only", action="store_true", help=argparse.SUPPRESS)  # the claims step
     args = parser.parse_args(argv)
     if args.engine_layers_only:
         args.out.mkdir(parents=True, exist_ok=True)
         print(engine_layers(args.out))
         return 0
     if args.throughput_only:
-        from .reports import throughput_report
-
-        throughput_report(check_plan(), args.out)
-        return 0
+        return throughput_step(args.out)
+    if args.claims_only:
+        return claims_step(args.out)
     steps = plan_steps(args.out)
     if args.dry_run:
         for step in steps:
