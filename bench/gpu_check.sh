@@ -30,10 +30,14 @@ elif [ "$dry_run" = 1 ]; then
 else
     constraints=$(mktemp)
     echo "torch==$torch_version" > "$constraints"
-    source_options=()
+    source_options=(--retries 0 --timeout 5)  # a machine without network says so in seconds, not minutes
     [ -d wheels ] && source_options=(--no-index --find-links wheels)
-    "$python" -m pip install -q "${source_options[@]}" -c "$constraints" $missing ||
-        echo "setup: could not install all of: $missing (the steps that need them fail or skip and say so)"
+    failed=""
+    for distribution in $missing; do  # one at a time: one unavailable package must not stop the others
+        "$python" -m pip install -q "${source_options[@]}" -c "$constraints" "$distribution" 2>/dev/null ||
+            failed="$failed $distribution"
+    done
+    [ -n "$failed" ] && echo "setup: could not install:$failed (the steps that need them fail or skip and say so)"
     rm -f "$constraints"
 fi
 [ "$install_only" = 1 ] && exit 0
