@@ -72,4 +72,4 @@ def test_fewshot_command(data, capsys):
     assert "needs --classes" in capsys.readouterr().err
     assert main(["data", "fewshot", str(data / "train.txt"), "--root", str(data), "--shots", "0",
                  "--out", str(out)]) == 2
-    assert "shots must be >= 1" in capsys.readouterr().err
+    assert "--shots: value = 0: must be >= 1" in capsys.readouterr().err  # the CLI's one rule for numbers

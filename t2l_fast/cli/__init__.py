@@ -43,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a bad option (argparse printed why): its exit code
+        return e.code if isinstance(e.code, int) else 2
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
