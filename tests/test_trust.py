@@ -130,3 +130,26 @@ def test_a_named_pipe_is_refused_not_waited_on(tmp_path, capsys):
     os.mkfifo(tmp_path / "fifo.mp4")
     assert main(["predict", str(tmp_path / "fifo.mp4"), "--model", "clip_tiny", "--classes", "run,jump"]) == 1
     assert "fifo.mp4: not a regular file" in capsys.readouterr().out
+
+
+def test_an_engine_never_overwrites_its_graph_and_a_failed_build_keeps_the_old_engine(tiny_exports, tmp_path,
+                                                                                      monkeypatch, capsys):
+    pytest.importorskip("tensorrt_rtx", reason="TensorRT for RTX not installed: pip install 't2l-fast[tensorrt-rtx]'")
+    folder = tiny_exports.copy(tmp_path / "export", "clip_tiny")
+    graph, engine = folder / "classifier.onnx", tmp_path / "classifier.engine"
+    command = ["export", "trt", "--onnx", str(graph), "--runtime", "tensorrt-rtx", "--out"]
+    before = graph.read_bytes()
+    assert main([*command, str(graph)]) == 2
+    assert "that is the ONNX graph being built" in capsys.readouterr().err and graph.read_bytes() == before
+    engine.write_bytes(b"the old engine")
+    real_write = Path.write_bytes
+
+    def disk_full_halfway(path, data):  # the disk fills up after half of the new engine is written
+        real_write(path, data[: len(data) // 2])
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full_halfway)
+    assert main([*command, str(engine)]) == 2
+    monkeypatch.undo()
+    assert "No space left on device" in capsys.readouterr().err
+    assert engine.read_bytes() == b"the old engine" and not list(tmp_path.glob(".*partial*"))

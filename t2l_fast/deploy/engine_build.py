@@ -10,6 +10,7 @@ Every engine gets a sidecar (runtime/engine_sidecar).
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -189,17 +190,29 @@ def build_engine(onnx_path: Path, options: BuildOptions = BuildOptions(), out: P
     flavour = tensorrt.flavour.name
     options.validate(flavour)
     engine = Path(out) if out else default_engine_path(facts.path, flavour)
+    if engine.resolve() == facts.path.resolve():
+        raise EngineBuildError(f"--out {engine}: that is the ONNX graph being built; give the engine another path")
     profile = profile_shapes(facts, options)
     engine.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    if use_cli:
-        cli_version = _build_with_cli(flavour, facts, engine, profile, options, log)
-        if cli_version and cli_version != tensorrt.version:
-            log(f"note: {FLAVOURS[flavour].cli} reports TensorRT {cli_version}, the Python module {tensorrt.version}; "
-                f"the sidecar records {cli_version}")
-            tensorrt = TensorRT(tensorrt.flavour, tensorrt.trt, cli_version)
-    else:
-        engine.write_bytes(_build_with_api(tensorrt, facts, profile, options))
+    # built into a partial file and renamed over the engine: an interrupted or failed build (a full disk) leaves the
+    # old engine whole
+    partial = engine.with_name(f".{engine.name}.partial")
+    try:
+        if use_cli:
+            cli_version = _build_with_cli(flavour, facts, partial, profile, options, log)
+            if cli_version and cli_version != tensorrt.version:
+                log(f"note: {FLAVOURS[flavour].cli} reports TensorRT {cli_version}, the Python module "
+                    f"{tensorrt.version}; the sidecar records {cli_version}")
+                tensorrt = TensorRT(tensorrt.flavour, tensorrt.trt, cli_version)
+        else:
+            partial.write_bytes(_build_with_api(tensorrt, facts, profile, options))
+        os.replace(partial, engine)
+        layers = partial.with_name(partial.name + ".layers.json")  # NVIDIA's CLI's --exportLayerInfo, if asked
+        if layers.is_file():
+            os.replace(layers, engine.with_name(engine.name + ".layers.json"))
+    finally:
+        partial.unlink(missing_ok=True)
     seconds = time.time() - started
     sidecar = _sidecar(tensorrt, facts, engine, profile, options, seconds, "cli" if use_cli else "python")
     write_sidecar(engine, sidecar)
