@@ -153,3 +153,11 @@ def test_an_engine_never_overwrites_its_graph_and_a_failed_build_keeps_the_old_e
     monkeypatch.undo()
     assert "No space left on device" in capsys.readouterr().err
     assert engine.read_bytes() == b"the old engine" and not list(tmp_path.glob(".*partial*"))
+
+
+@pytest.mark.parametrize("content, message", [("{not json", "not JSON"), ('{"a": 1}', "no rows"), ("[]", "no rows")])
+def test_a_benchmark_report_that_is_not_one_is_refused_before_any_counting(tmp_path, capsys, content, message):
+    (tmp_path / "throughput.json").write_text(content)
+    command = ["bench", "claims", "--throughput", str(tmp_path / "throughput.json"), "--out", str(tmp_path / "out")]
+    assert main(command) == 2
+    assert f"throughput.json: not a benchmark report ({message}" in capsys.readouterr().err

@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..errors import T2LError
 from .report import Panel, conditions, markdown_table, pivot, write_report
 
 Log = Callable[[str], None]
@@ -183,11 +184,18 @@ def training_report(t2l: str, vificlip: str, batch: int, steps: int, out: Path, 
 
 
 def read_rows(path: Path | None) -> list[dict]:
-    """Rows of a benchmark JSON: a list of rows, or a report document with "rows" ([] without a path)."""
+    """Rows of a benchmark JSON: a list of rows, or a report document with "rows" ([] without a path); a file that
+    is neither, or holds no rows, is a one-line error naming it."""
     if not path:
         return []
-    data = json.loads(Path(path).read_text())
-    return data["rows"] if isinstance(data, dict) else data
+    try:
+        data = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise T2LError(f"{path}: not a benchmark report (not JSON: {e}); give a JSON that `t2l bench` wrote") from None
+    rows = data.get("rows") if isinstance(data, dict) else data
+    if not isinstance(rows, list) or not rows or not all(isinstance(row, dict) for row in rows):
+        raise T2LError(f"{path}: not a benchmark report (no rows); give a JSON that `t2l bench` wrote")
+    return rows
 
 
 def claims_report(out: Path, flops_json: Path | None = None, throughput_json: Path | None = None,
@@ -198,8 +206,8 @@ def claims_report(out: Path, flops_json: Path | None = None, throughput_json: Pa
     from .flops import count_model
 
     paper_models = (("t2l_vit_b16", ()), ("vificlip_vit_b16", (8, 16, 32)))
+    throughput, training = read_rows(throughput_json), read_rows(training_json)  # cheap checks before counting
     flops = read_rows(flops_json) or [row for name, frames in paper_models for row in count_model(name, frames)]
-    throughput, training = read_rows(throughput_json), read_rows(training_json)
     rows = claims_table(flops, throughput, training)
     log(markdown_table(rows, COLUMNS))
     log(f"\nholds: measured >= {HOLDS_FRACTION} x claimed. GFLOPs: multiply-adds per view. Throughput rows come "
