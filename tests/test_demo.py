@@ -77,10 +77,11 @@ def test_a_folder_the_demo_did_not_write_is_refused(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["thesis.tex"]
 
 
-def test_a_stage_file_torn_by_a_kill_means_the_stage_did_not_finish(demo, capsys):
-    last = STAGES[-1]
-    saved = demo / "stages" / f"{last.name}.json"
-    saved.write_text(saved.read_text()[:40])  # as a kill mid-write left it before writes were atomic
-    assert main(["demo", "--fast", "--out", str(demo)]) == 0
-    out = capsys.readouterr().out
-    assert out.count(": reused (") == len(STAGES) - 1 and json.loads(saved.read_text())["fast"] is True
+def test_a_stage_file_torn_by_a_kill_means_the_stage_did_not_finish(demo, tmp_path):
+    from t2l_fast.demo import _finished
+
+    saved = demo / "stages" / f"{STAGES[-1].name}.json"
+    assert _finished(saved, fast=True) is not None and _finished(saved, fast=False) is None  # the other budget
+    torn = tmp_path / "torn.json"
+    torn.write_text(saved.read_text()[:40])  # as a kill mid-write left it before stage files were atomic
+    assert _finished(torn, fast=True) is None and _finished(tmp_path / "absent.json", fast=True) is None
