@@ -24,11 +24,11 @@ def checked_number(value: object, what: str, *, integer: bool = False, minimum: 
         if isinstance(value, float) and not value.is_integer():
             raise NumberError(f"{what} = {value!r}: not {kind}")
         value = int(value)
-    limits = [(minimum, value >= minimum if minimum is not None else True, f">= {minimum}"),
-              (above, value > above if above is not None else True, f"> {above}"),
-              (maximum, value <= maximum if maximum is not None else True, f"<= {maximum}")]
-    wanted = [text for bound, holds, text in limits if bound is not None]
-    if not all(holds for _, holds, _ in limits):
+    in_range = ((minimum is None or value >= minimum) and (above is None or value > above)
+                and (maximum is None or value <= maximum))
+    if not in_range:
+        wanted = [f"{sign} {bound}" for sign, bound in ((">=", minimum), (">", above), ("<=", maximum))
+                  if bound is not None]
         raise NumberError(f"{what} = {value!r}: must be {' and '.join(wanted)}")
     return value
 

@@ -18,19 +18,9 @@ def number(integer: bool = False, **limits: float):
     return parse
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1 (counts, sizes, batches)."""
-    return number(integer=True, minimum=1)(text)
-
-
-def non_negative_int(text: str) -> int:
-    """An integer >= 0 (seeds; sizes where 0 means "keep")."""
-    return number(integer=True, minimum=0)(text)
-
-
-def positive_float(text: str) -> float:
-    """A finite number > 0 (seconds, budgets)."""
-    return number(above=0)(text)
+positive_int = number(integer=True, minimum=1)  # counts, sizes, batches
+non_negative_int = number(integer=True, minimum=0)  # seeds; sizes where 0 means "keep"
+positive_float = number(above=0)  # seconds, budgets
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, several_checkpoints: str = "") -> None:
