@@ -19,27 +19,18 @@ def test_numbers_that_nobody_could_mean_are_refused(value, limits, fragment):
 
 
 PREDICT = ["predict", "v.mp4", "--model", "clip_tiny", "--classes", "a,b"]
-BAD_OPTIONS = [  # (command, the option's message)
+BAD_OPTIONS = [  # (command, the option's message); those that gave a traceback are in test_trust.py
     ([*PREDICT, "--topk", "0"], "--topk: value = 0: must be >= 1"),
-    ([*PREDICT, "--topk", "-3"], "must be >= 1"),
-    ([*PREDICT, "--window-seconds", "nan"], "not a finite"),
     ([*PREDICT, "--window-seconds", "-1"], "must be >= 0"),
     (["data", "check", "l.txt", "--root", ".", "--timeout", "0"], "--timeout: value = 0.0: must be > 0"),
-    (["data", "check", "l.txt", "--root", ".", "--jobs", "0"], "--jobs: value = 0: must be >= 1"),
     (["bench", "training", "--batch", "0"], "--batch: value = 0: must be >= 1"),
     (["bench", "training", "--steps", "-1"], "--steps: value = -1: must be >= 1"),
     (["bench", "throughput", "--seconds", "-1"], "--seconds: value = -1.0: must be > 0"),
-    (["bench", "flops", "--frames", "0"], "--frames: value = 0: must be >= 1"),
-    (["eval", "--model", "clip_tiny", "--batch-size", "0"], "--batch-size: value = 0: must be >= 1"),
-    (["pretrain-tiny", "--out", "x.safetensors", "--steps", "0"], "--steps: value = 0: must be >= 1"),
     (["export", "trt", "--onnx", "x", "--max-batch", "1000000000"], "--max-batch: value = 1000000000: must be >= 1 "
                                                                      "and <= 4096"),
-    (["export", "trt", "--onnx", "x", "--workspace", "nan"], "--workspace: value = nan: not a finite number"),
-    (["export", "trt", "--onnx", "x", "--workspace", "1e30"], "must be > 0 and <= 1024"),
     (["export", "triton", "--onnx", "x", "--out", "r", "--queue-delay-us", "-5"], "--queue-delay-us: value = -5"),
     (["export", "onnx", "--model", "t2l_tiny", "--out", "o", "--calibration-clips", "-5"], "must be >= 1"),
     (["export", "onnx", "--model", "t2l_tiny", "--out", "o", "--min-gate-clips", "-1"], "must be >= 1"),
-    (["export", "onnx", "--model", "t2l_tiny", "--out", "o", "--calibration-clips", "0"], "must be >= 1"),
 ]
 
 

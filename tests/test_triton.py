@@ -89,6 +89,6 @@ def test_engines_become_tensorrt_models(tiny_exports, tmp_path, capsys):
     write_sidecar(engine, dict(read_sidecar(engine), profile={"frames": ranged}))
     assert main(["export", "triton", "--onnx", str(onnx_dir), "--engine", str(engine), "--out", str(repo)]) == 0
     assert tensors(parse(folder), "input") == [("frames", "TYPE_UINT8", [-1, 3, 32, 32])]  # a frame range stays free
-    write_sidecar(engine, dict(read_sidecar(engine), profile={"frames": {"min": [2, 8, 3, 32, 32]}}))
+    write_sidecar(engine, dict(read_sidecar(engine), profile={"frames": dict(ranged, min=[2, 8, 3, 32, 32])}))
     assert main(["export", "triton", "--onnx", str(onnx_dir), "--engine", str(engine), "--out", str(repo)]) == 2
     assert "rebuild it with --min-batch 1" in capsys.readouterr().err

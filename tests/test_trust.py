@@ -10,6 +10,7 @@ from export_cache import CLASSES
 
 import t2l_fast
 from t2l_fast.cli import main
+from t2l_fast.io import file_sha256
 
 
 def _checkpoint_recording_torchscript(tmp_path: Path) -> Path:
@@ -161,3 +162,79 @@ def test_a_benchmark_report_that_is_not_one_is_refused_before_any_counting(tmp_p
     command = ["bench", "claims", "--throughput", str(tmp_path / "throughput.json"), "--out", str(tmp_path / "out")]
     assert main(command) == 2
     assert f"throughput.json: not a benchmark report ({message}" in capsys.readouterr().err
+
+
+def _export_without_mean(tmp: Path, tiny_exports) -> list[str]:
+    folder = _export_with_manifest(tiny_exports, tmp, lambda manifest: manifest["model"].pop("mean"))
+    return ["predict", _video(tmp), "--onnx", str(folder), "--backend", "onnx", "--classes", ",".join(CLASSES)]
+
+
+def _engine_with_empty_profile(tmp: Path, tiny_exports) -> list[str]:
+    """An engine whose sidecar (hash and all) is whole but for `profile: {}`."""
+    folder = tiny_exports.copy(tmp / "export", "clip_tiny")
+    engine = tmp / "classifier.engine"
+    engine.write_bytes(b"engine bytes")
+    frames = {"name": "frames", "dtype": "uint8", "shape": [-1, 8, 3, 32, 32]}
+    sidecar = {"format": "t2l-fast-trt-engine", "engine": {"file": str(engine), "sha256": file_sha256(engine)},
+               "runtime": {"name": "tensorrt", "version": "10.8.0.43"}, "target": {"compute_capabilities": ["8.9"]},
+               "onnx": {"file": "classifier.onnx", "sha256": "0" * 64, "graph": "classifier"}, "inputs": [frames],
+               "outputs": [], "profile": {}, "rebuild": "t2l export trt --onnx classifier.onnx"}
+    (tmp / "classifier.engine.json").write_text(json.dumps(sidecar))
+    return ["export", "triton", "--onnx", str(folder), "--engine", str(engine), "--out", str(tmp / "repo")]
+
+
+def _symlink_loop(command: str):
+    """A list naming a.mp4 in a root where a.mp4 -> b.mp4 -> a.mp4, given to `command`."""
+    def build(tmp: Path, tiny_exports) -> list[str]:
+        (tmp / "a.mp4").symlink_to("b.mp4")
+        (tmp / "b.mp4").symlink_to("a.mp4")
+        (tmp / "list.txt").write_text("a.mp4 0\n")
+        (tmp / "classes.txt").write_text("run\njump\n")
+        data = {"data": ["data", "check", str(tmp / "list.txt"), "--root", str(tmp)],
+                "eval": ["eval", "--model", "clip_tiny", "--root", str(tmp), "--list", str(tmp / "list.txt"),
+                         "--classes", str(tmp / "classes.txt")],
+                "train": ["train", "--set", "model=t2l_tiny", f"data.root={tmp}", f"data.train_list={tmp}/list.txt",
+                          f"data.classes={tmp}/classes.txt", f"output_dir={tmp}/run"]}
+        return data[command]
+    return build
+
+
+def _given(*command: str):
+    return lambda tmp, tiny_exports: [part.replace("TMP", str(tmp)) for part in command]
+
+
+PREDICT = ("predict", "v.mp4", "--model", "clip_tiny", "--classes", "a,b")
+TRACEBACKS = [  # (name, command given tmp_path and the export fixture, message fragment); each exits 2, one line
+    ("manifest without model.mean", _export_without_mean, "incomplete manifest (no model.mean)"),
+    ("engine sidecar with profile {}", _engine_with_empty_profile, "incomplete sidecar (no profile of its inputs)"),
+    ("symlink loop: data check", _symlink_loop("data"), "a.mp4 is a symlink loop"),
+    ("symlink loop: eval", _symlink_loop("eval"), "a.mp4 is a symlink loop"),
+    ("symlink loop: train", _symlink_loop("train"), "a.mp4 is a symlink loop"),
+    ("--set with a python/object tag", _given("train", "--set", 'model=!!python/object/apply:os.system ["echo x"]'),
+     "--set model: not valid YAML, or a tag that is not plain data"),
+    ("pretrain-tiny --out a folder", _given("pretrain-tiny", "--out", "TMP"), "a folder; pretrain-tiny writes one"),
+    ("pretrain-tiny --steps 0 --frames 0", _given("pretrain-tiny", "--out", "TMP/b.safetensors", "--steps", "0",
+                                                  "--frames", "0"), "value = 0: must be >= "),
+    ("pretrain-tiny --frames 1", _given("pretrain-tiny", "--out", "TMP/b.safetensors", "--frames", "1"),
+     "--frames: value = 1: must be >= 2"),
+    *[(f"export trt --workspace {value}", _given("export", "trt", "--onnx", "x", "--workspace", value), message)
+      for value, message in (("nan", "not a finite number"), ("inf", "not a finite number"),
+                             ("1e30", "must be > 0 and <= 1024"))],
+    ("export onnx --calibration-clips 0", _given("export", "onnx", "--model", "t2l_tiny", "--out", "TMP/o",
+                                                 "--calibration-clips", "0"), "--calibration-clips: value = 0"),
+    ("predict --topk -3", _given(*PREDICT, "--topk", "-3"), "--topk: value = -3: must be >= 1"),
+    ("predict --window-seconds nan", _given(*PREDICT, "--window-seconds", "nan"), "value = nan: not a finite"),
+    ("bench flops --frames 0", _given("bench", "flops", "--frames", "0"), "--frames: value = 0: must be >= 1"),
+    ("eval --batch-size 0", _given("eval", "--model", "clip_tiny", "--batch-size", "0"), "--batch-size: value = 0"),
+    ("data check --jobs 0", _given("data", "check", "l.txt", "--root", ".", "--jobs", "0"), "--jobs: value = 0"),
+]
+
+
+@pytest.mark.parametrize("name, command, message", TRACEBACKS, ids=[row[0] for row in TRACEBACKS])
+def test_bad_input_is_one_line_naming_it_not_a_traceback(tiny_exports, tmp_path, capsys, monkeypatch, name,
+                                                           command, message):
+    monkeypatch.setattr("os.system", lambda *a: pytest.fail("the YAML tag ran os.system"))
+    assert main(command(tmp_path, tiny_exports)) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if not line.startswith(("usage:", " "))]) == 1, err

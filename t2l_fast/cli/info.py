@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ..errors import T2LError
-from .common import non_negative_int, positive_int
+from .common import non_negative_int, number, positive_int
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -33,6 +33,9 @@ def _pretrain_tiny(args: argparse.Namespace) -> int:
     from ..io import check_writable
     from ..training.pretrain_tiny import pretrain_tiny
 
+    if Path(args.out).is_dir():
+        raise T2LError(f"--out {args.out}: a folder; pretrain-tiny writes one backbone file: give a file name such as "
+                       f"{Path(args.out) / 'tiny_backbone.safetensors'}")
     check_writable(Path(args.out).parent, "--out")
     summary = pretrain_tiny(Path(args.out), frames=args.frames, steps=args.steps, seed=args.seed)
     print(f"tiny backbone saved to {summary['backbone']} in {summary['seconds']} s (held-out position R^2 "
@@ -113,7 +116,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("pretrain-tiny", help="pre-train the tiny CLIP image tower on synthetic frames (CPU, ~2 min)")
     p.add_argument("--out", default="runs/tiny_backbone.safetensors", help="backbone file to write")
-    p.add_argument("--frames", type=positive_int, default=20_000, help="synthetic frames to pre-train on")
+    p.add_argument("--frames", type=number(integer=True, minimum=2), default=20_000,
+                   help="synthetic frames to pre-train on (a tenth, at least one, is held out)")
     p.add_argument("--steps", type=positive_int, default=1_500, help="optimiser steps (batch 256)")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.set_defaults(run=_pretrain_tiny)

@@ -44,12 +44,21 @@ def resolve_under_root(relative: str, root: Path, where: str) -> Path:
         raise VideoListError(f"{where}: absolute path {relative!r}; list paths must be relative to the data root")
     if ".." in candidate.parts:
         raise VideoListError(f"{where}: path {relative!r} contains '..'; list paths must stay inside the data root")
-    resolved_root = root.resolve()
+    resolved_root = _resolve(root, where)
     path = (resolved_root / candidate)
-    real = path.resolve()
+    real = _resolve(path, where)
     if real != resolved_root and resolved_root not in real.parents:
         raise VideoListError(f"{where}: {relative!r} leads outside the data root {root} (a symlink to {real})")
     return path
+
+
+def _resolve(path: Path, what: str) -> Path:
+    """path.resolve(), or a VideoListError when its symlinks form a loop (Python 3.11 raises RuntimeError)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        raise VideoListError(f"{what}: {path} is a symlink loop (a link that leads back to itself); remove or fix "
+                             f"the link") from None
 
 
 def _parse_label(text: str, where: str, class_index: dict[str, int] | None, num_classes: int | None) -> int:

@@ -30,7 +30,7 @@ class ExportedModel:
         if not isinstance(self.manifest, dict) or self.manifest.get("format") != FORMAT:
             found = self.manifest.get("format") if isinstance(self.manifest, dict) else type(self.manifest).__name__
             raise ArtifactError(f"{path}: format {found!r} is not {FORMAT!r}; re-export the folder")
-        missing = [key for key in ("model", "graphs", "weights_sha256") if key not in self.manifest]
+        missing = _missing_keys(self.manifest)
         if missing:
             raise ArtifactError(f"{path}: incomplete manifest (no {', '.join(missing)}); re-export the folder")
         try:
@@ -153,6 +153,29 @@ class ExportedModel:
         from .trt_runner import TrtRunner
 
         return TrtRunner(self.engine_path(kind, runtime), device)
+
+
+MODEL_KEYS = ("name", "frames", "frames_symbolic", "image_size", "mean", "std", "config")  # what a reader uses
+GRAPH_KEYS = ("file", "sha256", "external_data")
+
+
+def _missing_keys(manifest: dict) -> list[str]:
+    """The keys a reader of the manifest needs and does not find (dotted: model.mean, graphs.classifier.file)."""
+    missing = [key for key in ("weights_sha256", "model", "graphs") if key not in manifest]
+    missing += [f"{key} as a mapping" for key in ("model", "graphs") if not isinstance(manifest.get(key, {}), dict)]
+    model, graphs = manifest.get("model"), manifest.get("graphs")
+    if isinstance(model, dict):
+        missing += [f"model.{key}" for key in MODEL_KEYS if key not in model]
+        missing += [f"model.{key} as 3 numbers" for key in ("mean", "std") if key in model and not _three(model[key])]
+    if isinstance(graphs, dict):
+        missing += [f"graphs.{kind}.{key}" for kind, graph in graphs.items() for key in GRAPH_KEYS
+                    if not isinstance(graph, dict) or key not in graph]
+    return missing
+
+
+def _three(values: object) -> bool:
+    return isinstance(values, list) and len(values) == 3 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
 
 
 class _CheckedOrtRunner:

@@ -54,9 +54,26 @@ def read_sidecar(engine: Path) -> dict[str, object]:
                 "onnx": ("file", "sha256", "graph"), "inputs": (), "outputs": (), "profile": (), "rebuild": ()}
     missing = [key for key, inner in required.items() if key not in sidecar or
                any(not isinstance(sidecar[key], dict) or k not in sidecar[key] for k in inner)]
+    missing += _profile_problems(sidecar)
     if missing:
         raise ArtifactError(f"{path}: incomplete sidecar (no {', '.join(missing)}); rebuild the engine")
     return sidecar
+
+
+def _profile_problems(sidecar: dict) -> list[str]:
+    """What the sidecar lacks for its optimisation profile: a min/opt/max shape of whole numbers per input."""
+    profile, inputs = sidecar.get("profile"), sidecar.get("inputs")
+    if not isinstance(profile, dict) or not profile or not isinstance(inputs, list) or not inputs:
+        return ["profile of its inputs"]
+    names = [entry.get("name") if isinstance(entry, dict) else None for entry in inputs]
+    return [f"profile.{name} min/opt/max shapes" for name in names
+            if not isinstance(profile.get(name), dict) or not _shapes(profile[name])]
+
+
+def _shapes(limits: dict) -> bool:
+    shapes = [limits.get(key) for key in ("min", "opt", "max")]
+    return all(isinstance(shape, list) and shape and len(shape) == len(shapes[0]) and
+               all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape) for shape in shapes)
 
 
 def check_engine_bytes(engine: Path, sidecar: dict[str, object]) -> bytes:

@@ -106,11 +106,11 @@ def _convert(value, current, key: str, where: str):
         if kind is bool:
             if isinstance(value, str):
                 if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(value)
+                    raise ConfigError(value)  # worded below
                 return value.lower() in ("true", "1", "yes")
             return bool(value)
         if kind is tuple:
-            items = value if isinstance(value, (list, tuple)) else yaml.safe_load(str(value))
+            items = value if isinstance(value, (list, tuple)) else _yaml(str(value), where)
             return tuple(_number(v, type(current[0]), key) for v in items)
         if kind in (int, float):
             return _number(value, kind, key)
@@ -128,18 +128,27 @@ def _number(value, kind: type, key: str) -> int | float:
     return kind(checked_number(value, key, integer=kind is int))
 
 
+def _yaml(text: str, where: str):
+    """YAML text as plain data (safe_load: a tag such as !!python/object is refused, never run), or a ConfigError."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        reason = (getattr(e, "problem", None) or str(e).splitlines()[0]) + (f", line {mark.line + 1}" if mark else "")
+        raise ConfigError(f"{where}: not valid YAML, or a tag that is not plain data ({reason}); configs hold "
+                          f"numbers, text, lists and mappings only") from None
+
+
 def load_config(path: str | None = None, overrides: Sequence[str] = ()) -> TrainConfig:
     """A TrainConfig from a YAML file and `key=value` overrides (dotted keys: data.root=/data), validated."""
     config = TrainConfig()
     if path:
         try:
-            document = yaml.safe_load(Path(path).read_text()) or {}
+            document = _yaml(Path(path).read_text(), str(path)) or {}
         except OSError as e:
             raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
         except UnicodeDecodeError as e:
             raise ConfigError(f"{path}: not valid UTF-8 (byte {e.start}); a config is a UTF-8 YAML file") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML ({e})") from None
         if not isinstance(document, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of keys")
         for key, value in document.items():
@@ -148,7 +157,7 @@ def load_config(path: str | None = None, overrides: Sequence[str] = ()) -> Train
         key, sep, text = item.partition("=")
         if not sep:
             raise ConfigError(f"--set {item!r}: expected key=value")
-        _assign(config, key.strip(), yaml.safe_load(text), f"--set {key.strip()}")
+        _assign(config, key.strip(), _yaml(text, f"--set {key.strip()}"), f"--set {key.strip()}")
     validate(config)
     return config
 
