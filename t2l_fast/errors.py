@@ -27,3 +27,19 @@ class UnsupportedOptionError(T2LError, ValueError):
 
 class UnknownModelError(T2LError, ValueError):
     """A model name that is not registered (the message lists the registered ones)."""
+
+
+class ModelConfigError(T2LError, ValueError):
+    """A model config (registered, from a checkpoint's config.json or a manifest) that no model can have."""
+
+
+class VideoShapeError(T2LError, ValueError):
+    """A clip or frame of a shape the model or transform cannot take (the message names the shape it needs)."""
+
+
+class InputFileError(T2LError, ValueError):
+    """A file given to read is not of the kind the command reads (not JSON, another format); the message names it."""
+
+
+class BackendError(T2LError, RuntimeError):
+    """A runtime backend that cannot give its own figures (it fell back to another provider); the message says why."""

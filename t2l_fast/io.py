@@ -78,6 +78,16 @@ def inside(folder: Path, name: object, what: str) -> Path:
     return path
 
 
+def under(folder: Path, relative: object, what: str) -> Path:
+    """folder / relative for a relative path read from a file ("a/b.pt"), each part a plain name that resolves
+    inside the folder before it (see `inside`); else a T2LError naming `what`."""
+    parts = Path(relative).parts if isinstance(relative, str) and relative else (relative,)
+    path = Path(folder)
+    for part in parts:
+        path = inside(path, part, what)
+    return path
+
+
 def file_sha256(path: Path) -> str:
     """Hex sha256 of a file's bytes."""
     digest = hashlib.sha256()

@@ -1,6 +1,7 @@
 """Trust boundaries, table-driven: nothing read from a file (a checkpoint's config, a manifest, a list) is consent to
 run code or a path out of its folder. Each row: a crafted input, the command, its exit code and message, and the
 files outside the folder that must stay as they were (docs/RELIABILITY_TESTS.md lists the rows)."""
+import ast
 import json
 from pathlib import Path
 
@@ -238,3 +239,101 @@ def test_bad_input_is_one_line_naming_it_not_a_traceback(tiny_exports, tmp_path,
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert len([line for line in err.splitlines() if not line.startswith(("usage:", " "))]) == 1, err
+
+
+# ---------------------------------------------------------------- grep-level: the rules hold in the code itself
+PACKAGE = Path(t2l_fast.__file__).parent
+
+
+def _trees():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        yield path.relative_to(PACKAGE).as_posix(), ast.parse(path.read_text())
+
+
+BARE_RAISE_ALLOWED = {  # (file, message fragment): why it is a programming error, not bad input
+    ("data/sampling.py", "training sampling needs an rng"): "a caller's bug: the loaders always pass their rng",
+}
+
+
+def test_bad_input_raises_a_t2l_error_that_the_cli_prints_as_one_line():
+    """A bare ValueError/RuntimeError escapes the CLI's one-line handler as a traceback."""
+    found = []
+    for name, tree in _trees():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                call = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+                if isinstance(call, ast.Name) and call.id in ("ValueError", "RuntimeError"):
+                    text = ast.unparse(node)
+                    if not any(file == name and fragment in text for file, fragment in BARE_RAISE_ALLOWED):
+                        found.append(f"{name}:{node.lineno}: {text[:90]}")
+    assert found == [], "raise a T2LError subclass (t2l_fast/errors.py) for bad input:\n" + "\n".join(found)
+
+
+def test_torch_jit_load_runs_only_in_the_one_function_that_takes_the_callers_consent():
+    loads, calls = [], []
+    for name, tree in _trees():
+        for function in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
+            for node in ast.walk(function):
+                if isinstance(node, ast.Attribute) and node.attr == "load" and ast.unparse(node.value).endswith("jit"):
+                    loads.append((name, function))
+                if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("load_torchscript_state"):
+                    calls.append((name, node))
+    assert [(name, function.name) for name, function in loads] == [("models/backbone.py", "load_torchscript_state")]
+    function = loads[0][1]
+    assert [a.arg for a in function.args.kwonlyargs] == ["consent"] and function.args.kw_defaults == [None]
+    first_check = next(n for n in function.body if isinstance(n, ast.If))
+    assert "consent" in ast.unparse(first_check.test) and isinstance(first_check.body[0], ast.Raise)
+    consents = [next(k.value for k in call.keywords if k.arg == "consent") for _, call in calls]
+    assert consents and not any(isinstance(value, ast.Constant) for value in consents)  # never a blanket True
+
+
+FILE_KEYS = {"file", "backbone", "checkpoint", "location", "path", "engine", "onnx", "model", "name"}
+CHECKED = {"path_part", "inside", "under"}  # t2l_fast.io's containment checks
+PATH_ALLOWED = {  # (file, code): why the path is safe without the helpers
+    ("data/transcode.py", "Path(video['path'])"): "checked in place: a report path out of --out-root is refused",
+    ("demo/stages.py", "Path(summary['backbone'])"): "the return value of pretrain_tiny in this process",
+    ("demo/stages.py", "Path(summary['model'])"): "the return value of train in this process",
+}
+
+
+def _names_a_file(node) -> bool:
+    """Whether `node` reads a string key that names a file (x["file"], x.get("checkpoint"))."""
+    for n in ast.walk(node):
+        key = n.slice if isinstance(n, ast.Subscript) else n.args[0] if (
+            isinstance(n, ast.Call) and ast.unparse(n.func).endswith(".get") and n.args) else None
+        if isinstance(key, ast.Constant) and key.value in FILE_KEYS:
+            return True
+    return False
+
+
+def test_paths_from_manifest_checkpoint_and_stage_strings_go_through_the_containment_check():
+    unchecked = []
+    for name, tree in _trees():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+                part = node.right
+            elif isinstance(node, ast.Call) and ast.unparse(node.func) in ("Path", "joinpath") and node.args:
+                part = node.args[0]
+            else:
+                continue
+            helper = isinstance(part, ast.Call) and ast.unparse(part.func).split(".")[-1] in CHECKED | {"file"}
+            if _names_a_file(part) and not helper and (name, ast.unparse(node)) not in PATH_ALLOWED:
+                unchecked.append(f"{name}:{node.lineno}: {ast.unparse(node)[:90]}")
+    assert unchecked == [], "join names read from files with t2l_fast.io.inside/under or ExportedModel.file:\n" + \
+        "\n".join(unchecked)
+    bundle = ast.parse((PACKAGE / "runtime" / "bundle.py").read_text())
+    joins = {function.name for function in ast.walk(bundle) if isinstance(function, ast.FunctionDef)
+             for node in ast.walk(function) if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)
+             and ast.unparse(node.left) == "self.directory" and ast.unparse(node.right) != "MANIFEST"}
+    assert joins == {"file"}  # the one place an export's files are named, through path_part
+
+
+def test_a_demo_stage_file_cannot_point_out_of_the_demo_folder(tmp_path):
+    from t2l_fast.demo.stages import Run
+
+    run = Run(out=tmp_path, fast=True, results={"train_t2l": {"checkpoint": "runs/t2l/model"},
+                                                "pretrain": {"backbone": "../../victim/backbone.safetensors"}},
+              log=print)
+    assert run.artifact("train_t2l", "checkpoint") == tmp_path / "runs" / "t2l" / "model"
+    with pytest.raises(t2l_fast.errors.T2LError, match="the pretrain stage's backbone '..': not a plain name"):
+        run.artifact("pretrain", "backbone")

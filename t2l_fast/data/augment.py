@@ -26,6 +26,8 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torchvision.transforms import InterpolationMode
 
+from ..errors import UnsupportedOptionError, VideoShapeError
+
 SCALES = (1.0, 0.875, 0.75, 0.66)
 # The 13 crop offsets, in quarters of the free space (x, y): corners, centre, edge centres, quarter points.
 OFFSETS_IN_QUARTERS = ((0, 0), (4, 0), (0, 4), (4, 4), (2, 2), (0, 2), (4, 2), (2, 4), (2, 0),
@@ -138,9 +140,9 @@ def crop_offsets(height: int, width: int, size: int, crops: int) -> list[tuple[i
     """(x, y) of `crops` >= 2 size x size crops of a height x width frame: evenly spaced from one end of the long
     side to the other, centred on the short side."""
     if crops < 2:
-        raise ValueError(f"crop_offsets spreads 2 or more crops, got crops={crops}")
+        raise UnsupportedOptionError(f"crop_offsets spreads 2 or more crops, got crops={crops}")
     if min(height, width) < size:
-        raise ValueError(f"a {width}x{height} frame is smaller than the {size}x{size} crop")
+        raise VideoShapeError(f"a {width}x{height} frame is smaller than the {size}x{size} crop")
     spread = [k * (max(height, width) - size) // (crops - 1) for k in range(crops)]  # along the long side
     centre = (min(height, width) - size) // 2
     return [(offset, centre) if width >= height else (centre, offset) for offset in spread]

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ..errors import T2LError
+from ..numbers import NumberError
 from .augment import AugmentConfig, apply_eval, apply_eval_crops, apply_train, draw_train_params
 from .decode import count_frames, decode_frames, run_with_timeout
 from .lists import VideoEntry
@@ -109,7 +110,7 @@ class ShardSampler(Sampler):
 
     def __init__(self, size: int, *, shard_id: int, num_shards: int, shuffle: bool, drop_tail: bool, seed: int):
         if not 0 <= shard_id < num_shards:
-            raise ValueError(f"shard_id must be in 0..{num_shards - 1}, got {shard_id}")
+            raise NumberError(f"shard_id must be in 0..{num_shards - 1}, got {shard_id}")
         self.size, self.shard_id, self.num_shards = size, shard_id, num_shards
         self.shuffle, self.drop_tail, self.seed, self.epoch = shuffle, drop_tail, seed, 0
         self.per_shard = size // num_shards if drop_tail else math.ceil(size / num_shards)

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import T2LError
+from ..errors import T2LError, UnsupportedOptionError
 from ..optional import dali_version, require
 from .augment import EVAL_RESIZE_RATIO, draw_train_params
 from .clip_dataset import ClipDataset, ShardSampler, batch_count, load_with_replacement
@@ -256,7 +256,7 @@ class DaliVideoLoader(LoaderBase):
         super().__init__(dataset, sampler, batch_size=batch_size, drop_last=drop_last, device=device, dtype=dtype,
                          max_bad_fraction=max_bad_fraction)
         if on_dali_error not in ON_DALI_ERROR:
-            raise ValueError(f"on_dali_error must be one of {ON_DALI_ERROR}, got {on_dali_error!r}")
+            raise UnsupportedOptionError(f"on_dali_error must be one of {ON_DALI_ERROR}, got {on_dali_error!r}")
         self.facts, self.on_dali_error = facts, on_dali_error
         self.device_id = (device.index or 0) if device.type == "cuda" else None
         cores = os.cpu_count() or 1

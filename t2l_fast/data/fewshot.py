@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..numbers import NumberError
 from .lists import PathLike, VideoEntry, VideoListError, read_video_list, restrict_to_classes, write_video_list
 
 
@@ -28,9 +29,9 @@ def draw_few_shot(entries: Sequence[VideoEntry], shots: int, seed: int, *,
     """`shots` entries of every class (labels 0..C-1, C = len(class_names), else the highest label + 1), in class
     order, each class's videos in path order. A class with fewer videos is an error naming it."""
     if shots < 1:
-        raise ValueError(f"shots must be >= 1, got {shots}")
+        raise NumberError(f"shots must be >= 1, got {shots}")
     if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+        raise NumberError(f"seed must be >= 0, got {seed}")
     by_label: dict[int, list[VideoEntry]] = defaultdict(list)
     for entry in entries:
         by_label[entry.label].append(entry)
@@ -43,9 +44,9 @@ def draw_few_shot(entries: Sequence[VideoEntry], shots: int, seed: int, *,
         listing = "; ".join(f"{name(label)} has {len(by_label[label])}" for label in short[:10])
         most = min(len(by_label[label]) for label in short)
         raise VideoListError(
-            f"{where}: {len(short)} class(es) have fewer than {shots} videos: {listing}"
-            f"{' ...' if len(short) > 10 else ''}. Lower --shots (to at most {most}), add videos of these classes "
-            f"to the list, or leave the classes out with --subset-classes")
+                f"{where}: {len(short)} class(es) have fewer than {shots} videos: {listing}"
+                f"{' ...' if len(short) > 10 else ''}. Lower --shots (to at most {most}), add videos of these classes "
+                f"to the list, or leave the classes out with --subset-classes")
     chosen = []
     for label in range(num_classes):
         videos = sorted(by_label[label], key=_position)

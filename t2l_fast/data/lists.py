@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import T2LError
+from ..errors import T2LError, UnsupportedOptionError
 
 PathLike = str | Path
 _PATH_COLUMNS = ("path", "video", "filename", "file")
@@ -146,7 +146,7 @@ def entries_from_rows(rows: Iterable[tuple[int, str, str, str, str]], list_file:
                       missing: str = "error") -> list[VideoEntry]:
     """Validated entries from (line, path, label, start, end) text rows of `list_file` (see read_video_list)."""
     if missing not in ("error", "skip", "keep"):
-        raise ValueError(f"missing must be 'error', 'skip' or 'keep', got {missing!r}")
+        raise UnsupportedOptionError(f"missing must be 'error', 'skip' or 'keep', got {missing!r}")
     root = Path(root)
     if not root.is_dir():
         raise VideoListError(f"{root}: the data root is not a folder")

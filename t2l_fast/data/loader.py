@@ -27,10 +27,11 @@ from pathlib import Path
 import torch
 
 from ..errors import UnsupportedOptionError
+from ..numbers import NumberError
 from ..optional import dali_version, require
 from .augment import AugmentConfig
 from .clip_dataset import ClipDataset, ShardSampler
-from .lists import VideoEntry, read_video_list
+from .lists import VideoEntry, VideoListError, read_video_list
 from .loader_base import LoaderBase
 from .preflight import read_manifest
 from .pyav_loader import PyAVVideoLoader
@@ -60,16 +61,17 @@ class LoaderConfig:
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+            raise UnsupportedOptionError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         views = tuple(self.views)
         if len(views) != 2 or any(not isinstance(v, int) or v < 1 for v in views):
-            raise ValueError(f"views must be (clips, crops), two integers >= 1, got {views!r}")
+            raise UnsupportedOptionError(f"views must be (clips, crops), two integers >= 1, got {views!r}")
         object.__setattr__(self, "views", views)
         for name in ("frames", "size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise NumberError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.dtype is not None and not self.dtype.is_floating_point:
-            raise ValueError(f"dtype must be a floating-point type (uint8 is the default), got {self.dtype}")
+            raise UnsupportedOptionError(f"dtype must be a floating-point type (uint8 is the default), got "
+                                         f"{self.dtype}")
 
 
 def build_video_loader(list_file: str | Path | Sequence[VideoEntry], root: str | Path,
@@ -92,11 +94,12 @@ def build_video_loader(list_file: str | Path | Sequence[VideoEntry], root: str |
     sampler = ShardSampler(len(entries), shard_id=shard[0], num_shards=shard[1], shuffle=train, drop_tail=train,
                            seed=seed)
     if train and len(sampler) < batch_size:
-        raise ValueError(f"{list_file}: {len(entries)} videos over {shard[1]} shard(s) give {len(sampler)} per "
-                         f"shard, fewer than one batch of {batch_size}; lower batch_size")
+        raise VideoListError(f"{list_file}: {len(entries)} videos over {shard[1]} shard(s) give {len(sampler)} per "
+                             f"shard, fewer than one batch of {batch_size}; lower batch_size")
     device = torch.device(device or ("cuda" if backend == "dali" and torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was asked for, but this machine has no usable CUDA GPU; use device='cpu'")
+        raise UnsupportedOptionError("device='cuda' was asked for, but this machine has no usable CUDA GPU; use "
+                                     "device='cpu'")
     if backend == "dali":
         from .dali_loader import DaliVideoLoader
 
@@ -112,9 +115,10 @@ def _check_run(config: LoaderConfig, split: str, batch_size: int, shard: tuple[i
     """The backend this run uses ("dali" or "pyav"), or a clear error for a split, batch, shard or views it cannot
     have."""
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        raise UnsupportedOptionError(f"split must be one of {SPLITS}, got {split!r}")
     if config.views != (1, 1) and split != "val":
-        raise ValueError(f"views={config.views} is for evaluation (split='val'); training samples one clip per video")
+        raise UnsupportedOptionError(f"views={config.views} is for evaluation (split='val'); training samples one "
+                                     f"clip per video")
     if config.views != (1, 1) and config.backend == "dali":
         raise UnsupportedOptionError(f"multi-view evaluation (views={config.views}) is implemented by the PyAV "
                                      f"backend only; use backend='pyav' (t2l eval --backend pyav) or one view")
@@ -126,7 +130,7 @@ def _check_run(config: LoaderConfig, split: str, batch_size: int, shard: tuple[i
         require("nvidia.dali", "dali", "backend='dali'")
     for name, value in (("batch_size", batch_size), ("shard count", shard[1])):
         if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
+            raise NumberError(f"{name} must be >= 1, got {value}")
     return backend
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..errors import InputFileError
 from ..progress import progress_bar
 from .decode import MAX_PIXELS, DecodeTimeout, VideoDecodeError, open_video, run_with_timeout
 from .lists import VideoEntry, read_list_text
@@ -180,11 +181,23 @@ def check_list(entries: Sequence[VideoEntry], root: Path, list_lines: dict[int, 
 
 def read_manifest(path: Path, root: Path) -> dict[Path, int]:
     """Absolute video path -> decoded frame count, from a manifest written by check_list."""
-    data = json.loads(Path(path).read_text())
-    if data.get("format") != MANIFEST_FORMAT:
-        raise ValueError(f"{path}: not a t2l-fast manifest (format {data.get('format')!r})")
+    data = _manifest_document(Path(path))
     base = Path(root).resolve()
     return {base / relative: info["num_frames"] for relative, info in data["videos"].items()}
+
+
+def _manifest_document(path: Path) -> dict:
+    """The JSON of a manifest written by check_list, or an InputFileError naming the file."""
+    try:
+        document = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputFileError(f"{path}: not a t2l-fast manifest (corrupt JSON: {e}); write it again with `t2l data "
+                             f"check`, or delete it") from None
+    found = document.get("format") if isinstance(document, dict) else type(document).__name__
+    if found != MANIFEST_FORMAT or not isinstance(document.get("videos", {}), dict):
+        raise InputFileError(f"{path}: not a t2l-fast manifest (format {found!r}); write it again with `t2l data "
+                             f"check`, or delete it")
+    return document
 
 
 def _manifest_entry(result: dict) -> dict:
@@ -222,9 +235,7 @@ def video_facts(entries: Sequence[VideoEntry], root: Path, *, manifest: Path | N
     now, with a progress bar, and, without an explicit manifest, the updated one is written beside the list."""
     root = Path(root).resolve()
     cache = Path(manifest) if manifest else default_manifest(list_file) if list_file else None
-    document = json.loads(cache.read_text()) if cache and cache.is_file() else {}
-    if document and document.get("format") != MANIFEST_FORMAT:
-        raise ValueError(f"{cache}: not a t2l-fast manifest (format {document.get('format')!r})")
+    document = _manifest_document(cache) if cache and cache.is_file() else {}
     videos, bad, windows = (dict(document.get(k, {})) for k in ("videos", "bad", "windows"))
 
     def relative(path: Path) -> str:

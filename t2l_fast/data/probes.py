@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ..text.class_files import read_class_names
+from .lists import VideoListError
 from .loader import LoaderConfig, build_video_loader
 from .synthetic import pair_of
 
@@ -101,7 +102,7 @@ def _pair_hits(scores: torch.Tensor, labels: torch.Tensor, class_names: list[str
             pair = " / ".join(class_names[i] for i in sorted((label, partner)))
             hits.setdefault(pair, []).append(bool(row[label] > row[partner]))
     if not hits:
-        raise ValueError("no clip has its time-reversed twin class in this dataset")
+        raise VideoListError("no clip has its time-reversed twin class in this dataset")
     return hits
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..numbers import NumberError
+
 FRAMES_STREAM, AUGMENT_STREAM, REPLACE_STREAM = 0, 1, 2
 
 
@@ -23,9 +25,9 @@ def sample_rng(seed: int, epoch: int, index: int, stream: int = FRAMES_STREAM) -
 
 def _check_counts(num_frames: int, frames: int) -> None:
     if num_frames < 1:
-        raise ValueError(f"a video needs at least one frame, got num_frames={num_frames}")
+        raise NumberError(f"a video needs at least one frame, got num_frames={num_frames}")
     if frames < 1:
-        raise ValueError(f"frames (T) must be >= 1, got {frames}")
+        raise NumberError(f"frames (T) must be >= 1, got {frames}")
 
 
 def segment_indices(num_frames: int, frames: int, *, train: bool, rng: np.random.Generator = None) -> list[int]:
@@ -48,7 +50,7 @@ def view_indices(num_frames: int, frames: int, clips: int = 1) -> list[int]:
     `clips` frames gives some clips a one-frame window."""
     _check_counts(num_frames, frames)
     if clips < 1:
-        raise ValueError(f"clips must be >= 1, got {clips}")
+        raise NumberError(f"clips must be >= 1, got {clips}")
     indices = []
     for clip in range(clips):
         start, stop = clip * num_frames // clips, (clip + 1) * num_frames // clips  # start <= num_frames - 1

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UnsupportedOptionError
+from ..numbers import NumberError
+
 # (forward class, backward class, motion, forward description, backward description)
 PAIRS: tuple[tuple[str, str, str, str, str], ...] = (
     ("moving right", "moving left", "translate_x",
@@ -113,7 +116,7 @@ def draw_clip_params(rng: np.random.Generator, motion: str, frames: int, height:
     elif motion == "fade":
         opacity = np.array([rng.uniform(0.0, 0.15), rng.uniform(0.85, 1.0)])
     else:
-        raise ValueError(f"unknown motion {motion!r}")
+        raise UnsupportedOptionError(f"unknown motion {motion!r}")
     hold = rng.integers(0, max(1, frames // 5), size=2)  # still frames at each end, drawn independently
     return ClipParams(shape, foreground, background, texture, centre, radius, angle, opacity, hold)
 
@@ -163,7 +166,7 @@ def read_stamp(frame: np.ndarray) -> int:
 def frame_stamped_clip(frames: int, height: int, width: int) -> np.ndarray:
     """uint8 [T, H, W, 3] whose frame i is the uniform colour stamp_colour(i)."""
     if frames > 1024:
-        raise ValueError(f"frame stamps encode at most 1024 frames, asked for {frames}")
+        raise NumberError(f"frame stamps encode at most 1024 frames, asked for {frames}")
     clip = np.empty((frames, height, width, 3), np.uint8)
     for i in range(frames):
         clip[i] = stamp_colour(i)
@@ -177,7 +180,7 @@ def write_video(path: Path, clip: np.ndarray, codec: str = "h264", fps: int = FP
     import av
 
     if codec not in CODECS:
-        raise ValueError(f"codec must be one of {sorted(CODECS)}, got {codec!r}")
+        raise UnsupportedOptionError(f"codec must be one of {sorted(CODECS)}, got {codec!r}")
     name, _, pixel_format = CODECS[codec]
     options = {"h264": {"crf": "12", "preset": "fast", "bf": str(b_frames)},
                "vp9": {"crf": "12", "b": "0", "deadline": "good", "cpu-used": "4"},
@@ -219,11 +222,11 @@ def write_synthetic_dataset(out_dir: Path, config: SynthConfig = SynthConfig(), 
     Returns the number of clips per split."""
     unknown = [c for c in config.classes if c not in CLASS_NAMES]
     if unknown:
-        raise ValueError(f"unknown synthetic classes {unknown}; choose from {list(CLASS_NAMES)}")
+        raise UnsupportedOptionError(f"unknown synthetic classes {unknown}; choose from {list(CLASS_NAMES)}")
     if config.width % 2 or config.height % 2 or min(config.width, config.height) < 16:
-        raise ValueError(f"frame size {config.width}x{config.height}: both sides must be even and >= 16")
+        raise UnsupportedOptionError(f"frame size {config.width}x{config.height}: both sides must be even and >= 16")
     if config.frames < 2:
-        raise ValueError(f"frames must be >= 2, got {config.frames}")
+        raise NumberError(f"frames must be >= 2, got {config.frames}")
     classes = [c for c in CLASS_NAMES if c in config.classes]
     out_dir = Path(out_dir)
     extension = CODECS[config.codec][1]

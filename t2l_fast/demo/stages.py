@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..io import inside, under
 from ..optional import dali_version
 
 CLASSES_FILE, DESCRIPTIONS_FILE = "classes.txt", "descriptions.csv"
@@ -30,6 +31,10 @@ class Run:
 
     def relative(self, path: Path) -> str:
         return str(Path(path).relative_to(self.out))
+
+    def artifact(self, stage: str, key: str) -> Path:
+        """The file stage `stage` recorded at `key` (relative to the demo folder), which must lie inside it."""
+        return under(self.out, self.results[stage][key], f"{self.out}: the {stage} stage's {key}")
 
 
 @dataclass(frozen=True)
@@ -159,7 +164,7 @@ def _train(run: Run, model: str, objective: str) -> dict:
 
     folder = run.out / "train" / model
     shutil.rmtree(folder, ignore_errors=True)  # a re-run trains afresh (the trainer appends to metrics.jsonl)
-    backbone = run.out / run.results["pretrain"]["backbone"]
+    backbone = run.artifact("pretrain", "backbone")
     settings = [f"model={model}", f"objective={objective}", f"pretrained={backbone}", f"data.root={run.data}",
                 f"data.train_list={run.data / 'train.txt'}",
                 f"data.val_list={run.data / 'val.txt'}", f"data.classes={run.data / CLASSES_FILE}",
@@ -200,9 +205,9 @@ def evaluate_models(run: Run) -> dict:
 
     names = read_class_names(run.data / CLASSES_FILE)
     descriptions = read_class_descriptions(run.data / DESCRIPTIONS_FILE, names)
-    models = {"t2l_tiny": load_checkpoint(run.out / run.results["train_t2l"]["checkpoint"]),
-              "vificlip_tiny": load_checkpoint(run.out / run.results["train_vificlip"]["checkpoint"]),
-              "clip_tiny": create_model("clip_tiny", pretrained=str(run.out / run.results["pretrain"]["backbone"]))}
+    models = {"t2l_tiny": load_checkpoint(run.artifact("train_t2l", "checkpoint")),
+              "vificlip_tiny": load_checkpoint(run.artifact("train_vificlip", "checkpoint")),
+              "clip_tiny": create_model("clip_tiny", pretrained=str(run.artifact("pretrain", "backbone")))}
     scores, images, lines = {}, [], []
     for name, model in models.items():
         result = evaluate(model, run.data / "test.txt", run.data, names,
@@ -215,7 +220,7 @@ def evaluate_models(run: Run) -> dict:
                      f"held-out clips (chance {1 / len(names):.3f})")
     lines.append("(the tiny text tower never learned language, so class texts barely differ to it: these figures "
                  "show the pipeline, not accuracy; the order test below measures the video encoder)")
-    checkpoint = run.out / run.results["train_t2l"]["checkpoint"]
+    checkpoint = run.artifact("train_t2l", "checkpoint")
     return {"models": scores, "images": images, "lines": lines,
             "commands": [f"t2l eval --checkpoint {checkpoint} --root {run.data} --list {run.data / 'test.txt'} "
                          f"--classes {run.data / CLASSES_FILE} --descriptions {run.data / DESCRIPTIONS_FILE}"]}
@@ -226,7 +231,7 @@ def order_test(run: Run) -> dict:
     from ..training.order_test import run_order_test
 
     report = run_order_test(run.out / "order_test", _order_config(run),
-                            backbone=run.out / run.results["pretrain"]["backbone"], log=run.log)
+                            backbone=run.artifact("pretrain", "backbone"), log=run.log)
     within = {name: result["within_pair_accuracy"] for name, result in report["models"].items()}
     lines = [f"{name:<14} within-pair accuracy {value:.3f} on {report['clips']['test']} held-out clips (chance 0.5)"
              for name, value in within.items()]
@@ -236,7 +241,7 @@ def order_test(run: Run) -> dict:
         lines.append("(--fast: a budget far too small for T2L to learn order; the full demo shows the result)")
     return {"within_pair_accuracy": within, "per_pair": per_pair, "clips": report["clips"], "lines": lines,
             "commands": [f"t2l order-test --out {run.out / 'order_test'} --backbone "
-                         f"{run.out / run.results['pretrain']['backbone']}" + (" --fast" if run.fast else "")]}
+                         f"{run.artifact('pretrain', 'backbone')}" + (" --fast" if run.fast else "")]}
 
 
 def predict_clips(run: Run) -> dict:
@@ -247,7 +252,7 @@ def predict_clips(run: Run) -> dict:
     from ..text.classifier import build_classifier
 
     names = read_class_names(run.data / CLASSES_FILE)
-    model = load_checkpoint(run.out / run.results["train_t2l"]["checkpoint"]).eval()
+    model = load_checkpoint(run.artifact("train_t2l", "checkpoint")).eval()
     classifier = build_classifier(model, names, descriptions=read_class_descriptions(run.data / DESCRIPTIONS_FILE,
                                                                                      names))
     lines = (run.data / "test.txt").read_text().splitlines()
@@ -260,7 +265,7 @@ def predict_clips(run: Run) -> dict:
             predictions.append({"video": relative, "true": names[int(label)], "top": top, "error": prediction.error})
             shown.append(f"{relative}: true '{names[int(label)]}'; " + (f"error: {prediction.error}" if
                          prediction.error else "predicted " + ", ".join(f"{name} {p:.2f}" for name, p in top)))
-    checkpoint = run.out / run.results["train_t2l"]["checkpoint"]
+    checkpoint = run.artifact("train_t2l", "checkpoint")
     return {"predictions": predictions, "lines": shown,
             "commands": [f"t2l predict {run.data / picks[0][0]} --checkpoint {checkpoint} --classes "
                          f"{run.data / CLASSES_FILE} --descriptions {run.data / DESCRIPTIONS_FILE} --topk 3"]}
@@ -274,7 +279,7 @@ def export_graphs(run: Run) -> dict:
     from ..models.build import load_checkpoint
     from ..text.class_files import read_class_descriptions, read_class_names
 
-    checkpoint = run.out / run.results["train_t2l"]["checkpoint"]
+    checkpoint = run.artifact("train_t2l", "checkpoint")
     model = load_checkpoint(checkpoint).eval()
     names = read_class_names(run.data / CLASSES_FILE)
     descriptions = read_class_descriptions(run.data / DESCRIPTIONS_FILE, names)
@@ -328,7 +333,7 @@ def build_engine_stage(run: Run) -> dict:
         sidecar = build_engine(graph, BuildOptions(max_batch=16), log=shown.append)
     except T2LError as e:  # no TensorRT flavour installed, or the build failed: said, not hidden
         return {"built": False, "reason": str(e), "lines": [f"not built: {e}"], "commands": [command]}
-    engine = graph.parent / sidecar["engine"]["file"]  # beside its graph, where `t2l predict` looks for it
+    engine = inside(graph.parent, sidecar["engine"]["file"], "the engine")  # beside its graph, where predict looks
     result = {"built": True, "engine": run.relative(engine), "bytes": sidecar["engine"]["bytes"],
               "runtime": sidecar["runtime"], "targets": sidecar["target"]["compute_capabilities"],
               "sidecar": run.relative(sidecar_path(engine)), "rebuild": sidecar["rebuild"],

@@ -87,7 +87,7 @@ def write_triton_repository(onnx_dir: Path, out: Path, engines: Sequence[Path] =
         graph = bundle.verified_graph_path(kind)
         facts = read_graph_facts(graph)
         folder = _model_folder(out, f"{prefix}_{kind}")
-        for source in [graph] + [onnx_dir / d["file"] for d in bundle.graphs[kind]["external_data"]]:
+        for source in [graph, *bundle.external_data_paths(kind)]:
             shutil.copy2(source, folder / "1" / ("model.onnx" if source == graph else source.name))
         labels = _write_labels(folder, bundle.class_names) if kind == "classifier" else None
         (folder / "config.pbtxt").write_text(model_config(

@@ -97,15 +97,7 @@ def read_clip_state_dict(source: str, open_clip_arch: str | None = None) -> dict
     if path.suffix == ".safetensors":
         state = read_safetensors(path)
     elif _is_torchscript(path):
-        if not (trust_torchscript or file_sha256(path) in OPENAI_TORCHSCRIPT_SHA256):
-            raise CheckpointError(f"{path}: a TorchScript archive that is not one of OpenAI's released CLIP files; "
-                                  f"loading it can run the code inside. If you trust it, pass torchscript:{path}")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
-                state = torch.jit.load(str(path), map_location="cpu").state_dict()
-        except RuntimeError as e:
-            raise CheckpointError(f"{path}: cannot read this TorchScript archive ({e})") from None
+        state = load_torchscript_state(path, consent=trust_torchscript)
     else:
         state = safe_torch_load(path)
         if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
@@ -114,6 +106,21 @@ def read_clip_state_dict(source: str, open_clip_arch: str | None = None) -> dict
         raise CheckpointError(f"{path}: expected a state dict of tensors, found {type(state).__name__}")
     state = strip_prefix(drop_openai_extras(state))
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def load_torchscript_state(path: Path, *, consent: bool) -> dict[str, torch.Tensor]:
+    """The state dict of TorchScript archive `path`. Loading one can run the code inside it, so this is the only
+    place that does (tests/test_trust.py checks it), with the caller's consent (torchscript:PATH given by the user,
+    never read from a file) or for OpenAI's released CLIP files (recognised by their sha256)."""
+    if not (consent or file_sha256(path) in OPENAI_TORCHSCRIPT_SHA256):
+        raise CheckpointError(f"{path}: a TorchScript archive that is not one of OpenAI's released CLIP files; "
+                              f"loading it can run the code inside. If you trust it, pass torchscript:{path}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
+            return torch.jit.load(str(path), map_location="cpu").state_dict()
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: cannot read this TorchScript archive ({e})") from None
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import VideoShapeError
 from .config import InputSpec, ModelConfig
 
 
@@ -69,8 +70,8 @@ class VideoTextModel(nn.Module):
         """Raise a ValueError naming the expected shape if `video` does not fit this model."""
         spec = self.input_spec
         if video.ndim != 5 or video.shape[2] != 3 or video.shape[3:] != (spec.image_size, spec.image_size):
-            raise ValueError(f"{self.config.name}: expected video [B, T, 3, {spec.image_size}, {spec.image_size}], "
-                             f"got {tuple(video.shape)}")
+            raise VideoShapeError(f"{self.config.name}: expected video [B, T, 3, {spec.image_size}, "
+                                  f"{spec.image_size}], got {tuple(video.shape)}")
 
 
 def pool_frames(frame_embeddings: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UnsupportedOptionError
 from .backbone import build_backbone, load_backbone_weights
 from .base import VideoTextModel
 from .checkpoint import load_weights, read_checkpoint_info
@@ -28,7 +28,8 @@ def build_model(config: ModelConfig, pretrained: str | None = None, checkpoint: 
     """
     meta = device is not None and torch.device(device).type == "meta"
     if meta and (pretrained or checkpoint):
-        raise ValueError("device='meta' builds shapes only; it cannot load pretrained weights or a checkpoint")
+        raise UnsupportedOptionError("device='meta' builds shapes only; it cannot load pretrained weights or a "
+                                     "checkpoint")
     with torch.device("meta") if meta else contextlib.nullcontext():
         backbone = build_backbone(config)
         model = model_class(config.kind)(config, backbone)

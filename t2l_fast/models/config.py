@@ -5,6 +5,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..errors import ModelConfigError
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 # ViFi-CLIP's recipe normalizes with the ImageNet statistics (mmaction's 123.675/58.395 ... divided by 255).
@@ -59,21 +61,23 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.frames < 1:
-            raise ValueError(f"{self.name}: frames must be >= 1, got {self.frames}")
+            raise ModelConfigError(f"{self.name}: frames must be >= 1, got {self.frames}")
         if self.vision.width % self.vision.head_width:
-            raise ValueError(f"{self.name}: vision width {self.vision.width} is not a multiple of "
-                             f"head_width {self.vision.head_width}")
+            raise ModelConfigError(f"{self.name}: vision width {self.vision.width} is not a multiple of "
+                                   f"head_width {self.vision.head_width}")
         if self.text.width % self.text.heads:
-            raise ValueError(f"{self.name}: text width {self.text.width} is not a multiple of heads {self.text.heads}")
+            raise ModelConfigError(f"{self.name}: text width {self.text.width} is not a multiple of heads "
+                                   f"{self.text.heads}")
         if "{}" not in self.prompt_template:
-            raise ValueError(f"{self.name}: prompt_template {self.prompt_template!r} has no '{{}}' for the class text")
+            raise ModelConfigError(f"{self.name}: prompt_template {self.prompt_template!r} has no '{{}}' for the "
+                                   f"class text")
 
     def replace(self, **overrides) -> ModelConfig:
         """A copy with some fields changed; unknown field names raise a ValueError naming them."""
         known = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            raise ValueError(f"unknown model config field(s) {unknown}; known fields: {sorted(known)}")
+            raise ModelConfigError(f"unknown model config field(s) {unknown}; known fields: {sorted(known)}")
         return dataclasses.replace(self, **overrides)
 
     def to_dict(self) -> dict:

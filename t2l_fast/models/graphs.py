@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UnsupportedOptionError
 from ..video_ops import pixel_scale_shift
 from .base import VideoTextModel
 
@@ -95,8 +96,8 @@ def build_graph(kind: str, model: VideoTextModel, class_embeddings: torch.Tensor
         graph = TextGraph(model)
     elif kind == "classifier":
         if class_embeddings is None or class_embeddings.ndim != 2:
-            raise ValueError("the classifier graph needs class embeddings [C, D] (one per class)")
+            raise UnsupportedOptionError("the classifier graph needs class embeddings [C, D] (one per class)")
         graph = VideoGraph(model, ClassifierHead(class_embeddings, float(model.logit_scale().detach())))
     else:
-        raise ValueError(f"unknown graph kind {kind!r}; kinds: {', '.join(GRAPH_KINDS)}")
+        raise UnsupportedOptionError(f"unknown graph kind {kind!r}; kinds: {', '.join(GRAPH_KINDS)}")
     return graph.eval()

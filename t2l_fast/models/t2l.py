@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..errors import MissingDependencyError, VideoShapeError
 from .backbone import project_text
 from .base import VideoTextModel
 from .config import ModelConfig
@@ -53,7 +54,8 @@ class T2L(VideoTextModel):
         for blocks, drop_paths in ((vision_blocks, self.vision_drop_paths), (text_blocks, self.text_drop_paths)):
             for block, drop_path in zip(blocks, drop_paths):
                 if not block.attn.batch_first:
-                    raise RuntimeError("T2L needs open_clip blocks with batch_first attention (open_clip_torch>=3)")
+                    raise MissingDependencyError("T2L needs open_clip blocks with batch_first attention: pip install "
+                                                 "'open_clip_torch>=3'")
                 if config.attention_dropout:
                     block.attn.dropout = drop_path.rate  # attention-weight dropout in the frozen MHA (training)
 
@@ -62,8 +64,9 @@ class T2L(VideoTextModel):
         self.check_video(video)
         b, t = video.shape[:2]
         if t != self.config.frames:
-            raise ValueError(f"{self.config.name} learned one temporal token per frame for T={self.config.frames}; "
-                             f"got a clip of {t} frames. Sample {self.config.frames} frames per clip.")
+            raise VideoShapeError(f"{self.config.name} learned one temporal token per frame for "
+                                  f"T={self.config.frames}; got a clip of {t} frames. Sample {self.config.frames} "
+                                  f"frames per clip.")
         visual = self.backbone.visual
         x = visual.conv1(video.flatten(0, 1))  # [B*T, W, g, g]
         x = x.flatten(2).transpose(1, 2)  # [B*T, g*g, W]

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import BackendError, UnsupportedOptionError
 from ..runtime.compare import Tolerance
 
 FP32_GATE = Tolerance(max_abs=1e-4)  # embeddings are L2-normalized
@@ -109,7 +110,7 @@ def build_backend(name: str, model, work_dir: Path, calibration: np.ndarray, max
     elif name.startswith("openvino"):
         backend = _openvino_backend(name, model, work_dir, calibration)
     else:
-        raise ValueError(f"unknown backend {name!r}")
+        raise UnsupportedOptionError(f"unknown backend {name!r}")
     backend.setup_seconds = time.perf_counter() - started
     return backend
 
@@ -159,9 +160,9 @@ def refuse_cpu_fallback(runner, provider: str) -> None:
     from ..runtime.ort_runner import PROVIDERS
 
     if runner.provider_fallback:
-        raise RuntimeError(f"{runner.path}: {runner.provider_fallback}")
+        raise BackendError(f"{runner.path}: {runner.provider_fallback}")
     if not (runner.nodes_per_provider or {}).get(PROVIDERS[provider]):
-        raise RuntimeError(f"{runner.path}: ONNX Runtime registered {PROVIDERS[provider]} but ran none of the "
+        raise BackendError(f"{runner.path}: ONNX Runtime registered {PROVIDERS[provider]} but ran none of the "
                            f"graph's nodes on it (nodes per provider: {runner.nodes_per_provider}), so its figures "
                            f"would be another provider's: check the graph's precision and opset against what "
                            f"{PROVIDERS[provider]} supports")
@@ -184,8 +185,8 @@ def _tensorrt_backend(model, work_dir: Path, calibration: np.ndarray, max_batch:
     def run(clips: np.ndarray) -> np.ndarray:
         runner = runners.get(clips.shape[1], runners.get(None))
         if runner is None:
-            raise ValueError(f"tensorrt-fp16 built engines for {counts} frames, not {clips.shape[1]}; pass the "
-                             f"frame count to build_backend(frame_counts=...)")
+            raise UnsupportedOptionError(f"tensorrt-fp16 built engines for {counts} frames, not {clips.shape[1]}; "
+                                         f"pass the frame count to build_backend(frame_counts=...)")
         return runner.infer({"frames": clips})["embedding"].astype(np.float32)
 
     return Backend("tensorrt-fp16", "fp16", run, REDUCED_GATE)

@@ -101,8 +101,18 @@ class ExportedModel:
         if kind not in self.graphs:
             hint = " (export with --classes to get one)" if kind == "classifier" else ""
             raise ArtifactError(f"{self.directory}: holds no {kind} graph{hint}; it has {sorted(self.graphs)}")
-        # a plain name in this folder; it may be a link (a hub snapshot's files are): its sha256 is what is trusted
-        return self.directory / path_part(self.graphs[kind]["file"], f"{self.directory / MANIFEST}: graphs.{kind}.file")
+        return self.file(self.graphs[kind]["file"], f"graphs.{kind}.file")
+
+    def file(self, name: object, key: str) -> Path:
+        """The path of a file the manifest names at `key`: every path built from a manifest string is made here
+        (tests/test_trust.py checks it). A plain name in this folder; it may be a link (a hub snapshot's files
+        are): its sha256 is what is trusted."""
+        return self.directory / path_part(name, f"{self.directory / MANIFEST}: {key}")
+
+    def external_data_paths(self, kind: str) -> list[Path]:
+        """The external-data files of graph `kind`, as the manifest lists them."""
+        entries = self.graphs[kind]["external_data"]
+        return [self.file(entry["file"], f"graphs.{kind}.external_data") for entry in entries]
 
     def verified_graph_path(self, kind: str) -> Path:
         """The path of graph `kind`, after checking it and its external data against the manifest's sha256."""
@@ -112,9 +122,8 @@ class ExportedModel:
         return path
 
     def _check_external_data(self, kind: str) -> None:
-        where = f"{self.directory / MANIFEST}: graphs.{kind}.external_data"
-        self._check_files([(self.directory / path_part(d["file"], where), d["sha256"])
-                           for d in self.graphs[kind]["external_data"]])
+        self._check_files(zip(self.external_data_paths(kind),
+                              [entry["sha256"] for entry in self.graphs[kind]["external_data"]]))
 
     @staticmethod
     def _check_files(files) -> None:
@@ -170,7 +179,13 @@ def _missing_keys(manifest: dict) -> list[str]:
     if isinstance(graphs, dict):
         missing += [f"graphs.{kind}.{key}" for kind, graph in graphs.items() for key in GRAPH_KEYS
                     if not isinstance(graph, dict) or key not in graph]
+        missing += [f"graphs.{kind}.external_data as a list of file and sha256" for kind, graph in graphs.items()
+                    if isinstance(graph, dict) and not _file_list(graph.get("external_data", []))]
     return missing
+
+
+def _file_list(entries: object) -> bool:
+    return isinstance(entries, list) and all(isinstance(e, dict) and {"file", "sha256"} <= e.keys() for e in entries)
 
 
 def _three(values: object) -> bool:

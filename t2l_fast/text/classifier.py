@@ -13,6 +13,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from ..errors import ClassFileError, UnsupportedOptionError
 from .prompts import class_prompts, resolve_templates
 from .tokenize import tokenize
 
@@ -55,7 +56,7 @@ def build_classifier(model, class_names: Sequence[str], *, descriptions: Sequenc
     cache_dir: where to keep the embeddings, keyed by model, text weights, texts and combine mode.
     """
     if combine not in ("embedding", "score"):
-        raise ValueError(f"combine must be 'embedding' or 'score', got {combine!r}")
+        raise UnsupportedOptionError(f"combine must be 'embedding' or 'score', got {combine!r}")
     class_names = list(class_names)
     prompts = build_prompts(model.config, class_names, descriptions, templates)
     cache_file = None
@@ -79,7 +80,7 @@ def build_prompts(config, class_names: Sequence[str], descriptions: Sequence[str
     """[C][K] texts for a model of `config`: each class's description (K = 1), or its name in each template."""
     if descriptions is not None:
         if len(descriptions) != len(class_names):
-            raise ValueError(f"{len(descriptions)} descriptions for {len(class_names)} classes")
+            raise ClassFileError(f"{len(descriptions)} descriptions for {len(class_names)} classes")
         return [[d] for d in descriptions]  # [C][1]
     if config.text_source == "descriptions":
         warnings.warn(f"{config.name} was trained on class descriptions, and is scored here with bare class names: "

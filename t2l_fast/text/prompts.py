@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..errors import UnsupportedOptionError
+
 # Our own wording, for models trained on class names; "{}" is the class name.
 VIDEO_TEMPLATES: tuple[str, ...] = (
     "a video of {}.",
@@ -32,7 +34,7 @@ def resolve_templates(templates: Sequence[str] | None | str, default: str) -> tu
         templates = (templates,)
     for template in templates:
         if "{}" not in template:
-            raise ValueError(f"prompt template {template!r} has no '{{}}' where the class name goes")
+            raise UnsupportedOptionError(f"prompt template {template!r} has no '{{}}' where the class name goes")
     return tuple(templates)
 
 

@@ -16,6 +16,7 @@ import torch
 
 from ..data import LoaderConfig, build_video_loader
 from ..data.splits import hmdb51_split, ucf101_split
+from ..errors import UnsupportedOptionError
 from ..text.classifier import build_classifier
 from ..video_ops import normalize_video
 from . import distributed
@@ -82,7 +83,7 @@ def evaluate_protocol(model, protocol: str, split_dir: str | Path, root: str | P
                       config: EvalConfig = EvalConfig()) -> dict:
     """The standard zero-shot protocol: each of the 3 published test splits, then mean +- std of top-1/top-5."""
     if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}")
+        raise UnsupportedOptionError(f"protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}")
     splits = [(split, *PROTOCOLS[protocol](split_dir, root, split, "test")) for split in (1, 2, 3)]
     return evaluate_splits(model, splits, root, descriptions_csv=descriptions_csv, on_split=on_split,
                            protocol=protocol, config=config)

@@ -6,6 +6,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
+
 
 def alignment_loss(video: torch.Tensor, text: torch.Tensor, labels: torch.Tensor, logit_scale: float = 100.0,
                    target_sharpness: float = 10.0) -> torch.Tensor:
@@ -32,7 +34,7 @@ def tfd_loss(frames: torch.Tensor) -> TFDLoss:
     """Temporal Feature Diversity loss of unnormalized frame embeddings [B, T, D] (T >= 2)."""
     t = frames.shape[1]
     if t < 2:
-        raise ValueError(f"the TFD loss needs at least 2 frames per clip, got T={t}")
+        raise ConfigError(f"the TFD loss needs at least 2 frames per clip, got T={t}")
     steps = torch.arange(t, device=frames.device)
     following = frames[:, (steps + 1).clamp(max=t - 1)]  # e[min(t+1, T-1)]
     preceding = frames[:, (steps - 1).clamp(min=0)]  # e[max(t-1, 0)]
