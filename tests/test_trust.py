@@ -3,6 +3,7 @@ run code or a path out of its folder. Each row: a crafted input, the command, it
 files outside the folder that must stay as they were (docs/RELIABILITY_TESTS.md lists the rows)."""
 import ast
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -337,3 +338,22 @@ def test_a_demo_stage_file_cannot_point_out_of_the_demo_folder(tmp_path):
     assert run.artifact("train_t2l", "checkpoint") == tmp_path / "runs" / "t2l" / "model"
     with pytest.raises(t2l_fast.errors.T2LError, match="the pretrain stage's backbone '..': not a plain name"):
         run.artifact("pretrain", "backbone")
+
+
+def test_preflight_probes_in_process_where_spawned_workers_cannot_start(tmp_path):
+    """A script fed on stdin cannot be re-imported by spawn workers: every worker dies at start-up. The probes run
+    in this process instead, at once, with a warning saying why (not 180 s per file of waiting for the pool)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "text.mp4").write_text("not a video")
+    script = ("from pathlib import Path\nfrom t2l_fast.data.preflight import probe_all\n"
+              "results = probe_all([Path('empty.mp4'), Path('text.mp4')], jobs=2, timeout=60)\n"
+              "print(sorted((path.name, result['verdict']) for path, result in results.items()))\n")
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
+    done = subprocess.run([sys.executable, "-"], input=script, text=True, capture_output=True, cwd=tmp_path,
+                          env=env, timeout=90)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[('empty.mp4', 'bad'), ('text.mp4', 'bad')]"
+    assert "probing 2 video(s) in this process, one at a time: worker processes could not start" in done.stderr

@@ -120,18 +120,63 @@ def _unanswered(timeout: float) -> dict:
     return {"verdict": "bad", "notes": [], "reason": f"no answer within {timeout:g} s (decoder hang or crash)"}
 
 
+POOL_START_SECONDS = 30.0  # workers that have not run a trivial task by then (importing torch and PyAV) never will
+
+
+def _ready() -> bool:
+    return True
+
+
+def _pool_runs(pool, jobs: int) -> bool:
+    """Whether `pool`'s workers run a trivial task: not when they die at start-up again and again (the pool
+    replaces each: where spawned workers cannot re-import the main script, as with `python - <<EOF`), nor when
+    none has answered within POOL_START_SECONDS."""
+    handle, seen = pool.apply_async(_ready), set()
+    deadline = time.monotonic() + POOL_START_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            return handle.get(timeout=0.2)
+        except multiprocessing.TimeoutError:
+            seen.update(child.pid for child in multiprocessing.active_children())
+            if len(seen) > 3 * jobs:  # replaced workers: they die before their first task
+                return False
+    return False
+
+
+def _probe_here(paths: list[Path], task: Callable[[Path], tuple], progress: Callable[[], None] | None) -> dict:
+    """Probes in this process (still each bounded by its timeout), for where worker processes cannot start."""
+    warnings.warn(f"probing {len(paths)} video(s) in this process, one at a time: worker processes could not "
+                  f"start (spawned workers re-import the main script, which a script read from stdin is not)",
+                  stacklevel=3)
+    results = {}
+    for path in paths:
+        results[path] = _guarded_probe(task(path))
+        if progress:
+            progress()
+    return results
+
+
 def probe_all(paths: Sequence[Path], *, jobs: int = 2, timeout: float = 60.0,
               limits: ProbeLimits = ProbeLimits(), probe: Callable = probe_video,
               progress: Callable[[], None] | None = None) -> dict[Path, dict]:
     """probe_video over `paths` in `jobs` processes, each file given up after `timeout` seconds. A worker that
     dies or stops answering (a native crash or a hang that holds the interpreter) costs its file a "bad"
-    verdict and the pool is restarted for the rest. `probe` (picklable) replaces probe_video, e.g. in tests."""
+    verdict and the pool is restarted for the rest; where workers cannot start at all, the files are probed in
+    this process (with a warning). `probe` (picklable) replaces probe_video, e.g. in tests."""
     results: dict[Path, dict] = {}
     remaining = list(dict.fromkeys(paths))
+    started = False
+
+    def task(path: Path) -> tuple:  # one probe's arguments
+        return probe, str(path), limits, timeout
+
     while remaining:
         pool = multiprocessing.get_context("spawn").Pool(jobs, maxtasksperchild=100)
         try:
-            handles = {p: pool.apply_async(_guarded_probe, ((probe, str(p), limits, timeout),)) for p in remaining}
+            if not started and not _pool_runs(pool, jobs):
+                return _probe_here(remaining, task, progress)
+            started = True
+            handles = {p: pool.apply_async(_guarded_probe, (task(p),)) for p in remaining}
             for path, handle in handles.items():
                 try:
                     results[path] = handle.get(timeout=2 * timeout + 60)  # generous: the worker times itself
