@@ -201,6 +201,33 @@ def _symlink_loop(command: str):
     return build
 
 
+def _graph_with_truncated_data(tmp: Path, tiny_exports) -> list[str]:
+    """A one-node ONNX graph whose weights live in graph.onnx.data, cut to half its bytes."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = numpy_helper.from_array(np.arange(4096, dtype=np.float32), "weights")
+    node = helper.make_node("Add", ["x", "weights"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4096])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4096])], [weights])
+    onnx.save_model(helper.make_model(graph), str(tmp / "graph.onnx"), save_as_external_data=True,
+                    location="graph.onnx.data", size_threshold=0)
+    data = (tmp / "graph.onnx.data").read_bytes()
+    (tmp / "graph.onnx.data").write_bytes(data[: len(data) // 2])
+    return ["export", "trt", "--onnx", str(tmp / "graph.onnx"), "--runtime", "tensorrt-rtx"]
+
+
+def _export_with_altered_data(tmp: Path, tiny_exports) -> list[str]:
+    """An export whose manifest lists a weights file that is not the one it hashed (same name, other bytes)."""
+    def listed(manifest):
+        manifest["graphs"]["video_encoder"]["external_data"] = [{"file": "video_encoder.onnx.data",
+                                                                 "sha256": "0" * 64}]
+    folder = _export_with_manifest(tiny_exports, tmp, listed)
+    (folder / "video_encoder.onnx.data").write_bytes(b"other bytes")
+    return ["predict", _video(tmp), "--onnx", str(folder), "--backend", "onnx", "--classes", "run,jump"]
+
+
 def _given(*command: str):
     return lambda tmp, tiny_exports: [part.replace("TMP", str(tmp)) for part in command]
 
@@ -229,6 +256,10 @@ TRACEBACKS = [  # (name, command given tmp_path and the export fixture, message 
     ("bench flops --frames 0", _given("bench", "flops", "--frames", "0"), "--frames: value = 0: must be >= 1"),
     ("eval --batch-size 0", _given("eval", "--model", "clip_tiny", "--batch-size", "0"), "--batch-size: value = 0"),
     ("data check --jobs 0", _given("data", "check", "l.txt", "--root", ".", "--jobs", "0"), "--jobs: value = 0"),
+    ("truncated .onnx.data", _graph_with_truncated_data, "graph.onnx.data: the weights file is truncated: tensor "
+                                                         "'weights' of graph.onnx needs its bytes up to 16,384"),
+    ("altered .onnx.data", _export_with_altered_data, "video_encoder.onnx.data: does not match manifest.json "
+                                                      "(sha256 differs: truncated or altered"),
 ]
 
 
@@ -357,3 +388,77 @@ def test_preflight_probes_in_process_where_spawned_workers_cannot_start(tmp_path
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[('empty.mp4', 'bad'), ('text.mp4', 'bad')]"
     assert "probing 2 video(s) in this process, one at a time: worker processes could not start" in done.stderr
+
+
+
+def _int8(calibration: str):
+    """export onnx --precision int8 with a gate list of one clip and --calibration `calibration` (under tmp)."""
+    def build(tmp: Path) -> list[str]:
+        (tmp / "clip.mp4").write_bytes(b"")
+        (tmp / "gate.txt").write_text("clip.mp4 0\n")
+        (tmp / "empty.txt").write_text("# no clips yet\n")
+        return ["export", "onnx", "--model", "t2l_tiny", "--out", str(tmp / "o"), "--precision", "int8", "--classes",
+                "run,jump", "--root", str(tmp), "--gate-list", str(tmp / "gate.txt"), "--calibration",
+                str(tmp / calibration), "--min-gate-clips", "1"]
+    return build
+
+
+def _bench(*command: str):
+    def build(tmp: Path) -> list[str]:
+        (tmp / "file").write_text("a file, not a folder")
+        return ["bench", *[part.replace("TMP", str(tmp)) for part in command]]
+    return build
+
+
+CHEAP_FIRST = [  # (name, command given tmp_path, the expensive function that must not run, message fragment)
+    ("int8: a missing calibration list", _int8("missing.txt"), "t2l_fast.cli.export.load_model",
+     "missing.txt: cannot read (No such file or directory)"),
+    ("int8: an empty calibration list", _int8("empty.txt"), "t2l_fast.cli.export.load_model",
+     "empty.txt: no usable videos (it has no entries)"),
+    ("bench throughput --out a file", _bench("throughput", "--quick", "--out", "TMP/file"),
+     "t2l_fast.perf.reports.throughput_plan", "--out TMP/file: cannot write there"),
+    ("bench training --out under a file", _bench("training", "--quick", "--out", "TMP/file/bench"),
+     "t2l_fast.perf.reports.training_report", "--out TMP/file/bench: cannot write there"),
+    ("bench flops --json under a file", _bench("flops", "--quick", "--json", "TMP/file/rows.json", "--out", "TMP/o"),
+     "t2l_fast.perf.reports.flops_report", "--json TMP/file: cannot write there"),
+    ("bench claims --out a file", _bench("claims", "--out", "TMP/file"), "t2l_fast.perf.reports.claims_report",
+     "--out TMP/file: cannot write there"),
+]
+
+
+@pytest.mark.parametrize("name, command, expensive, message", CHEAP_FIRST, ids=[row[0] for row in CHEAP_FIRST])
+def test_cheap_inputs_are_checked_before_expensive_work(tmp_path, capsys, monkeypatch, name, command, expensive,
+                                                        message):
+    """A missing INT8 list was reported after ~18 s of fp32 export, an unusable bench --out after ~55 s."""
+    monkeypatch.setattr(expensive, lambda *a, **k: pytest.fail(f"{expensive} ran before the cheap check"))
+    assert main(command(tmp_path)) == 2
+    assert message.replace("TMP", str(tmp_path)) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("weights, noted", [([], True), (["--pretrained", "PRETRAINED"], False)])
+def test_export_of_random_weights_says_so_as_predict_does(tmp_path, capsys, monkeypatch, weights, noted):
+    from safetensors.torch import save_file
+
+    backbone = tmp_path / "backbone.safetensors"
+    save_file(t2l_fast.create_model("clip_tiny").backbone.state_dict(), str(backbone))
+    monkeypatch.setattr("t2l_fast.deploy.onnx_export.export_with_classes", lambda *a, **k: {"graphs": {}})
+    command = ["export", "onnx", "--model", "clip_tiny", "--out", str(tmp_path / "o"),
+               *[str(backbone) if part == "PRETRAINED" else part for part in weights]]
+    assert main(command) == 0
+    note = "; note: no --pretrained or --checkpoint, so the weights are random and so are the scores"
+    assert (note in capsys.readouterr().out) == noted
+
+
+def test_every_test_the_trust_table_names_exists():
+    """docs/RELIABILITY_TESTS.md's trust-boundary rows name their tests; a renamed or removed test is caught."""
+    import re
+
+    tests = Path(__file__).parent
+    section = (tests.parent / "docs" / "RELIABILITY_TESTS.md").read_text().split("## Trust boundaries")[1]
+    defined = {name for path in tests.glob("test_*.py") for name in re.findall(r"^def (test_\w+)\(", path.read_text(),
+                                                                                 re.M)}
+    named = set(re.findall(r"\b(test_\w+)", section)) - {"test_trust", "test_demo", "test_trust_writes"}
+    assert named and named <= defined, sorted(named - defined)
+    rows = {row[0] for table in (TRACEBACKS, CHEAP_FIRST) for row in table}
+    cited = set(re.findall(r"`(?:test_\w+)?\[([^\]`]+)\]`", section))  # `test_x[row]` or `[row]`
+    assert cited and cited <= rows, sorted(cited - rows)

@@ -8,6 +8,21 @@ from ..perf.reports import FULL_MODELS, QUICK_MODELS
 from .common import positive_float, positive_int
 
 
+def _outputs_first(run):
+    """`run`, after checking that its output folders can be written (cheap), before any counting or measuring."""
+    def checked(args: argparse.Namespace) -> int:
+        from ..io import check_writable
+
+        check_writable(args.out, "--out")
+        json, work_dir = getattr(args, "json", None), getattr(args, "work_dir", None)  # flops; throughput
+        for option, folder in (("--json", json and Path(json).parent), ("--work-dir", work_dir)):
+            if folder:
+                check_writable(folder, option)
+        return run(args)
+
+    return checked
+
+
 def _flops(args: argparse.Namespace) -> int:
     from ..perf.reports import flops_report
 
@@ -54,7 +69,7 @@ def register(sub) -> None:
     p.add_argument("--quick", action="store_true", help="tiny models (seconds)")
     p.add_argument("--json", metavar="OUT.json", help="also write the rows as a JSON list")
     p.add_argument("--out", type=Path, default=Path("runs/bench"), help="report folder (default runs/bench)")
-    p.set_defaults(run=_flops)
+    p.set_defaults(run=_outputs_first(_flops))
 
     p = bench.add_parser("throughput", help="T2L vs ViFi-CLIP vs CLIP clips/s per backend in one run, gated",
                          description="Default: ViT-B/16 on this CPU (about 40 min on 2 cores); --quick: tiny models "
@@ -68,7 +83,7 @@ def register(sub) -> None:
                    "where installed, DALI) feeding the model, and say which stage limits")
     p.add_argument("--data", type=Path, help="with --end-to-end: a folder with val.txt (default: synthetic videos)")
     p.add_argument("--out", type=Path, default=Path("runs/bench"), help="report folder (default runs/bench)")
-    p.set_defaults(run=_throughput)
+    p.set_defaults(run=_outputs_first(_throughput))
 
     p = bench.add_parser("training", help="T2L vs ViFi-CLIP optimiser-step time and peak memory (checkpointing "
                          "on and off)")
@@ -76,11 +91,11 @@ def register(sub) -> None:
     p.add_argument("--batch", type=positive_int, help="clips per step (default 2; --quick 4)")
     p.add_argument("--steps", type=positive_int, default=2, help="timed steps after the warm-up step (default 2)")
     p.add_argument("--out", type=Path, default=Path("runs/bench"), help="report folder (default runs/bench)")
-    p.set_defaults(run=_training)
+    p.set_defaults(run=_outputs_first(_training))
 
     p = bench.add_parser("claims", help="the paper's efficiency claims against what was measured, with verdicts")
     p.add_argument("--flops", metavar="JSON", help="rows of `t2l bench flops --json` (default: count now, ~30 s)")
     p.add_argument("--throughput", metavar="JSON", help="a `t2l bench throughput` report (runs/bench/throughput.json)")
     p.add_argument("--training", metavar="JSON", help="a `t2l bench training` report")
     p.add_argument("--out", type=Path, default=Path("runs/bench"), help="report folder (default runs/bench)")
-    p.set_defaults(run=_claims)
+    p.set_defaults(run=_outputs_first(_claims))

@@ -62,6 +62,13 @@ def load_model(args: argparse.Namespace, checkpoint: str | None, device: str | N
     return model.eval(), device
 
 
+def random_weights_note(args: argparse.Namespace) -> str:
+    """The note (appended to a status line) that the weights are random: no --pretrained or --checkpoint."""
+    if args.pretrained or args.checkpoint:
+        return ""
+    return "; note: no --pretrained or --checkpoint, so the weights are random and so are the scores"
+
+
 def check_device(device: str) -> None:
     """A one-line error for a device string torch cannot parse, or a CUDA device this machine does not have."""
     import torch

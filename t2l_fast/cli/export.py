@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ..errors import T2LError
-from .common import add_model_arguments, load_model, number, positive_int
+from .common import add_model_arguments, load_model, number, positive_int, random_weights_note
 
 # a batch a graph or engine serves: TensorRT allocates its profile's largest, so 1e9 is a mistake, not a plan
 BATCH = number(integer=True, minimum=1, maximum=4096)
@@ -20,6 +20,8 @@ def _export_onnx(args: argparse.Namespace) -> int:
     started = time.time()
     if args.descriptions and not args.classes:
         raise T2LError("--descriptions goes with --classes (the classifier graph's classes)")
+    if args.precision == "int8":
+        _check_int8_arguments(args)
     model, _ = load_model(args, args.checkpoint, device="cpu")
     class_names = descriptions = None
     if args.classes:
@@ -31,9 +33,8 @@ def _export_onnx(args: argparse.Namespace) -> int:
     precision = "fp32" if args.precision == "int8" else args.precision
     options = ExportOptions(opset=args.opset, precision=precision, batch_max=args.batch_max)
     out = Path(args.out)
-    if args.precision == "int8":
-        _check_int8_arguments(args)
-    print(f"exporting {model.config.name} (T={model.config.frames}, {model.config.vision.image_size}px) to {out}")
+    print(f"exporting {model.config.name} (T={model.config.frames}, {model.config.vision.image_size}px) to "
+          f"{out}{random_weights_note(args)}")
     manifest = export_with_classes(model, out, class_names, descriptions=descriptions, templates=args.templates,
                                    options=options)
     if args.precision == "int8":
@@ -51,10 +52,11 @@ def _check_int8_arguments(args: argparse.Namespace) -> None:
         raise T2LError("--precision int8 needs --gate-list LIST (held-out clips for the agreement gate) and "
                        "--root DIR" + (", and --calibration LIST for --int8-mode static" if args.int8_mode ==
                                        "static" else ""))
-    if args.int8_mode == "static" and not args.calibration:
-        raise T2LError("--int8-mode static needs --calibration LIST (clips to calibrate activation ranges on)")
     if not args.classes:
         raise T2LError("--precision int8 needs --classes: the gate compares top-1 of the classifier graph")
+    from ..deploy.int8 import check_int8_lists
+
+    check_int8_lists(args.int8_mode, args.calibration, args.gate_list, args.root, args.min_gate_clips)
 
 
 def _export_trt(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ import json
 import sys
 
 from ..errors import T2LError
-from .common import add_model_arguments, load_model, number, positive_int
+from .common import add_model_arguments, load_model, number, positive_int, random_weights_note
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -46,9 +46,7 @@ def _torch_scorer(args: argparse.Namespace, classes, descriptions):
     model, device = load_model(args, args.checkpoint)
     classifier = build_classifier(model, classes, descriptions=descriptions, templates=args.templates,
                                   cache_dir=None if args.no_cache else default_cache_dir())
-    what = f"{model.config.name} on {device} (PyTorch)"
-    if not (args.pretrained or args.checkpoint):
-        what += "; note: no --pretrained or --checkpoint, so the weights are random and so are the scores"
+    what = f"{model.config.name} on {device} (PyTorch){random_weights_note(args)}"
     return TorchScorer(model, classifier), what
 
 

@@ -144,15 +144,14 @@ def quantize_export(out_dir, *, mode: str = "static", calibration_list: str | No
     if bundle.manifest["precision"] != "fp32" or "classifier" not in bundle.graphs:
         raise T2LError(f"{out_dir}: INT8 quantizes an fp32 export with a classifier graph (export with --classes "
                        f"and --precision fp32 first)")
+    check_int8_lists(mode, calibration_list, gate_list, root, min_gate_clips)
     started = time.time()
     spec = bundle.input_spec
     calibration = None
     if mode == "static":
         calibration = load_clips(calibration_list, root, spec, calibration_clips)
     gate_clips = load_clips(gate_list, root, spec)
-    if len(gate_clips) < min_gate_clips:
-        raise T2LError(f"--gate-list {gate_list}: {len(gate_clips)} clips, the INT8 gate needs at least "
-                       f"{min_gate_clips} held-out clips; give a longer list")
+    _check_gate_size(gate_list, len(gate_clips), min_gate_clips)
     directory = Path(out_dir)
     written = {}
     for kind in ("video_encoder", "classifier"):
@@ -187,6 +186,24 @@ def quantize_export(out_dir, *, mode: str = "static", calibration_list: str | No
     write_manifest(directory, bundle.manifest)
     log(f"   INT8 graphs written ({', '.join(p.name for p in written.values())}) in {time.time() - started:.1f} s")
     return report
+
+
+def check_int8_lists(mode: str, calibration_list: str | None, gate_list: str, root: str, min_gate_clips: int) -> None:
+    """Read the calibration and gate lists (a second's work), so that a missing, empty or short one is reported
+    before the export and quantization it would otherwise end."""
+    from ..data.lists import read_video_list
+
+    if mode == "static":
+        if not calibration_list:
+            raise T2LError("--int8-mode static needs --calibration LIST (clips to calibrate activation ranges on)")
+        read_video_list(calibration_list, root)
+    _check_gate_size(gate_list, len(read_video_list(gate_list, root)), min_gate_clips)
+
+
+def _check_gate_size(gate_list: str, clips: int, min_gate_clips: int) -> None:
+    if clips < min_gate_clips:
+        raise T2LError(f"--gate-list {gate_list}: {clips} clips, the INT8 gate needs at least {min_gate_clips} "
+                       f"held-out clips; give a longer list")
 
 
 def _mark_int8(path: Path) -> None:

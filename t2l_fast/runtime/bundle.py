@@ -128,9 +128,11 @@ class ExportedModel:
     @staticmethod
     def _check_files(files) -> None:
         for path, sha256 in files:
-            if not path.is_file() or file_sha256(path) != sha256:
-                raise ArtifactError(f"{path}: missing or changed since export (sha256 differs from {MANIFEST}); "
-                                    f"restore it or re-export")
+            if not path.is_file():
+                raise ArtifactError(f"{path}: missing (listed in {MANIFEST}); restore it or re-export")
+            if file_sha256(path) != sha256:
+                raise ArtifactError(f"{path}: does not match {MANIFEST} (sha256 differs: truncated or altered since "
+                                    f"export); restore it or re-export")
 
     def runner(self, kind: str, providers: Sequence[str] = ("cpu",), threads: int | None = None):
         """An OrtRunner of graph `kind`, after checking every file's sha256 against the manifest (the graph's own,

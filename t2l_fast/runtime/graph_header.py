@@ -46,10 +46,12 @@ def _all_tensors(model):
 
 
 def check_external_data(model, path: Path) -> None:
-    """Every external tensor's file must be a plain file inside the graph's folder (CVE-2024-27318 and kin)."""
+    """Every external tensor's file must be a plain file inside the graph's folder (CVE-2024-27318 and kin), and
+    hold the bytes the graph says the tensor has there (a truncated file is named, not left to the runtime)."""
     folder = path.parent.resolve()
     for tensor in _all_tensors(model):
-        location = next((e.value for e in tensor.external_data if e.key == "location"), None)
+        entries = {e.key: e.value for e in tensor.external_data}
+        location = entries.get("location")
         if location is None:
             continue
         resolved = (path.parent / location).resolve()
@@ -59,6 +61,11 @@ def check_external_data(model, path: Path) -> None:
                                 f"beside it")
         if not resolved.is_file():
             raise ArtifactError(f"{path}: its weights file {location!r} is missing; copy it beside the graph")
+        end = int(entries.get("offset", 0)) + int(entries.get("length", 0))
+        if end > resolved.stat().st_size:
+            raise ArtifactError(f"{resolved}: the weights file is truncated: tensor {tensor.name!r} of {path.name} "
+                                f"needs its bytes up to {end:,}, the file has {resolved.stat().st_size:,}; copy the "
+                                f"whole file again or re-export the graph")
 
 
 def read_metadata(model) -> dict[str, str]:
