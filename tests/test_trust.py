@@ -177,7 +177,7 @@ def _engine_with_empty_profile(tmp: Path, tiny_exports) -> list[str]:
     engine = tmp / "classifier.engine"
     engine.write_bytes(b"engine bytes")
     frames = {"name": "frames", "dtype": "uint8", "shape": [-1, 8, 3, 32, 32]}
-    sidecar = {"format": "t2l-fast-trt-engine", "engine": {"file": str(engine), "sha256": file_sha256(engine)},
+    sidecar = {"format": "t2l-fast-trt-engine", "engine": {"file": engine.name, "sha256": file_sha256(engine)},
                "runtime": {"name": "tensorrt", "version": "10.8.0.43"}, "target": {"compute_capabilities": ["8.9"]},
                "onnx": {"file": "classifier.onnx", "sha256": "0" * 64, "graph": "classifier"}, "inputs": [frames],
                "outputs": [], "profile": {}, "rebuild": "t2l export trt --onnx classifier.onnx"}
