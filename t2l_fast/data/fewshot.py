@@ -44,9 +44,9 @@ def draw_few_shot(entries: Sequence[VideoEntry], shots: int, seed: int, *,
         listing = "; ".join(f"{name(label)} has {len(by_label[label])}" for label in short[:10])
         most = min(len(by_label[label]) for label in short)
         raise VideoListError(
-                f"{where}: {len(short)} class(es) have fewer than {shots} videos: {listing}"
-                f"{' ...' if len(short) > 10 else ''}. Lower --shots (to at most {most}), add videos of these classes "
-                f"to the list, or leave the classes out with --subset-classes")
+            f"{where}: {len(short)} class(es) have fewer than {shots} videos: {listing}"
+            f"{' ...' if len(short) > 10 else ''}. Lower --shots (to at most {most}), add videos of these classes "
+            f"to the list, or leave the classes out with --subset-classes")
     chosen = []
     for label in range(num_classes):
         videos = sorted(by_label[label], key=_position)
