@@ -24,6 +24,7 @@ from ..optional import require
 from ..runtime.base import ArtifactError
 from ..runtime.bundle import ExportedModel
 from ..runtime.graph_header import read_metadata
+from ..runtime.machine_id import cpu_info
 from . import onnx_graph
 from .onnx_export import write_manifest
 
@@ -200,10 +201,6 @@ def _mark_int8(path: Path) -> None:
 
 def cpu_int8_instructions() -> list[str]:
     """The x86 int8 dot-product extensions this CPU has (what ONNX Runtime's int8 kernels use), from /proc/cpuinfo."""
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return []
+    present = cpu_info()[1]
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
-    present = set(flags.split(":", 1)[1].split())
     return [flag for flag in wanted if flag in present]
