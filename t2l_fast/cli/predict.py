@@ -5,8 +5,8 @@ import argparse
 import json
 import sys
 
+from ..backend_names import BACKENDS
 from ..errors import T2LError
-from ..runtime.export_runners import BACKENDS
 from .common import add_model_arguments, load_model, number, positive_int
 
 
@@ -58,7 +58,7 @@ def _torch_scorer(args: argparse.Namespace, classes, descriptions):
 def _export_scorer(args: argparse.Namespace, classes, descriptions):
     from ..predict import ExportScorer
     from ..runtime.bundle import ExportedModel
-    from ..runtime.export_runners import BACKENDS, export_runner
+    from ..runtime.export_runners import export_runner
 
     if not args.onnx:
         raise T2LError(f"--backend {args.backend} needs --onnx DIR (a folder written by `t2l export onnx`"
