@@ -2,17 +2,17 @@
 export, from a short measurement taken once per machine and cached beside the export (backend_choice.json).
 
 The measurement runs each candidate's video encoder on one synthetic clip of the export's own shape (a warm-up call,
-then CALLS timed calls, median), and checks its output against the fp32 graph on the CPU: fp32 backends within
-FP32_GATE, the others within REDUCED_GATE. INT8 backends must also have passed the agreement gate recorded in the
-manifest when their graphs were written. The cache is keyed by the machine (CPU model, flags, cores, GPU), the
-libraries' versions and the export's files; anything else, or a file that is not a record, means measuring again.
+then the fastest of CALLS timed calls: the one least disturbed by other work on the machine), and checks its output
+against the fp32 graph on the CPU: fp32 backends within FP32_GATE, the others within REDUCED_GATE. INT8 backends must
+also have passed the agreement gate recorded in the manifest when their graphs were written. The cache is keyed by
+the machine (CPU model, flags, cores, GPU), the libraries' versions and the export's files; anything else, or a file
+that is not a record, means measuring again.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-import statistics
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -92,7 +92,7 @@ def measurement_clip(bundle: ExportedModel) -> np.ndarray:
 
 
 def measure_backends(bundle: ExportedModel, names: Sequence[str], device: str) -> dict[str, dict]:
-    """Per backend of `names`: {"ms_per_clip", "parity", "passed", "why"} from a warm-up and CALLS timed calls of
+    """Per backend of `names`: {"ms_per_clip", "parity", "passed", "why"} from a warm-up and the best of CALLS calls of
     its video encoder, checked against the fp32 graph on the CPU (ONNX Runtime, else OpenVINO)."""
     frames = measurement_clip(bundle)
     reference_name = next((n for n in ("onnx", "openvino") if unavailable_reason(n, bundle, "cpu") is None), None)
@@ -120,7 +120,7 @@ def _measure(bundle: ExportedModel, name: str, device: str, frames: np.ndarray, 
         return {"ms_per_clip": None, "parity": None, "passed": False, "why": str(e).splitlines()[0]}
     gate = FP32_GATE if backend(name).precision == "fp32" else REDUCED_GATE
     comparison = compare_outputs(output, reference, {"embedding": gate})
-    result = {"ms_per_clip": round(1000 * statistics.median(seconds), 3), "parity": comparison.figures["embedding"],
+    result = {"ms_per_clip": round(1000 * min(seconds), 3), "parity": comparison.figures["embedding"],
               "passed": comparison.passed, "why": None}
     if not comparison.passed:
         result["why"] = f"fails parity with fp32 ({comparison.failures['embedding']})"
@@ -201,12 +201,13 @@ def _fastest(record: dict, excluded: dict[str, str]) -> str | None:
 
 
 def _reasons(record: dict, excluded: dict[str, str]) -> str:
-    """Why each backend that is not used is not, names with the same reason together (first clause, no folder)."""
+    """Why each backend that is not used is not, names with the same reason together (its first clause, without a
+    leading file or folder)."""
     failed = {name: r["why"] for name, r in record["results"].items() if not r["passed"] and name not in excluded}
     grouped: dict[str, list[str]] = {}
     for name, why in {**excluded, **failed}.items():
-        short = why.split("; ")[0]
-        grouped.setdefault(short.split(": ", 1)[-1] if short.startswith("/") else short, []).append(name)
+        where, colon, what = why.split("; ")[0].partition(": ")
+        grouped.setdefault(what if colon and "/" in where else where + colon + what, []).append(name)
     return "; ".join(f"{', '.join(names)}: {why}" for why, names in grouped.items())
 
 
