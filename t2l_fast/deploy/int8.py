@@ -156,9 +156,10 @@ def quantize_export(out_dir, *, mode: str = "static", calibration_list: str | No
                        f"{min_gate_clips} held-out clips; give a longer list")
     directory = Path(out_dir)
     started = time.time()
-    names = {f"{kind}_int8.onnx" for kind in INT8_KINDS}
+    names = {f"{kind}_int8.onnx" for kind in INT8_KINDS}  # written here (and their quantizer's scratch files)
+    written = names | {f".{kind}_int8.prepared.onnx" for kind in INT8_KINDS}
     with staged_folder(directory, MANIFEST, "an earlier export",
-                       carry=lambda old: sorted(p.name for p in old.iterdir() if p.name not in names)) as staging:
+                       carry=lambda old: sorted(p.name for p in old.iterdir() if p.name not in written)) as staging:
         report = _add_int8_graphs(ExportedModel(staging), directory, mode, calibration, gate_clips, log)
         gate = report["gate"]
         report["gate"] = {**gate, "list": str(gate_list)}
