@@ -128,19 +128,20 @@ def test_a_command_never_writes_over_someone_elses_folder_or_its_own_inputs(tmp_
     assert _hashes(tmp_path) == before
 
 
-WRITTEN = [  # (name, command given tmp_path, the folder written): exit 0, someone's file and the inputs untouched
-    ("synth --force", lambda tmp: ["data", "synth", str(_foreign(tmp / "out")), *SYNTH, "--force"], "out"),
-    ("transcode --force", lambda tmp: [*_transcode(lambda tmp: _foreign(tmp / "out"))(tmp), "--force"], "out"),
+WRITTEN = [  # (name, command given tmp_path, a file it writes): exit 0, someone's file and the inputs untouched
+    ("synth --force", lambda tmp: ["data", "synth", str(_foreign(tmp / "out")), *SYNTH, "--force"], "out/train.txt"),
+    ("transcode --force", lambda tmp: [*_transcode(lambda tmp: _foreign(tmp / "out"))(tmp), "--force"],
+     "out/list.txt"),
 ]
 
 
-@pytest.mark.parametrize("name, command, out", WRITTEN, ids=[row[0] for row in WRITTEN])
-def test_force_writes_beside_what_is_there_and_a_second_run_needs_no_force(tmp_path, name, command, out):
+@pytest.mark.parametrize("name, command, written", WRITTEN, ids=[row[0] for row in WRITTEN])
+def test_force_writes_beside_what_is_there_and_a_second_run_needs_no_force(tmp_path, name, command, written):
     arguments = command(tmp_path)
     before = _hashes(tmp_path)
     assert main(arguments) == 0
     after = _hashes(tmp_path)
-    assert {k: v for k, v in after.items() if k in before} == before  # nothing that was there changed
+    assert {k: v for k, v in after.items() if k in before} == before and written in after  # nothing there changed
     assert main([a for a in arguments if a != "--force"]) == 0  # the folder is now the command's own
 
 
