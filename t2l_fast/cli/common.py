@@ -22,6 +22,9 @@ positive_int = number(integer=True, minimum=1)  # counts, sizes, batches
 non_negative_int = number(integer=True, minimum=0)  # seeds; sizes where 0 means "keep"
 positive_float = number(above=0)  # seconds, budgets
 
+# t2l_fast.runtime.factory.EXPORT_BACKENDS (a test keeps them equal), here so that `--help` imports no numpy
+EXPORT_BACKENDS = ("onnx", "tensorrt")
+
 
 def add_model_arguments(parser: argparse.ArgumentParser, several_checkpoints: str = "") -> None:
     """The options every command that runs a model shares. several_checkpoints: --checkpoint takes several folders

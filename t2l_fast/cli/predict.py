@@ -6,7 +6,7 @@ import json
 import sys
 
 from ..errors import T2LError
-from .common import add_model_arguments, load_model, number, positive_int
+from .common import EXPORT_BACKENDS, add_model_arguments, load_model, number, positive_int
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -19,7 +19,8 @@ def _predict(args: argparse.Namespace) -> int:
     videos, classes = find_videos(args.videos), parse_classes(args.classes)
     started = time.time()
     descriptions = read_class_descriptions(args.descriptions, classes) if args.descriptions else None
-    scorer, what = (_torch_scorer if args.backend == "torch" else _export_scorer)(args, classes, descriptions)
+    make = _served_scorer if args.server else _torch_scorer if args.backend == "torch" else _export_scorer
+    scorer, what = make(args, classes, descriptions)
     predictions = []
     with scorer:
         if not args.json:
@@ -53,25 +54,45 @@ def _torch_scorer(args: argparse.Namespace, classes, descriptions):
 
 
 def _export_scorer(args: argparse.Namespace, classes, descriptions):
-    from ..predict import ExportScorer
     from ..runtime.bundle import ExportedModel
+    from ..runtime.factory import backend_title, runner_factory
 
     if not args.onnx:
         raise T2LError(f"--backend {args.backend} needs --onnx DIR (a folder written by `t2l export onnx`"
                        + (", with engines from `t2l export trt --onnx DIR`)" if args.backend == "tensorrt" else ")"))
-    if args.checkpoint or args.pretrained:
-        raise T2LError(f"--checkpoint/--pretrained do not apply to --backend {args.backend}: the weights are in the "
-                       f"graphs (export the checkpoint with `t2l export onnx --checkpoint DIR`)")
+    _no_weights(args, f"--backend {args.backend}")
     bundle = ExportedModel(args.onnx)
     bundle.check_fits(model_name=args.model)
-    if args.backend == "tensorrt":
-        scorer = ExportScorer(bundle, classes, descriptions, args.templates, backend="tensorrt",
-                              open_runner=lambda kind: bundle.engine_runner(kind, args.trt_runtime))
-        return scorer, f"{bundle.config.name} from {args.onnx} (TensorRT engines, {scorer.via})"
-    providers = ["cuda", "cpu"] if args.device == "cuda" else ["cpu"]
-    scorer = ExportScorer(bundle, classes, descriptions, args.templates,
-                          open_runner=lambda kind: bundle.runner(kind, providers))
-    return scorer, f"{bundle.config.name} from {args.onnx} (ONNX Runtime, {scorer.via})"
+    open_runner = runner_factory(bundle, args.backend, args.device, args.trt_runtime)
+    return _scorer(bundle, open_runner, args, classes, descriptions,
+                   f"{bundle.config.name} from {args.onnx} ({backend_title(args.backend)}")
+
+
+def _served_scorer(args: argparse.Namespace, classes, descriptions):
+    from ..deploy.client import ServedExport
+
+    if args.onnx:
+        raise T2LError("--onnx DIR and --server URL exclude each other: the server runs its own export")
+    _no_weights(args, "--server")
+    served = ServedExport(args.server)
+    served.check_fits(model_name=args.model)
+    return _scorer(served, served.runner, args, classes, descriptions,
+                   f"{served.config.name} served at {served.url} ({served.backend} on the server")
+
+
+def _no_weights(args: argparse.Namespace, what: str) -> None:
+    if args.checkpoint or args.pretrained:
+        raise T2LError(f"--checkpoint/--pretrained do not apply to {what}: the weights are in the graphs (export "
+                       f"the checkpoint with `t2l export onnx --checkpoint DIR`)")
+
+
+def _scorer(bundle, open_runner, args: argparse.Namespace, classes, descriptions, what: str):
+    """An ExportScorer of `bundle` (an export folder, or one a server serves) on the runners of `open_runner`."""
+    from ..predict import ExportScorer
+
+    scorer = ExportScorer(bundle, classes, descriptions, args.templates, open_runner=open_runner,
+                          backend=args.backend)
+    return scorer, f"{what}, {scorer.via})"
 
 
 def register(sub) -> None:
@@ -85,12 +106,14 @@ def register(sub) -> None:
                    help="longer videos are scored in windows of this length (default 10; 0: one clip)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--no-cache", action="store_true", help="do not cache class embeddings on disk")
-    p.add_argument("--backend", choices=["torch", "onnx", "tensorrt"], default="torch",
+    p.add_argument("--backend", choices=["torch", *EXPORT_BACKENDS], default="torch",
                    help="torch: the PyTorch model; onnx: the graphs of --onnx DIR on ONNX Runtime; tensorrt: the "
                    "engines `t2l export trt` built beside them (NVIDIA GPU) (default torch)")
     p.add_argument("--onnx", metavar="DIR", help="with --backend onnx/tensorrt: a folder written by `t2l export onnx`")
     p.add_argument("--trt-runtime", choices=["auto", "tensorrt", "tensorrt-rtx"], default="auto",
                    help="with --backend tensorrt: whose engines to run (default: TensorRT if installed, else "
                    "TensorRT for RTX)")
+    p.add_argument("--server", metavar="URL", help="score on a `t2l serve` (or Triton) server instead: "
+                   "http://HOST:PORT or grpc://HOST:PORT; frames are decoded and sampled here, as locally")
     p.set_defaults(run=_predict)
 
