@@ -142,3 +142,24 @@ def test_a_slow_client_does_not_stall_the_others(served):
         while b'"embedding"' not in answer and (chunk := slow.recv(65536)):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 200") and b'"embedding"' in answer, answer[:300]
+
+
+def test_run_batched_answers_each_request_alone():
+    from t2l_fast.cli.common import EXPORT_BACKENDS
+    from t2l_fast.deploy.serve_model import RequestError, run_batched
+    from t2l_fast.runtime import factory
+
+    class Doubler:
+        def infer(self, feed):
+            if feed["x"].sum() < 0:
+                raise RuntimeError("negative")
+            return {"y": feed["x"] * 2}
+
+    one, two = np.ones((1, 2)), np.full((2, 2), 3.0)
+    results = run_batched(Doubler(), [{"x": one}, RequestError("too many frames"), {"x": two}])
+    assert results[1] == "too many frames"
+    np.testing.assert_array_equal(results[0]["y"], one * 2)
+    np.testing.assert_array_equal(results[2]["y"], two * 2)
+    failed = run_batched(Doubler(), [{"x": -one}, RequestError("bad")])
+    assert failed[0].startswith("inference failed: RuntimeError: negative") and failed[1] == "bad"
+    assert EXPORT_BACKENDS == factory.EXPORT_BACKENDS  # the CLI's copy (kept light for --help)

@@ -221,3 +221,25 @@ def claims_report(out: Path, flops_json: Path | None = None, throughput_json: Pa
                          definitions=DEFINITIONS)
     _log_paths(paths, log)
     return rows
+
+
+def serve_report(export_dir: Path, backend: str, clients: Sequence[int], requests: int, max_batch: int, calls: int,
+                 out: Path, log: Log = print) -> list[dict]:
+    """`t2l serve` against the same backend in process (video encoder of `export_dir`): throughput, latency
+    percentiles, batch sizes formed."""
+    from .serve_bench import SERVE_COLUMNS, SERVE_DEFINITIONS, run_serve_bench
+
+    rows = run_serve_bench(export_dir, backend, clients, requests, max_batch, calls, log)
+    log(markdown_table(rows, SERVE_COLUMNS))
+    failed = sum(r.get("failures", 0) for r in rows)
+    notes = [f"{failed} failed request(s)" if failed else "no failed requests",
+             "clients and server share this machine's cores: served figures include the clients' own work"]
+    paths = write_report(out, "serve", title=f"t2l serve vs in process ({backend}, video encoder of {export_dir})",
+                         rows=rows, columns=SERVE_COLUMNS, definitions=SERVE_DEFINITIONS,
+                         conditions=conditions(export=str(export_dir), backend=backend, max_batch=max_batch,
+                                               requests_per_client_count=requests, calls_per_batch=calls),
+                         notes=notes,
+                         panels=[pivot(rows, lambda r: f"{r['mode']} {r['clients']}c B={r['batch']}",
+                                       lambda r: r["mode"], "clips_per_s", "clips/s")])
+    _log_paths(paths, log)
+    return rows
