@@ -50,6 +50,19 @@ THROUGHPUT_DEFINITIONS = {
                       "memory_method says",
 }
 
+SERVE_COLUMNS = ("mode", "clients", "batch", "requests", "failures", "clips_per_s", "vs_in_process", "p50_ms",
+                 "p90_ms", "p99_ms", "batch_sizes")
+SERVE_DEFINITIONS = {
+    "mode": "in-process: the backend's runner called directly at `batch`; served: `clients` concurrent HTTP "
+            "clients of `t2l serve`, one clip per request, the server batching them",
+    "clips_per_s": "clips answered / wall time (served: over all clients, first request to last answer)",
+    "vs_in_process": "clips_per_s over the best in-process row's (the backend at its best batch)",
+    "p50_ms / p90_ms / p99_ms": "latency of one request (served: one clip, client side) or one call (in-process)",
+    "batch_sizes": "batch size the server's dynamic batcher formed -> executions, from the server's statistics",
+    "failures": "requests that got an error (must be 0)",
+}
+
+
 TRAINING_COLUMNS = ("model", "frames", "batch", "checkpointing", "recipe", "precision", "step_s", "step_time_vs_t2l",
                     "peak_memory_gb", "peak_memory_vs_t2l", "learnable_params")
 TRAINING_DEFINITIONS = {
@@ -227,7 +240,7 @@ def serve_report(export_dir: Path, backend: str, clients: Sequence[int], request
                  out: Path, log: Log = print) -> list[dict]:
     """`t2l serve` against the same backend in process (video encoder of `export_dir`): throughput, latency
     percentiles, batch sizes formed."""
-    from .serve_bench import SERVE_COLUMNS, SERVE_DEFINITIONS, run_serve_bench
+    from .serve_bench import run_serve_bench
 
     rows = run_serve_bench(export_dir, backend, clients, requests, max_batch, calls, log)
     log(markdown_table(rows, SERVE_COLUMNS))

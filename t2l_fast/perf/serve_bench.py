@@ -13,18 +13,6 @@ from ..runtime.bundle import ExportedModel
 from ..runtime.factory import runner_factory
 from .serve_load import run_load
 
-SERVE_COLUMNS = ("mode", "clients", "batch", "requests", "failures", "clips_per_s", "vs_in_process", "p50_ms",
-                 "p90_ms", "p99_ms", "batch_sizes")
-SERVE_DEFINITIONS = {
-    "mode": "in-process: the backend's runner called directly at `batch`; served: `clients` concurrent HTTP "
-            "clients of `t2l serve`, one clip per request, the server batching them",
-    "clips_per_s": "clips answered / wall time (served: over all clients, first request to last answer)",
-    "vs_in_process": "clips_per_s over the best in-process row's (the backend at its best batch)",
-    "p50_ms / p90_ms / p99_ms": "latency of one request (served: one clip, client side) or one call (in-process)",
-    "batch_sizes": "batch size the server's dynamic batcher formed -> executions, from the server's statistics",
-    "failures": "requests that got an error (must be 0)",
-}
-
 
 def _clips(spec, batch: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (batch, spec.frames, 3, spec.image_size, spec.image_size),
