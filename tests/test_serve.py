@@ -26,7 +26,9 @@ def served(tiny_exports):
     _, folder = tiny_exports.shared("t2l_tiny")
     server = start_server(folder)
     yield server, folder
+    log = server.log_path.read_text(errors="replace")
     assert server.stop() == 0  # a clean exit within the exit timeout
+    assert "Traceback" not in log  # no Python errors logged, bad requests included
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])

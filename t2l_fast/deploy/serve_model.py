@@ -5,6 +5,7 @@ batch and their outputs are split back.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 from collections.abc import Mapping, Sequence
 
@@ -12,6 +13,13 @@ import numpy as np
 
 from ..errors import T2LError
 from ..runtime.base import check_feed
+
+# DLPack's name of a consumed capsule; the stub marks the capsules it takes "used_dlpack" instead
+CONSUMED, STUB_CONSUMED = b"used_dltensor", b"used_dlpack"
+_capsule_is_valid = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.py_object, ctypes.c_char_p)(
+    ("PyCapsule_IsValid", ctypes.pythonapi))
+_capsule_set_name = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.py_object, ctypes.c_char_p)(
+    ("PyCapsule_SetName", ctypes.pythonapi))
 
 
 class RequestError(T2LError):
@@ -47,6 +55,19 @@ def run_batched(runner, feeds: Sequence[dict | Exception]) -> list[dict | str]:
     return results
 
 
+def output_tensor(pb_utils, name: str, array: np.ndarray):
+    """`array` as the stub's output tensor `name`, through DLPack (the stub's Tensor(name, array) reads numpy 1's
+    dtype layout: under numpy 2 the output leaves empty). The stub owns the tensor it took (it calls its deleter) but
+    renames the capsule "used_dlpack", which numpy's capsule destructor does not know as consumed: it would log a
+    `PyCapsule_GetPointer called with incorrect name` traceback per output. Renamed to DLPack's consumed name, the
+    destructor leaves it alone."""
+    capsule = np.ascontiguousarray(array).__dlpack__()
+    tensor = pb_utils.Tensor.from_dlpack(name, capsule)
+    if _capsule_is_valid(capsule, STUB_CONSUMED):
+        _capsule_set_name(capsule, CONSUMED)  # keeps a pointer to the bytes: CONSUMED, a module constant
+    return tensor
+
+
 class TritonPythonModel:
     """Triton's Python-backend entry points (initialize, execute, finalize)."""
 
@@ -71,8 +92,8 @@ class TritonPythonModel:
         for request in requests:
             try:
                 tensors = {name: pb_utils.get_input_tensor_by_name(request, name) for name in self.inputs}
-                # DLPack both ways: the stub's as_numpy()/Tensor(name, array) read numpy 1's dtype layout, so under
-                # numpy 2 inputs arrive as zeros and outputs leave empty
+                # DLPack both ways: the stub's as_numpy() reads numpy 1's dtype layout (under numpy 2 every clip of a
+                # request is read as the same values); outputs: output_tensor
                 arrays = {name: np.from_dlpack(tensor) for name, tensor in tensors.items() if tensor is not None}
                 feeds.append(check_request(self.runner, arrays,
                                            self.max_frames))
@@ -84,7 +105,7 @@ class TritonPythonModel:
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(result)))
                 continue
             responses.append(pb_utils.InferenceResponse([
-                pb_utils.Tensor.from_dlpack(name, np.ascontiguousarray(result[name])) for name in self.outputs]))
+                output_tensor(pb_utils, name, result[name]) for name in self.outputs]))
         return responses
 
     def finalize(self) -> None:

@@ -3,7 +3,8 @@ models (deploy/serve_model.py) over an export folder, a backend folder with the 
 environment the stub needs.
 
 The binary is driven directly, not through PyTriton's Python API: PyTriton's proxy sends outputs through
-`pb_utils.Tensor(name, array)`, which the wheel's stub (built against numpy 1) fills with 0 bytes under numpy 2.
+`pb_utils.Tensor(name, array)`, which the wheel's stub (it reads numpy 1's dtype layout) fills with 0 bytes under
+numpy 2.
 """
 from __future__ import annotations
 
