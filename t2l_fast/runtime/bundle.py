@@ -14,6 +14,12 @@ MANIFEST = "manifest.json"
 FORMAT = "t2l-fast-onnx"  # the manifest's "format": a folder written by `t2l export onnx` (deploy/onnx_export)
 
 
+def manifest_input_spec(manifest: dict) -> InputSpec:
+    """The frames an export takes (T, size, the normalization inside its graphs), from its manifest."""
+    m = manifest["model"]
+    return InputSpec(frames=m["frames"], image_size=m["image_size"], mean=tuple(m["mean"]), std=tuple(m["std"]))
+
+
 class ExportedModel:
     """A folder written by `t2l export onnx`, checked before anything runs from it."""
 
@@ -58,8 +64,7 @@ class ExportedModel:
 
     @property
     def input_spec(self) -> InputSpec:
-        m = self.manifest["model"]
-        return InputSpec(frames=m["frames"], image_size=m["image_size"], mean=tuple(m["mean"]), std=tuple(m["std"]))
+        return manifest_input_spec(self.manifest)
 
     @property
     def logit_scale(self) -> float:
