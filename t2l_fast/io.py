@@ -5,9 +5,12 @@ import hashlib
 import os
 import pickle
 import re
+import secrets
+import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,17 +47,99 @@ def check_writable(folder: Path, option: str = "output_dir") -> None:
         raise ConfigError(f"{option} {folder}: cannot write there ({e.strerror}); choose another folder") from None
 
 
-def claim_folder(folder: Path, marker: str, owner: str) -> None:
+def claim_folder(folder: Path, marker: str, owner: str, *, option: str = "--out", force: bool | None = None,
+                 mark: bool = False) -> None:
     """Create `folder`, or accept it when empty or holding `marker` (left by `owner`); refuse anything else.
 
     Output folders are never someone else's: a command writes into a new or empty folder, or into one that an
-    earlier run of the same command marked as its own."""
+    earlier run of the same command marked as its own (`mark`: leave the marker now). `force` True takes the folder
+    anyway; False says the command has a --force, which the refusal then names; None: it has none."""
+    check_claim(Path(folder), marker, owner, option, force)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    if mark:
+        (Path(folder) / marker).touch()
+
+
+def check_claim(folder: Path, marker: str, owner: str, option: str = "--out", force: bool | None = None) -> None:
+    """claim_folder's refusal, without creating anything (to refuse before expensive work)."""
     if folder.exists() and not folder.is_dir():
-        raise T2LError(f"--out {folder}: exists and is not a folder; give a new or empty folder")
-    if folder.is_dir() and any(folder.iterdir()) and not (folder / marker).is_file():
-        raise T2LError(f"--out {folder}: not empty and not {owner} (no {marker}); the command writes only into a "
-                       f"new or empty folder, or one it wrote before: give another --out")
-    folder.mkdir(parents=True, exist_ok=True)
+        raise T2LError(f"{option} {folder}: exists and is not a folder; give a new or empty folder")
+    if force or not folder.is_dir() or (folder / marker).is_file() or not any(folder.iterdir()):
+        return
+    way = f"give another {option}" + (", or add --force to write into it anyway" if force is False else "")
+    raise T2LError(f"{option} {folder}: not empty and not {owner} (no {marker}); the command writes only into a "
+                   f"new or empty folder, or one it wrote before: {way}")
+
+
+@contextmanager
+def staged_folder(folder: Path, marker: str, owner: str,
+                  carry: Callable[[Path], Iterable[str]] = lambda old: ()) -> Iterator[Path]:
+    """Write a folder whole or not at all: claim `folder` (claim_folder's rule), yield a new hidden sibling holding
+    hard links of the old folder's entries that `carry(folder)` names, and swap the sibling in for `folder` when the
+    block ends. An exception or interrupt before the swap removes the sibling and leaves `folder` as it was.
+
+    The block must replace a carried file (atomic_write), never write into it: it is the old folder's file too."""
+    check_claim(Path(folder), marker, owner)
+    folder = Path(folder).resolve()  # a link to the folder stays a link to the new one
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    suffix = secrets.token_hex(4)
+    staging, old = folder.parent / f".{folder.name}.partial-{suffix}", folder.parent / f".{folder.name}.old-{suffix}"
+    staging.mkdir()
+    try:
+        if folder.is_dir():
+            shutil.copymode(folder, staging)
+            for name in carry(folder):
+                _link(folder / name, staging / name)
+        yield staging
+        _swap(staging, folder, old)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _link(source: Path, target: Path) -> None:
+    """Hard links of `source` (a file, a symlink or a folder tree) at `target`; copies where links are refused."""
+    def link(a, b):
+        try:
+            os.link(a, b, follow_symlinks=False)
+        except OSError:
+            shutil.copy2(a, b, follow_symlinks=False)
+
+    if source.is_dir() and not source.is_symlink():
+        shutil.copytree(source, target, symlinks=True, copy_function=link)
+    else:
+        link(source, target)
+
+
+def _swap(new: Path, folder: Path, old: Path) -> None:
+    """Rename `folder` (if any) to `old` and `new` to `folder`; an interrupt between the two puts `folder` back."""
+    try:
+        if folder.exists():
+            os.rename(folder, old)
+        os.rename(new, folder)
+    except BaseException:
+        if old.exists() and not folder.exists():
+            os.rename(old, folder)
+        raise
+
+
+def check_not_input(output: Path, inputs: Iterable[Path | str | None], option: str = "--out") -> None:
+    """No command writes over one of its inputs: refuse `output` when it is one of `inputs` (the same file, links
+    followed)."""
+    for given in filter(None, inputs):
+        if Path(output).exists() and Path(given).exists() and os.path.samefile(output, given):
+            raise T2LError(f"{option} {output}: that is the input {given}, which the command would write over; give "
+                           f"another {option}")
+
+
+def check_apart(folder: Path, other: Path, option: str, what: str) -> None:
+    """Refuse an output `folder` that is, holds or lies inside the input folder `other` (links followed)."""
+    a, b = Path(folder).resolve(), Path(other).resolve()
+    if a.is_relative_to(b) or b.is_relative_to(a):
+        relation = "is" if a == b else "lies inside" if a.is_relative_to(b) else "holds"
+        raise T2LError(f"{option} {folder}: {relation} {what} {other}, whose files the command would write over; "
+                       f"give a folder apart from it")
 
 
 PATH_PART = re.compile(r"[A-Za-z0-9_.-]+")  # what a name from a file or an option may be when it becomes a path

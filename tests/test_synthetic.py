@@ -22,7 +22,7 @@ def test_same_seed_same_bytes_other_seed_other_clips(tmp_path):
     write_synthetic_dataset(tmp_path / "b", config, jobs=2)
     write_synthetic_dataset(tmp_path / "c", SynthConfig(clips_per_class=2, eval_clips_per_class=1, seed=5))
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
-    assert len(files) == 12 * (2 + 1 + 1) + 6  # videos, then 3 lists, classes, descriptions, synth.json
+    assert len(files) == 12 * (2 + 1 + 1) + 7  # videos, then 3 lists, classes, descriptions, synth.json, marker
     for relative in files:
         assert (tmp_path / "a" / relative).read_bytes() == (tmp_path / "b" / relative).read_bytes(), relative
     video = "videos/train/growing/00000.mp4"

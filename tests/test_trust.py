@@ -360,6 +360,17 @@ def test_paths_from_manifest_checkpoint_and_stage_strings_go_through_the_contain
     assert joins == {"file"}  # the one place an export's files are named, through path_part
 
 
+def test_a_served_model_is_never_named_out_of_the_repository_folder(tiny_exports, tmp_path):
+    """`t2l serve` names its models after the manifest's model (NAME_video_encoder): a plain name only."""
+    from t2l_fast.deploy.serve_repository import write_served_repository
+    from t2l_fast.runtime.bundle import ExportedModel
+
+    bundle = ExportedModel(_export_with_manifest(tiny_exports, tmp_path, _model_name))
+    with pytest.raises(t2l_fast.errors.T2LError, match="the model name '../../X_video_encoder': not a plain name"):
+        write_served_repository(bundle, tmp_path / "a" / "b" / "repo", "onnx", "cpu", 8, 100)
+    assert [p.name for p in tmp_path.rglob("X_*")] == []
+
+
 def test_a_demo_stage_file_cannot_point_out_of_the_demo_folder(tmp_path):
     from t2l_fast.demo.stages import Run
 
@@ -423,6 +434,8 @@ CHEAP_FIRST = [  # (name, command given tmp_path, the expensive function that mu
      "t2l_fast.perf.reports.flops_report", "--json TMP/file: cannot write there"),
     ("bench claims --out a file", _bench("claims", "--out", "TMP/file"), "t2l_fast.perf.reports.claims_report",
      "--out TMP/file: cannot write there"),
+    ("bench serve --out a file", _bench("serve", "--onnx", "TMP", "--out", "TMP/file"),
+     "t2l_fast.perf.reports.serve_report", "--out TMP/file: cannot write there"),
 ]
 
 
@@ -455,6 +468,7 @@ def test_every_test_the_trust_table_names_exists():
 
     tests = Path(__file__).parent
     section = (tests.parent / "docs" / "RELIABILITY_TESTS.md").read_text().split("## Trust boundaries")[1]
+    section = section.split("\n## ")[0]  # the next section's rows are tests/test_trust_writes.py's
     defined = {name for path in tests.glob("test_*.py") for name in re.findall(r"^def (test_\w+)\(", path.read_text(),
                                                                                  re.M)}
     named = set(re.findall(r"\b(test_\w+)", section)) - {"test_trust", "test_demo", "test_trust_writes"}

@@ -8,7 +8,7 @@ import sys
 
 from .. import __version__
 from ..errors import T2LError
-from . import bench, data, demo, export, info, predict, train
+from . import bench, data, demo, export, info, predict, serve, train
 
 EXIT_CODES = """exit codes: 0 done; 1 a finding (a failed gate, a check that found bad videos, a failed claim);
 2 bad input (the message names the file or value and the fix); 130 / 143 stopped by SIGINT / SIGTERM (training
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback (also accepted "
                         "after the command)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for group in (demo, info, data, predict, export, train, bench):
+    for group in (demo, info, data, predict, export, serve, train, bench):
         group.register(sub)
     return parser
 

@@ -1,11 +1,12 @@
-"""`t2l bench ...`: parameters and GFLOPs, throughput, training cost, and the verdict on the paper's claims."""
+"""`t2l bench ...`: parameters and GFLOPs, throughput, training cost, the verdict on the paper's claims, and
+serving."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
 from ..perf.reports import FULL_MODELS, QUICK_MODELS
-from .common import positive_float, positive_int
+from .common import EXPORT_BACKENDS, positive_float, positive_int
 
 
 def _outputs_first(run):
@@ -55,6 +56,13 @@ def _claims(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from ..perf.reports import serve_report
+
+    serve_report(args.onnx, args.backend, args.clients, args.requests, args.max_batch, args.calls, args.out)
+    return 0
+
+
 def register(sub) -> None:
     """Add this group's sub-commands to the `t2l` sub-parsers."""
     bench = sub.add_parser("bench", help="benchmarks: GFLOPs, throughput, training cost, claims verdict")
@@ -99,3 +107,23 @@ def register(sub) -> None:
     p.add_argument("--training", metavar="JSON", help="a `t2l bench training` report")
     p.add_argument("--out", type=Path, default=Path("runs/bench"), help="report folder (default runs/bench)")
     p.set_defaults(run=_outputs_first(_claims))
+    _register_serve(bench)
+
+
+def _register_serve(bench) -> None:
+    p = bench.add_parser("serve", help="t2l serve at 1/4/16/64 clients vs the same backend in process at its best "
+                         "batch: clips/s, p50/p90/p99 latency, batch sizes formed",
+                         description="The video encoder of an export folder: in process at batch 1..--max-batch, "
+                         "then served by `t2l serve` (a real Triton server on this machine) to concurrent HTTP "
+                         "clients sending one clip per request.")
+    p.add_argument("--onnx", metavar="DIR", type=Path, required=True, help="a folder written by `t2l export onnx`")
+    p.add_argument("--backend", choices=EXPORT_BACKENDS, default="onnx",
+                   help="as in `t2l serve`; auto is resolved once and both sides run what it chose (default onnx)")
+    p.add_argument("--clients", nargs="+", type=positive_int, default=[1, 4, 16, 64],
+                   help="concurrent client counts (default 1 4 16 64)")
+    p.add_argument("--requests", type=positive_int, default=256,
+                   help="requests per client count, shared among its clients (default 256)")
+    p.add_argument("--max-batch", type=positive_int, default=32, help="the server's batch limit (default 32)")
+    p.add_argument("--calls", type=positive_int, default=20, help="timed in-process calls per batch (default 20)")
+    p.add_argument("--out", type=Path, default=Path("runs/bench"), help="report folder (default runs/bench)")
+    p.set_defaults(run=_outputs_first(_serve))

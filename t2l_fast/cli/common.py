@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..backend_names import BACKENDS
 from ..errors import T2LError
 from ..numbers import NumberError, parse_number
 
@@ -21,6 +22,8 @@ def number(integer: bool = False, **limits: float):
 positive_int = number(integer=True, minimum=1)  # counts, sizes, batches
 non_negative_int = number(integer=True, minimum=0)  # seeds; sizes where 0 means "keep"
 positive_float = number(above=0)  # seconds, budgets
+
+EXPORT_BACKENDS = ("auto", *BACKENDS)  # --backend of an export folder: predict (which adds torch), serve, bench serve
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, several_checkpoints: str = "") -> None:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ..errors import T2LError
+from ..io import check_not_input
 from .common import non_negative_int, positive_float, positive_int
 
 
@@ -21,7 +22,7 @@ def _data_synth(args: argparse.Namespace) -> int:
                          height=height, codec=args.codec, seed=args.seed)
     started = time.time()
     try:
-        counts = write_synthetic_dataset(Path(args.out_dir), config, jobs=args.jobs)
+        counts = write_synthetic_dataset(Path(args.out_dir), config, jobs=args.jobs, force=args.force)
     except ValueError as e:
         raise T2LError(str(e)) from None
     print(f"wrote {sum(counts.values())} {args.codec} clips ({', '.join(f'{k} {v}' for k, v in counts.items())}) "
@@ -56,11 +57,13 @@ def _data_probe(args: argparse.Namespace) -> int:
 def _data_check(args: argparse.Namespace) -> int:
 
     from ..data.lists import read_video_list
-    from ..data.preflight import check_list, read_list_lines
+    from ..data.preflight import check_list, read_list_lines, report_paths
 
     list_file = Path(args.list)
-    entries = read_video_list(list_file, args.root, missing="keep")
     out = Path(args.out) if args.out else list_file.with_name(f"{list_file.stem}.check.json")
+    for written in report_paths(out).values():
+        check_not_input(written, [list_file])
+    entries = read_video_list(list_file, args.root, missing="keep")
     result = check_list(entries, Path(args.root), read_list_lines(list_file), out, jobs=args.jobs,
                         timeout=args.timeout)
     for video in result["videos"]:
@@ -79,8 +82,9 @@ def _data_transcode(args: argparse.Namespace) -> int:
     from ..data.transcode import transcode_list
 
     report = json.loads(Path(args.report).read_text())
+    check_not_input(Path(args.out_root) / "list.txt", [args.report], "--out-root")
     list_file = transcode_list(report, Path(args.out_root), only_flagged=not args.all, gop=args.gop, fps=args.fps,
-                               short_side=args.short_side or None)
+                               short_side=args.short_side or None, force=args.force)
     print(f"wrote {list_file} ({sum(1 for _ in open(list_file))} videos); check it with: "
           f"t2l data check {list_file} --root {args.out_root}")
     return 0
@@ -90,7 +94,7 @@ def _data_fixtures(args: argparse.Namespace) -> int:
 
     from ..data.fixtures import write_fixture_zoo
 
-    for name, purpose in write_fixture_zoo(Path(args.out_dir)).items():
+    for name, purpose in write_fixture_zoo(Path(args.out_dir), force=args.force).items():
         print(f"{name:<24} {purpose}")
     print(f"\nlist: {Path(args.out_dir) / 'list.txt'}")
     return 0
@@ -136,6 +140,7 @@ def register(sub) -> None:
     p.add_argument("--codec", choices=["h264", "vp9", "mjpeg"], default="h264")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--jobs", type=positive_int, default=1, help="encoding processes (default 1)")
+    _add_force(p)
     p.set_defaults(run=_data_synth)
     p = data.add_parser("probe", help="check that only frame order separates a synthetic dataset's classes")
     p.add_argument("dataset", help="a folder written by `t2l data synth`")
@@ -145,8 +150,14 @@ def register(sub) -> None:
     _register_preflight(data)
     p = data.add_parser("fixtures", help="write a folder of good, odd and broken videos (for testing decoders)")
     p.add_argument("out_dir")
+    _add_force(p)
     p.set_defaults(run=_data_fixtures)
     _register_lists(data)
+
+
+def _add_force(p) -> None:
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder this command did not write "
+                   "(files of the same names are replaced)")
 
 
 def _register_preflight(data) -> None:
@@ -168,6 +179,7 @@ def _register_preflight(data) -> None:
                    help="downscale frames whose short side is larger to this many pixels (default 320: what the "
                    "224 training crop needs; 0 keeps the size). Decoding 320p with a short GOP instead of "
                    "720p/1080p originals is what makes NVDEC fast on Kinetics")
+    _add_force(p)
     p.set_defaults(run=_data_transcode)
 
 

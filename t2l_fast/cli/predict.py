@@ -5,8 +5,9 @@ import argparse
 import json
 import sys
 
+from ..backend_names import BACKENDS
 from ..errors import T2LError
-from .common import add_model_arguments, load_model, number, positive_int, random_weights_note
+from .common import EXPORT_BACKENDS, add_model_arguments, load_model, number, positive_int, random_weights_note
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -19,7 +20,9 @@ def _predict(args: argparse.Namespace) -> int:
     videos, classes = find_videos(args.videos), parse_classes(args.classes)
     started = time.time()
     descriptions = read_class_descriptions(args.descriptions, classes) if args.descriptions else None
-    scorer, what = (_torch_scorer if args.backend == "torch" else _export_scorer)(args, classes, descriptions)
+    on_torch = args.backend == "torch" or (args.backend == "auto" and not args.onnx)
+    make = _served_scorer if args.server else _torch_scorer if on_torch else _export_scorer
+    scorer, what = make(args, classes, descriptions)
     predictions = []
     with scorer:
         if not args.json:
@@ -42,7 +45,8 @@ def _torch_scorer(args: argparse.Namespace, classes, descriptions):
     from ..text.classifier import build_classifier, default_cache_dir
 
     if args.onnx:
-        raise T2LError("--onnx DIR goes with --backend onnx")
+        raise T2LError("--onnx DIR goes with the export backends (--backend auto, the default, or onnx, openvino, "
+                       "tensorrt, ...), not --backend torch")
     model, device = load_model(args, args.checkpoint)
     classifier = build_classifier(model, classes, descriptions=descriptions, templates=args.templates,
                                   cache_dir=None if args.no_cache else default_cache_dir())
@@ -51,25 +55,55 @@ def _torch_scorer(args: argparse.Namespace, classes, descriptions):
 
 
 def _export_scorer(args: argparse.Namespace, classes, descriptions):
-    from ..predict import ExportScorer
     from ..runtime.bundle import ExportedModel
+    from ..runtime.export_runners import export_runner
 
     if not args.onnx:
         raise T2LError(f"--backend {args.backend} needs --onnx DIR (a folder written by `t2l export onnx`"
                        + (", with engines from `t2l export trt --onnx DIR`)" if args.backend == "tensorrt" else ")"))
-    if args.checkpoint or args.pretrained:
-        raise T2LError(f"--checkpoint/--pretrained do not apply to --backend {args.backend}: the weights are in the "
-                       f"graphs (export the checkpoint with `t2l export onnx --checkpoint DIR`)")
+    _no_weights(args, f"--backend {args.backend}")
     bundle = ExportedModel(args.onnx)
     bundle.check_fits(model_name=args.model)
-    if args.backend == "tensorrt":
-        scorer = ExportScorer(bundle, classes, descriptions, args.templates, backend="tensorrt",
-                              open_runner=lambda kind: bundle.engine_runner(kind, args.trt_runtime))
-        return scorer, f"{bundle.config.name} from {args.onnx} (TensorRT engines, {scorer.via})"
-    providers = ["cuda", "cpu"] if args.device == "cuda" else ["cpu"]
-    scorer = ExportScorer(bundle, classes, descriptions, args.templates,
-                          open_runner=lambda kind: bundle.runner(kind, providers))
-    return scorer, f"{bundle.config.name} from {args.onnx} (ONNX Runtime, {scorer.via})"
+    name, device = args.backend, args.device
+    if name == "auto":
+        from ..runtime.backend_choice import choose_backend
+
+        choice = choose_backend(bundle, device)
+        print(choice.line, file=sys.stderr if args.json else sys.stdout)
+        name, device = choice.backend, choice.device
+    return _scorer(bundle, name, args, classes, descriptions, f"{bundle.config.name} from {args.onnx} (", lambda kind:
+                   export_runner(bundle, name, kind, device=device, trt_runtime=args.trt_runtime))
+
+
+def _served_scorer(args: argparse.Namespace, classes, descriptions):
+    from ..deploy.client import ServedExport
+
+    if args.onnx:
+        raise T2LError("--onnx DIR and --server URL exclude each other: the server runs its own export")
+    if args.backend != "auto":
+        raise T2LError(f"--backend {args.backend} does not apply to --server: the server runs the backend it was "
+                       f"started with (`t2l serve --backend NAME`); drop --backend")
+    _no_weights(args, "--server")
+    served = ServedExport(args.server)
+    served.check_fits(model_name=args.model)
+    return _scorer(served, served.backend, args, classes, descriptions,
+                   f"{served.config.name} served at {served.url} (on the server: ", served.runner)
+
+
+def _no_weights(args: argparse.Namespace, what: str) -> None:
+    if args.checkpoint or args.pretrained:
+        raise T2LError(f"--checkpoint/--pretrained do not apply to {what}: the weights are in the graphs (export "
+                       f"the checkpoint with `t2l export onnx --checkpoint DIR`)")
+
+
+def _scorer(bundle, name: str, args: argparse.Namespace, classes, descriptions, what: str, open_runner):
+    """An ExportScorer of `bundle` (an export folder, or the one a server serves) on backend `name`, whose runners
+    `open_runner(kind)` gives; local and served predictions score and print through it alike."""
+    from ..predict import ExportScorer
+
+    scorer = ExportScorer(bundle, classes, descriptions, args.templates, open_runner=open_runner, backend=name)
+    runs = BACKENDS[name].describe() if name in BACKENDS else name
+    return scorer, f"{what}{runs}, {scorer.via})"
 
 
 def register(sub) -> None:
@@ -83,12 +117,18 @@ def register(sub) -> None:
                    help="longer videos are scored in windows of this length (default 10; 0: one clip)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--no-cache", action="store_true", help="do not cache class embeddings on disk")
-    p.add_argument("--backend", choices=["torch", "onnx", "tensorrt"], default="torch",
-                   help="torch: the PyTorch model; onnx: the graphs of --onnx DIR on ONNX Runtime; tensorrt: the "
-                   "engines `t2l export trt` built beside them (NVIDIA GPU) (default torch)")
-    p.add_argument("--onnx", metavar="DIR", help="with --backend onnx/tensorrt: a folder written by `t2l export onnx`")
+    p.add_argument("--backend", choices=["torch", *EXPORT_BACKENDS], default="auto",
+                   help="auto: with --onnx DIR, the fastest backend that is installed, runs on --device and passes "
+                   "its gates for that export, measured once per machine and cached in DIR/backend_choice.json "
+                   "(without --onnx: torch); torch: the PyTorch model; onnx, onnx-int8: the graphs of --onnx DIR "
+                   "on ONNX Runtime (fp32, or the INT8 graphs that passed their gate); openvino, openvino-bf16, "
+                   "openvino-int8: the same graphs on OpenVINO (CPU; bf16 needs AMX or AVX512-BF16); tensorrt: "
+                   "the engines `t2l export trt` built beside them (NVIDIA GPU) (default auto)")
+    p.add_argument("--onnx", metavar="DIR", help="a folder written by `t2l export onnx`, for every backend but torch")
     p.add_argument("--trt-runtime", choices=["auto", "tensorrt", "tensorrt-rtx"], default="auto",
                    help="with --backend tensorrt: whose engines to run (default: TensorRT if installed, else "
                    "TensorRT for RTX)")
+    p.add_argument("--server", metavar="URL", help="score on a `t2l serve` (or Triton) server instead: "
+                   "http://HOST:PORT or grpc://HOST:PORT; frames are decoded and sampled here, as locally")
     p.set_defaults(run=_predict)
 

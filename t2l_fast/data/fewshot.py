@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import check_not_input
 from ..numbers import NumberError
 from .lists import PathLike, VideoEntry, VideoListError, read_video_list, restrict_to_classes, write_video_list
 
@@ -62,6 +63,7 @@ def write_few_shot_list(list_file: PathLike, root: PathLike, out: PathLike, *, s
     returns the drawn entries. subset_file: keep only its classes, relabelled in its order (needs classes_file)."""
     from ..text.class_files import read_class_names
 
+    check_not_input(Path(out), [list_file, classes_file, subset_file])
     if subset_file and not classes_file:
         raise VideoListError(f"--subset-classes {subset_file} needs --classes: the class names of {list_file}, to "
                              f"find the subset's classes in it")

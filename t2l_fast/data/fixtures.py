@@ -9,7 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import claim_folder
 from .synthetic import frame_stamped_clip, synthetic_clip, write_video
+
+MARKER = ".t2l-fixtures"  # left in a folder `t2l data fixtures` wrote, which it may write again
 
 
 def _encode(path: Path, clip: np.ndarray, codec: str = "libx264", pixel_format: str = "yuv420p",
@@ -85,10 +88,11 @@ def _latin1_avi(path: Path) -> None:
     path.write_bytes(data.replace("caf\u00e9".encode("utf-8"), b"caf\xe9 "))  # same length, invalid UTF-8
 
 
-def write_fixture_zoo(folder: Path) -> dict[str, str]:
-    """Write the fixture videos and `list.txt` (every file labelled 0) into `folder`; returns name -> purpose."""
+def write_fixture_zoo(folder: Path, force: bool = False) -> dict[str, str]:
+    """Write the fixture videos and `list.txt` (every file labelled 0) into `folder`, a new or empty one or one this
+    function wrote (`force`: any folder); returns name -> purpose."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    claim_folder(folder, MARKER, "a fixture folder", option="OUT_DIR", force=force, mark=True)
     good = folder / "good h264.mp4"
     write_video(good, synthetic_clip(np.random.default_rng(0), 0, 48, 64, 64))  # textured: tens of KB
     faststart = folder / ".faststart.mp4"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..io import check_not_input
 from .lists import OFFICIAL_LINE, VideoListError, read_list_text, resolve_under_root
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov")
@@ -22,6 +23,7 @@ def convert_official_list(list_file: Path, root: Path, out: Path, missing: str =
     """Write `out` (relative path and label per line) from the official list `list_file`: each absolute path loses
     the folder all the list's paths share and is looked up under `root` (a frame folder's name matches the video
     of that stem). Returns (lines written, missing videos); missing="error" raises when any is missing."""
+    check_not_input(Path(out), [list_file])
     rows = []
     for number, line in enumerate(read_list_text(Path(list_file)).split("\n"), start=1):
         if not line.strip():

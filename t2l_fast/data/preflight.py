@@ -193,6 +193,14 @@ def probe_all(paths: Sequence[Path], *, jobs: int = 2, timeout: float = 60.0,
     return results
 
 
+def report_paths(out: Path) -> dict[str, Path]:
+    """The files check_list writes for report `out`: the report, its manifest and clean list beside it."""
+    out = Path(out)
+    stem = out.name[: -len(".json")] if out.name.endswith(".json") else out.name
+    return {"report": out, "manifest": out.with_name(f"{stem}.manifest.json"),
+            "clean_list": out.with_name(f"{stem}.clean.txt")}
+
+
 def check_list(entries: Sequence[VideoEntry], root: Path, list_lines: dict[int, str], out: Path, *,
                jobs: int = 2, timeout: float = 60.0, limits: ProbeLimits = ProbeLimits()) -> dict:
     """Probe `entries`, write `out` (report), its manifest and clean list beside it; return the summary."""
@@ -211,11 +219,8 @@ def check_list(entries: Sequence[VideoEntry], root: Path, list_lines: dict[int, 
     summary = {"videos": len(videos), "ok": len(videos) - len(bad), "bad": len(bad),
                "with_gpu_notes": sum(bool(v["notes"]) for v in videos if v["verdict"] == "ok"),
                "seconds": round(time.time() - started, 1)}
-    out = Path(out)
+    out, paths = Path(out), report_paths(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    stem = out.name[: -len(".json")] if out.name.endswith(".json") else out.name
-    paths = {"report": out, "manifest": out.with_name(f"{stem}.manifest.json"),
-             "clean_list": out.with_name(f"{stem}.clean.txt")}
     out.write_text(json.dumps({"root": str(root), "limits": asdict(limits), "summary": summary,
                                "videos": videos}, indent=2) + "\n")
     bad_reasons = {v["path"]: v["reason"] for v in bad}

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UnsupportedOptionError
+from ..io import claim_folder
 from ..numbers import NumberError
 
 # (forward class, backward class, motion, forward description, backward description)
@@ -42,6 +43,7 @@ SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}  # each split draws from its own
 CODECS = {"h264": ("libx264", "mp4", "yuv420p"), "vp9": ("libvpx-vp9", "webm", "yuv420p"),
           "mjpeg": ("mjpeg", "avi", "yuvj420p")}
 FPS = 25
+MARKER = ".t2l-synth"  # left in a folder `t2l data synth` wrote, which it may write again
 
 
 def twin(label: int) -> int:
@@ -217,9 +219,10 @@ def _clip_job(job: tuple[int, int, int, SynthConfig, str]) -> None:
     write_video(Path(path), clip, config.codec)
 
 
-def write_synthetic_dataset(out_dir: Path, config: SynthConfig = SynthConfig(), jobs: int = 1) -> dict[str, int]:
-    """Write videos, `train.txt`/`val.txt`/`test.txt`, `classes.txt`, `descriptions.csv`, `synth.json`.
-    Returns the number of clips per split."""
+def write_synthetic_dataset(out_dir: Path, config: SynthConfig = SynthConfig(), jobs: int = 1,
+                            force: bool = False) -> dict[str, int]:
+    """Write videos, `train.txt`/`val.txt`/`test.txt`, `classes.txt`, `descriptions.csv`, `synth.json` into a new
+    or empty folder, or one this function wrote (`force`: any folder). Returns the number of clips per split."""
     unknown = [c for c in config.classes if c not in CLASS_NAMES]
     if unknown:
         raise UnsupportedOptionError(f"unknown synthetic classes {unknown}; choose from {list(CLASS_NAMES)}")
@@ -229,6 +232,7 @@ def write_synthetic_dataset(out_dir: Path, config: SynthConfig = SynthConfig(), 
         raise NumberError(f"frames must be >= 2, got {config.frames}")
     classes = [c for c in CLASS_NAMES if c in config.classes]
     out_dir = Path(out_dir)
+    claim_folder(out_dir, MARKER, "a synthetic dataset", option="OUT_DIR", force=force, mark=True)
     extension = CODECS[config.codec][1]
     work, lists = [], {}
     for split, split_seed in SPLIT_SEEDS.items():

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import check_apart, claim_folder
 from .decode import VideoDecodeError, open_video, upright
 
 # Training crops 224 from a short side resized to 256 at most; 320 leaves room for scale jitter. Decoding a
 # Kinetics clip at 320p instead of its 720p or 1080p original, with a short GOP, is what makes NVDEC fast.
 DEFAULT_SHORT_SIDE = 320
+MARKER = ".t2l-transcode"  # left in a folder `t2l data transcode` wrote, which it may write again
 
 
 def transcode_video(source: Path, target: Path, *, fps: float | None = None, gop: int = 8, crf: int = 18,
@@ -79,11 +81,14 @@ def _emit(output, stream, image: np.ndarray) -> int:
 
 
 def transcode_list(report: dict, out_root: Path, *, only_flagged: bool = True, gop: int = 8,
-                   fps: float | None = None, short_side: int | None = DEFAULT_SHORT_SIDE) -> Path:
+                   fps: float | None = None, short_side: int | None = DEFAULT_SHORT_SIDE, force: bool = False) -> Path:
     """Every "ok" video of a preflight report into `out_root` (same relative paths; transcoded ones get `.mp4`):
     flagged ones (or all, with only_flagged=False) are transcoded, the rest copied. Writes and returns
-    `out_root/list.txt` (relative path and label per line)."""
+    `out_root/list.txt` (relative path and label per line). `out_root` is apart from the report's data root, and
+    new, empty or written by this function before (`force`: any other folder)."""
     root, lines = Path(report["root"]), []
+    check_apart(out_root, root, "--out-root", "the data root")
+    claim_folder(Path(out_root), MARKER, "a transcode output", option="--out-root", force=force, mark=True)
     inside = Path(out_root).resolve()
     for video in report["videos"]:
         if video["verdict"] != "ok":

@@ -55,11 +55,11 @@ def make_data(run: Run) -> dict:
     from ..data.synthetic import SynthConfig, write_synthetic_dataset
 
     per_class, per_eval = (6, 4) if run.fast else (40, 20)
-    counts = write_synthetic_dataset(run.data, SynthConfig(clips_per_class=per_class, eval_clips_per_class=per_eval,
-                                                           codec="vp9"), jobs=2)
+    config = SynthConfig(clips_per_class=per_class, eval_clips_per_class=per_eval, codec="vp9")
+    counts = write_synthetic_dataset(run.data, config, jobs=2, force=True)  # the demo's folder is its own, as a whole
     odd = SynthConfig(classes=("moving right", "moving left"), clips_per_class=2, eval_clips_per_class=1, frames=96,
                       codec="h264")
-    odd_counts = write_synthetic_dataset(run.out / "data_h264", odd)
+    odd_counts = write_synthetic_dataset(run.out / "data_h264", odd, force=True)
     return {"clips": counts, "codec": "vp9", "size": "64x64", "frames": 24,
             "lines": [f"{sum(counts.values())} VP9 clips of 12 classes in 6 time-reversed pairs ({counts}); only frame "
                       f"order tells a pair apart",
@@ -85,7 +85,7 @@ def check_data(run: Run) -> dict:
     before = check(h264 / "train.txt", h264)
     notes = sorted({note for video in before["videos"] for note in video["notes"]})
     transcoded = run.out / "data_h264_transcoded"
-    new_list = transcode_list(json.loads(before["paths"]["report"].read_text()), transcoded, gop=8)
+    new_list = transcode_list(json.loads(before["paths"]["report"].read_text()), transcoded, gop=8, force=True)
     after = check(new_list, transcoded)["summary"]
     bad = sum(s["bad"] for s in splits.values())
     return {"splits": splits, "h264_before": before["summary"], "h264_notes": notes, "h264_after": after,

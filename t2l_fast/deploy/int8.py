@@ -8,7 +8,8 @@ dynamic: int8 weights, activation ranges measured at run time (DynamicQuantizeLi
 
 The gate runs the fp32 and INT8 graphs on held-out clips: top-1 of the classifier must agree on >= 99% of at least
 `min_gate_clips` clips, and the video embeddings must keep a mean cosine >= 0.99 with fp32. A graph that fails is
-deleted and the command fails; the fp32 graphs stay.
+not written and the command fails; the fp32 graphs stay. The new graphs are written into a copy of the
+folder (hard links) swapped in whole, so a failed or interrupted run leaves the folder as it was.
 """
 from __future__ import annotations
 
@@ -19,17 +20,19 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import T2LError
-from ..io import file_sha256
+from ..io import file_sha256, staged_folder
 from ..optional import require
 from ..runtime.base import ArtifactError
-from ..runtime.bundle import ExportedModel
+from ..runtime.bundle import MANIFEST, ExportedModel
 from ..runtime.graph_header import read_metadata
+from ..runtime.machine_id import cpu_info
 from . import onnx_graph
 from .onnx_export import write_manifest
 
 MIN_TOP1_AGREEMENT = 0.99
 MIN_MEAN_COSINE = 0.99
 QUANTIZED_OPS = ["Conv", "MatMul", "Gemm"]
+INT8_KINDS = ("video_encoder", "classifier")  # the graphs quantized
 FORMATS = {"static": "QDQ: QuantizeLinear/DequantizeLinear, int8 activations and weights (S8S8), symmetric, "
                      "per-channel weights, min/max calibration",
            "dynamic": "dynamic: int8 weights (per channel), activations quantized at run time "
@@ -145,7 +148,6 @@ def quantize_export(out_dir, *, mode: str = "static", calibration_list: str | No
         raise T2LError(f"{out_dir}: INT8 quantizes an fp32 export with a classifier graph (export with --classes "
                        f"and --precision fp32 first)")
     check_int8_lists(mode, calibration_list, gate_list, root, min_gate_clips)
-    started = time.time()
     spec = bundle.input_spec
     calibration = None
     if mode == "static":
@@ -153,39 +155,51 @@ def quantize_export(out_dir, *, mode: str = "static", calibration_list: str | No
     gate_clips = load_clips(gate_list, root, spec)
     _check_gate_size(gate_list, len(gate_clips), min_gate_clips)
     directory = Path(out_dir)
-    written = {}
-    for kind in ("video_encoder", "classifier"):
-        target = directory / f"{kind}_int8.onnx"
+    started = time.time()
+    names = {f"{kind}_int8.onnx" for kind in INT8_KINDS}  # written here (and their quantizer's scratch files)
+    written = names | {f".{kind}_int8.prepared.onnx" for kind in INT8_KINDS}
+    with staged_folder(directory, MANIFEST, "an earlier export",
+                       carry=lambda old: sorted(p.name for p in old.iterdir() if p.name not in written)) as staging:
+        report = _add_int8_graphs(ExportedModel(staging), directory, mode, calibration, gate_clips, log)
+        gate = report["gate"]
+        report["gate"] = {**gate, "list": str(gate_list)}
+        report["calibration"] = ({"list": str(calibration_list), "clips": int(len(calibration))}
+                                 if calibration is not None else None)
+        if not gate["passed"]:  # the staged graphs go: the folder stays as it was
+            raise GateRefusedError(f"{directory}: refused to write the INT8 graphs: they fail the agreement gate "
+                                   f"(top-1 agreement {gate['top1_agreement']:.3f}, mean cosine "
+                                   f"{gate['mean_cosine']:.4f}); the fp32 graphs are kept. Calibrate on clips like "
+                                   f"the ones served (--calibration, more --calibration-clips) or try --int8-mode "
+                                   f"dynamic", report)
+        bundle = ExportedModel(staging)
+        bundle.manifest["int8"] = report
+        bundle.manifest["graphs"] = report.pop("graphs")
+        write_manifest(staging, bundle.manifest)
+    log(f"   INT8 graphs written ({', '.join(sorted(names))}) in {time.time() - started:.1f} s")
+    return report
+
+
+def _add_int8_graphs(bundle: ExportedModel, directory: Path, mode: str, calibration: np.ndarray | None,
+                     gate_clips: np.ndarray, log: Callable[[str], None]) -> dict[str, object]:
+    """Quantize the video encoder and classifier of `bundle` into its folder and measure the gate; the report
+    (with the manifest's graphs entry, new graphs included)."""
+    for kind in INT8_KINDS:
+        target = bundle.directory / f"{kind}_int8.onnx"
         quantize_graph(bundle.graph_path(kind), target, mode, calibration)
         _mark_int8(target)
-        written[f"{kind}_int8"] = target
         bundle.graphs[f"{kind}_int8"] = dict(bundle.graphs[kind], file=target.name, sha256=file_sha256(target),
                                              bytes=target.stat().st_size, external_data=[], precision="int8",
                                              graph=kind)
     figures = agreement(bundle, gate_clips)
     passed = figures["top1_agreement"] >= MIN_TOP1_AGREEMENT and figures["mean_cosine"] >= MIN_MEAN_COSINE
     gate = {**figures, "min_top1_agreement": MIN_TOP1_AGREEMENT, "min_mean_cosine": MIN_MEAN_COSINE,
-            "passed": passed, "list": str(gate_list)}
-    calibrated = {"list": str(calibration_list), "clips": int(len(calibration))} if calibration is not None else None
-    report = {"mode": mode, "format": FORMATS[mode], "ops": QUANTIZED_OPS, "weights": "int8, reduce_range (7 bit)",
-              "gate": gate, "calibration": calibrated, "cpu_int8_instructions": cpu_int8_instructions()}
-    line = (f"   INT8 ({mode}) gate on {figures['clips']} held-out clips: top-1 agreement "
-            f"{figures['top1_agreement']:.3f} (need >= {MIN_TOP1_AGREEMENT}), embedding cosine mean "
-            f"{figures['mean_cosine']:.4f} (need >= {MIN_MEAN_COSINE}), p1 {figures['p1_cosine']:.4f}, min "
-            f"{figures['min_cosine']:.4f}")
-    log(line)
-    if not passed:
-        for path in written.values():
-            path.unlink(missing_ok=True)
-        raise GateRefusedError(f"{directory}: refused to write the INT8 graphs: they fail the agreement gate "
-                               f"(top-1 agreement {figures['top1_agreement']:.3f}, mean cosine "
-                               f"{figures['mean_cosine']:.4f}); the fp32 graphs are kept. Calibrate on clips like "
-                               f"the ones served (--calibration, more --calibration-clips) or try --int8-mode "
-                               f"dynamic", report)
-    bundle.manifest["int8"] = report
-    write_manifest(directory, bundle.manifest)
-    log(f"   INT8 graphs written ({', '.join(p.name for p in written.values())}) in {time.time() - started:.1f} s")
-    return report
+            "passed": passed}
+    log(f"   INT8 ({mode}) gate on {figures['clips']} held-out clips: top-1 agreement "
+        f"{figures['top1_agreement']:.3f} (need >= {MIN_TOP1_AGREEMENT}), embedding cosine mean "
+        f"{figures['mean_cosine']:.4f} (need >= {MIN_MEAN_COSINE}), p1 {figures['p1_cosine']:.4f}, min "
+        f"{figures['min_cosine']:.4f}")
+    return {"mode": mode, "format": FORMATS[mode], "ops": QUANTIZED_OPS, "weights": "int8, reduce_range (7 bit)",
+            "gate": gate, "cpu_int8_instructions": cpu_int8_instructions(), "graphs": bundle.graphs}
 
 
 def check_int8_lists(mode: str, calibration_list: str | None, gate_list: str, root: str, min_gate_clips: int) -> None:
@@ -217,10 +231,6 @@ def _mark_int8(path: Path) -> None:
 
 def cpu_int8_instructions() -> list[str]:
     """The x86 int8 dot-product extensions this CPU has (what ONNX Runtime's int8 kernels use), from /proc/cpuinfo."""
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return []
+    present = cpu_info()[1]
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
-    present = set(flags.split(":", 1)[1].split())
     return [flag for flag in wanted if flag in present]

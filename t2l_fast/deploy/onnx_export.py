@@ -20,7 +20,7 @@ import torch
 
 from .. import __version__
 from ..errors import T2LError
-from ..io import atomic_write, claim_folder, file_sha256
+from ..io import atomic_write, file_sha256, staged_folder
 from ..models.base import VideoTextModel
 from ..models.graphs import GRAPH_KINDS, INPUTS, OUTPUTS, build_graph
 from ..optional import installed
@@ -56,10 +56,17 @@ class ExportOptions:
             raise T2LError(f"--batch-max must be >= 1, got {self.batch_max}")
 
 
-def prepare_out_dir(out_dir: Path) -> None:
-    """Create `out_dir`; refuse a non-empty folder that is not an earlier export (nothing else is overwritten)."""
-    claim_folder(out_dir, MANIFEST, "an earlier export")
-    (out_dir / MANIFEST).unlink(missing_ok=True)  # a half-rewritten folder must not look finished
+def carried_files(old: Path) -> list[str]:
+    """What a re-export keeps of the export folder `old`: everything but the earlier export's own files (its
+    manifest, the graphs and data files it lists, and the names this export writes), e.g. engines built beside it."""
+    try:
+        graphs = json.loads((old / MANIFEST).read_text()).get("graphs", {})
+        listed = {str(e.get("file")) for e in graphs.values()} | {str(d.get("file")) for e in graphs.values()
+                                                                   for d in e.get("external_data", [])}
+    except (OSError, ValueError, AttributeError, TypeError):  # an unreadable manifest lists nothing to drop
+        listed = set()
+    written = {MANIFEST} | {f"{kind}.onnx{data}" for kind in GRAPH_KINDS for data in ("", ".data")}
+    return sorted(p.name for p in old.iterdir() if p.name not in listed | written)
 
 
 def example_inputs(kind: str, model: VideoTextModel, batch: int) -> dict[str, torch.Tensor]:
@@ -178,10 +185,16 @@ def export_onnx(model: VideoTextModel, out_dir: Path, *, class_names: Sequence[s
                 options: ExportOptions = ExportOptions(), check: bool = True,
                 log: Callable[[str], None] = print) -> dict[str, object]:
     """Write the video and text encoders (and the classifier, given class embeddings [C, D]) of `model` to
-    `out_dir`, check each, and write manifest.json last; returns the manifest."""
+    `out_dir`, check each, and write manifest.json last; returns the manifest. The export is written into a
+    temporary sibling and swapped in whole: a failed or interrupted export leaves an earlier one as it was."""
     options.validate()
-    out_dir = Path(out_dir)
-    prepare_out_dir(out_dir)
+    with staged_folder(Path(out_dir), MANIFEST, "an earlier export", carry=carried_files) as staging:
+        return _write_export(model, staging, class_names, class_embeddings, class_texts, options, check, log)
+
+
+def _write_export(model: VideoTextModel, out_dir: Path, class_names: Sequence[str] | None,
+                  class_embeddings: torch.Tensor | None, class_texts: list[list[str]] | None,
+                  options: ExportOptions, check: bool, log: Callable[[str], None]) -> dict[str, object]:
     model = model.eval().cpu()
     weights_sha = onnx_graph.weights_sha256(model.state_dict())
     kinds = [k for k in GRAPH_KINDS if k != "classifier" or class_embeddings is not None]
@@ -205,7 +218,7 @@ def export_onnx(model: VideoTextModel, out_dir: Path, *, class_names: Sequence[s
         entry = export_one(model, kind, path, options, metadata, class_embeddings)
         manifest["graphs"][kind] = entry
         seconds = time.time() - started
-        line = f"   {kind:<14} {path} ({entry['bytes'] / 1e6:.1f} MB, {options.precision}) in {seconds:.1f} s"
+        line = f"   {kind:<14} {path.name} ({entry['bytes'] / 1e6:.1f} MB, {options.precision}) in {seconds:.1f} s"
         if check:
             parity = check_parity(model, kind, path, options.precision, class_embeddings)
             manifest["parity"][kind] = parity

@@ -54,17 +54,18 @@ VERSION_COMPATIBLE_NOTE = ("# A version-compatible TensorRT engine: start the se
 
 def model_config(name: str, platform: str, inputs, outputs, max_batch_size: int, preferred: Sequence[int],
                  queue_delay_us: int, fixed_frames: int | None = None, labels: str | None = None,
-                 gpu: bool = False) -> str:
-    """config.pbtxt text of one model."""
+                 gpu: bool = False, extra: str = "") -> str:
+    """config.pbtxt text of one model; platform "python" is Triton's Python backend; `extra` is appended."""
     preferred = ", ".join(str(b) for b in sorted(set(preferred)) if b <= max_batch_size)
-    text = (f'name: "{name}"\nplatform: "{platform}"\nmax_batch_size: {max_batch_size}\n'
+    runs_on = 'backend: "python"' if platform == "python" else f'platform: "{platform}"'
+    text = (f'name: "{name}"\n{runs_on}\nmax_batch_size: {max_batch_size}\n'
             f'input [\n{_tensor_block(inputs, fixed_frames)}\n]\n'
             f'output [\n{_tensor_block(outputs, fixed_frames, labels)}\n]\n'
             f'dynamic_batching {{\n  preferred_batch_size: [ {preferred} ]\n'
             f'  max_queue_delay_microseconds: {queue_delay_us}\n}}\n')
     if gpu:
         text += "instance_group [\n  {\n    kind: KIND_GPU\n    count: 1\n  }\n]\n"
-    return text
+    return text + extra
 
 
 def write_triton_repository(onnx_dir: Path, out: Path, engines: Sequence[Path] = (), *, name: str | None = None,

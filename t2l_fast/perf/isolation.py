@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import collections
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -13,7 +14,8 @@ PROGRESS = "t2l-progress: "  # a stderr line of the worker that the parent reads
 
 
 def run_isolated(module: str, spec: dict, on_progress: Callable[[str], None] | None = None) -> list[dict]:
-    """Run `python -m module SPEC.json ROWS.json` and return its rows; one {"error": ...} row if it failed.
+    """Run `python -m module SPEC.json ROWS.json` and return its rows; one {"error": ...} row if it failed, and a
+    KeyboardInterrupt if SIGINT stopped it (an interrupted benchmark is not a finished one).
     The worker's `report_progress` lines go to `on_progress` as they come."""
     with tempfile.TemporaryDirectory(prefix="t2l-bench-") as scratch:
         spec_path, rows_path = Path(scratch) / "spec.json", Path(scratch) / "rows.json"
@@ -27,6 +29,8 @@ def run_isolated(module: str, spec: dict, on_progress: Callable[[str], None] | N
                         on_progress(line[len(PROGRESS):].strip())
                 elif line.strip():
                     last_lines.append(line.strip())
+        if worker.returncode in (-signal.SIGINT, 130):  # Ctrl-C stopped the measurement: so it stops the caller
+            raise KeyboardInterrupt
         if worker.returncode != 0 or not rows_path.is_file():
             last = (list(last_lines) or [f"exit {worker.returncode}"])[-1]
             return [{**{k: v for k, v in spec.items() if isinstance(v, (str, int, float, bool))}, "error": last[:300]}]

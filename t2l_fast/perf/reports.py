@@ -50,6 +50,19 @@ THROUGHPUT_DEFINITIONS = {
                       "memory_method says",
 }
 
+SERVE_COLUMNS = ("mode", "clients", "batch", "requests", "failures", "clips_per_s", "vs_in_process", "p50_ms",
+                 "p90_ms", "p99_ms", "batch_sizes")
+SERVE_DEFINITIONS = {
+    "mode": "in-process: the backend's runner called directly at `batch`; served: `clients` concurrent HTTP "
+            "clients of `t2l serve`, one clip per request, the server batching them",
+    "clips_per_s": "clips answered / wall time (served: over all clients, first request to last answer)",
+    "vs_in_process": "clips_per_s over the best in-process row's (the backend at its best batch)",
+    "p50_ms / p90_ms / p99_ms": "latency of one request (served: one clip, client side) or one call (in-process)",
+    "batch_sizes": "batch size the server's dynamic batcher formed -> executions, from the server's statistics",
+    "failures": "requests that got an error (must be 0)",
+}
+
+
 TRAINING_COLUMNS = ("model", "frames", "batch", "checkpointing", "recipe", "precision", "step_s", "step_time_vs_t2l",
                     "peak_memory_gb", "peak_memory_vs_t2l", "learnable_params")
 TRAINING_DEFINITIONS = {
@@ -219,5 +232,28 @@ def claims_report(out: Path, flops_json: Path | None = None, throughput_json: Pa
     paths = write_report(out, "claims", title="T2L's efficiency claims: verdict", rows=rows, columns=COLUMNS,
                          conditions=conditions(sources=sources, measured_on=devices or None),
                          definitions=DEFINITIONS)
+    _log_paths(paths, log)
+    return rows
+
+
+def serve_report(export_dir: Path, backend: str, clients: Sequence[int], requests: int, max_batch: int, calls: int,
+                 out: Path, log: Log = print) -> list[dict]:
+    """`t2l serve` against the same backend in process (video encoder of `export_dir`): throughput, latency
+    percentiles, batch sizes formed."""
+    from .serve_bench import run_serve_bench
+
+    rows = run_serve_bench(export_dir, backend, clients, requests, max_batch, calls, log)
+    backend = rows[0]["backend"]  # auto: the backend it chose
+    log(markdown_table(rows, SERVE_COLUMNS))
+    failed = sum(r.get("failures", 0) for r in rows)
+    notes = [f"{failed} failed request(s)" if failed else "no failed requests",
+             "clients and server share this machine's cores: served figures include the clients' own work"]
+    paths = write_report(out, "serve", title=f"t2l serve vs in process ({backend}, video encoder of {export_dir})",
+                         rows=rows, columns=SERVE_COLUMNS, definitions=SERVE_DEFINITIONS,
+                         conditions=conditions(export=str(export_dir), backend=backend, max_batch=max_batch,
+                                               requests_per_client_count=requests, calls_per_batch=calls),
+                         notes=notes,
+                         panels=[pivot(rows, lambda r: f"{r['mode']} {r['clients']}c B={r['batch']}",
+                                       lambda r: r["mode"], "clips_per_s", "clips/s")])
     _log_paths(paths, log)
     return rows

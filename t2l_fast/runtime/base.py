@@ -1,8 +1,10 @@
 """The runner contract: named, checked inputs; numpy arrays in and out."""
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -36,6 +38,7 @@ class Runner:
     name: str = "runner"
     input_specs: Sequence[TensorSpec] = ()
     output_names: Sequence[str] = ()
+    header = None  # the ONNX graph's header (ModelProto without weights), for runners of an ONNX file
 
     def activate(self) -> None:
         """Load what is needed to run (a session, an engine)."""
@@ -49,6 +52,10 @@ class Runner:
 
     def __exit__(self, *exc) -> None:
         self.deactivate()
+
+    def metadata(self) -> dict[str, str]:
+        """The graph's metadata_props (model name, frames, image size, ...); empty without an ONNX header."""
+        return {p.key: p.value for p in self.header.metadata_props} if self.header is not None else {}
 
     def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run on `feed` after checking its names, dtypes and ranks/sizes against `input_specs`."""
@@ -81,3 +88,13 @@ def check_feed(where: str, specs: Sequence[TensorSpec], feed: Mapping[str, np.nd
             raise ArtifactError(f"{where}: input {name!r} is empty (shape {list(array.shape)})")
         arrays[name] = np.ascontiguousarray(array)
     return arrays
+
+
+def cache_folder(graph: Path, name: str, enabled: bool = True) -> Path | None:
+    """Folder `name` beside `graph` for a runtime's compiled or optimised copies, when caching is on and the graph's
+    folder is writable (a cache is never written anywhere else); None otherwise."""
+    if not enabled or not os.access(graph.parent, os.W_OK):
+        return None
+    directory = graph.parent / name
+    directory.mkdir(exist_ok=True)
+    return directory

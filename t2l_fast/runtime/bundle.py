@@ -14,6 +14,12 @@ MANIFEST = "manifest.json"
 FORMAT = "t2l-fast-onnx"  # the manifest's "format": a folder written by `t2l export onnx` (deploy/onnx_export)
 
 
+def manifest_input_spec(manifest: dict) -> InputSpec:
+    """The frames an export takes (T, size, the normalization inside its graphs), from its manifest."""
+    m = manifest["model"]
+    return InputSpec(frames=m["frames"], image_size=m["image_size"], mean=tuple(m["mean"]), std=tuple(m["std"]))
+
+
 class ExportedModel:
     """A folder written by `t2l export onnx`, checked before anything runs from it."""
 
@@ -58,8 +64,7 @@ class ExportedModel:
 
     @property
     def input_spec(self) -> InputSpec:
-        m = self.manifest["model"]
-        return InputSpec(frames=m["frames"], image_size=m["image_size"], mean=tuple(m["mean"]), std=tuple(m["std"]))
+        return manifest_input_spec(self.manifest)
 
     @property
     def logit_scale(self) -> float:
@@ -139,10 +144,21 @@ class ExportedModel:
         by the runner before it parses it); on entry, the graph's metadata is checked against the manifest too."""
         from .ort_runner import OrtRunner
 
+        return self._checked(kind, lambda path, sha: OrtRunner(path, providers, expected_sha256=sha, threads=threads))
+
+    def openvino_runner(self, kind: str, precision: str = "fp32", threads: int | None = None):
+        """An OpenVinoRunner of graph `kind` at `precision` (fp32, bf16, int8), checked as `runner` checks."""
+        from .openvino_runner import OpenVinoRunner
+
+        return self._checked(kind, lambda path, sha: OpenVinoRunner(path, precision, expected_sha256=sha,
+                                                                    threads=threads))
+
+    def _checked(self, kind: str, make):
+        """`make(graph path, its manifest sha256)`'s runner, wrapped to check the graph's metadata on entry (the
+        external data's sha256 is checked now)."""
         path = self.graph_path(kind)
         self._check_external_data(kind)
-        return _CheckedOrtRunner(self, kind, OrtRunner(path, providers, expected_sha256=self.graphs[kind]["sha256"],
-                                                       threads=threads))
+        return _CheckedRunner(self, kind, make(path, self.graphs[kind]["sha256"]))
 
     def engine_path(self, kind: str, runtime: str = "auto") -> Path:
         """The engine built from graph `kind` by `t2l export trt` (default name) for the installed TensorRT
@@ -195,8 +211,9 @@ def _three(values: object) -> bool:
         isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
 
 
-class _CheckedOrtRunner:
-    """Context manager around an OrtRunner that refuses a graph whose metadata disagrees with the manifest."""
+class _CheckedRunner:
+    """Context manager around a runner of an ONNX file (ONNX Runtime, OpenVINO) that refuses a graph whose metadata
+    disagrees with the manifest."""
 
     def __init__(self, bundle: ExportedModel, kind: str, runner):
         self.bundle, self.kind, self.runner = bundle, kind, runner

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..io import file_sha256
 from ..optional import require
-from .base import ArtifactError
+from .base import ArtifactError, TensorSpec
 
 _ELEMENT_TYPES = {1: "float32", 2: "uint8", 6: "int32", 7: "int64", 10: "float16"}  # onnx.TensorProto codes
 
@@ -107,3 +109,30 @@ def _value_entry(value) -> dict[str, object]:
     shape = [d.dim_param or d.dim_value for d in tensor.shape.dim]
     return {"name": value.name, "dtype": _ELEMENT_TYPES.get(tensor.elem_type, f"onnx-type-{tensor.elem_type}"),
             "shape": shape}
+
+
+def check_sha256(path: Path, expected: str | None) -> str | None:
+    """The file's sha256 when one is `expected`, checked before anything parses it: bytes that are not the exported
+    ones are never read as a graph."""
+    if not expected:
+        return None
+    if not path.is_file():
+        raise ArtifactError(f"{path}: no such ONNX file; export it with `t2l export onnx`")
+    sha = file_sha256(path)
+    if sha != expected:
+        raise ArtifactError(f"{path}: sha256 {sha[:16]}... does not match the manifest's {expected[:16]}...; the file "
+                            f"was changed or damaged after export: re-export it (or restore the original)")
+    return sha
+
+
+def input_specs(model) -> list[TensorSpec]:
+    """The graph inputs of a header as TensorSpecs (symbolic dimensions by their names)."""
+    specs = []
+    for value in model.graph.input:
+        entry = _value_entry(value)
+        if str(entry["dtype"]).startswith("onnx-type"):
+            raise ArtifactError(f"{entry['name']}: input type {entry['dtype']} is none a t2l-fast graph takes; "
+                                f"re-export the graph with `t2l export onnx`")
+        dims = tuple(d if isinstance(d, str) else int(d) for d in entry["shape"])
+        specs.append(TensorSpec(entry["name"], np.dtype(entry["dtype"]), dims))
+    return specs

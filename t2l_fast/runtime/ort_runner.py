@@ -16,8 +16,8 @@ import numpy as np
 from ..errors import T2LError
 from ..io import file_sha256
 from ..optional import import_onnxruntime, onnxruntime_conflict
-from .base import ArtifactError, Runner, TensorSpec
-from .graph_header import read_graph_header
+from .base import ArtifactError, Runner, TensorSpec, cache_folder
+from .graph_header import check_sha256, read_graph_header
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 GPU_PROVIDERS = ("cuda", "tensorrt")
@@ -174,9 +174,9 @@ class OrtRunner(Runner):
         if conflict:
             raise T2LError(conflict)
         ort = import_onnxruntime()
-        sha = self._checked_sha256()
+        sha = check_sha256(self.path, self.expected_sha256)
         self.header = read_graph_header(self.path)
-        cache_dir = self._cache_dir()
+        cache_dir = cache_folder(self.path, CACHE_DIR, self.cache)
         notes = load_gpu_libraries(ort, self.requested)
         self.session = self._create_session(ort, cache_dir, sha)
         self._profiling = self.wants_gpu
@@ -189,20 +189,6 @@ class OrtRunner(Runner):
                                        tuple(d if isinstance(d, int) else str(d) for d in i.shape))
                             for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
-
-    def _checked_sha256(self) -> str | None:
-        """The graph file's sha256 when one is expected, checked before parsing: bytes that are not the exported
-        ones are never read as a graph."""
-        if not self.expected_sha256:
-            return None
-        if not self.path.is_file():
-            raise ArtifactError(f"{self.path}: no such ONNX file; export it with `t2l export onnx`")
-        sha = file_sha256(self.path)
-        if sha != self.expected_sha256:
-            raise ArtifactError(f"{self.path}: sha256 {sha[:16]}... does not match the manifest's "
-                                f"{self.expected_sha256[:16]}...; the file was changed or damaged after export: "
-                                f"re-export it (or restore the original)")
-        return sha
 
     def _session_options(self, ort):
         """Threads, optimisation level, log level, and profiling when a GPU provider was asked for."""
@@ -255,10 +241,6 @@ class OrtRunner(Runner):
             profiled_placement(self.session)
         self.session = None
 
-    def metadata(self) -> dict[str, str]:
-        """The graph's metadata_props (model name, frames, image size, ...)."""
-        return {p.key: p.value for p in self.header.metadata_props} if self.header is not None else {}
-
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.session is None:
             raise T2LError(f"{self.path}: use the runner inside `with` (it loads the session on entry)")
@@ -276,14 +258,6 @@ class OrtRunner(Runner):
         on_gpu = any(PROVIDERS[name] in self.providers_in_use for name in GPU_PROVIDERS)
         if message and on_gpu:  # with no GPU provider at all, the provider_fallback warning has said so already
             warnings.warn(message, RuntimeWarning, stacklevel=4)
-
-    def _cache_dir(self) -> Path | None:
-        """`.ort-cache/` beside the graph when that folder is writable (nothing is written anywhere else)."""
-        if not self.cache or not os.access(self.path.parent, os.W_OK):
-            return None
-        directory = self.path.parent / CACHE_DIR
-        directory.mkdir(exist_ok=True)
-        return directory
 
     def _cached_graph(self, cache_dir: Path | None, sha: str | None) -> Path | None:
         """Where the CPU-optimised copy of this graph lives, keyed by its content and ONNX Runtime's version;

@@ -1,0 +1,75 @@
+"""`t2l bench serve`: served throughput and latency at 1/4/16/64 clients against the same backend in process at its
+best batch, on one export folder, in one run."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..deploy.serve import ServeOptions, TritonServer, resolve_backend
+from ..runtime.bundle import ExportedModel
+from ..runtime.export_runners import export_runner
+from .serve_load import run_load
+
+
+def _clips(spec, batch: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (batch, spec.frames, 3, spec.image_size, spec.image_size),
+                                                dtype=np.uint8)  # [B, T, 3, S, S]
+
+
+def _row(mode: str, clients: int, batch: int, latencies: Sequence[float], clips_per_s: float, **extra) -> dict:
+    p50, p90, p99 = (float(np.percentile(latencies, q)) * 1e3 for q in (50, 90, 99))
+    return {"mode": mode, "clients": clients, "batch": batch, "clips_per_s": round(clips_per_s, 2),
+            "p50_ms": round(p50, 2), "p90_ms": round(p90, 2), "p99_ms": round(p99, 2), **extra}
+
+
+def in_process_rows(bundle: ExportedModel, backend: str, device: str, batches: Sequence[int], calls: int
+                    ) -> list[dict]:
+    """The video encoder on `backend` in this process, `calls` timed calls per batch after one warm-up."""
+    rows = []
+    with export_runner(bundle, backend, "video_encoder", device=device) as runner:
+        for batch in batches:
+            feed = {"frames": _clips(bundle.input_spec, batch)}
+            runner.infer(feed)
+            latencies = []
+            for _ in range(calls):
+                started = time.perf_counter()
+                runner.infer(feed)
+                latencies.append(time.perf_counter() - started)
+            rows.append(_row("in-process", 1, batch, latencies, batch / float(np.median(latencies))))
+    return rows
+
+
+def served_rows(bundle: ExportedModel, options: ServeOptions, clients: Sequence[int], requests: int) -> list[dict]:
+    """The video encoder served by `t2l serve`: `requests` one-clip requests per client count, after a warm-up."""
+    rows, spec = [], bundle.input_spec
+    with TritonServer(bundle.directory, options) as server:
+        model = f"{bundle.config.name}_video_encoder"
+        run_load(server.http_url, model, lambda c, k: {"frames": _clips(spec, 1, c)}, ["embedding"], 2, 4)
+        for count in clients:
+            load = run_load(server.http_url, model, lambda c, k: {"frames": _clips(spec, 1, c)}, ["embedding"],
+                            count, max(1, requests // count), timeout_s=120)
+            rows.append(_row("served", count, 1, load.latencies_s, load.items_per_s, requests=load.requests,
+                             failures=load.failures, batch_sizes=load.batch_sizes))
+    return rows
+
+
+def run_serve_bench(export_dir: Path, backend: str, clients: Sequence[int], requests: int, max_batch: int,
+                    calls: int, log: Callable[[str], None] = print) -> list[dict]:
+    """In-process rows (batch 1 up to max_batch, doubling), then served rows; each row's vs_in_process against the
+    best in-process throughput. `backend` auto is resolved once, here: both sides run the backend it chose."""
+    bundle = ExportedModel(export_dir)
+    backend, device, line = resolve_backend(bundle, backend, None)
+    log(line)
+    batches = sorted({1, max_batch} | {b for b in (2, 4, 8, 16, 32, 64) if b < max_batch})
+    log(f"in process: {backend}, batches {batches}")
+    rows = in_process_rows(bundle, backend, device, batches, calls)
+    log(f"served: {backend}, clients {list(clients)}, {requests} requests each")
+    rows += served_rows(bundle, ServeOptions(backend=backend, device=device, host="127.0.0.1", http_port=0,
+                                             grpc_port=0, metrics_port=0, max_batch=max_batch), clients, requests)
+    best = max(r["clips_per_s"] for r in rows if r["mode"] == "in-process")
+    for row in rows:
+        row["vs_in_process"], row["backend"] = round(row["clips_per_s"] / best, 3), backend
+    return rows
