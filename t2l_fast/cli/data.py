@@ -14,6 +14,7 @@ def _data_synth(args: argparse.Namespace) -> int:
     import time
 
     from ..data.synthetic import CLASS_NAMES, SynthConfig, write_synthetic_dataset
+    from ..data.zero_shot_split import write_zero_shot_dataset
 
     classes = tuple(c.strip() for c in args.classes.split(",")) if args.classes else CLASS_NAMES
     width, height = _parse_size(args.size)
@@ -22,12 +23,18 @@ def _data_synth(args: argparse.Namespace) -> int:
                          height=height, codec=args.codec, seed=args.seed)
     started = time.time()
     try:
-        counts = write_synthetic_dataset(Path(args.out_dir), config, jobs=args.jobs, force=args.force)
+        if args.zero_shot_split:
+            if args.classes:
+                raise T2LError("--classes and --zero-shot-split: the split decides the classes; give one of them")
+            counts = write_zero_shot_dataset(Path(args.out_dir), args.zero_shot_split, config, jobs=args.jobs,
+                                             force=args.force)
+        else:
+            counts = write_synthetic_dataset(Path(args.out_dir), config, jobs=args.jobs, force=args.force)
     except ValueError as e:
         raise T2LError(str(e)) from None
+    what = f"the {args.zero_shot_split} zero-shot split" if args.zero_shot_split else f"{len(classes)} classes"
     print(f"wrote {sum(counts.values())} {args.codec} clips ({', '.join(f'{k} {v}' for k, v in counts.items())}) "
-          f"of {len(config.classes)} classes, {args.frames} frames of {width}x{height}, to {args.out_dir} in "
-          f"{time.time() - started:.1f} s")
+          f"of {what}, {args.frames} frames of {width}x{height}, to {args.out_dir} in {time.time() - started:.1f} s")
     return 0
 
 
@@ -129,9 +136,13 @@ def register(sub) -> None:
     """Add this group's sub-commands to the `t2l` sub-parsers."""
     data = sub.add_parser("data", help="video datasets: synthetic data, validity probes").add_subparsers(
         dest="data_command", metavar="DATA_COMMAND", required=True)
-    p = data.add_parser("synth", help="write the synthetic order-only action dataset (videos, lists, classes)")
+    p = data.add_parser("synth", help="write a synthetic action dataset (videos, lists, classes): order-only, or "
+                                      "a zero-shot split")
     p.add_argument("out_dir")
     p.add_argument("--classes", help="comma-separated subset of the synthetic classes (default: all 12)")
+    p.add_argument("--zero-shot-split", choices=["compositional", "unseen-motion"],
+                   help="instead: shape x motion classes ('a circle moving left') split into seen ones (train.txt, "
+                        "val.txt, classes.txt) and unseen ones (unseen_test.txt, unseen_classes.txt)")
     p.add_argument("--clips-per-class", type=positive_int, default=20, help="training clips per class (default 20)")
     p.add_argument("--eval-clips-per-class", type=positive_int, default=8,
                    help="val and test clips per class (default 8)")

@@ -31,16 +31,16 @@ def _models(args: argparse.Namespace) -> int:
 
 def _pretrain_tiny(args: argparse.Namespace) -> int:
     from ..io import check_writable
-    from ..training.pretrain_tiny import pretrain_tiny
+    from ..training.pretrain_tiny import pretrain_tiny, retrieval_line
 
     if Path(args.out).is_dir():
         raise T2LError(f"--out {args.out}: a folder; pretrain-tiny writes one backbone file: give a file name such as "
                        f"{Path(args.out) / 'tiny_backbone.safetensors'}")
     check_writable(Path(args.out).parent, "--out")
     summary = pretrain_tiny(Path(args.out), frames=args.frames, steps=args.steps, seed=args.seed)
-    print(f"tiny backbone saved to {summary['backbone']} in {summary['seconds']} s (held-out position R^2 "
-          f"{summary['held_out_position_r2']:.3f}, shape accuracy {summary['held_out_shape_accuracy']:.3f}); use it "
-          f"with --pretrained {summary['backbone']} or pretrained: in a training config")
+    print(f"tiny backbone saved to {summary['backbone']} in {summary['seconds']} s; use it with --pretrained "
+          f"{summary['backbone']} or pretrained: in a training config")
+    print(retrieval_line(summary))
     return 0
 
 
@@ -64,6 +64,29 @@ def _order_test(args: argparse.Namespace) -> int:
     t2l, vifi = (report["models"][name]["within_pair_accuracy"] for name in ("t2l_tiny", "vificlip_tiny"))
     print(f"within-pair accuracy on {report['clips']['test']} held-out clips: T2L {t2l:.3f}, ViFi-CLIP {vifi:.3f} "
           f"(chance 0.5; head: {report['head']}); report in {Path(args.out) / 'order_test.json'}")
+    return 0
+
+
+def _zero_shot_test(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from ..io import check_writable
+    from ..training.zero_shot_test import FAST, ZeroShotTestConfig, run_zero_shot_test
+
+    check_writable(Path(args.out), "--out")
+    if len(args.seeds) > 1 and args.backbone:
+        raise T2LError("several --seeds pre-train one backbone per seed; drop --backbone")
+    config = replace(FAST if args.fast else ZeroShotTestConfig(), split=args.split)
+    for seed in args.seeds:
+        folder = Path(args.out) / f"seed_{seed}" if len(args.seeds) > 1 else Path(args.out)
+        report = run_zero_shot_test(folder, replace(config, seed=seed),
+                                    backbone=Path(args.backbone) if args.backbone else None)
+        clip = max(report["clip_tiny"].values(), key=lambda result: result["top1"])
+        print(f"seed {seed}, {args.split} split, {report['classes']['unseen']} unseen classes (chance "
+              f"{report['classes']['chance']:.3f}): T2L top-1 {report['t2l_tiny']['top1']:.3f}, CLIP frame averaging "
+              f"{clip['top1']:.3f} (T2L - CLIP {report['t2l_minus_clip']:+.3f}); within pairs T2L "
+              f"{report['t2l_tiny']['within_pair_accuracy']:.3f}, CLIP {clip['within_pair_accuracy']:.3f}; report in "
+              f"{folder / 'zero_shot_test.json'}")
     return 0
 
 
@@ -114,11 +137,12 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.set_defaults(run=_models)
 
-    p = sub.add_parser("pretrain-tiny", help="pre-train the tiny CLIP image tower on synthetic frames (CPU, ~2 min)")
+    p = sub.add_parser("pretrain-tiny", help="pre-train both towers of the tiny CLIP on synthetic frames and their "
+                                             "captions (CLIP's objective; CPU, a few minutes)")
     p.add_argument("--out", default="runs/tiny_backbone.safetensors", help="backbone file to write")
     p.add_argument("--frames", type=number(integer=True, minimum=2), default=20_000,
                    help="synthetic frames to pre-train on (a tenth, at least one, is held out)")
-    p.add_argument("--steps", type=positive_int, default=1_500, help="optimiser steps (batch 256)")
+    p.add_argument("--steps", type=positive_int, default=1_500, help="optimiser steps (batch 128)")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.set_defaults(run=_pretrain_tiny)
 
@@ -130,6 +154,16 @@ def register(sub) -> None:
                    help="run once per seed (each pre-trains its own backbone) and report min / median / max in "
                    "order_sweep.json")
     p.set_defaults(run=_order_test)
+
+    p = sub.add_parser("zero-shot-test", help="does T2L recognise actions it never trained on better than CLIP "
+                                              "frame averaging? (synthetic, in memory, CPU)")
+    p.add_argument("--out", default="runs/zero_shot_test", help="folder for the report (and the pre-trained backbone)")
+    p.add_argument("--split", choices=["compositional", "unseen-motion"], default="compositional")
+    p.add_argument("--backbone", help="a backbone from `t2l pretrain-tiny` (default: pre-train one first)")
+    p.add_argument("--fast", action="store_true", help="the small budget of the test suite (not the full test)")
+    p.add_argument("--seeds", type=non_negative_int, nargs="+", metavar="S", default=[0],
+                   help="run once per seed, each in OUT/seed_S (default: 0)")
+    p.set_defaults(run=_zero_shot_test)
 
     p = sub.add_parser("convert-official", help="convert an official T2L or ViFi-CLIP checkpoint (.pt/.pth)")
     p.add_argument("checkpoint", help="the official file: T2L's {'epoch', 'model_state_dict', ...} .pt, or "

@@ -87,10 +87,13 @@ class ClipParams:
     hold: np.ndarray  # [2] frames held still before and after the motion
 
 
-def draw_clip_params(rng: np.random.Generator, motion: str, frames: int, height: int, width: int) -> ClipParams:
-    """Random parameters of a forward clip of `motion`; every draw is symmetric under time reversal."""
+def draw_clip_params(rng: np.random.Generator, motion: str, frames: int, height: int, width: int,
+                     shape: str | None = None) -> ClipParams:
+    """Random parameters of a forward clip of `motion` (of `shape`, else a random one); every draw is symmetric
+    under time reversal."""
     side = min(height, width)
-    shape = "pointer" if motion == "rotate" else SHAPES[rng.integers(len(SHAPES))]
+    drawn = "pointer" if motion == "rotate" else SHAPES[rng.integers(len(SHAPES))]
+    shape = shape or drawn
     background = rng.uniform(0, 255, 3)
     foreground = rng.uniform(0, 255, 3)
     while np.abs(foreground - background).sum() < 150:  # keep the shape visible
@@ -144,11 +147,30 @@ def render_clip(params: ClipParams, frames: int, height: int, width: int) -> np.
     return np.clip(np.rint(frames_rgb), 0, 255).astype(np.uint8)
 
 
+@dataclass(frozen=True)
+class ActionClass:
+    """One synthetic action: a motion played forward or backward, by one shape or (shape None) a random one."""
+
+    name: str
+    description: str
+    motion: str
+    backward: bool
+    shape: str | None = None
+
+
+ORDER_CLASSES = tuple(ActionClass(pair[i], pair[3 + i], pair[2], bool(i)) for pair in PAIRS for i in (0, 1))
+
+
+def action_clip(rng: np.random.Generator, action: ActionClass, frames: int, height: int, width: int) -> np.ndarray:
+    """uint8 [T, H, W, 3] of `action`: the forward motion, reversed in time for a backward class."""
+    params = draw_clip_params(rng, action.motion, frames, height, width, action.shape)
+    clip = render_clip(params, frames, height, width)
+    return clip[::-1].copy() if action.backward else clip
+
+
 def synthetic_clip(rng: np.random.Generator, label: int, frames: int, height: int, width: int) -> np.ndarray:
     """uint8 [T, H, W, 3] of class `label` (an index into CLASS_NAMES)."""
-    motion = PAIRS[label // 2][2]
-    clip = render_clip(draw_clip_params(rng, motion, frames, height, width), frames, height, width)
-    return clip if label % 2 == 0 else clip[::-1].copy()
+    return action_clip(rng, ORDER_CLASSES[label], frames, height, width)
 
 
 # ------------------------------------------------------------------------------------------------- frame stamps
@@ -212,11 +234,78 @@ class SynthConfig:
     seed: int = 0
 
 
-def _clip_job(job: tuple[int, int, int, SynthConfig, str]) -> None:
-    split_seed, label, number, config, path = job
-    rng = np.random.default_rng([config.seed, split_seed, label, number])
-    clip = synthetic_clip(rng, label, config.frames, config.height, config.width)
-    write_video(Path(path), clip, config.codec)
+def check_clip_size(config: SynthConfig) -> None:
+    if config.width % 2 or config.height % 2 or min(config.width, config.height) < 16:
+        raise UnsupportedOptionError(f"frame size {config.width}x{config.height}: both sides must be even and >= 16")
+    if config.frames < 2:
+        raise NumberError(f"frames must be >= 2, got {config.frames}")
+
+
+@dataclass(frozen=True)
+class ClipJob:
+    """One video to write: the generator's seeds (dataset seed, split seed, class id, clip number) and its class."""
+
+    seeds: tuple[int, int, int, int]
+    action: ActionClass
+    path: str
+
+
+def _write_clip(job: tuple[ClipJob, SynthConfig]) -> None:
+    clip_job, config = job
+    clip = action_clip(np.random.default_rng(list(clip_job.seeds)), clip_job.action, config.frames, config.height,
+                       config.width)
+    write_video(Path(clip_job.path), clip, config.codec)
+
+
+def split_jobs(out_dir: Path, split: str, classes: Sequence[tuple[int, ActionClass]], count: int,
+               config: SynthConfig) -> tuple[list[str], list[ClipJob]]:
+    """List lines ("videos/SPLIT/CLASS/N.ext label", labels in `classes` order) and the jobs that write them;
+    classes: (generator id, action) pairs: the id seeds the clips, so a class draws the same clips in any list."""
+    extension = CODECS[config.codec][1]
+    lines, jobs = [], []
+    for label, (class_id, action) in enumerate(classes):
+        for number in range(count):
+            relative = f"videos/{split}/{action.name.replace(' ', '_')}/{number:05d}.{extension}"
+            lines.append(f"{relative} {label}")
+            jobs.append(ClipJob((config.seed, SPLIT_SEEDS[split], class_id, number), action, str(out_dir / relative)))
+    return lines, jobs
+
+
+def write_clips(jobs: Sequence[ClipJob], config: SynthConfig, processes: int = 1) -> None:
+    """Render and encode every job's clip, in `processes` worker processes (they only run numpy and PyAV)."""
+    work = [(job, config) for job in jobs]
+    if processes > 1:
+        from multiprocessing import Pool
+
+        with Pool(processes) as pool:
+            for _ in pool.imap_unordered(_write_clip, work, chunksize=16):
+                pass
+    else:
+        for item in work:
+            _write_clip(item)
+
+
+def write_lists(out_dir: Path, plan: Sequence[tuple[str, str, Sequence[tuple[int, ActionClass]], int]],
+                config: SynthConfig, processes: int = 1) -> dict[str, list[str]]:
+    """Write every clip and list file of `plan`: (list name, split, (generator id, action) classes, clips per
+    class) rows; returns each list's lines."""
+    lists, work = {}, []
+    for list_name, split, classes, count in plan:
+        lists[list_name], split_work = split_jobs(out_dir, split, classes, count, config)
+        work += split_work
+    write_clips(work, config, processes)
+    for list_name, lines in lists.items():
+        (out_dir / f"{list_name}.txt").write_text("\n".join(lines) + "\n")
+    return lists
+
+
+def write_class_files(out_dir: Path, actions: Sequence[ActionClass], prefix: str = "") -> None:
+    """`{prefix}classes.txt` (one name a line) and `{prefix}descriptions.csv` (name, description)."""
+    (out_dir / f"{prefix}classes.txt").write_text("\n".join(a.name for a in actions) + "\n")
+    with open(out_dir / f"{prefix}descriptions.csv", "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["class name", "description"])
+        writer.writerows([a.name, a.description] for a in actions)
 
 
 def write_synthetic_dataset(out_dir: Path, config: SynthConfig = SynthConfig(), jobs: int = 1,
@@ -226,51 +315,28 @@ def write_synthetic_dataset(out_dir: Path, config: SynthConfig = SynthConfig(), 
     unknown = [c for c in config.classes if c not in CLASS_NAMES]
     if unknown:
         raise UnsupportedOptionError(f"unknown synthetic classes {unknown}; choose from {list(CLASS_NAMES)}")
-    if config.width % 2 or config.height % 2 or min(config.width, config.height) < 16:
-        raise UnsupportedOptionError(f"frame size {config.width}x{config.height}: both sides must be even and >= 16")
-    if config.frames < 2:
-        raise NumberError(f"frames must be >= 2, got {config.frames}")
-    classes = [c for c in CLASS_NAMES if c in config.classes]
+    check_clip_size(config)
+    classes = [(label, action) for label, action in enumerate(ORDER_CLASSES) if action.name in config.classes]
     out_dir = Path(out_dir)
     claim_folder(out_dir, MARKER, "a synthetic dataset", option="OUT_DIR", force=force, mark=True)
-    extension = CODECS[config.codec][1]
-    work, lists = [], {}
-    for split, split_seed in SPLIT_SEEDS.items():
-        count = config.clips_per_class if split == "train" else config.eval_clips_per_class
-        lines = []
-        for new_label, name in enumerate(classes):
-            label = CLASS_NAMES.index(name)  # the generator's label decides the motion
-            for number in range(count):
-                relative = f"videos/{split}/{name.replace(' ', '_')}/{number:05d}.{extension}"
-                lines.append(f"{relative} {new_label}")
-                work.append((split_seed, label, number, config, str(out_dir / relative)))
-        lists[split] = lines
-    if jobs > 1:
-        from multiprocessing import Pool
-
-        with Pool(jobs) as pool:  # workers only run numpy and PyAV
-            for _ in pool.imap_unordered(_clip_job, work, chunksize=16):
-                pass
-    else:
-        for job in work:
-            _clip_job(job)
-    for split, lines in lists.items():
-        (out_dir / f"{split}.txt").write_text("\n".join(lines) + "\n")
-    (out_dir / "classes.txt").write_text("\n".join(classes) + "\n")
-    with open(out_dir / "descriptions.csv", "w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["class name", "description"])
-        writer.writerows([name, DESCRIPTIONS[name]] for name in classes)
+    lists = write_lists(out_dir, [(split, split, classes, config.clips_per_class if split == "train" else
+                                   config.eval_clips_per_class) for split in SPLIT_SEEDS], config, jobs)
+    write_class_files(out_dir, [action for _, action in classes])
+    names = [action.name for _, action in classes]
     info = {"generator": "t2l-fast synthetic order-only actions", "version": 1, **config.__dict__,
-            "classes": classes, "pairs": [[a, b] for a, b, *_ in PAIRS if a in classes and b in classes],
+            "classes": names, "pairs": [[a, b] for a, b, *_ in PAIRS if a in names and b in names],
             "fps": FPS, "clips": {split: len(lines) for split, lines in lists.items()}}
     (out_dir / "synth.json").write_text(json.dumps(info, indent=2) + "\n")
     return info["clips"]
 
 
 def pair_of(classes: Sequence[str], label: int) -> int | None:
-    """The label (in `classes`) of the time-reversed twin of `classes[label]`, or None if it is absent."""
+    """The label (in `classes`) of the time-reversed twin of `classes[label]`, or None if it is absent. A name is
+    a motion ("moving left") or ends with one ("a circle moving left"); the twin swaps it ("... moving right")."""
     name = classes[label]
-    index = CLASS_NAMES.index(name)
-    partner = CLASS_NAMES[twin(index)]
-    return classes.index(partner) if partner in classes else None
+    for forward, backward, *_ in PAIRS:
+        for this, other in ((forward, backward), (backward, forward)):
+            if name == this or name.endswith(" " + this):
+                partner = name[:len(name) - len(this)] + other
+                return classes.index(partner) if partner in classes else None
+    return None

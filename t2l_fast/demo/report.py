@@ -57,11 +57,13 @@ def headline(run, seconds: float) -> dict:
         "preflight": {"bad": sum(s["bad"] for s in r["check"]["splits"].values()),
                       "h264_flagged_before": r["check"]["h264_before"]["with_gpu_notes"],
                       "h264_flagged_after": r["check"]["h264_after"]["with_gpu_notes"]},
-        "pretrain": {k: r["pretrain"][k] for k in ("held_out_position_r2", "held_out_shape_accuracy")},
+        "pretrain": {k: v for k, v in r["pretrain"].items() if k.endswith(("_r1", "_r5", "_accuracy"))
+                     or k == "gallery"},
         "training": {r[s]["model"]: {"steps": r[s]["steps"], "first_loss": r[s]["losses"][0][1],
                                      "last_loss": r[s]["losses"][-1][1], "val_top1": r[s]["val_top1"]}
                      for s in ("train_t2l", "train_vificlip")},
-        "zero_shot": r["evaluate"]["models"],
+        "unseen_classes": {"split": "compositional", "chance": r["evaluate"]["chance"], **r["evaluate"]["models"]},
+        "unseen_motion": r["evaluate"]["unseen_motion"],
         "order_test": r["order_test"]["within_pair_accuracy"],
         "export": {"exported": r["export"].get("exported", False), "parity": r["export"]["parity"]},
         "int8": {"passed": r["int8"]["passed"], **{k: r["int8"].get("gate", {}).get(k) for k in
@@ -84,6 +86,11 @@ def blocks(run, curves: str | None) -> list[Block]:
     if claims:
         out += [("h2", "Claims verdict"), ("table", (("claim", "paper", "measured", "accounting", "verdict"), [
             [row.get(k, "") for k in ("claim", "paper", "measured", "accounting", "verdict")] for row in claims]))]
+    unseen = r["evaluate"]
+    out += [("h2", "Unseen classes (compositional split: shape and motion seen, never together)"), ("table", (
+        ("model", "top-1", "top-5", "within pairs"),
+        [[name, f"{v['top1']:.3f}", f"{v['top5']:.3f}", f"{v['within_pair_accuracy']:.3f}"]
+         for name, v in unseen["models"].items()] + [["chance", f"{unseen['chance']:.3f}", "", "0.500"]]))]
     out += [("h2", "Order test"), ("table", (("model", "within-pair accuracy (chance 0.5)"), [
         [name, f"{value:.3f}"] for name, value in r["order_test"]["within_pair_accuracy"].items()]))]
     for number, stage in enumerate(STAGES, 1):

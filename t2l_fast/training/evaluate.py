@@ -15,7 +15,9 @@ from pathlib import Path
 import torch
 
 from ..data import LoaderConfig, build_video_loader
+from ..data.probes import within_pair_accuracy
 from ..data.splits import hmdb51_split, ucf101_split
+from ..data.synthetic import pair_of
 from ..errors import UnsupportedOptionError
 from ..text.classifier import build_classifier
 from ..video_ops import normalize_video
@@ -72,8 +74,10 @@ def evaluate(model, videos, root: str | Path, class_names: Sequence[str], *,
     scores, labels = scores[keep], labels[keep]
     confusion = confusion_matrix(scores.argmax(1), labels, len(class_names))
     per_class = per_class_accuracy(confusion)
+    paired = [label for label in labels.tolist() if pair_of(list(class_names), label) is not None]
     return {"videos": len(labels), "views": {"clips": config.views[0], "crops": config.views[1]},
             **topk_accuracy(scores, labels, ks=(1, 5)),
+            **({"within_pair_accuracy": within_pair_accuracy(scores, labels, list(class_names))} if paired else {}),
             "per_class": {name: (None if acc != acc else acc) for name, acc in zip(class_names, per_class.tolist())},
             "confusion": confusion.tolist(), "bad_videos": [list(b) for b in bad_videos]}
 

@@ -32,8 +32,8 @@ from ..data.synthetic import CLASS_NAMES
 from ..data.synthetic_frames import order_clips
 from ..models.registry import create_model
 from ..video_ops import normalize_video
-from .losses import tfd_loss
-from .pretrain_tiny import pretrain_tiny
+from .losses import alignment_loss, tfd_loss
+from .pretrain_tiny import pretrain_tiny, retrieval_line
 
 
 @dataclass(frozen=True)
@@ -67,14 +67,16 @@ def prototypes(num_classes: int, dim: int, seed: int) -> torch.Tensor:
     return F.normalize(torch.randn(num_classes, dim, generator=generator), dim=-1)
 
 
-def adapt(model, clips: torch.Tensor, labels: torch.Tensor, heads: torch.Tensor, config: OrderTestConfig,
-          log: Callable[[str], None] | None = None) -> None:
+def adapt(model, clips: torch.Tensor, labels: torch.Tensor, heads: torch.Tensor | None, config: OrderTestConfig,
+          log: Callable[[str], None] | None = None, class_tokens: torch.Tensor | None = None) -> None:
     """Train `model` (T2L: temporal tokens and vision adapters; ViFi-CLIP: image tower) on uint8 clips
-    [N, T, 3, S, S] against the class embeddings `heads` [C, D]: cross-entropy (+ TFD for T2L if weighted),
-    AdamW, warm-up + cosine."""
+    [N, T, 3, S, S] against the fixed class embeddings `heads` [C, D] with cross-entropy, or (class_tokens [C, L])
+    against the class texts through the text tower with T2L's alignment loss (T2L's text adapters train too);
+    + TFD for T2L if weighted; AdamW, warm-up + cosine."""
     is_t2l = model.config.kind == "t2l"
-    if is_t2l:  # temporal tokens and vision adapters (no class texts here, so no text adapters)
-        parameters = [p for name, p in model.named_learnable_parameters() if not name.startswith("text")]
+    if is_t2l:  # temporal tokens and vision adapters; text adapters only where class texts are read
+        parameters = [p for name, p in model.named_learnable_parameters()
+                      if class_tokens is not None or not name.startswith("text")]
     else:  # ViFi-CLIP fine-tunes the image tower
         parameters = list(model.backbone.visual.parameters())
     trained = {id(p) for p in parameters}
@@ -97,7 +99,11 @@ def adapt(model, clips: torch.Tensor, labels: torch.Tensor, heads: torch.Tensor,
             batch = order[step * config.batch_size:(step + 1) * config.batch_size]
             frames = model.encode_frames(normalize_video(clips[batch], model.input_spec))  # [B, T, D]
             video = F.normalize(frames.mean(1), dim=-1)  # [B, D]
-            loss = F.cross_entropy(config.logit_scale * video @ heads.t(), labels[batch])
+            if class_tokens is None:
+                loss = F.cross_entropy(config.logit_scale * video @ heads.t(), labels[batch])
+            else:  # in-batch alignment of each clip with its class text [B, D]
+                texts = model.encode_text(class_tokens[labels[batch]])
+                loss = alignment_loss(video, texts, labels[batch], model.logit_scale().item())
             if is_t2l and config.tfd_weight:
                 loss = loss + config.tfd_weight * tfd_loss(frames).loss
             optimizer.zero_grad(set_to_none=True)
@@ -131,9 +137,8 @@ def run_order_test(out_dir: Path, config: OrderTestConfig = OrderTestConfig(), b
         report["pretraining"] = pretrain_tiny(backbone, frames=config.pretrain_frames, steps=config.pretrain_steps,
                                               seed=config.seed, log=log)
         if log:
-            log(f"   pre-trained tiny backbone: held-out position R^2 "
-                f"{report['pretraining']['held_out_position_r2']:.3f}, shape accuracy "
-                f"{report['pretraining']['held_out_shape_accuracy']:.3f} ({report['pretraining']['seconds']} s)")
+            log(f"   pre-trained tiny backbone ({report['pretraining']['seconds']} s): "
+                f"{retrieval_line(report['pretraining'])}")
     report["backbone"] = str(backbone)
     train_clips, train_labels = order_clips(config.clips_per_class, config.seed)
     test_clips, test_labels = order_clips(config.test_clips_per_class, config.test_seed)

@@ -1,0 +1,80 @@
+"""Captions of single synthetic frames: what a frame shows (shape, colour, position, size, opacity, heading) in a
+small English grammar with synonyms, optional parts and varied word order, so a text tower trained on them must
+read words rather than match whole strings. `t2l pretrain-tiny` pairs frames with these captions (CLIP's objective).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# Named foreground colours of pre-training frames (RGB 0..255).
+PALETTE: dict[str, tuple[int, int, int]] = {
+    "red": (215, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 225), "yellow": (235, 215, 40),
+    "white": (245, 245, 245), "black": (20, 20, 20), "orange": (240, 135, 30), "purple": (140, 50, 170)}
+COLOURS = tuple(PALETTE)
+SHAPE_WORDS = {"circle": ("circle", "disc", "round shape"), "square": ("square", "box", "block"),
+               "diamond": ("diamond", "rhombus"), "pointer": ("triangle", "arrow", "pointer")}
+SIZE_WORDS = {"small": ("small", "little", "tiny"), "large": ("large", "big", "huge")}
+OPACITY_WORDS = {"faint": ("faint", "barely visible", "see-through"), "half": ("half-transparent", "pale"),
+                 "solid": ("solid", "opaque")}
+VERTICAL_WORDS = {"top": ("top", "upper"), "bottom": ("bottom", "lower")}
+HEADINGS = ("up", "right", "down", "left")  # a pointer at angle 0 points up; angles turn clockwise on screen
+
+
+def size_word(size: float) -> str | None:
+    """`size` = 4 x radius / frame side (0.28..1.04 in synthetic frames)."""
+    return "small" if size < 0.5 else "large" if size > 0.75 else None
+
+
+def opacity_word(opacity: float) -> str:
+    return "faint" if opacity < 0.45 else "half" if opacity < 0.8 else "solid"
+
+
+def position_words(x: float, y: float) -> tuple[str | None, str | None]:
+    """(vertical, horizontal) words of a centre at (x, y) in 0..1 of the frame, None near the middle."""
+    vertical = "top" if y < 0.42 else "bottom" if y > 0.58 else None
+    horizontal = "left" if x < 0.42 else "right" if x > 0.58 else None
+    return vertical, horizontal
+
+
+def heading_word(angle: float) -> str:
+    return HEADINGS[round((angle % (2 * math.pi)) / (math.pi / 2)) % 4]
+
+
+def _position_phrase(rng: np.random.Generator, vertical: str | None, horizontal: str | None) -> str:
+    if vertical is None and horizontal is None:
+        return str(rng.choice(["in the centre", "in the middle", "at the centre of the frame"]))
+    if vertical is None:
+        return str(rng.choice([f"on the {horizontal}", f"at the {horizontal}", f"on the {horizontal} side"]))
+    if horizontal is None:
+        return str(rng.choice([f"at the {vertical}", f"near the {vertical}", f"at the {vertical} of the frame"]))
+    word = str(rng.choice(VERTICAL_WORDS[vertical]))
+    return str(rng.choice([f"in the {word} {horizontal} corner", f"at the {word} {horizontal}",
+                           f"{word} {horizontal}" if rng.uniform() < 0.3 else f"on the {word} {horizontal}"]))
+
+
+def caption(rng: np.random.Generator, shape: str, colour: str, x: float, y: float, size: float, opacity: float,
+            angle: float) -> str:
+    """One random caption of a frame; the shape is always named, each other fact is left out now and then."""
+    noun = str(rng.choice(SHAPE_WORDS[shape]))
+    size_name = size_word(size)
+    adjectives = [str(rng.choice(SIZE_WORDS[size_name]))] if size_name and rng.uniform() < 0.8 else []
+    if rng.uniform() < 0.8:
+        adjectives.append(colour)
+    where = _position_phrase(rng, *position_words(x, y)) if rng.uniform() < 0.85 else None
+    opacity_name = opacity_word(opacity)
+    extras = []
+    if opacity_name != "solid" or rng.uniform() < 0.2:
+        extras.append(str(rng.choice(OPACITY_WORDS[opacity_name])))
+    if shape == "pointer" and rng.uniform() < 0.8:
+        extras.append(f"pointing {heading_word(angle)}")
+    words = [*adjectives, noun]
+    subject = " ".join(["an" if words[0][0] in "aeiou" else "a", *words])
+    form = rng.integers(3)
+    if form == 0 or where is None:
+        parts = [subject] + ([where] if where else [])
+        return ", ".join([" ".join(parts), *extras])
+    if form == 1:
+        return f"{where}: " + ", ".join([subject, *extras])
+    return f"there is {subject} {where}" + "".join(f", {extra}" for extra in extras)
