@@ -1,6 +1,7 @@
 """File helpers every room shares: atomic writes, writable and owned output folders, sha256, safe torch loading."""
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import pickle
@@ -8,6 +9,7 @@ import re
 import secrets
 import shutil
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -78,11 +80,14 @@ def staged_folder(folder: Path, marker: str, owner: str,
     hard links of the old folder's entries that `carry(folder)` names, and swap the sibling in for `folder` when the
     block ends. An exception or interrupt before the swap removes the sibling and leaves `folder` as it was.
 
-    The block must replace a carried file (atomic_write), never write into it: it is the old folder's file too."""
+    The block must replace a carried file (atomic_write), never write into it: it is the old folder's file too.
+    Siblings left by a killed run (SIGKILL, power loss) are dealt with first: see recover_killed_swap."""
+    check_replaceable(Path(folder))
+    recover_killed_swap(Path(folder).resolve())
     check_claim(Path(folder), marker, owner)
     folder = Path(folder).resolve()  # a link to the folder stays a link to the new one
     folder.parent.mkdir(parents=True, exist_ok=True)
-    suffix = secrets.token_hex(4)
+    suffix = f"{os.getpid()}-{secrets.token_hex(4)}"  # the pid tells a later run whether its writer is still alive
     staging, old = folder.parent / f".{folder.name}.partial-{suffix}", folder.parent / f".{folder.name}.old-{suffix}"
     staging.mkdir()
     try:
@@ -96,6 +101,44 @@ def staged_folder(folder: Path, marker: str, owner: str,
         shutil.rmtree(staging, ignore_errors=True)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def check_replaceable(folder: Path, option: str = "--out") -> None:
+    """Refuse to replace the current folder or one holding it (the swap would move the shell's folder away)."""
+    if Path.cwd().resolve().is_relative_to(Path(folder).resolve()):
+        raise T2LError(f"{option} {folder}: that is (or holds) the current folder, which the command replaces as a "
+                       f"whole; give a folder below it (e.g. {option} export) or run the command from elsewhere")
+
+
+def recover_killed_swap(folder: Path) -> list[str]:
+    """Clean up after a staged_folder run that was killed outright (no exception, no cleanup): its `.NAME.partial-*`
+    sibling is removed, and its `.NAME.old-*` sibling (the previous folder) is put back when the kill fell between
+    the two renames of the swap and `folder` is missing, else removed. Siblings of a live writer are left alone.
+    Returns one line per action (also given as a warning)."""
+    actions = []
+    for sibling in sorted(folder.parent.glob(f".{glob.escape(folder.name)}.*-*-*")):
+        match = re.fullmatch(rf"\.{re.escape(folder.name)}\.(partial|old)-(\d+)-[0-9a-f]+", sibling.name)
+        if not match or _alive(int(match[2])):
+            continue
+        if match[1] == "old" and not folder.exists():
+            os.rename(sibling, folder)
+            actions.append(f"{folder}: put back the previous folder from {sibling.name} (a run was killed mid-swap)")
+        else:
+            shutil.rmtree(sibling, ignore_errors=True)
+            actions.append(f"{folder}: removed {sibling.name}, left by a run that was killed")
+    for line in actions:
+        warnings.warn(line, RuntimeWarning, stacklevel=2)
+    return actions
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return pid != 0
 
 
 def _link(source: Path, target: Path) -> None:

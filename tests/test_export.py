@@ -86,11 +86,11 @@ def test_fp16_lint_catches_fp16_softmax_and_infinite_constants(tmp_path):
     assert any("inf" in p for p in problems)  # the causal mask's -inf, left as it is by a plain conversion
 
 
-def test_same_inputs_give_byte_identical_files(tmp_path):
-    export_tiny("clip_tiny", tmp_path / "a")
-    export_tiny("clip_tiny", tmp_path / "b")
+def test_same_inputs_give_byte_identical_files(tmp_path, tiny_exports):
+    _, first = tiny_exports.shared("clip_tiny")  # exported earlier in this process, the same way
+    export_tiny("clip_tiny", tmp_path)
     for name in ("video_encoder.onnx", "text_encoder.onnx", "classifier.onnx", "manifest.json"):
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+        assert (first / name).read_bytes() == (tmp_path / name).read_bytes(), name
 
 
 def test_large_graphs_keep_their_weights_beside_them(tmp_path):
@@ -126,10 +126,11 @@ def _predict(args, capsys):
 
 
 @pytest.mark.parametrize("classes", [CLASSES, CLASSES[::-1]], ids=["classifier-graph", "text-graph"])
-def test_predict_onnx_backend_matches_torch(videos, tmp_path, capsys, classes):
+def test_predict_onnx_backend_matches_torch(videos, tmp_path, capsys, classes, tiny_exports):
     from t2l_fast.models.checkpoint import save_checkpoint
 
-    model, _ = export_tiny("t2l_tiny", tmp_path / "onnx")
+    model, _ = tiny_exports.shared("t2l_tiny")
+    tiny_exports.copy(tmp_path / "onnx")
     save_checkpoint(model, tmp_path / "ckpt", full=True)
     common = [str(videos / "videos" / "test"), "--classes", ",".join(classes), "--descriptions",
               str(videos / "descriptions.csv")]
@@ -142,8 +143,8 @@ def test_predict_onnx_backend_matches_torch(videos, tmp_path, capsys, classes):
             assert name_a == name_e and abs(p_a - p_e) <= 1e-4
 
 
-def test_predict_onnx_backend_refuses_another_model(videos, tmp_path, capsys):
-    export_tiny("t2l_tiny", tmp_path)
+def test_predict_onnx_backend_refuses_another_model(videos, tmp_path, capsys, tiny_exports):
+    tiny_exports.copy(tmp_path)
     code = main(["predict", str(videos / "videos" / "test"), "--classes", "a,b", "--backend", "onnx", "--onnx",
                  str(tmp_path), "--model", "clip_tiny"])
     assert code == 2 and "exported from t2l_tiny, not clip_tiny" in capsys.readouterr().err

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from t2l_fast.cli import main
+from t2l_fast.io import recover_killed_swap
 from t2l_fast.runtime.bundle import ExportedModel
 
 
@@ -226,8 +227,10 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_sigint_to_a_reexport_exits_130_and_keeps_the_old_export(tiny_exports, tmp_path):
-    """A real SIGINT to `t2l export onnx`, sent while a new graph is being written into the staging folder."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_a_signal_to_a_reexport_keeps_the_old_export(tiny_exports, tmp_path, sig):
+    """A real signal to `t2l export onnx`, sent while a new graph is being written into the staging folder: SIGINT
+    exits 130 having removed the staging folder; SIGKILL cannot clean up, so the next run removes what it left."""
     folder = tiny_exports.copy(tmp_path / "export", "clip_tiny")
     before, logits = _hashes(tmp_path), _logits(folder)
     command = [sys.executable, "-c", SLOW_EXPORT, *EXPORT, str(folder)]
@@ -237,9 +240,45 @@ def test_sigint_to_a_reexport_exits_130_and_keeps_the_old_export(tiny_exports, t
             if line.strip() == "midway":
                 break
         assert export.poll() is None, export.stderr.read()
-        export.send_signal(signal.SIGINT)
-        assert export.wait(60) == 130 and "interrupted" in export.stderr.read()
+        export.send_signal(sig)
+        code = export.wait(60)
+        assert (code, "interrupted" in export.stderr.read()) == ((130, True) if sig == signal.SIGINT else (-9, False))
+    if sig == signal.SIGKILL:
+        [left] = tmp_path.glob(f".export.partial-{export.pid}-*")
+        with pytest.warns(RuntimeWarning, match=f"removed {left.name}, left by a run that was killed"):
+            assert len(recover_killed_swap(folder)) == 1
     assert _hashes(tmp_path) == before and np.array_equal(_logits(folder), logits)
+
+
+@pytest.mark.parametrize("given", [".", ".."], ids=["the current folder", "the folder holding it"])
+def test_export_refuses_to_replace_the_current_folder(tiny_exports, tmp_path, monkeypatch, capsys, given):
+    """Replacing the folder the shell stands in would move it away under the user: refused before any work."""
+    folder = tiny_exports.copy(tmp_path / "export", "clip_tiny")
+    (folder / "sub").mkdir()
+    monkeypatch.chdir(folder / "sub" if given == ".." else folder)
+    before = _hashes(tmp_path)
+    assert main(["export", "onnx", "--model", "clip_tiny", "--out", given]) == 2
+    assert f"--out {given}: that is (or holds) the current folder" in capsys.readouterr().err
+    assert _hashes(tmp_path) == before
+
+
+def test_a_run_killed_between_the_two_renames_gets_its_old_folder_back(tmp_path):
+    """SIGKILL after `folder` became `.folder.old-PID-*` and before the new one took its name: the next run puts the
+    old folder back (and leaves the siblings of a live writer alone)."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(gone.stdout)
+    folder = tmp_path / "export"
+    (tmp_path / f".export.old-{dead}-ab12").mkdir()
+    (tmp_path / f".export.old-{dead}-ab12" / "manifest.json").write_text("{}")
+    (tmp_path / f".export.partial-{dead}-cd34").mkdir()
+    (tmp_path / f".export.partial-{os.getpid()}-ef56").mkdir()  # a live writer's (this process)
+    with pytest.warns(RuntimeWarning) as caught:
+        recover_killed_swap(folder)
+    assert [str(w.message).split(": ", 1)[1] for w in caught] == [
+        f"put back the previous folder from .export.old-{dead}-ab12 (a run was killed mid-swap)",
+        f"removed .export.partial-{dead}-cd34, left by a run that was killed"]
+    assert (folder / "manifest.json").read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".export.partial-{os.getpid()}-ef56", "export"]
 
 
 # --------------------------------------------------------------------------------------------- INT8 into an export

@@ -16,13 +16,14 @@ def _export_onnx(args: argparse.Namespace) -> int:
     import time
 
     from ..deploy.onnx_export import ExportOptions, export_with_classes
-    from ..io import check_claim
+    from ..io import check_claim, check_replaceable
     from ..runtime.bundle import MANIFEST
 
     started = time.time()
     if args.descriptions and not args.classes:
         raise T2LError("--descriptions goes with --classes (the classifier graph's classes)")
-    check_claim(Path(args.out), MANIFEST, "an earlier export")  # before loading the model
+    check_replaceable(Path(args.out))  # before loading the model
+    check_claim(Path(args.out), MANIFEST, "an earlier export")
     if args.precision == "int8":
         _check_int8_arguments(args)
     model, _ = load_model(args, args.checkpoint, device="cpu")

@@ -108,7 +108,9 @@ def onnx_matmul_peaks(size: int = 2048, repeats: int = 5, threads: int | None = 
     if installed("openvino"):
         import openvino as ov
 
-        core = ov.Core()
+        from ..runtime.openvino_runner import shared_core
+
+        core = shared_core(ov)
         for kind, hint in (("fp32", "f32"), ("bf16", "bf16"), ("int8", None)):
             config = {"INFERENCE_NUM_THREADS": threads, **({"INFERENCE_PRECISION_HINT": hint} if hint else {})}
             try:

@@ -2,6 +2,7 @@
 hint) or as the INT8 QDQ graph, with the compiled model cached beside the graph."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import warnings
@@ -41,13 +42,13 @@ class OpenVinoRunner(Runner):
         ov = require("openvino", "onnx", "OpenVINO inference")
         sha = check_sha256(self.path, self.expected_sha256)
         self.header = read_graph_header(self.path)  # also refuses external data outside the graph's folder
-        core = ov.Core()
         cache = self._cache_dir(sha, ov.__version__)
+        config = self._config()
         if cache is not None:
             drop_unrecorded_blobs(cache)
-            core.set_property({"CACHE_DIR": str(cache)})
+            config["CACHE_DIR"] = str(cache)  # a compile property: the process's one Core keeps no cache setting
         try:
-            self.compiled = core.compile_model(str(self.path), "CPU", self._config())
+            self.compiled = shared_core(ov).compile_model(str(self.path), "CPU", config)
         except RuntimeError as e:  # OpenVINO raises RuntimeError (or its subclasses) for unreadable graphs
             raise ArtifactError(f"{self.path}: OpenVINO cannot compile this graph ({str(e).strip().splitlines()[0]}); "
                                 f"re-export it with `t2l export onnx`") from None
@@ -88,6 +89,13 @@ class OpenVinoRunner(Runner):
             raise T2LError(f"{self.path}: use the runner inside `with` (it compiles the graph on entry)")
         results = self.compiled(feed)
         return {name: np.array(results[port], dtype=np.float32) for name, port in self._outputs}
+
+
+@functools.cache
+def shared_core(ov):
+    """The process's one OpenVINO Core: its CPU plugin and thread pools load once, as OpenVINO advises (one Core per
+    application), instead of once per graph."""
+    return ov.Core()
 
 
 def _read_record(folder: Path) -> dict[str, str]:
