@@ -56,10 +56,26 @@ def test_learnable_checkpoint_holds_only_learnable_weights(tmp_path, backbone_fi
     t2l_fast.save_checkpoint(model, tmp_path / "ck")
     stored = load_file(str(tmp_path / "ck" / WEIGHTS_FILE))
     assert set(stored) == {n for n, _ in model.named_learnable_parameters()}
-    loaded = t2l_fast.load_checkpoint(tmp_path / "ck")  # backbone re-read from the recorded source
+    loaded = t2l_fast.load_checkpoint(tmp_path / "ck", pretrained=str(backbone_file))
     assert_same_outputs(model, loaded, random_video(model), atol=0, rtol=0)
     also = t2l_fast.create_model("t2l_tiny", pretrained=str(backbone_file), checkpoint=str(tmp_path / "ck"))
     assert_same_outputs(model, also, random_video(model), atol=0, rtol=0)
+
+
+def test_a_recorded_backbone_file_is_read_only_inside_the_checkpoint_folder(tmp_path, backbone_file):
+    """A checkpoint's config names its backbone; a file outside the checkpoint's folder is read only when the caller
+    passes it (the config is no consent to read elsewhere); one inside the folder is read as recorded."""
+    model = t2l_fast.create_model("t2l_tiny", pretrained=str(backbone_file))
+    t2l_fast.save_checkpoint(model, tmp_path / "ck")
+    with pytest.raises(CheckpointError, match=f"records its backbone as '{backbone_file}', outside the checkpoint "
+                                              f"folder.*--pretrained {backbone_file}"):
+        t2l_fast.load_checkpoint(tmp_path / "ck")
+    inside = tmp_path / "ck2" / "backbone.pt"
+    inside.parent.mkdir()
+    inside.write_bytes(backbone_file.read_bytes())
+    model = t2l_fast.create_model("t2l_tiny", pretrained=str(inside))
+    t2l_fast.save_checkpoint(model, tmp_path / "ck2")
+    assert_same_outputs(model, t2l_fast.load_checkpoint(tmp_path / "ck2"), random_video(model), atol=0, rtol=0)
 
 
 def test_learnable_checkpoint_of_random_backbone_is_refused(tmp_path):

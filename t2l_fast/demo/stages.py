@@ -47,6 +47,14 @@ class Run:
         """The file stage `stage` recorded at `key` (relative to the demo folder), which must lie inside it."""
         return under(self.out, self.results[stage][key], f"{self.out}: the {stage} stage's {key}")
 
+    def trained_model(self, stage: str):
+        """The model training stage `stage` saved (learnable weights), on the backbone this demo pre-trained (passed
+        here: a checkpoint's config is no consent to read a file outside its folder)."""
+        from ..models.build import load_checkpoint
+
+        backbone = str(self.artifact("pretrain", "backbone"))
+        return load_checkpoint(self.artifact(stage, "checkpoint"), pretrained=backbone)
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -264,18 +272,17 @@ def evaluate_models(run: Run) -> dict:
     """Zero-shot on classes never trained on: T2L and ViFi-CLIP trained on the seen classes, and the pre-trained
     CLIP tower averaging frames with no video training (with class names, and with the descriptions T2L reads);
     then the unseen-motion split (T2L trained without vertical motion)."""
-    from ..models.build import load_checkpoint
     from ..models.registry import create_model
 
     backbone = str(run.artifact("pretrain", "backbone"))
     clip = create_model("clip_tiny", pretrained=backbone)
-    models = {"t2l_tiny": (load_checkpoint(run.artifact("train_t2l", "checkpoint")), True),
-              "vificlip_tiny": (load_checkpoint(run.artifact("train_vificlip", "checkpoint")), False),
+    models = {"t2l_tiny": (run.trained_model("train_t2l"), True),
+              "vificlip_tiny": (run.trained_model("train_vificlip"), False),
               "clip_tiny (names)": (clip, False), "clip_tiny (descriptions)": (clip, True)}
     scores, lines, images = _evaluate_unseen(run, models, run.data, "unseen_classes")
     chance = 1 / len((run.data / f"{UNSEEN}{CLASSES_FILE}").read_text().splitlines())
     lines.append(_verdict(scores, chance))
-    motion_models = {"t2l_tiny": (load_checkpoint(run.artifact("train_t2l_unseen_motion", "checkpoint")),
+    motion_models = {"t2l_tiny": (run.trained_model("train_t2l_unseen_motion"),
                                   True),
                      "clip_tiny (names)": (clip, False), "clip_tiny (descriptions)": (clip, True)}
     motion, motion_lines, motion_images = _evaluate_unseen(run, motion_models, run.motion_data, "unseen_motion")
@@ -286,7 +293,8 @@ def evaluate_models(run: Run) -> dict:
     checkpoint = run.artifact("train_t2l", "checkpoint")
     return {"models": scores, "chance": chance, "unseen_motion": motion, "images": images + motion_images,
             "lines": lines,
-            "commands": [f"t2l eval --checkpoint {checkpoint} --root {run.data} --list {run.data / 'unseen_test.txt'} "
+            "commands": [f"t2l eval --checkpoint {checkpoint} --pretrained {run.artifact('pretrain', 'backbone')} "
+                         f"--root {run.data} --list {run.data / 'unseen_test.txt'} "
                          f"--classes {run.data / 'unseen_classes.txt'} --descriptions "
                          f"{run.data / 'unseen_descriptions.csv'}"]}
 
@@ -311,14 +319,13 @@ def order_test(run: Run) -> dict:
 
 def predict_clips(run: Run) -> dict:
     """Labels for a few clips of unseen classes from the trained T2L, scored against the unseen class texts."""
-    from ..models.build import load_checkpoint
     from ..predict import TorchScorer, predict_video
     from ..text.class_files import read_class_descriptions, read_class_names
     from ..text.classifier import build_classifier
 
     classes, descriptions = run.data / f"{UNSEEN}{CLASSES_FILE}", run.data / f"{UNSEEN}{DESCRIPTIONS_FILE}"
     names = read_class_names(classes)
-    model = load_checkpoint(run.artifact("train_t2l", "checkpoint")).eval()
+    model = run.trained_model("train_t2l").eval()
     classifier = build_classifier(model, names, descriptions=read_class_descriptions(descriptions, names))
     lines = (run.data / f"{UNSEEN}test.txt").read_text().splitlines()
     picks = [line.rsplit(" ", 1) for line in lines][:: max(1, len(lines) // 3)][:3]
@@ -332,8 +339,9 @@ def predict_clips(run: Run) -> dict:
                          prediction.error else "predicted " + ", ".join(f"{name} {p:.2f}" for name, p in top)))
     checkpoint = run.artifact("train_t2l", "checkpoint")
     return {"predictions": predictions, "lines": shown,
-            "commands": [f"t2l predict {run.data / picks[0][0]} --checkpoint {checkpoint} --classes {classes} "
-                         f"--descriptions {descriptions} --topk 3"]}
+            "commands": [f"t2l predict {run.data / picks[0][0]} --checkpoint {checkpoint} --pretrained "
+                         f"{run.artifact('pretrain', 'backbone')} --classes {classes} --descriptions {descriptions} "
+                         f"--topk 3"]}
 
 
 # ------------------------------------------------------------------------------------------------- deployment
@@ -342,17 +350,16 @@ def export_graphs(run: Run) -> dict:
     zero-shot), each checked against PyTorch."""
     from ..deploy.onnx_export import export_with_classes
     from ..errors import MissingDependencyError
-    from ..models.build import load_checkpoint
     from ..text.class_files import read_class_descriptions, read_class_names
 
     checkpoint = run.artifact("train_t2l", "checkpoint")
-    model = load_checkpoint(checkpoint).eval()
+    model = run.trained_model("train_t2l").eval()
     classes, descriptions_file = run.data / f"{UNSEEN}{CLASSES_FILE}", run.data / f"{UNSEEN}{DESCRIPTIONS_FILE}"
     names = read_class_names(classes)
     descriptions = read_class_descriptions(descriptions_file, names)
     shown: list[str] = []
-    command = (f"t2l export onnx --checkpoint {checkpoint} --out {run.out / 'onnx'} --classes {classes} "
-               f"--descriptions {descriptions_file}")
+    command = (f"t2l export onnx --checkpoint {checkpoint} --pretrained {run.artifact('pretrain', 'backbone')} "
+               f"--out {run.out / 'onnx'} --classes {classes} --descriptions {descriptions_file}")
     try:
         manifest = export_with_classes(model, run.out / "onnx", names, descriptions=descriptions, log=shown.append)
     except MissingDependencyError as e:  # the onnx extra is not installed: said, and the deployment stages skip

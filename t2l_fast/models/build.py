@@ -51,11 +51,24 @@ def load_checkpoint(path: str | Path, pretrained: str | None = None,
     config = ModelConfig.from_dict(info["model"])
     backbone = None
     if info["variant"] == "learnable":
-        backbone = pretrained or info.get("backbone")
-        if backbone is None:
-            raise CheckpointError(f"{path}: holds learnable weights only; pass pretrained= with the CLIP backbone")
-        if not pretrained and str(backbone).startswith("torchscript:"):  # consent comes from the caller, not a file
-            raise CheckpointError(f"{path}: records the TorchScript backbone {backbone!r}, and loading a TorchScript "
-                                  f"archive can run the code inside it. If you trust it, pass it yourself: "
-                                  f"--pretrained {backbone} (pretrained= in Python)")
+        backbone = pretrained or recorded_backbone(Path(path), info.get("backbone"))
     return build_model(config, pretrained=backbone, checkpoint=str(path), device=device)
+
+
+def recorded_backbone(path: Path, recorded: str | None) -> str:
+    """The backbone a learnable checkpoint records, where its config may name it: an open_clip tag, or a file inside
+    the checkpoint folder. A file anywhere else, or a TorchScript archive (it can run code), must come from the
+    caller: a checkpoint's config is never consent to read outside its folder or to run code."""
+    if recorded is None:
+        raise CheckpointError(f"{path}: holds learnable weights only; pass pretrained= with the CLIP backbone")
+    fix = f"If you trust it, pass it yourself: --pretrained {recorded} (pretrained= in Python)"
+    if str(recorded).startswith("torchscript:"):
+        raise CheckpointError(f"{path}: records the TorchScript backbone {recorded!r}, and loading a TorchScript "
+                              f"archive can run the code inside it. {fix}")
+    file = str(recorded).removeprefix("local-dir:")
+    names_a_file = file != recorded or "/" in file or Path(file).suffix != "" or Path(file).exists()
+    if names_a_file and not str(recorded).startswith("hf-hub:") \
+            and not Path(file).resolve().is_relative_to(Path(path).resolve()):
+        raise CheckpointError(f"{path}: records its backbone as {recorded!r}, outside the checkpoint folder, and a "
+                              f"checkpoint's config is no consent to read files elsewhere. {fix}")
+    return recorded
