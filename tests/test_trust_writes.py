@@ -318,6 +318,31 @@ def test_an_interrupted_or_refused_int8_step_leaves_the_export_as_it_was(tiny_ex
     assert _hashes(tmp_path) == before
 
 
+@pytest.mark.parametrize("agreement, code", [(_interrupt, 130), (_figures(0.5), 2)],
+                         ids=["interrupted", "gate refused"])
+def test_export_precision_int8_swaps_fp32_and_int8_in_together(tiny_exports, tmp_path, monkeypatch, capsys,
+                                                                agreement, code):
+    """`t2l export onnx --precision int8` over an earlier export: the new fp32 graphs and the INT8 ones replace the
+    old export in one swap, so an interrupt during INT8 leaves the old export, not a new fp32 one; a refused gate
+    leaves the new fp32 export without INT8 graphs (tests/test_int8.py), and nothing beside the folder."""
+    from t2l_fast.deploy import int8
+
+    folder = tiny_exports.copy(tmp_path / "export", "clip_tiny")
+    clips = np.random.default_rng(0).integers(0, 256, (4, 8, 3, 32, 32), dtype=np.uint8)
+    monkeypatch.setattr(int8, "check_int8_lists", lambda *a, **k: None)  # stand-in lists and clips, as above
+    monkeypatch.setattr(int8, "load_clips", lambda *a, **k: clips)
+    monkeypatch.setattr(int8, "agreement", agreement)
+    before = _hashes(tmp_path)
+    assert main(["export", "onnx", "--model", "clip_tiny", "--out", str(folder), "--classes", "a,b,c",
+                 "--precision", "int8", "--int8-mode", "dynamic", "--gate-list", "gate.txt", "--root", "data",
+                 "--min-gate-clips", "4"]) == code
+    if code == 130:
+        assert _hashes(tmp_path) == before
+    else:
+        assert not list(folder.glob("*int8*")) and "int8" not in json.loads((folder / "manifest.json").read_text())
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]
+
+
 def test_int8_graphs_are_swapped_in_with_the_manifest(tiny_exports, tmp_path, monkeypatch):
     folder = tiny_exports.copy(tmp_path / "export", "clip_tiny")
     before = _hashes(folder)

@@ -39,14 +39,30 @@ def _export_onnx(args: argparse.Namespace) -> int:
     out = Path(args.out)
     print(f"exporting {model.config.name} (T={model.config.frames}, {model.config.vision.image_size}px) to "
           f"{out}{random_weights_note(args)}")
-    manifest = export_with_classes(model, out, class_names, descriptions=descriptions, templates=args.templates,
-                                   options=options)
-    if args.precision == "int8":
-        from ..deploy.int8 import quantize_export
+    if args.precision != "int8":
+        manifest = export_with_classes(model, out, class_names, descriptions=descriptions, templates=args.templates,
+                                       options=options)
+    else:
+        from ..deploy.int8 import GateRefusedError, quantize_export
+        from ..io import staged_folder
 
-        quantize_export(out, mode=args.int8_mode, calibration_list=args.calibration, gate_list=args.gate_list,
-                        root=args.root, calibration_clips=args.calibration_clips, min_gate_clips=args.min_gate_clips)
-        manifest = json.loads((out / "manifest.json").read_text())
+        # fp32 and INT8 graphs are swapped in together: an interrupt during either leaves the old export as it was
+        # (a refused gate still leaves the new fp32 export). The staging copy starts as the old folder (hard links),
+        # so the export inside it keeps what a re-export keeps.
+        refused = None
+        with staged_folder(out, MANIFEST, "an earlier export", carry=lambda old: [p.name for p in old.iterdir()]) \
+                as staging:
+            export_with_classes(model, staging, class_names, descriptions=descriptions, templates=args.templates,
+                                options=options)
+            try:
+                quantize_export(staging, mode=args.int8_mode, calibration_list=args.calibration,
+                                gate_list=args.gate_list, root=args.root, calibration_clips=args.calibration_clips,
+                                min_gate_clips=args.min_gate_clips)
+            except GateRefusedError as e:
+                refused = e
+        if refused is not None:
+            raise refused
+        manifest = json.loads((out / MANIFEST).read_text())
     print(f"wrote {out / 'manifest.json'} ({', '.join(manifest['graphs'])}) in {time.time() - started:.1f} s")
     return 0
 
