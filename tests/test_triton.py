@@ -92,3 +92,32 @@ def test_engines_become_tensorrt_models(tiny_exports, tmp_path, capsys):
     write_sidecar(engine, dict(read_sidecar(engine), profile={"frames": dict(ranged, min=[2, 8, 3, 32, 32])}))
     assert main(["export", "triton", "--onnx", str(onnx_dir), "--engine", str(engine), "--out", str(repo)]) == 2
     assert "rebuild it with --min-batch 1" in capsys.readouterr().err
+
+
+def test_a_refresh_swaps_each_model_folder_in_whole_and_keeps_what_the_user_added(tiny_exports, tmp_path,
+                                                                                   monkeypatch, capsys):
+    """Rewriting a repository: a model folder is the old one or the new one, never a mix (here the refresh is
+    interrupted while the classifier, the last model, is written); versions the user added beside ours stay; a
+    folder of the same name that this command did not write is refused."""
+    from t2l_fast.deploy import triton
+
+    onnx_dir, repo = tiny_exports.copy(tmp_path / "export"), tmp_path / "repo"
+    command = ["export", "triton", "--onnx", str(onnx_dir), "--out", str(repo)]
+    assert main([*command, "--max-batch", "16"]) == 0
+    (repo / "t2l_tiny_video_encoder" / "2").mkdir()  # a version the user added
+    classifier = (repo / "t2l_tiny_classifier" / "config.pbtxt").read_text()
+
+    def interrupted(name, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(triton, "_write_labels", interrupted)
+    assert main([*command, "--max-batch", "4"]) == 130
+    assert parse(repo / "t2l_tiny_video_encoder").max_batch_size == 4  # swapped in before the interrupt
+    assert (repo / "t2l_tiny_video_encoder" / "2").is_dir()
+    assert (repo / "t2l_tiny_classifier" / "config.pbtxt").read_text() == classifier  # the old one, whole
+    assert sorted(p.name for p in repo.iterdir()) == [f"t2l_tiny_{kind}" for kind in
+                                                     ("classifier", "text_encoder", "video_encoder")]
+    monkeypatch.undo()
+    (repo / "t2l_tiny_text_encoder" / "config.pbtxt").unlink()  # now a folder this command did not write
+    assert main(command) == 2
+    assert "t2l_tiny_text_encoder: not empty and not a Triton model folder (no config.pbtxt)" in capsys.readouterr().err

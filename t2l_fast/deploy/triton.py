@@ -8,11 +8,12 @@ The client flow is in docs/TRITON.md.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import T2LError
-from ..io import inside, path_part
+from ..io import inside, path_part, staged_folder
 from ..runtime.base import ArtifactError
 from ..runtime.bundle import ExportedModel
 from ..runtime.engine_sidecar import check_built_from, check_engine_bytes, read_sidecar
@@ -22,6 +23,7 @@ TRITON_TYPES = {"uint8": "TYPE_UINT8", "int64": "TYPE_INT64", "int32": "TYPE_INT
                 "float16": "TYPE_FP16"}
 GRAPHS = ("video_encoder", "text_encoder", "classifier")
 LABELS = "labels.txt"
+CONFIG = "config.pbtxt"
 
 
 def _dims(shape: Sequence[object], fixed: dict[int, int] | None = None) -> list[int]:
@@ -87,14 +89,15 @@ def write_triton_repository(onnx_dir: Path, out: Path, engines: Sequence[Path] =
     for kind in (k for k in GRAPHS if k in bundle.graphs):
         graph = bundle.verified_graph_path(kind)
         facts = read_graph_facts(graph)
-        folder = _model_folder(out, f"{prefix}_{kind}")
-        for source in [graph, *bundle.external_data_paths(kind)]:
-            shutil.copy2(source, folder / "1" / ("model.onnx" if source == graph else source.name))
-        labels = _write_labels(folder, bundle.class_names) if kind == "classifier" else None
-        (folder / "config.pbtxt").write_text(model_config(
-            folder.name, "onnxruntime_onnx", facts.inputs, facts.outputs, max_batch_size, preferred,
-            queue_delay_us, labels=labels))
-        written.append(folder)
+        name = f"{prefix}_{kind}"
+        with _model_folder(out, name) as folder:
+            for source in [graph, *bundle.external_data_paths(kind)]:
+                shutil.copy2(source, folder / "1" / ("model.onnx" if source == graph else source.name))
+            labels = _write_labels(name, folder, bundle.class_names) if kind == "classifier" else None
+            (folder / CONFIG).write_text(model_config(
+                name, "onnxruntime_onnx", facts.inputs, facts.outputs, max_batch_size, preferred,
+                queue_delay_us, labels=labels))
+        written.append(out / name)
     for engine, sidecar in sidecars:
         written.append(_write_engine_model(bundle, prefix, engine, sidecar, out, queue_delay_us))
     log(f"wrote Triton model repository {out}: {', '.join(f.name for f in written)} (serve it with "
@@ -126,29 +129,37 @@ def _write_engine_model(bundle: ExportedModel, prefix: str, engine: Path, sideca
                         queue_delay_us: int) -> Path:
     kind = sidecar["onnx"]["graph"]
     profile = next(iter(sidecar["profile"].values()))
-    folder = _model_folder(out, f"{prefix}_{kind}_trt")
-    shutil.copy2(engine, folder / "1" / "model.plan")
-    labels = _write_labels(folder, bundle.class_names) if kind == "classifier" else None
+    name = f"{prefix}_{kind}_trt"
     # a frame range (t2l export trt --frames MIN:OPT:MAX) stays free (-1); the engine's profile bounds it
     frames = profile["max"][1] if kind != "text_encoder" and profile["min"][1] == profile["max"][1] else None
-    config = model_config(folder.name, "tensorrt_plan", sidecar["inputs"], sidecar["outputs"], profile["max"][0],
-                          (profile["opt"][0], profile["max"][0]), queue_delay_us, fixed_frames=frames, labels=labels,
-                          gpu=True)
-    if sidecar.get("target", {}).get("version_compatible"):
-        config = VERSION_COMPATIBLE_NOTE + config
-    (folder / "config.pbtxt").write_text(config)
-    return folder
+    with _model_folder(out, name) as folder:
+        shutil.copy2(engine, folder / "1" / "model.plan")
+        labels = _write_labels(name, folder, bundle.class_names) if kind == "classifier" else None
+        config = model_config(name, "tensorrt_plan", sidecar["inputs"], sidecar["outputs"], profile["max"][0],
+                              (profile["opt"][0], profile["max"][0]), queue_delay_us, fixed_frames=frames,
+                              labels=labels, gpu=True)
+        if sidecar.get("target", {}).get("version_compatible"):
+            config = VERSION_COMPATIBLE_NOTE + config
+        (folder / CONFIG).write_text(config)
+    return out / name
 
 
-def _model_folder(out: Path, name: str) -> Path:
+@contextmanager
+def _model_folder(out: Path, name: str) -> Iterator[Path]:
+    """A staged copy of model folder `name` in `out` to write into, swapped in whole when the block ends (an
+    interrupt leaves the old model folder). It keeps what the user added beside ours (other versions); a folder
+    that is not a model this command wrote (no config.pbtxt) is refused."""
     folder = inside(out, name, "Triton model name (--name or the export's model name, plus the graph)")
-    (folder / "1").mkdir(parents=True, exist_ok=True)
-    return folder
+    ours = ("1", CONFIG, LABELS)
+    with staged_folder(folder, CONFIG, "a Triton model folder",
+                       carry=lambda old: [p.name for p in old.iterdir() if p.name not in ours]) as staging:
+        (staging / "1").mkdir()
+        yield staging
 
 
-def _write_labels(folder: Path, class_names: Sequence[str] | None) -> str:
+def _write_labels(name: str, folder: Path, class_names: Sequence[str] | None) -> str:
     if not class_names:
-        raise ArtifactError(f"{folder.name}: the export has a classifier graph but no class names in its manifest; "
+        raise ArtifactError(f"{name}: the export has a classifier graph but no class names in its manifest; "
                             f"re-export with --classes")
     (folder / LABELS).write_text("".join(f"{c}\n" for c in class_names))
     return LABELS
