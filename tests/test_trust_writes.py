@@ -325,9 +325,15 @@ def test_export_precision_int8_swaps_fp32_and_int8_in_together(tiny_exports, tmp
     """`t2l export onnx --precision int8` over an earlier export: the new fp32 graphs and the INT8 ones replace the
     old export in one swap, so an interrupt during INT8 leaves the old export, not a new fp32 one; a refused gate
     leaves the new fp32 export without INT8 graphs (tests/test_int8.py), and nothing beside the folder."""
-    from t2l_fast.deploy import int8
+    from t2l_fast.deploy import int8, onnx_export
 
     folder = tiny_exports.copy(tmp_path / "export", "clip_tiny")
+    def new_export(model, out, *args, **kwargs):  # the session's export plus a file that marks it as the new one
+        tiny_exports.copy(out, "clip_tiny")
+        (out / "new.txt").write_text("the new export")
+        return ExportedModel(out).manifest
+
+    monkeypatch.setattr(onnx_export, "export_with_classes", new_export)  # tested here: the swap, not the export
     clips = np.random.default_rng(0).integers(0, 256, (4, 8, 3, 32, 32), dtype=np.uint8)
     monkeypatch.setattr(int8, "check_int8_lists", lambda *a, **k: None)  # stand-in lists and clips, as above
     monkeypatch.setattr(int8, "load_clips", lambda *a, **k: clips)
@@ -339,7 +345,8 @@ def test_export_precision_int8_swaps_fp32_and_int8_in_together(tiny_exports, tmp
     if code == 130:
         assert _hashes(tmp_path) == before
     else:
-        assert not list(folder.glob("*int8*")) and "int8" not in json.loads((folder / "manifest.json").read_text())
+        assert (folder / "new.txt").is_file() and not list(folder.glob("*int8*"))
+        assert "int8" not in json.loads((folder / "manifest.json").read_text())
     assert [p.name for p in tmp_path.iterdir()] == ["export"]
 
 
