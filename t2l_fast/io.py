@@ -113,14 +113,17 @@ def check_replaceable(folder: Path, option: str = "--out") -> None:
 def recover_killed_swap(folder: Path) -> list[str]:
     """Clean up after a staged_folder run that was killed outright (no exception, no cleanup): its `.NAME.partial-*`
     sibling is removed, and its `.NAME.old-*` sibling (the previous folder) is put back when the kill fell between
-    the two renames of the swap and `folder` is missing, else removed. Siblings of a live writer are left alone.
-    Returns one line per action (also given as a warning)."""
+    the two renames of the swap and `folder` is missing, else removed. Staging nested in a staging folder
+    (`..NAME.partial-*.partial-*`) goes too. Siblings of live writers are left alone. Returns one line per action
+    (also given as a warning)."""
     actions = []
-    for sibling in sorted(folder.parent.glob(f".{glob.escape(folder.name)}.*-*-*")):
-        match = re.fullmatch(rf"\.{re.escape(folder.name)}\.(partial|old)-(\d+)-[0-9a-f]+", sibling.name)
-        if not match or _alive(int(match[2])):
+    for sibling in sorted(folder.parent.glob(f".*{glob.escape(folder.name)}.*-*-*")):
+        match = re.fullmatch(rf"(\.+){re.escape(folder.name)}((?:\.(?:partial|old)-\d{{1,9}}-[0-9a-f]+)+)",
+                             sibling.name)
+        steps = re.findall(r"\.(partial|old)-(\d+)-", match[2]) if match else []
+        if not steps or all(_alive(int(pid)) for _, pid in steps):
             continue
-        if match[1] == "old" and not folder.exists():
+        if (match[1], len(steps), steps[0][0]) == (".", 1, "old") and not folder.exists():
             os.rename(sibling, folder)
             actions.append(f"{folder}: put back the previous folder from {sibling.name} (a run was killed mid-swap)")
         else:

@@ -1,3 +1,4 @@
+import json
 import os
 import pickle
 
@@ -76,6 +77,15 @@ def test_a_recorded_backbone_file_is_read_only_inside_the_checkpoint_folder(tmp_
     model = t2l_fast.create_model("t2l_tiny", pretrained=str(inside))
     t2l_fast.save_checkpoint(model, tmp_path / "ck2")
     assert_same_outputs(model, t2l_fast.load_checkpoint(tmp_path / "ck2"), random_video(model), atol=0, rtol=0)
+    config = json.loads((tmp_path / "ck2" / "config.json").read_text())
+    for recorded, loads in (("backbone.pt", True), ("../tiny_clip.pt", False), (f"local-dir:{tmp_path / 'ck2'}",
+                                                                                  False)):
+        (tmp_path / "ck2" / "config.json").write_text(json.dumps({**config, "backbone": recorded}))
+        if loads:  # a relative record is relative to the checkpoint folder
+            assert_same_outputs(model, t2l_fast.load_checkpoint(tmp_path / "ck2"), random_video(model), atol=0, rtol=0)
+        else:
+            with pytest.raises(CheckpointError, match=f"--pretrained {recorded}"):
+                t2l_fast.load_checkpoint(tmp_path / "ck2")
 
 
 def test_learnable_checkpoint_of_random_backbone_is_refused(tmp_path):

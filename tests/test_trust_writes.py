@@ -5,6 +5,7 @@ around it before and after (docs/RELIABILITY_TESTS.md lists the rows)."""
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -272,13 +273,19 @@ def test_a_run_killed_between_the_two_renames_gets_its_old_folder_back(tmp_path)
     (tmp_path / f".export.old-{dead}-ab12" / "manifest.json").write_text("{}")
     (tmp_path / f".export.partial-{dead}-cd34").mkdir()
     (tmp_path / f".export.partial-{os.getpid()}-ef56").mkdir()  # a live writer's (this process)
+    (tmp_path / ".export.partial-99999999999999999999-ab").mkdir()  # no pid (crafted): not a staging folder
+    (tmp_path / f"..export.partial-{dead}-ab12.partial-{dead}-0f").mkdir()  # nested (export --precision int8)
+    (tmp_path / f".myexport.partial-{dead}-ab").mkdir()  # another folder's
     with pytest.warns(RuntimeWarning) as caught:
         recover_killed_swap(folder)
     assert [str(w.message).split(": ", 1)[1] for w in caught] == [
+        f"removed ..export.partial-{dead}-ab12.partial-{dead}-0f, left by a run that was killed",
         f"put back the previous folder from .export.old-{dead}-ab12 (a run was killed mid-swap)",
         f"removed .export.partial-{dead}-cd34, left by a run that was killed"]
     assert (folder / "manifest.json").read_text() == "{}"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f".export.partial-{os.getpid()}-ef56", "export"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".export.partial-{os.getpid()}-ef56",
+                                                          ".export.partial-99999999999999999999-ab",
+                                                          f".myexport.partial-{dead}-ab", "export"]
 
 
 # --------------------------------------------------------------------------------------------- INT8 into an export
@@ -329,6 +336,8 @@ def test_export_precision_int8_swaps_fp32_and_int8_in_together(tiny_exports, tmp
 
     folder = tiny_exports.copy(tmp_path / "export", "clip_tiny")
     def new_export(model, out, *args, **kwargs):  # the session's export plus a file that marks it as the new one
+        for entry in out.iterdir():  # replaced, never written through: they are hard links of the old export's
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         tiny_exports.copy(out, "clip_tiny")
         (out / "new.txt").write_text("the new export")
         return ExportedModel(out).manifest

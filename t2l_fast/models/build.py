@@ -57,7 +57,8 @@ def load_checkpoint(path: str | Path, pretrained: str | None = None,
 
 def recorded_backbone(path: Path, recorded: str | None) -> str:
     """The backbone a learnable checkpoint records, where its config may name it: an open_clip tag, or a file inside
-    the checkpoint folder. A file anywhere else, or a TorchScript archive (it can run code), must come from the
+    the checkpoint folder (a relative record is relative to that folder). A file anywhere else, a folder
+    (`local-dir:`, whose files the loader picks), or a TorchScript archive (it can run code) must come from the
     caller: a checkpoint's config is never consent to read outside its folder or to run code."""
     if recorded is None:
         raise CheckpointError(f"{path}: holds learnable weights only; pass pretrained= with the CLIP backbone")
@@ -65,10 +66,13 @@ def recorded_backbone(path: Path, recorded: str | None) -> str:
     if str(recorded).startswith("torchscript:"):
         raise CheckpointError(f"{path}: records the TorchScript backbone {recorded!r}, and loading a TorchScript "
                               f"archive can run the code inside it. {fix}")
-    file = str(recorded).removeprefix("local-dir:")
-    names_a_file = file != recorded or "/" in file or Path(file).suffix != "" or Path(file).exists()
-    if names_a_file and not str(recorded).startswith("hf-hub:") \
-            and not Path(file).resolve().is_relative_to(Path(path).resolve()):
-        raise CheckpointError(f"{path}: records its backbone as {recorded!r}, outside the checkpoint folder, and a "
-                              f"checkpoint's config is no consent to read files elsewhere. {fix}")
+    if str(recorded).startswith("local-dir:"):
+        raise CheckpointError(f"{path}: records the backbone folder {recorded!r}, and a checkpoint's config is no "
+                              f"consent to read a folder of its choosing. {fix}")
+    file = Path(path) / recorded  # an absolute record stays absolute
+    if "/" in str(recorded) or file.suffix or file.exists():  # a file, not an open_clip tag
+        if not file.resolve().is_relative_to(Path(path).resolve()):
+            raise CheckpointError(f"{path}: records its backbone as {recorded!r}, outside the checkpoint folder, "
+                                  f"and a checkpoint's config is no consent to read files elsewhere. {fix}")
+        return str(file)
     return recorded
