@@ -113,3 +113,29 @@ def test_predict_backend_openvino_matches_onnx(export, tmp_path, capsys):
     assert results["openvino"]["top"][0][0] == results["onnx"]["top"][0][0]
     for (name_a, p_a), (name_b, p_b) in zip(results["openvino"]["top"], results["onnx"]["top"]):
         assert name_a == name_b and abs(p_a - p_b) <= 1e-4
+
+
+def test_int8_backends_compute_every_clip_of_a_batch(tmp_path):
+    """Our INT8 graph and OpenVINO's own recipe (NNCF) on a random t2l_tiny, as `t2l bench throughput` builds them:
+    every clip of a batch of 3 matches torch (OpenVINO 2026.4 returned zeros after the first clip when the frame-
+    pooled projection was quantized), and each row says which matmul kernels ran."""
+    pytest.importorskip("nncf", reason="OpenVINO's own INT8 recipe needs nncf (pip install 't2l-fast[bench]')")
+    import torch
+
+    from t2l_fast.models.registry import create_model
+    from t2l_fast.perf.backends import build_backend
+    from t2l_fast.perf.throughput import clips_for
+
+    torch.manual_seed(0)
+    model = create_model("t2l_tiny").eval()
+    calibration = clips_for(model.config.vision.image_size, model.config.frames, 8)
+    reference = build_backend("torch-eager", model, tmp_path, calibration).run(calibration[:3])
+    for name in ("openvino-int8", "openvino-nncf"):
+        backend = build_backend(name, model, tmp_path, calibration)
+        embeddings = backend.run(calibration[:3])  # [3, D]
+        cosines = (embeddings * reference).sum(1) / np.linalg.norm(embeddings, axis=1) / np.linalg.norm(reference,
+                                                                                                       axis=1)
+        assert cosines.min() > 0.9, (name, cosines)
+        facts = backend.profile(calibration[:1])
+        assert "i8" in facts["matmul_kernels"].lower(), facts  # the products really ran in int8
+        assert "%" in facts["time_by_op"], facts

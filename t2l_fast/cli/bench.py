@@ -34,7 +34,7 @@ def _flops(args: argparse.Namespace) -> int:
 def _throughput(args: argparse.Namespace) -> int:
     from ..perf.reports import end_to_end_report, throughput_plan, throughput_report
 
-    plan = throughput_plan(args.quick, args.gpu, args.backends, args.seconds)
+    plan = throughput_plan(args.quick, args.gpu, args.backends, args.seconds, args.models)
     throughput_report(plan, args.out, args.work_dir)
     if args.end_to_end:
         end_to_end_report(plan, 2 if args.quick else 4, args.data, args.out, args.work_dir or args.out / "graphs")
@@ -85,6 +85,7 @@ def register(sub) -> None:
     p.add_argument("--quick", action="store_true", help="tiny models, short budgets (tests and the demo)")
     p.add_argument("--gpu", action="store_true", help="the GPU plan (torch CUDA fp32/fp16 at batch 32-128)")
     p.add_argument("--backends", nargs="+", help="a subset of the plan's backends")
+    p.add_argument("--models", nargs="+", help="a subset of the plan's models (e.g. t2l_vit_b16)")
     p.add_argument("--seconds", type=positive_float, help="time budget of one measurement's timed calls")
     p.add_argument("--work-dir", type=Path, help="keep the exported ONNX graphs here (default: a temporary folder)")
     p.add_argument("--end-to-end", action="store_true", help="also time the loader (decode + augment, PyAV and, "

@@ -90,7 +90,7 @@ def quantize_graph(source: Path, target: Path, mode: str, calibration: np.ndarra
     # ~0.978 with full range and rose to >= 0.9995 with reduce_range. A graph may be served on another CPU than the
     # one that quantized it, so the range is always reduced (VNNI CPUs lose one bit of weight precision).
     common = dict(op_types_to_quantize=QUANTIZED_OPS, per_channel=True, reduce_range=True,
-                  nodes_to_exclude=activation_products(prepared))
+                  nodes_to_exclude=kept_in_fp32(prepared))
     try:
         _quantize(quantization, prepared, target, mode, calibration, common)
     finally:
@@ -99,14 +99,28 @@ def quantize_graph(source: Path, target: Path, mode: str, calibration: np.ndarra
             leftover.unlink()
 
 
-def activation_products(path: Path) -> list[str]:
-    """MatMul nodes of two activations (attention's scores and mixing): kept in fp32. Their ranges change with
-    every input, and quantizing them costs accuracy for little speed; weights x activations are quantized."""
+def kept_in_fp32(path: Path) -> list[str]:
+    """The MatMul nodes left unquantized:
+    - products of two activations (attention's scores and mixing): their ranges change with every input, and
+      quantizing them costs accuracy for little speed; weights x activations are quantized;
+    - products whose output is averaged over frames (into ReduceMean, through Reshapes: the final projection). With
+      that one quantized, OpenVINO 2026.4's CPU plugin returned the first clip of a batch and zeros for the others
+      (a random t2l_tiny, tests/test_openvino.py); it is one small product per frame."""
     onnx = onnx_graph.onnx_module()
     model = onnx.load(str(path), load_external_data=False)
     weights = {t.name for t in model.graph.initializer}
     weights |= {out for n in model.graph.node if n.op_type == "Constant" for out in n.output}
-    return [n.name for n in model.graph.node if n.op_type == "MatMul" and not (set(n.input) & weights)]
+    readers: dict[str, list] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+
+    def pooled(tensor: str) -> bool:
+        return any(r.op_type == "ReduceMean" or (r.op_type == "Reshape" and pooled(r.output[0]))
+                   for r in readers.get(tensor, []))
+
+    return [n.name for n in model.graph.node if n.op_type == "MatMul"
+            and (not (set(n.input) & weights) or pooled(n.output[0]))]
 
 
 def _quantize(quantization, source: Path, target: Path, mode: str, calibration, common: dict) -> None:

@@ -24,6 +24,7 @@ class Backend:
     setup_seconds: float = 0.0  # building it: compile, session, quantization
     takes_tensors: bool = False  # run() also takes a torch tensor where it lies (a loader's CUDA batch: no copy)
     row_facts: dict = field(default_factory=dict)  # added to each benchmark row (ORT GPU: nodes_per_provider)
+    profile: Callable[[np.ndarray], dict] | None = None  # facts added to a model's last row (OpenVINO: time_by_op)
 
     def feed(self, video: torch.Tensor):
         """A loader's uint8 batch as this backend takes it: the tensor itself, or a host numpy array."""
@@ -50,7 +51,7 @@ def _is_available(name: str) -> bool:
         provider = PROVIDERS.get(name.split("-")[1])  # None for the CPU's fp32/int8
         return provider is None or provider in onnxruntime.get_available_providers()
     if name.startswith("openvino"):
-        return bool(installed("openvino"))
+        return bool(installed("openvino")) and (name != "openvino-nncf" or bool(installed("nncf")))
     if name.startswith("tensorrt"):
         from ..runtime.trt_support import engines_cannot_run_reason
 
@@ -87,6 +88,8 @@ def build_backend(name: str, model, work_dir: Path, calibration: np.ndarray, max
     graph = build_graph("video_encoder", model.eval())
     if name == "torch-eager":
         backend = Backend(name, "fp32", _torch_backend(graph), FP32_GATE, takes_tensors=True)
+    elif name == "openvino-nncf":
+        backend = _nncf_backend(graph, calibration)
     elif name == "torch-bf16":
         backend = Backend(name, "bf16", _torch_backend(graph, torch.bfloat16), REDUCED_GATE, takes_tensors=True)
     elif name == "torch-compile":
@@ -109,6 +112,8 @@ def build_backend(name: str, model, work_dir: Path, calibration: np.ndarray, max
     else:
         raise UnsupportedOptionError(f"unknown backend {name!r}")
     backend.setup_seconds = time.perf_counter() - started
+    if name.startswith("torch") and not name.startswith("torch-cuda"):
+        backend.row_facts["isa"] = f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}"
     return backend
 
 
@@ -210,5 +215,37 @@ def _openvino_backend(name: str, model, work_dir: Path, calibration: np.ndarray)
     runner = OpenVinoRunner(path, precision, threads=torch.get_num_threads(), cache=False).__enter__()
     gate = FP32_GATE if precision == "fp32" else REDUCED_GATE
     backend = Backend(name, precision, lambda clips: runner.infer({"frames": clips})["embedding"], gate)
-    backend.row_facts = {"precision_in_use": runner.precision_in_use}
+    return _with_openvino_facts(backend, runner.compiled, str(path), runner.config())
+
+
+def _nncf_backend(graph: torch.nn.Module, calibration: np.ndarray) -> Backend:
+    """openvino-nncf: OpenVINO's own INT8 recipe, to compare ours with: the PyTorch video encoder converted by
+    `openvino.convert_model` (through torch.export, batch axis free) and quantized by `nncf.quantize` with its
+    defaults for transformers, calibrated on the same clips as our INT8 graph, gated like ours."""
+    from ..optional import require
+    from ..runtime.openvino_runner import shared_core
+
+    ov = require("openvino", "bench", "the openvino-nncf backend")
+    nncf = require("nncf", "bench", "the openvino-nncf backend")
+    batch = torch.export.Dim("batch", min=1, max=1024)  # traced at batch 2: batch 1 would be specialised away
+    exported = torch.export.export(graph, (torch.from_numpy(calibration[:2]),), dynamic_shapes=({0: batch},))
+    quantized = nncf.quantize(ov.convert_model(exported), nncf.Dataset([clip[None] for clip in calibration]),
+                              model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calibration))
+    config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY"}
+    compiled = shared_core(ov).compile_model(quantized, "CPU", config)
+    backend = Backend("openvino-nncf", "int8", lambda clips: np.asarray(compiled(clips)[0], dtype=np.float32),
+                      REDUCED_GATE)
+    return _with_openvino_facts(backend, compiled, quantized, config)
+
+
+def _with_openvino_facts(backend: Backend, compiled, model, config: dict) -> Backend:
+    """Rows of an OpenVINO backend say which precision it ran in; its last row also which matmul kernels it ran, and
+    where one call's time went."""
+    from ..runtime.openvino_runner import precision_in_use
+    from .openvino_facts import matmul_kernels, time_shares
+
+    backend.row_facts = {"precision_in_use": precision_in_use(compiled)}
+    # kernels are picked at the first call on a shape, so both are read after the timing
+    backend.profile = lambda clips: {"matmul_kernels": matmul_kernels(compiled),
+                                     "time_by_op": time_shares(model, config, clips)}
     return backend

@@ -136,6 +136,21 @@ def machine_peaks() -> dict[str, float | None]:
     return peaks
 
 
+# the CPU instruction sets that decide which matmul kernels the libraries can use (Linux /proc/cpuinfo names)
+ISA_FLAGS = ("avx2", "fma", "avx_vnni", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
+             "amx_int8")
+
+
+def cpu_isa() -> str:
+    """The matmul-relevant instruction sets this CPU has ("avx2 fma avx512f ..."), or "unknown" off Linux."""
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    return " ".join(flag for flag in ISA_FLAGS if flag in flags) or "unknown"
+
+
 # ------------------------------------------------------------------------------------------- memory
 def reset_peak_rss() -> bool:
     """Reset this process's peak resident set size (Linux: /proc/self/clear_refs); False where unsupported."""

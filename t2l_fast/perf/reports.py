@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..errors import T2LError
+from ..errors import T2LError, UnsupportedOptionError
 from .report import Panel, conditions, markdown_table, pivot, write_report
 
 Log = Callable[[str], None]
@@ -115,13 +115,23 @@ def flops_report(models: Sequence[str], frames: Sequence[int], out: Path, json_p
 
 
 def throughput_plan(quick: bool = False, gpu: bool = False, backends: Sequence[str] | None = None,
-                    seconds: float | None = None):
-    """The throughput plan: quick (tiny models), GPU or CPU, optionally cut to `backends` and a time budget."""
+                    seconds: float | None = None, models: Sequence[str] | None = None):
+    """The throughput plan: quick (tiny models), GPU or CPU, optionally cut to `backends`, `models` and a time
+    budget."""
     from .throughput import cpu_plan, gpu_plan, quick_plan
 
     plan = quick_plan() if quick else gpu_plan() if gpu else cpu_plan()
     if backends:
         plan = dataclasses.replace(plan, backends=tuple(backends))
+    if models:
+        unknown = sorted(set(models) - {name for name, _, _ in plan.points})
+        if unknown:
+            raise UnsupportedOptionError(f"--models {' '.join(unknown)}: not in this plan; choose from "
+                                         f"{', '.join(dict.fromkeys(name for name, _, _ in plan.points))}")
+        points = [point for point in plan.points if point[0] in models]
+        pair = plan.block_pair if plan.block_pair and {plan.block_pair[0], plan.block_pair[1]} <= set(models) \
+            else None
+        plan = dataclasses.replace(plan, points=points, block_pair=pair)
     if seconds:
         plan = dataclasses.replace(plan, seconds=seconds)
     return plan
@@ -129,7 +139,7 @@ def throughput_plan(quick: bool = False, gpu: bool = False, backends: Sequence[s
 
 def throughput_report(plan, out: Path, work_dir: Path | None = None, log: Log = print) -> list[dict]:
     """Clips/s of every model and backend of `plan`, gated against torch eager fp32; the measured rows."""
-    from .throughput import block_ratio_lines, run_plan, targets
+    from .throughput import block_ratio_lines, kernel_lines, run_plan, targets
 
     rows, machine = run_plan(plan, work_dir, progress=log)
     measured = [r for r in rows if "clips_per_s" in r]
@@ -146,7 +156,9 @@ def throughput_report(plan, out: Path, work_dir: Path | None = None, log: Log = 
     panels = [pivot([r for r in measured if r["passed"]], lambda r: f"{r['model']} {r['frames']}f B={r['batch']}",
                     lambda r: r["backend"], value, label) for value, label in (
         ("clips_per_s", "clips/s (gated backends)"), ("speedup_vs_eager", "x torch eager fp32"))]
-    notes = standing + [f"peak dense matmul on this machine (GFLOP/s): {machine['matmul_peak_gflop_s']}",
+    notes = standing + kernel_lines(measured) + [
+        f"peak dense matmul on this machine (GFLOP/s): {machine['matmul_peak_gflop_s']}; CPU instruction sets: "
+        f"{machine['cpu_isa']}",
                         "Each (model, backend) ran in a fresh subprocess, the reference (torch eager fp32) first."
                         if plan.process_per == "backend" else "Each model ran in a fresh subprocess, its backends one "
                         "after another (the reference first): memory figures include the backends before"]

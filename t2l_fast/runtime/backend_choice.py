@@ -82,19 +82,20 @@ def _gpu_index(device: str) -> int | None:
 
 
 # ----------------------------------------------------------------------------------------------- measuring
-def measurement_clip(bundle: ExportedModel) -> np.ndarray:
-    """uint8 [1, T, 3, S, S]: one synthetic clip (moving shapes, the test data's kind) of the export's shape."""
+def measurement_clips(bundle: ExportedModel) -> np.ndarray:
+    """uint8 [2, T, 3, S, S]: two synthetic clips (moving shapes, the test data's kind) of the export's shape; parity
+    is checked on both at once (a backend that computes only a batch's first clip fails), speed on the first."""
     from ..data.synthetic import synthetic_clip
 
-    spec = bundle.input_spec
-    clip = synthetic_clip(np.random.default_rng(0), 0, spec.frames, spec.image_size, spec.image_size)  # [T, H, W, 3]
-    return np.ascontiguousarray(clip.transpose(0, 3, 1, 2)[None])
+    spec, rng = bundle.input_spec, np.random.default_rng(0)
+    clips = [synthetic_clip(rng, action, spec.frames, spec.image_size, spec.image_size) for action in (0, 1)]
+    return np.ascontiguousarray(np.stack(clips).transpose(0, 1, 4, 2, 3))  # [2, T, H, W, 3] -> [2, T, 3, H, W]
 
 
 def measure_backends(bundle: ExportedModel, names: Sequence[str], device: str) -> dict[str, dict]:
     """Per backend of `names`: {"ms_per_clip", "parity", "passed", "why"} from a warm-up and the best of CALLS calls of
     its video encoder, checked against the fp32 graph on the CPU (ONNX Runtime, else OpenVINO)."""
-    frames = measurement_clip(bundle)
+    frames = measurement_clips(bundle)
     reference_name = next((n for n in ("onnx", "openvino") if unavailable_reason(n, bundle, "cpu") is None), None)
     if reference_name is None:
         raise T2LError("--backend auto needs ONNX Runtime or OpenVINO to check backends against: pip install "
@@ -113,7 +114,7 @@ def _measure(bundle: ExportedModel, name: str, device: str, frames: np.ndarray, 
                 seconds = []
                 for _ in range(CALLS):
                     started = time.perf_counter()
-                    runner.infer({"frames": frames})
+                    runner.infer({"frames": frames[:1]})
                     seconds.append(time.perf_counter() - started)
                 in_use = getattr(runner, "precision_in_use", None)
     except (T2LError, RuntimeError, OSError) as e:

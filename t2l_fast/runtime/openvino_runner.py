@@ -43,7 +43,7 @@ class OpenVinoRunner(Runner):
         sha = check_sha256(self.path, self.expected_sha256)
         self.header = read_graph_header(self.path)  # also refuses external data outside the graph's folder
         cache = self._cache_dir(sha, ov.__version__)
-        config = self._config()
+        config = self.config()
         if cache is not None:
             drop_unrecorded_blobs(cache)
             config["CACHE_DIR"] = str(cache)  # a compile property: the process's one Core keeps no cache setting
@@ -54,8 +54,7 @@ class OpenVinoRunner(Runner):
                                 f"re-export it with `t2l export onnx`") from None
         if cache is not None:
             record_blobs(cache)
-        used = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
-        self.precision_in_use = _TYPE_NAMES.get(used, used)
+        self.precision_in_use = precision_in_use(self.compiled)
         if self.precision == "bf16" and self.precision_in_use != "bf16":
             warnings.warn(f"{self.path}: OpenVINO runs this graph in {self.precision_in_use}, not bf16: this CPU has "
                           f"no bf16 instructions (AMX or AVX512-BF16), so the bf16 backend gives fp32 speed here",
@@ -64,7 +63,8 @@ class OpenVinoRunner(Runner):
         self._outputs = [(port.get_any_name(), port) for port in self.compiled.outputs]
         self.output_names = [name for name, _ in self._outputs]
 
-    def _config(self) -> dict[str, object]:
+    def config(self) -> dict[str, object]:
+        """The compile properties of this runner (threads, latency hint, precision hint)."""
         config: dict[str, object] = {"INFERENCE_NUM_THREADS": self.threads or os.cpu_count() or 1,
                                      "PERFORMANCE_HINT": "LATENCY"}
         if PRECISION_HINTS[self.precision]:
@@ -89,6 +89,12 @@ class OpenVinoRunner(Runner):
             raise T2LError(f"{self.path}: use the runner inside `with` (it compiles the graph on entry)")
         results = self.compiled(feed)
         return {name: np.array(results[port], dtype=np.float32) for name, port in self._outputs}
+
+
+def precision_in_use(compiled) -> str:
+    """The precision a compiled model computes its non-quantized ops in ("fp32", "bf16", ...)."""
+    used = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+    return _TYPE_NAMES.get(used, used)
 
 
 @functools.cache
