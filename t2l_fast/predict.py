@@ -18,7 +18,6 @@ from .data.decode import VideoFile
 from .data.sampling import segment_indices
 from .errors import T2LError
 from .text.class_files import read_class_names
-from .video_ops import normalize_video
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts"}
 
@@ -71,67 +70,6 @@ class VideoPrediction:
     top: list[tuple[str, float]] = field(default_factory=list)  # overall (mean over windows), best first
     windows: list[dict] = field(default_factory=list)  # {"start_s", "end_s", "top": [(class, p), ...]}
     error: str | None = None
-
-
-class TorchScorer:
-    """Class probabilities of uint8 clips from a PyTorch model and its zero-shot classifier."""
-
-    backend = "torch"
-
-    def __init__(self, model, classifier):
-        self.model, self.classifier = model, classifier
-        self.spec, self.class_names = model.input_spec, classifier.class_names
-        self.device = next(model.parameters()).device
-
-    def __enter__(self) -> TorchScorer:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        pass
-
-    @torch.no_grad()
-    def probabilities(self, clips: torch.Tensor) -> torch.Tensor:
-        """uint8 [B, T, 3, S, S] -> [B, C]."""
-        video = normalize_video(clips.to(self.device), self.spec)
-        return self.classifier.probabilities(self.model.encode_video(video), self.model.logit_scale()).float().cpu()
-
-
-class ExportScorer:
-    """Class probabilities of uint8 clips from an export folder, on ONNX Runtime or on TensorRT engines built from
-    its graphs (`open_runner(kind)` gives the runner of graph `kind`): the classifier graph when it holds these
-    classes with these texts, else the video encoder against class embeddings from the text encoder."""
-
-    def __init__(self, bundle, class_names: Sequence[str], descriptions: Sequence[str] | None = None,
-                 templates=None, open_runner=None, backend: str = "onnx"):
-        from .text.classifier import ZeroShotClassifier, build_prompts, combine_templates, flatten_prompts
-        from .text.tokenize import tokenize
-
-        open_runner = open_runner or bundle.runner
-        self.backend, self.spec, self.class_names = backend, bundle.input_spec, list(class_names)
-        prompts = build_prompts(bundle.config, self.class_names, descriptions, templates)
-        self.classifier, self.runner = None, None
-        if bundle.class_names == self.class_names and bundle.manifest.get("class_texts") == prompts:
-            self.graph, self.via = open_runner("classifier"), "classifier graph"
-            return
-        with open_runner("text_encoder") as text:
-            ids = tokenize(flatten_prompts(prompts), bundle.config.text.context_length).numpy()
-            embeddings = torch.from_numpy(text.infer({"token_ids": ids})["embedding"])  # [K*C, D]
-        embeddings = combine_templates(embeddings.view(len(prompts[0]), len(prompts), -1))
-        self.classifier, self.logit_scale = ZeroShotClassifier(self.class_names, embeddings), bundle.logit_scale
-        self.graph, self.via = open_runner("video_encoder"), "video and text encoder graphs"
-
-    def __enter__(self) -> ExportScorer:
-        self.runner = self.graph.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.graph.__exit__(*exc)
-
-    def probabilities(self, clips: torch.Tensor) -> torch.Tensor:
-        outputs = self.runner.infer({"frames": clips.numpy()})
-        if self.classifier is None:
-            return torch.from_numpy(outputs["probabilities"])
-        return self.classifier.probabilities(torch.from_numpy(outputs["embedding"]), self.logit_scale)
 
 
 def predict_video(scorer, path: Path, *, topk: int = 5, window_seconds: float | None = 10.0,

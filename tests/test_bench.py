@@ -143,6 +143,10 @@ def test_throughput_rows_are_gated_and_complete(tmp_path):
     assert all(r["speedup_vs_eager"] == 1.0 for r in eager)
     assert machine["matmul_peak_gflop_s"]["fp32"] > 0
     assert targets(rows, "t2l_tiny")[0].startswith("t2l_tiny B=1: best gated backend")
+    for backend in ("onnxruntime-fp32", "onnxruntime-int8"):  # its last row: ONNX Runtime's profile of one point
+        last = [r for r in rows if r["backend"] == backend and r["model"] == "t2l_tiny"][-1]
+        assert "MatMul" in last["time_by_op"] and "%" in last["time_by_op"], last
+    assert next(r for r in rows if r["backend"] == "torch-eager")["isa"].startswith("torch CPU capability")
 
 
 def test_t2l_block_ratio_to_the_plain_image_tower(tmp_path):
@@ -318,3 +322,31 @@ def test_end_to_end_feeds_a_cuda_batch_as_each_backend_takes_it():
     assert "no copy" in on_device.handoff and ".cpu()" in on_host.handoff
     assert _clips_per_second([{"video": batch}], on_device) > 0 and fed.pop() is batch
     assert _clips_per_second([{"video": batch}], on_host) > 0 and isinstance(fed.pop(), np.ndarray)
+
+
+def test_targets_compare_our_best_with_openvinos_own_recipe():
+    """OpenVINO's NNCF recipe is what our best backend is measured against, never a candidate for 'our best'."""
+    from t2l_fast.perf.reports import throughput_plan
+    from t2l_fast.perf.throughput import kernel_lines, targets
+
+    def row(backend, clips_per_s, precision="int8", **facts):
+        return {"model": "t2l_vit_b16", "frames": 8, "batch": 1, "backend": backend, "precision": precision,
+                "passed": True, "clips_per_s": clips_per_s, "peak_fraction": None, **facts}
+
+    rows = [row("torch-eager", 1.0, "fp32", isa="torch CPU capability AVX2"), row("onnxruntime-int8", 3.6),
+            row("openvino-nncf", 3.0, matmul_kernels="jit_gemm_i8 x48", time_by_op="FullyConnected/jit_gemm_i8 70%")]
+    assert targets(rows) == ["t2l_vit_b16 B=1: best gated backend onnxruntime-int8 at 3.60x torch eager (target 3x: "
+                             "met)", "t2l_vit_b16 B=1: onnxruntime-int8 at 1.20x OpenVINO's own recipe "
+                             "(openvino-nncf: convert_model + nncf.quantize); target 1.1x: met"]
+    rows[-1]["clips_per_s"] = 4.0  # NNCF faster: the target is missed, and our best is still ours
+    assert targets(rows)[1].endswith("at 0.90x OpenVINO's own recipe (openvino-nncf: convert_model + "
+                                     "nncf.quantize); target 1.1x: missed")
+    rows[-1].update(passed=False, parity={"min_cosine": 0.9886})  # a recipe that fails the gate is no rival
+    assert targets(rows)[1].endswith("failed the gate (min cosine 0.9886 < 0.99), so it is no rival: met")
+    assert kernel_lines(rows) == ["t2l_vit_b16 8f B=1 torch-eager: isa torch CPU capability AVX2",
+                                  "t2l_vit_b16 8f B=1 openvino-nncf: matmul_kernels jit_gemm_i8 x48; time_by_op "
+                                  "FullyConnected/jit_gemm_i8 70%"]
+    plan = throughput_plan(models=["t2l_vit_b16"])
+    assert {name for name, _, _ in plan.points} == {"t2l_vit_b16"} and plan.block_pair is None
+    with pytest.raises(T2LError, match="--models t2l_nope: not in this plan"):
+        throughput_plan(models=["t2l_nope"])

@@ -313,3 +313,25 @@ def test_eval_split_lists_mean_over_published_per_split_lists(ucf_like, tmp_path
     assert "split lists, 2 splits" in capsys.readouterr().out
     assert main(["eval", "--model", "clip_tiny", "--root", str(ucf_like / "videos"), "--protocol", "ucf101"]) == 2
     assert "needs --split-dir" in capsys.readouterr().err
+
+
+def test_eval_on_an_export_folder_matches_the_model(ucf_like, lists, tiny_exports, tmp_path, capsys):
+    """`t2l eval --onnx DIR` scores with the export's graphs (auto: the backend it picks, said in one line; onnx:
+    ONNX Runtime) and gives what the PyTorch model it came from gives on the same list."""
+    model, folder = tiny_exports.shared("t2l_tiny")
+    common = ["--root", str(ucf_like / "videos"), "--list", str(lists / "all.txt"), "--classes",
+              str(lists / "classes.txt"), "--backend", "pyav"]
+    expected = evaluate(model, lists / "all.txt", ucf_like / "videos", ["Archery", "Bowling"],
+                        config=EvalConfig(backend="pyav"))
+    for backend in ("onnx", "auto"):
+        out = tmp_path / f"{backend}.json"
+        assert main(["eval", "--onnx", str(folder), "--export-backend", backend, *common, "--out", str(out)]) == 0
+        printed = capsys.readouterr().out
+        results = json.loads(out.read_text())
+        assert results["model"] == "t2l_tiny" and results["videos"] == expected["videos"] == 4
+        assert results["confusion"] == expected["confusion"], backend
+        assert results["top1"] == pytest.approx(expected["top1"])
+        if backend == "auto":
+            assert printed.startswith("backend auto: "), printed  # the one line saying what it chose and why
+    assert main(["eval", "--onnx", str(folder), "--checkpoint", str(tmp_path), *common]) == 2
+    assert "the weights are in the graphs" in capsys.readouterr().err

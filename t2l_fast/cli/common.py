@@ -65,6 +65,31 @@ def load_model(args: argparse.Namespace, checkpoint: str | None, device: str | N
     return model.eval(), device
 
 
+def no_weights(args: argparse.Namespace, what: str) -> None:
+    """Refuse --checkpoint/--pretrained where an export folder's graphs hold the weights."""
+    if args.checkpoint or args.pretrained:
+        raise T2LError(f"--checkpoint/--pretrained do not apply to {what}: the weights are in the graphs (export "
+                       f"the checkpoint with `t2l export onnx --checkpoint DIR`)")
+
+
+def open_export(folder: str, backend: str, *, device: str | None = None, model_name: str | None = None,
+                trt_runtime: str = "auto", log=print):
+    """(export, backend, open_runner) of export folder `folder` on `backend`: auto is chosen here (fastest gated
+    backend on this machine) and its one-line reason logged; open_runner(kind) gives the runner of graph `kind`."""
+    from ..runtime.bundle import ExportedModel
+    from ..runtime.export_runners import export_runner
+
+    bundle = ExportedModel(folder)
+    bundle.check_fits(model_name=model_name)
+    if backend == "auto":
+        from ..runtime.backend_choice import choose_backend
+
+        choice = choose_backend(bundle, device)
+        log(choice.line)
+        backend, device = choice.backend, choice.device
+    return bundle, backend, lambda kind: export_runner(bundle, backend, kind, device=device, trt_runtime=trt_runtime)
+
+
 def random_weights_note(args: argparse.Namespace) -> str:
     """The note (appended to a status line) that the weights are random: no --pretrained or --checkpoint."""
     if args.pretrained or args.checkpoint:

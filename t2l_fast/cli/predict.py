@@ -7,7 +7,16 @@ import sys
 
 from ..backend_names import BACKENDS
 from ..errors import T2LError
-from .common import EXPORT_BACKENDS, add_model_arguments, load_model, number, positive_int, random_weights_note
+from .common import (
+    EXPORT_BACKENDS,
+    add_model_arguments,
+    load_model,
+    no_weights,
+    number,
+    open_export,
+    positive_int,
+    random_weights_note,
+)
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -41,7 +50,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _torch_scorer(args: argparse.Namespace, classes, descriptions):
-    from ..predict import TorchScorer
+    from ..scoring import TorchScorer
     from ..text.classifier import build_classifier, default_cache_dir
 
     if args.onnx:
@@ -55,24 +64,14 @@ def _torch_scorer(args: argparse.Namespace, classes, descriptions):
 
 
 def _export_scorer(args: argparse.Namespace, classes, descriptions):
-    from ..runtime.bundle import ExportedModel
-    from ..runtime.export_runners import export_runner
-
     if not args.onnx:
         raise T2LError(f"--backend {args.backend} needs --onnx DIR (a folder written by `t2l export onnx`"
                        + (", with engines from `t2l export trt --onnx DIR`)" if args.backend == "tensorrt" else ")"))
-    _no_weights(args, f"--backend {args.backend}")
-    bundle = ExportedModel(args.onnx)
-    bundle.check_fits(model_name=args.model)
-    name, device = args.backend, args.device
-    if name == "auto":
-        from ..runtime.backend_choice import choose_backend
-
-        choice = choose_backend(bundle, device)
-        print(choice.line, file=sys.stderr if args.json else sys.stdout)
-        name, device = choice.backend, choice.device
-    return _scorer(bundle, name, args, classes, descriptions, f"{bundle.config.name} from {args.onnx} (", lambda kind:
-                   export_runner(bundle, name, kind, device=device, trt_runtime=args.trt_runtime))
+    no_weights(args, f"--backend {args.backend}")
+    bundle, name, open_runner = open_export(args.onnx, args.backend, device=args.device, model_name=args.model,
+                                            trt_runtime=args.trt_runtime,
+                                            log=lambda line: print(line, file=sys.stderr if args.json else sys.stdout))
+    return _scorer(bundle, name, args, classes, descriptions, f"{bundle.config.name} from {args.onnx} (", open_runner)
 
 
 def _served_scorer(args: argparse.Namespace, classes, descriptions):
@@ -83,23 +82,17 @@ def _served_scorer(args: argparse.Namespace, classes, descriptions):
     if args.backend != "auto":
         raise T2LError(f"--backend {args.backend} does not apply to --server: the server runs the backend it was "
                        f"started with (`t2l serve --backend NAME`); drop --backend")
-    _no_weights(args, "--server")
+    no_weights(args, "--server")
     served = ServedExport(args.server)
     served.check_fits(model_name=args.model)
     return _scorer(served, served.backend, args, classes, descriptions,
                    f"{served.config.name} served at {served.url} (on the server: ", served.runner)
 
 
-def _no_weights(args: argparse.Namespace, what: str) -> None:
-    if args.checkpoint or args.pretrained:
-        raise T2LError(f"--checkpoint/--pretrained do not apply to {what}: the weights are in the graphs (export "
-                       f"the checkpoint with `t2l export onnx --checkpoint DIR`)")
-
-
 def _scorer(bundle, name: str, args: argparse.Namespace, classes, descriptions, what: str, open_runner):
     """An ExportScorer of `bundle` (an export folder, or the one a server serves) on backend `name`, whose runners
     `open_runner(kind)` gives; local and served predictions score and print through it alike."""
-    from ..predict import ExportScorer
+    from ..scoring import ExportScorer
 
     scorer = ExportScorer(bundle, classes, descriptions, args.templates, open_runner=open_runner, backend=name)
     runs = BACKENDS[name].describe() if name in BACKENDS else name

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import T2LError
 from ..io import inside
-from .common import add_model_arguments, load_model, positive_int
+from .common import EXPORT_BACKENDS, add_model_arguments, load_model, no_weights, open_export, positive_int
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -71,13 +71,14 @@ def _run_eval(args: argparse.Namespace, write: bool) -> int:
         print(f"{args.clips} clip(s) x {args.crops} crop(s) per video, softmax scores averaged over the views")
     options = dict(config=EvalConfig(templates=args.templates, batch_size=args.batch_size, backend=args.backend,
                                      views=views))
+    if args.onnx and len(checkpoints) > 1:
+        raise T2LError("--onnx DIR is one model: evaluate each seed's export on its own")
     if args.base_to_novel:
         results, model_name = _eval_base_to_novel(args, checkpoints, options)
         class_names = None
     else:
-        model, _ = load_model(args, checkpoints[0])
-        results, class_names = _eval_one_model(args, model, options, write)
-        model_name = model.config.name
+        model, model_name = _model_or_export(args, checkpoints[0])
+        results, class_names = _eval_one_model(args, model, model_name, options, write)
     results.update(model=model_name, views={"clips": args.clips, "crops": args.crops})
     out = _results_path(args, model_name)
     for path in save_results(results, out, class_names) if write else []:
@@ -85,21 +86,36 @@ def _run_eval(args: argparse.Namespace, write: bool) -> int:
     return 0
 
 
+def _model_or_export(args: argparse.Namespace, checkpoint: str | None):
+    """(what scores the videos, model name): the PyTorch model, or with --onnx DIR the export's graphs on
+    --export-backend (scoring.ExportScorers)."""
+    if not args.onnx:
+        model, _ = load_model(args, checkpoint)
+        return model, model.config.name
+    from ..scoring import ExportScorers
+
+    no_weights(args, "--onnx")
+    bundle, backend, open_runner = open_export(args.onnx, args.export_backend, device=args.device,
+                                               model_name=args.model)
+    print(f"{bundle.config.name} from {args.onnx} on {backend}")
+    return ExportScorers(bundle, open_runner, backend), bundle.config.name
+
+
 def _results_path(args: argparse.Namespace, model_name: str) -> Path:
     return Path(args.out) if args.out else inside(Path("runs") / "eval", f"{model_name}.json", "model name")
 
 
-def _eval_one_model(args: argparse.Namespace, model, options: dict, write: bool = False):
+def _eval_one_model(args: argparse.Namespace, model, model_name: str, options: dict, write: bool = False):
     """(results, class names for the confusion plot or None) of --protocol, or --list [--subsets]."""
     from ..text.class_files import read_class_descriptions, read_class_names
     from ..training.evaluate import evaluate, evaluate_protocol, evaluate_split_lists, evaluate_subsets
 
     if args.protocol or args.split_lists:
-        out = _results_path(args, model.config.name)
+        out = _results_path(args, model_name)
 
         def save_split(partial: dict) -> None:  # a finished split is never lost to a later failure
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps({**partial, "model": model.config.name}, indent=2) + "\n")
+            out.write_text(json.dumps({**partial, "model": model_name}, indent=2) + "\n")
             print(f"split {partial['splits'][-1]['split']} done; partial results in {out}")
 
         common = dict(descriptions_csv=args.descriptions, on_split=save_split if write else None, **options)
@@ -138,8 +154,8 @@ def _eval_base_to_novel(args: argparse.Namespace, checkpoints: list[str | None],
     base_list, base_classes, novel_list, novel_classes = args.base_to_novel
     runs, names = [], set()
     for checkpoint in checkpoints:
-        model, _ = load_model(args, checkpoint)
-        names.add(model.config.name)
+        model, name = _model_or_export(args, checkpoint)
+        names.add(name)
         run = evaluate_base_to_novel(model, args.root, (base_list, base_classes), (novel_list, novel_classes),
                                      descriptions_csv=args.descriptions, **options)
         source = f"{checkpoint}: " if len(checkpoints) > 1 else ""
@@ -193,7 +209,13 @@ def register(sub) -> None:
                    "clips x crops views; multi-view needs the PyAV backend (default 1)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="videos per batch (each view is a batch of this "
                    "many clips through the model)")
-    p.add_argument("--backend", default="auto", choices=["auto", "dali", "pyav"])
+    p.add_argument("--backend", default="auto", choices=["auto", "dali", "pyav"], help="the video loader")
+    p.add_argument("--onnx", metavar="DIR", help="score with a folder written by `t2l export onnx` instead of the "
+                   "PyTorch model (its graphs hold the weights: no --checkpoint/--pretrained)")
+    p.add_argument("--export-backend", choices=EXPORT_BACKENDS, default="auto",
+                   help="with --onnx: what runs its graphs, as `t2l predict --backend` (default auto: the fastest "
+                   "backend that passed its gates for that export on this machine, measured once and cached in "
+                   "DIR/backend_choice.json)")
     p.add_argument("--out", help="results JSON (default runs/eval/MODEL.json); a confusion PNG goes beside it")
     p.set_defaults(run=_eval)
 

@@ -319,7 +319,8 @@ def order_test(run: Run) -> dict:
 
 def predict_clips(run: Run) -> dict:
     """Labels for a few clips of unseen classes from the trained T2L, scored against the unseen class texts."""
-    from ..predict import TorchScorer, predict_video
+    from ..predict import predict_video
+    from ..scoring import TorchScorer
     from ..text.class_files import read_class_descriptions, read_class_names
     from ..text.classifier import build_classifier
 

@@ -5,7 +5,7 @@ the Python client of docs/TRITON.md.
     with served.runner("classifier") as classifier:
         probabilities = classifier.infer({"frames": clips})["probabilities"]   # uint8 [B, T, 3, S, S] -> [B, C]
 
-`ServedExport` answers what `predict.ExportScorer` asks of an export folder (model config, input spec, classes and
+`ServedExport` answers what `scoring.ExportScorer` asks of an export folder (model config, input spec, classes and
 their texts, logit scale) from the served models' `t2l_manifest` parameter, so a served model scores videos exactly
 as a local export does: same decoding and sampling, same prompts, same scoring.
 """
@@ -98,7 +98,7 @@ class ServedExport:
             return MessageToDict(self.client.get_model_config(name).config, preserving_proto_field_name=True)
         return self.client.get_model_config(name)
 
-    # what predict.ExportScorer reads of an export
+    # what scoring.ExportScorer reads of an export
     @property
     def class_names(self) -> list | None:
         return self.manifest.get("classes") if "classifier" in self.models else None

@@ -24,7 +24,7 @@ class Backend:
     setup_seconds: float = 0.0  # building it: compile, session, quantization
     takes_tensors: bool = False  # run() also takes a torch tensor where it lies (a loader's CUDA batch: no copy)
     row_facts: dict = field(default_factory=dict)  # added to each benchmark row (ORT GPU: nodes_per_provider)
-    profile: Callable[[np.ndarray], dict] | None = None  # facts added to a model's last row (OpenVINO: time_by_op)
+    profile: Callable[[np.ndarray], dict] | None = None  # facts added to a model's last row (time_by_op, kernels)
 
     def feed(self, video: torch.Tensor):
         """A loader's uint8 batch as this backend takes it: the tensor itself, or a host numpy array."""
@@ -150,7 +150,12 @@ def _onnxruntime_backend(name: str, model, work_dir: Path, calibration: np.ndarr
     gate = FP32_GATE if precision == "fp32" else REDUCED_GATE
     backend = Backend(name, precision, lambda clips: runner.infer({"frames": clips})["embedding"].astype(np.float32),
                       gate)
-    if provider != "cpu":
+    if provider == "cpu":
+        from .op_profiles import ort_time_shares
+
+        backend.profile = lambda clips: {"time_by_op": ort_time_shares(path, torch.get_num_threads(),
+                                                                       {"frames": clips})}
+    else:
         backend.run(calibration[:1])  # the profiled first inference: where the nodes really ran
         refuse_cpu_fallback(runner, provider)
         backend.row_facts = {"nodes_per_provider": runner.nodes_per_provider}
@@ -242,7 +247,7 @@ def _with_openvino_facts(backend: Backend, compiled, model, config: dict) -> Bac
     """Rows of an OpenVINO backend say which precision it ran in; its last row also which matmul kernels it ran, and
     where one call's time went."""
     from ..runtime.openvino_runner import precision_in_use
-    from .openvino_facts import matmul_kernels, time_shares
+    from .op_profiles import matmul_kernels, time_shares
 
     backend.row_facts = {"precision_in_use": precision_in_use(compiled)}
     # kernels are picked at the first call on a shape, so both are read after the timing

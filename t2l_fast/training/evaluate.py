@@ -19,8 +19,7 @@ from ..data.probes import within_pair_accuracy
 from ..data.splits import hmdb51_split, ucf101_split
 from ..data.synthetic import pair_of
 from ..errors import UnsupportedOptionError
-from ..text.classifier import build_classifier
-from ..video_ops import normalize_video
+from ..scoring import scorers_for
 from . import distributed
 from .metrics import confusion_matrix, first_occurrences, harmonic_mean, mean_std, per_class_accuracy, topk_accuracy
 
@@ -38,34 +37,32 @@ class EvalConfig:
     templates: str | None = None  # prompt set for classes without a description (None: the model's own)
 
 
-def video_scores(model, classifier, video: torch.Tensor) -> torch.Tensor:
-    """Softmax class scores [B, C] of one batch: a single view [B, T, 3, S, S], or the mean over the views of
+def view_scores(scorer, video: torch.Tensor) -> torch.Tensor:
+    """Class probabilities [B, C] of one uint8 batch: a single view [B, T, 3, S, S], or the mean over the views of
     [B, V, T, 3, S, S] (each view goes through the model as a batch of B clips)."""
     views = video if video.dim() == 6 else video[:, None]  # [B, V, T, 3, S, S]
-    spec = model.input_spec
-    scores = [classifier.probabilities(model.encode_video(normalize_video(views[:, v], spec)),
-                                       model.logit_scale()).float() for v in range(views.shape[1])]  # V x [B, C]
+    scores = [scorer.probabilities(views[:, v]) for v in range(views.shape[1])]  # V x [B, C]
     return torch.stack(scores, dim=1).mean(dim=1)  # [B, C]
 
 
 @torch.no_grad()
 def evaluate(model, videos, root: str | Path, class_names: Sequence[str], *,
              descriptions: Sequence[str] | None = None, config: EvalConfig = EvalConfig()) -> dict:
-    """top-1/top-5, per-class accuracy and the confusion matrix of `model` on `videos` (a list file or entries),
-    from config.views=(clips, crops) per video."""
-    model.eval()
-    classifier = build_classifier(model, class_names, descriptions=descriptions, templates=config.templates)
-    spec = model.input_spec
+    """top-1/top-5, per-class accuracy and the confusion matrix of `model` (a PyTorch model, or an export folder's
+    `scoring.ExportScorers`) on `videos` (a list file or entries), from config.views=(clips, crops) per video."""
+    scorers = scorers_for(model)
+    spec = scorers.spec
     loading = LoaderConfig(frames=spec.frames, size=spec.image_size, backend=config.backend,
                            num_workers=config.num_workers, views=config.views, class_names=class_names)
     loader = build_video_loader(videos, root, loading, split="val", batch_size=config.batch_size,
                                 shard=distributed.rank_and_world(),  # under torchrun each rank scores its shard
-                                device=next(model.parameters()).device)
+                                device=scorers.device)
     scores, labels, indices = [], [], []
-    for batch in loader:
-        scores.append(video_scores(model, classifier, batch["video"]).cpu())
-        labels.append(batch["label"].cpu())
-        indices.append(batch["index"].cpu())
+    with scorers(class_names, descriptions, config.templates) as scorer:
+        for batch in loader:
+            scores.append(view_scores(scorer, batch["video"]).cpu())
+            labels.append(batch["label"].cpu())
+            indices.append(batch["index"].cpu())
     shards = distributed.gather_objects((torch.cat(scores), torch.cat(labels), torch.cat(indices),
                                          loader.bad_videos))
     scores, labels, indices = (torch.cat([shard[i] for shard in shards]) for i in range(3))

@@ -1,9 +1,12 @@
-"""What OpenVINO really ran, for the throughput report: the kernel of each matrix product (its instruction set and
-precision, e.g. `jit_gemm_i8`, `brgemm_avx512_amx_bf16`) and where an inference's time goes, from OpenVINO's own
-performance counters."""
+"""What the runtimes really ran, for the throughput report: OpenVINO's kernel for each matrix product (its
+instruction set and precision, e.g. `jit_gemm_i8`, `brgemm_avx512_amx_bf16`), and where an inference's time goes per
+operation, from OpenVINO's performance counters or ONNX Runtime's profiler."""
 from __future__ import annotations
 
+import json
+import tempfile
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
@@ -37,5 +40,30 @@ def time_shares(model, config: dict, feed: np.ndarray, calls: int = 3, top: int 
         request.infer([feed])
         for node in request.profiling_info:
             totals[f"{node.node_type}/{node.exec_type}"] += node.real_time.total_seconds()
+    return _shares(totals, top)
+
+
+def ort_time_shares(graph: Path, threads: int, feed: dict[str, np.ndarray], calls: int = 3, top: int = 6) -> str:
+    """The largest shares of inference time by operator ("MatMulInteger 52%, DynamicQuantizeLinear 9%, ..."), from
+    ONNX Runtime's profiler on a separate session of `graph` (CPU, `threads` threads)."""
+    from ..optional import import_onnxruntime
+
+    ort = import_onnxruntime()
+    with tempfile.TemporaryDirectory(prefix="t2l-ort-profile-") as scratch:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.enable_profiling = threads, True
+        options.profile_file_prefix = str(Path(scratch) / "profile")
+        session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        for _ in range(calls):
+            session.run(None, feed)
+        events = json.loads(Path(session.end_profiling()).read_text())
+    totals: Counter = Counter()
+    for event in events:
+        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
+            totals[event.get("args", {}).get("op_name", "?")] += event.get("dur", 0) / 1e6
+    return _shares(totals, top)
+
+
+def _shares(totals: Counter, top: int) -> str:
     whole = sum(totals.values()) or 1.0
     return ", ".join(f"{name} {seconds / whole:.0%}" for name, seconds in totals.most_common(top))
