@@ -66,7 +66,7 @@ def add_int8_graphs(folder: Path, gate_passed: bool, calibration=None) -> None:
     """Give the export in `folder` INT8 video encoder and classifier graphs and an INT8 gate verdict in its manifest:
     quantized on `calibration` clips (uint8 [N, T, 3, S, S]) when given, else copies of the fp32 graphs (stand-ins
     for tests of what reads the verdict). The verdict is written as given: the real gate is test_int8's."""
-    from t2l_fast.deploy.int8 import quantize_graph
+    from t2l_fast.deploy.int8 import KEPT_FP32, quantize_graph
     from t2l_fast.deploy.onnx_export import write_manifest
     from t2l_fast.io import file_sha256
     from t2l_fast.runtime.bundle import ExportedModel
@@ -81,5 +81,5 @@ def add_int8_graphs(folder: Path, gate_passed: bool, calibration=None) -> None:
         bundle.graphs[f"{kind}_int8"] = dict(bundle.graphs[kind], file=target.name, sha256=file_sha256(target),
                                              external_data=[], precision="int8", graph=kind)
     bundle.manifest["int8"] = {"gate": {"passed": gate_passed, "top1_agreement": 1.0 if gate_passed else 0.9,
-                                        "mean_cosine": 0.999}}
+                                        "mean_cosine": 0.999}, "kept_fp32": KEPT_FP32}
     write_manifest(folder, bundle.manifest)

@@ -335,3 +335,25 @@ def test_eval_on_an_export_folder_matches_the_model(ucf_like, lists, tiny_export
             assert printed.startswith("backend auto: "), printed  # the one line saying what it chose and why
     assert main(["eval", "--onnx", str(folder), "--checkpoint", str(tmp_path), *common]) == 2
     assert "the weights are in the graphs" in capsys.readouterr().err
+    assert main(["eval", "--model", "t2l_tiny", "--export-backend", "onnx", *common]) == 2
+    assert "give --onnx DIR too" in capsys.readouterr().err
+
+
+def test_export_and_torch_scorers_give_the_same_probabilities(tiny_exports):
+    """What eval averages per view: the export's scorer (video and text encoder graphs on ONNX Runtime, as for
+    classes the export did not bake) against the PyTorch model's, clip by clip."""
+    from t2l_fast.runtime.bundle import ExportedModel
+    from t2l_fast.runtime.export_runners import export_runner
+    from t2l_fast.scoring import ExportScorers, TorchScorers
+    from t2l_fast.training.evaluate import view_scores
+
+    model, folder = tiny_exports.shared("t2l_tiny")
+    bundle = ExportedModel(folder)
+    spec = bundle.input_spec
+    video = torch.randint(0, 256, (3, 2, spec.frames, 3, spec.image_size, spec.image_size), dtype=torch.uint8)
+    names = ["archery", "bowling", "surfing"]
+    with TorchScorers(model)(names) as torch_scorer, ExportScorers(
+            bundle, lambda kind: export_runner(bundle, "onnx", kind), "onnx")(names) as export_scorer:
+        assert export_scorer.via == "video and text encoder graphs"
+        expected, got = view_scores(torch_scorer, video), view_scores(export_scorer, video)  # [3, 3] each
+    assert got.shape == (3, 3) and torch.allclose(got, expected, atol=1e-4), (got - expected).abs().max()

@@ -65,3 +65,29 @@ def test_quantized_graphs_are_qdq_and_agreement_is_measured(data, tmp_path):
     assert figures["clips"] == 24 and 0 <= figures["top1_agreement"] <= 1
     assert 0.99 < figures["mean_cosine"] <= 1.0 + 1e-6  # int8 embeddings stay close on calibration-like clips
 
+
+
+def test_attention_products_and_the_frame_pooled_projection_stay_fp32(tmp_path):
+    """kept_in_fp32: activation x activation MatMuls, and a weight MatMul/Gemm whose output reaches the frame
+    average (through a bias, reshapes, casts); a weight MatMul feeding anything else is quantized."""
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    from t2l_fast.deploy.int8 import kept_in_fp32
+
+    weight = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+    bias = numpy_helper.from_array(np.zeros(4, np.float32), "b")
+    shape = numpy_helper.from_array(np.array([-1, 2, 4], np.int64), "shape")
+    axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="mlp"),  # feeds a Relu: quantized
+             helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("MatMul", ["r", "r_t"], ["scores"], name="attention"),  # two activations
+             helper.make_node("Transpose", ["r"], ["r_t"], perm=[1, 0]),
+             helper.make_node("MatMul", ["r", "w"], ["p"], name="projection"),
+             helper.make_node("Add", ["p", "b"], ["pb"]),
+             helper.make_node("Reshape", ["pb", "shape"], ["per_clip"]),
+             helper.make_node("ReduceMean", ["per_clip", "axes"], ["pooled"], keepdims=0)]
+    graph = helper.make_graph(nodes, "pooling", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 4])],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("pooled", "scores")],
+                              [weight, bias, shape, axes])
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), tmp_path / "g.onnx")
+    assert sorted(kept_in_fp32(tmp_path / "g.onnx")) == ["attention", "projection"]

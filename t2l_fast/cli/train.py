@@ -40,7 +40,11 @@ def _eval(args: argparse.Namespace) -> int:
     from ..training import distributed
 
     dist = distributed.init_distributed(args.device)
+    args.export_device = args.device  # --onnx: the export backend's device is the user's (auto: GPU if any)
     args.device = str(dist.device)
+    if args.onnx and dist.world > 1 and args.export_backend in (None, "auto"):
+        raise T2LError("--onnx under torchrun: name the backend (--export-backend onnx, tensorrt, ...): each process "
+                       "measuring for auto at once would disturb the others and could choose differently")
     torch.manual_seed(0)  # a randomly initialised --model is the same model on every rank and in every run
     try:
         with contextlib.redirect_stdout(sys.stdout if dist.is_main else io.StringIO()):
@@ -73,6 +77,8 @@ def _run_eval(args: argparse.Namespace, write: bool) -> int:
                                      views=views))
     if args.onnx and len(checkpoints) > 1:
         raise T2LError("--onnx DIR is one model: evaluate each seed's export on its own")
+    if args.export_backend and not args.onnx:
+        raise T2LError(f"--export-backend {args.export_backend} runs an export folder's graphs: give --onnx DIR too")
     if args.base_to_novel:
         results, model_name = _eval_base_to_novel(args, checkpoints, options)
         class_names = None
@@ -95,7 +101,7 @@ def _model_or_export(args: argparse.Namespace, checkpoint: str | None):
     from ..scoring import ExportScorers
 
     no_weights(args, "--onnx")
-    bundle, backend, open_runner = open_export(args.onnx, args.export_backend, device=args.device,
+    bundle, backend, open_runner = open_export(args.onnx, args.export_backend or "auto", device=args.export_device,
                                                model_name=args.model)
     print(f"{bundle.config.name} from {args.onnx} on {backend}")
     return ExportScorers(bundle, open_runner, backend), bundle.config.name
@@ -212,7 +218,7 @@ def register(sub) -> None:
     p.add_argument("--backend", default="auto", choices=["auto", "dali", "pyav"], help="the video loader")
     p.add_argument("--onnx", metavar="DIR", help="score with a folder written by `t2l export onnx` instead of the "
                    "PyTorch model (its graphs hold the weights: no --checkpoint/--pretrained)")
-    p.add_argument("--export-backend", choices=EXPORT_BACKENDS, default="auto",
+    p.add_argument("--export-backend", choices=EXPORT_BACKENDS,
                    help="with --onnx: what runs its graphs, as `t2l predict --backend` (default auto: the fastest "
                    "backend that passed its gates for that export on this machine, measured once and cached in "
                    "DIR/backend_choice.json)")

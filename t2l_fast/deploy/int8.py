@@ -99,11 +99,18 @@ def quantize_graph(source: Path, target: Path, mode: str, calibration: np.ndarra
             leftover.unlink()
 
 
+# what kept_in_fp32 leaves unquantized, recorded in the manifest: OpenVINO refuses INT8 graphs without the second
+KEPT_FP32 = ["activation x activation products", "frame-pooled projection"]
+# ops between a product and the frame average that change its layout or add a bias, not what is averaged
+_ON_THE_WAY_TO_POOLING = {"Reshape", "Add", "Flatten", "Squeeze", "Unsqueeze", "Cast", "Transpose"}
+
+
 def kept_in_fp32(path: Path) -> list[str]:
     """The MatMul nodes left unquantized:
     - products of two activations (attention's scores and mixing): their ranges change with every input, and
       quantizing them costs accuracy for little speed; weights x activations are quantized;
-    - products whose output is averaged over frames (into ReduceMean, through Reshapes: the final projection). With
+    - products whose output is averaged over frames (into ReduceMean, through reshapes, a bias, casts: the final
+      projection). With
       that one quantized, OpenVINO 2026.4's CPU plugin returned the first clip of a batch and zeros for the others
       (a random t2l_tiny, tests/test_openvino.py); it is one small product per frame."""
     onnx = onnx_graph.onnx_module()
@@ -115,11 +122,11 @@ def kept_in_fp32(path: Path) -> list[str]:
         for name in node.input:
             readers.setdefault(name, []).append(node)
 
-    def pooled(tensor: str) -> bool:
-        return any(r.op_type == "ReduceMean" or (r.op_type == "Reshape" and pooled(r.output[0]))
+    def pooled(tensor: str) -> bool:  # the graph is acyclic, so this ends
+        return any(r.op_type == "ReduceMean" or (r.op_type in _ON_THE_WAY_TO_POOLING and pooled(r.output[0]))
                    for r in readers.get(tensor, []))
 
-    return [n.name for n in model.graph.node if n.op_type == "MatMul"
+    return [n.name for n in model.graph.node if n.op_type in ("MatMul", "Gemm")
             and (not (set(n.input) & weights) or pooled(n.output[0]))]
 
 
@@ -213,7 +220,8 @@ def _add_int8_graphs(bundle: ExportedModel, directory: Path, mode: str, calibrat
         f"{figures['mean_cosine']:.4f} (need >= {MIN_MEAN_COSINE}), p1 {figures['p1_cosine']:.4f}, min "
         f"{figures['min_cosine']:.4f}")
     return {"mode": mode, "format": FORMATS[mode], "ops": QUANTIZED_OPS, "weights": "int8, reduce_range (7 bit)",
-            "gate": gate, "cpu_int8_instructions": cpu_int8_instructions(), "graphs": bundle.graphs}
+            "kept_fp32": KEPT_FP32, "gate": gate, "cpu_int8_instructions": cpu_int8_instructions(),
+            "graphs": bundle.graphs}
 
 
 def check_int8_lists(mode: str, calibration_list: str | None, gate_list: str, root: str, min_gate_clips: int) -> None:

@@ -89,7 +89,7 @@ def build_backend(name: str, model, work_dir: Path, calibration: np.ndarray, max
     if name == "torch-eager":
         backend = Backend(name, "fp32", _torch_backend(graph), FP32_GATE, takes_tensors=True)
     elif name == "openvino-nncf":
-        backend = _nncf_backend(graph, calibration)
+        backend = _nncf_backend(graph, calibration, frame_counts)
     elif name == "torch-bf16":
         backend = Backend(name, "bf16", _torch_backend(graph, torch.bfloat16), REDUCED_GATE, takes_tensors=True)
     elif name == "torch-compile":
@@ -223,7 +223,7 @@ def _openvino_backend(name: str, model, work_dir: Path, calibration: np.ndarray)
     return _with_openvino_facts(backend, runner.compiled, str(path), runner.config())
 
 
-def _nncf_backend(graph: torch.nn.Module, calibration: np.ndarray) -> Backend:
+def _nncf_backend(graph: torch.nn.Module, calibration: np.ndarray, frame_counts: tuple[int, ...] = ()) -> Backend:
     """openvino-nncf: OpenVINO's own INT8 recipe, to compare ours with: the PyTorch video encoder converted by
     `openvino.convert_model` (through torch.export, batch axis free) and quantized by `nncf.quantize` with its
     defaults for transformers, calibrated on the same clips as our INT8 graph, gated like ours."""
@@ -232,8 +232,10 @@ def _nncf_backend(graph: torch.nn.Module, calibration: np.ndarray) -> Backend:
 
     ov = require("openvino", "bench", "the openvino-nncf backend")
     nncf = require("nncf", "bench", "the openvino-nncf backend")
-    batch = torch.export.Dim("batch", min=1, max=1024)  # traced at batch 2: batch 1 would be specialised away
-    exported = torch.export.export(graph, (torch.from_numpy(calibration[:2]),), dynamic_shapes=({0: batch},))
+    axes = {0: torch.export.Dim("batch", min=1, max=1024)}  # traced at batch 2: batch 1 would be specialised away
+    if len(set(frame_counts)) > 1:  # ViFi-CLIP/CLIP at several frame counts: a free frame axis too
+        axes[1] = torch.export.Dim("frames", min=2, max=max(frame_counts))
+    exported = torch.export.export(graph, (torch.from_numpy(calibration[:2]),), dynamic_shapes=(axes,))
     quantized = nncf.quantize(ov.convert_model(exported), nncf.Dataset([clip[None] for clip in calibration]),
                               model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calibration))
     config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY"}

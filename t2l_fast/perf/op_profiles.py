@@ -54,12 +54,14 @@ def ort_time_shares(graph: Path, threads: int, feed: dict[str, np.ndarray], call
         options.intra_op_num_threads, options.enable_profiling = threads, True
         options.profile_file_prefix = str(Path(scratch) / "profile")
         session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
-        for _ in range(calls):
+        for _ in range(calls + 1):
             session.run(None, feed)
         events = json.loads(Path(session.end_profiling()).read_text())
+    runs = sorted(e["ts"] + e["dur"] for e in events if e.get("cat") == "Session" and e.get("name") == "model_run")
+    warm = runs[0] if runs else -1  # the first run is cold (allocations, kernel choice): left out
     totals: Counter = Counter()
     for event in events:
-        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
+        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time") and event["ts"] > warm:
             totals[event.get("args", {}).get("op_name", "?")] += event.get("dur", 0) / 1e6
     return _shares(totals, top)
 

@@ -1,12 +1,12 @@
 """`--backend auto`: the fastest backend that is installed, runs on this device and passes its gates for this
 export, from a short measurement taken once per machine and cached beside the export (backend_choice.json).
 
-The measurement runs each candidate's video encoder on one synthetic clip of the export's own shape (a warm-up call,
-then the fastest of CALLS timed calls: the one least disturbed by other work on the machine), and checks its output
-against the fp32 graph on the CPU: fp32 backends within FP32_GATE, the others within REDUCED_GATE. INT8 backends must
-also have passed the agreement gate recorded in the manifest when their graphs were written. The cache is keyed by
-the machine (CPU model, flags, cores, GPU), the libraries' versions and the export's files; anything else, or a file
-that is not a record, means measuring again.
+The measurement checks each candidate's video encoder on two synthetic clips of the export's own shape in one batch
+against the fp32 graph on the CPU (fp32 backends within FP32_GATE, the others within REDUCED_GATE), then times it
+on one clip (a warm-up call, then the fastest of CALLS timed calls: the one least disturbed by other work). INT8
+backends must also have passed the agreement gate recorded in the manifest when their graphs were written. The cache
+is keyed by the machine (CPU model, flags, cores, GPU), the libraries' versions and the export's files; anything
+else, or a file that is not a record, means measuring again.
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def cache_key(bundle: ExportedModel, device: str) -> dict[str, object]:
     return {"machine": machine_identity(_gpu_index(device)), "device": device, "versions": versions,
             "export": {"manifest_sha256": file_sha256(bundle.directory / MANIFEST), "files": files},
             "measured": {"graph": MEASURED_GRAPH, "input": [1, spec.frames, 3, spec.image_size, spec.image_size],
-                         "calls": CALLS}}
+                         "calls": CALLS, "parity_batch": 2}}  # records of the one-clip parity check measure again
 
 
 def _stat(path: Path) -> list[int] | None:
@@ -110,7 +110,8 @@ def _measure(bundle: ExportedModel, name: str, device: str, frames: np.ndarray, 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # what a warning would say (no bf16 here, CPU nodes) is recorded below
             with export_runner(bundle, name, MEASURED_GRAPH, device=device) as runner:
-                output = runner.infer({"frames": frames})
+                output = runner.infer({"frames": frames})  # parity: both clips of one batch
+                runner.infer({"frames": frames[:1]})  # the warm-up of the timed shape
                 seconds = []
                 for _ in range(CALLS):
                     started = time.perf_counter()

@@ -43,6 +43,19 @@ def int8_refusal(bundle: ExportedModel, kind: str = "video_encoder") -> str | No
     return None
 
 
+def openvino_int8_refusal(bundle: ExportedModel) -> str | None:
+    """Why OpenVINO must not run this export's INT8 graphs: written before the frame-pooled projection was kept in
+    fp32, on which OpenVINO 2026.4 computes only a batch's first clip (None: safe)."""
+    from ..deploy.int8 import KEPT_FP32
+
+    kept = (bundle.manifest.get("int8") or {}).get("kept_fp32") or []
+    if KEPT_FP32[-1] in kept:
+        return None
+    return (f"{bundle.directory / MANIFEST}: these INT8 graphs quantize the frame-pooled projection, on which OpenVINO "
+            f"returns zeros for every clip of a batch after the first; re-export them with `t2l export onnx "
+            f"--precision int8` (ONNX Runtime runs them correctly: --backend onnx-int8)")
+
+
 def unavailable_reason(name: str, bundle: ExportedModel, device: str | None = None) -> str | None:
     """Why backend `name` cannot run this export's video encoder here (None: it can be tried)."""
     spec = backend(name)
@@ -57,7 +70,9 @@ def unavailable_reason(name: str, bundle: ExportedModel, device: str | None = No
         return reason
     if importlib.util.find_spec(spec.module) is None:
         return f"the Python module {spec.module!r} is not installed (pip install 't2l-fast[onnx]')"
-    return int8_refusal(bundle) if spec.precision == "int8" else None
+    if spec.precision != "int8":
+        return None
+    return int8_refusal(bundle) or (openvino_int8_refusal(bundle) if spec.runtime == "OpenVINO" else None)
 
 
 def export_runner(export: ExportedModel | str | Path, name: str, kind: str, *, device: str | None = None,
@@ -73,7 +88,7 @@ def export_runner(export: ExportedModel | str | Path, name: str, kind: str, *, d
         return bundle.engine_runner(kind, trt_runtime, _device_index(device))
     graph, precision = kind, spec.precision
     if spec.precision == "int8" and kind in INT8_GRAPHS:
-        refusal = int8_refusal(bundle, kind)
+        refusal = int8_refusal(bundle, kind) or (openvino_int8_refusal(bundle) if spec.runtime == "OpenVINO" else None)
         if refusal:
             raise ArtifactError(refusal)
         graph = f"{kind}_int8"
