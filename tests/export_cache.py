@@ -66,10 +66,11 @@ def add_int8_graphs(folder: Path, gate_passed: bool, calibration=None) -> None:
     """Give the export in `folder` INT8 video encoder and classifier graphs and an INT8 gate verdict in its manifest:
     quantized on `calibration` clips (uint8 [N, T, 3, S, S]) when given, else copies of the fp32 graphs (stand-ins
     for tests of what reads the verdict). The verdict is written as given: the real gate is test_int8's."""
-    from t2l_fast.deploy.int8 import KEPT_FP32, quantize_graph
+    from t2l_fast.deploy.int8 import quantize_graph
     from t2l_fast.deploy.onnx_export import write_manifest
     from t2l_fast.io import file_sha256
     from t2l_fast.runtime.bundle import ExportedModel
+    from t2l_fast.runtime.export_runners import KEPT_FP32
 
     bundle = ExportedModel(folder)
     for kind in ("video_encoder", "classifier"):

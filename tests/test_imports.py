@@ -7,10 +7,10 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1] / "t2l_fast"
 
 # Lowest first: a room may import its own modules and any room listed before it, never one listed after it.
 # The top-level modules form the room "base" (the package's __init__, io, errors, optional, video_ops), except
-# predict.py: an application of models, text and data, it is the room "predict". So runtime never imports deploy,
-# nothing imports cli, and only cli imports demo.
+# predict.py and scoring.py: applications of models, text and data, they are the room "predict". So runtime never
+# imports deploy, nothing imports cli, and only cli imports demo.
 ROOM_ORDER = ["base", "models", "text", "data", "runtime", "predict", "deploy", "training", "perf", "demo", "cli"]
-APPLICATION_MODULES = {"t2l_fast.predict": "predict"}
+APPLICATION_MODULES = {"t2l_fast.predict": "predict", "t2l_fast.scoring": "predict"}
 
 
 def module_name(path: Path) -> str:

@@ -216,3 +216,22 @@ def test_a_server_on_openvino_or_auto_predicts_what_local_predict_does(tiny_expo
         assert server.backend == "openvino" and "backend openvino (OpenVINO on cpu)" in summary
     assert f"(on the server: {BACKENDS[server.backend].describe()}, " in remote[0] and len(remote) > 3
     assert remote[1:] == local[-(len(remote) - 1):]  # after the header line: the same videos, labels and figures
+
+
+def test_bench_serve_reports_served_against_in_process(tiny_exports, tmp_path, capsys):
+    """`t2l bench serve` on a tiny export: in-process rows at batch 1..max, served rows per client count with no
+    failed request, the batch sizes the server formed, and the two serving targets stated."""
+    import json
+
+    export = tiny_exports.copy(tmp_path / "export")
+    assert main(["bench", "serve", "--onnx", str(export), "--backend", "onnx", "--clients", "1", "4", "16",
+                 "--requests", "16", "--max-batch", "4", "--calls", "2", "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    rows = json.loads((tmp_path / "out" / "serve.json").read_text())["rows"]
+    assert [(r["mode"], r["batch"]) for r in rows if r["mode"] == "in-process"] == [("in-process", b)
+                                                                                 for b in (1, 2, 4)]
+    served = [r for r in rows if r["mode"] == "served"]
+    assert [r["clients"] for r in served] == [1, 4, 16] and all(r["failures"] == 0 for r in served)
+    assert sum(sum(int(n) for n in r["batch_sizes"].values()) for r in served) > 0
+    assert all(r["backend"] == "onnx" and r["vs_in_process"] > 0 for r in rows)
+    assert "16 clients: " in printed and "target >= 0.9x" in printed and "1 client: p99" in printed

@@ -24,6 +24,7 @@ from ..io import file_sha256, staged_folder
 from ..optional import require
 from ..runtime.base import ArtifactError
 from ..runtime.bundle import MANIFEST, ExportedModel
+from ..runtime.export_runners import KEPT_FP32
 from ..runtime.graph_header import read_metadata
 from ..runtime.machine_id import cpu_info
 from . import onnx_graph
@@ -99,8 +100,6 @@ def quantize_graph(source: Path, target: Path, mode: str, calibration: np.ndarra
             leftover.unlink()
 
 
-# what kept_in_fp32 leaves unquantized, recorded in the manifest: OpenVINO refuses INT8 graphs without the second
-KEPT_FP32 = ["activation x activation products", "frame-pooled projection"]
 # ops between a product and the frame average that change its layout or add a bias, not what is averaged
 _ON_THE_WAY_TO_POOLING = {"Reshape", "Add", "Flatten", "Squeeze", "Unsqueeze", "Cast", "Transpose"}
 

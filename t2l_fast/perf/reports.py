@@ -252,13 +252,15 @@ def serve_report(export_dir: Path, backend: str, clients: Sequence[int], request
                  out: Path, log: Log = print) -> list[dict]:
     """`t2l serve` against the same backend in process (video encoder of `export_dir`): throughput, latency
     percentiles, batch sizes formed."""
-    from .serve_bench import run_serve_bench
+    from .serve_bench import run_serve_bench, targets
 
     rows = run_serve_bench(export_dir, backend, clients, requests, max_batch, calls, log)
     backend = rows[0]["backend"]  # auto: the backend it chose
     log(markdown_table(rows, SERVE_COLUMNS))
     failed = sum(r.get("failures", 0) for r in rows)
-    notes = [f"{failed} failed request(s)" if failed else "no failed requests",
+    for line in targets(rows):
+        log(line)
+    notes = targets(rows) + [f"{failed} failed request(s)" if failed else "no failed requests",
              "clients and server share this machine's cores: served figures include the clients' own work"]
     paths = write_report(out, "serve", title=f"t2l serve vs in process ({backend}, video encoder of {export_dir})",
                          rows=rows, columns=SERVE_COLUMNS, definitions=SERVE_DEFINITIONS,

@@ -43,11 +43,14 @@ def int8_refusal(bundle: ExportedModel, kind: str = "video_encoder") -> str | No
     return None
 
 
+# what deploy.int8.kept_in_fp32 leaves unquantized, recorded in an INT8 export's manifest (int8.kept_fp32); OpenVINO
+# refuses INT8 graphs without the second
+KEPT_FP32 = ["activation x activation products", "frame-pooled projection"]
+
+
 def openvino_int8_refusal(bundle: ExportedModel) -> str | None:
     """Why OpenVINO must not run this export's INT8 graphs: written before the frame-pooled projection was kept in
     fp32, on which OpenVINO 2026.4 computes only a batch's first clip (None: safe)."""
-    from ..deploy.int8 import KEPT_FP32
-
     kept = (bundle.manifest.get("int8") or {}).get("kept_fp32") or []
     if KEPT_FP32[-1] in kept:
         return None
