@@ -63,10 +63,11 @@ def test_onnx_runtime_matches_torch_on_new_inputs(exported):
             np.testing.assert_allclose(actual[name], expected[name], atol=1e-2 if name == "logits" else 1e-4)
 
 
-def test_fp16_graphs_keep_fp32_islands_and_match(tmp_path):
-    model, manifest = export_tiny("t2l_tiny", tmp_path, precision="fp16")
+def test_fp16_graphs_keep_fp32_islands_and_match(tiny_exports):
+    _, folder = tiny_exports.shared("t2l_tiny", "fp16")  # the session's fp16 export (the engine tests build on it)
+    manifest = json.loads((folder / "manifest.json").read_text())
     for kind, entry in manifest["graphs"].items():
-        graph = onnx.load(str(tmp_path / entry["file"]))
+        graph = onnx.load(str(folder / entry["file"]))
         types = {t.data_type for t in graph.graph.initializer}
         assert onnx.TensorProto.FLOAT16 in types, f"{kind} has no fp16 weights"
         assert graph.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
@@ -75,11 +76,11 @@ def test_fp16_graphs_keep_fp32_islands_and_match(tmp_path):
     assert manifest["parity"]["text_encoder"]["batch_3"]["embedding"]["min_cosine"] >= 0.999
 
 
-def test_fp16_lint_catches_fp16_softmax_and_infinite_constants(tmp_path):
+def test_fp16_lint_catches_fp16_softmax_and_infinite_constants(tiny_exports):
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    _, manifest = export_tiny("clip_tiny", tmp_path)
-    graph = onnx.load(str(tmp_path / "text_encoder.onnx"))
+    _, folder = tiny_exports.shared("clip_tiny")
+    graph = onnx.load(str(folder / "text_encoder.onnx"))
     naive = convert_float_to_float16(graph, keep_io_types=True, op_block_list=[])  # everything fp16
     problems = onnx_graph.lint_fp16(naive, set())
     assert any("Softmax" in p for p in problems) and any("LayerNormalization" in p for p in problems)

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..optional import installed, installed_versions
 
 _VERSIONS = ("t2l-fast", "torch", "torchvision", "open_clip_torch", "av", "nvidia-dali", "onnxruntime",
-             "onnxruntime-gpu", "openvino", "tensorrt", "tensorrt-rtx-cu13", "fvcore", "numpy")
+             "onnxruntime-gpu", "openvino", "nncf", "tensorrt", "tensorrt-rtx-cu13", "fvcore", "numpy")
 
 
 def _cpu_name() -> str:
