@@ -28,9 +28,9 @@ def on_gpu(device: str | None) -> bool:
     return bool(device) and str(device).startswith("cuda")
 
 
-def int8_refusal(bundle: ExportedModel, kind: str = "video_encoder") -> str | None:
-    """Why the INT8 version of graph `kind` must not run (None: it passed the agreement gate recorded in the
-    manifest when it was written)."""
+def int8_refusal(bundle: ExportedModel, kind: str = "video_encoder", runtime: str | None = None) -> str | None:
+    """Why the INT8 version of graph `kind` must not run on `runtime` (None: it passed the agreement gate recorded in
+    the manifest when it was written, and OpenVINO computes it right)."""
     if f"{kind}_int8" not in bundle.graphs:
         return (f"{bundle.directory}: holds no INT8 {kind} graph; add the gated INT8 graphs with `t2l export onnx "
                 f"--precision int8 --calibration LIST --gate-list LIST --root DIR`")
@@ -40,7 +40,7 @@ def int8_refusal(bundle: ExportedModel, kind: str = "video_encoder") -> str | No
                 f"{gate.get('top1_agreement', '?')}, mean cosine {gate.get('mean_cosine', '?')}), so they are never "
                 f"run; use the fp32 backends, or re-quantize with `t2l export onnx --precision int8` on clips like "
                 f"the ones served")
-    return None
+    return openvino_int8_refusal(bundle) if runtime == "OpenVINO" else None
 
 
 # what deploy.int8.kept_in_fp32 leaves unquantized, recorded in an INT8 export's manifest (int8.kept_fp32); OpenVINO
@@ -75,7 +75,7 @@ def unavailable_reason(name: str, bundle: ExportedModel, device: str | None = No
         return f"the Python module {spec.module!r} is not installed (pip install 't2l-fast[onnx]')"
     if spec.precision != "int8":
         return None
-    return int8_refusal(bundle) or (openvino_int8_refusal(bundle) if spec.runtime == "OpenVINO" else None)
+    return int8_refusal(bundle, runtime=spec.runtime)
 
 
 def export_runner(export: ExportedModel | str | Path, name: str, kind: str, *, device: str | None = None,
@@ -91,7 +91,7 @@ def export_runner(export: ExportedModel | str | Path, name: str, kind: str, *, d
         return bundle.engine_runner(kind, trt_runtime, _device_index(device))
     graph, precision = kind, spec.precision
     if spec.precision == "int8" and kind in INT8_GRAPHS:
-        refusal = int8_refusal(bundle, kind) or (openvino_int8_refusal(bundle) if spec.runtime == "OpenVINO" else None)
+        refusal = int8_refusal(bundle, kind, spec.runtime)
         if refusal:
             raise ArtifactError(refusal)
         graph = f"{kind}_int8"
