@@ -64,6 +64,10 @@ def test_quantized_graphs_are_qdq_and_agreement_is_measured(data, tmp_path):
     figures = agreement(bundle, clips)
     assert figures["clips"] == 24 and 0 <= figures["top1_agreement"] <= 1
     assert 0.99 < figures["mean_cosine"] <= 1.0 + 1e-6  # int8 embeddings stay close on calibration-like clips
+    flipped = sum(figures["flips_per_class"].values())  # where the top-1 changed, by the fp32 top-1 class
+    assert flipped == round(24 * (1 - figures["top1_agreement"]))
+    assert set(figures["flips_per_class"]) <= set(bundle.class_names) and figures["median_margin"] >= 0
+    assert (figures["median_margin_flipped"] is None) == (flipped == 0)
 
 
 

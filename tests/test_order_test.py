@@ -33,7 +33,8 @@ def test_pretrained_backbone_loads_into_every_tiny_model(tmp_path):
         model = create_model(name, pretrained=summary["backbone"])
         assert model.backbone_source == summary["backbone"]
     assert summary["gallery"] == 30  # the held-out tenth, fewer than a full gallery
-    for figure in ("caption_to_image_r1", "image_to_caption_r5", "zero_shot_shape_accuracy"):
+    for figure in ("caption_to_image_r1", "image_to_caption_r5", "zero_shot_shape_accuracy",
+                   "caption_over_negative_accuracy", "zero_shot_side_accuracy"):
         assert 0 <= summary[figure] <= 1
 
 

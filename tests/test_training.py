@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from t2l_fast.cli import main
 from t2l_fast.data.synthetic import SynthConfig, write_synthetic_dataset
@@ -42,7 +43,7 @@ def test_every_shipped_config_validates(name, data, tmp_path):
     config = load_config(str(CONFIGS / name), [f"data.root={data}", f"data.train_list={data / 'train.txt'}",
                                                f"data.classes={data / 'classes.txt'}",
                                                f"data.descriptions={data / 'descriptions.csv'}",
-                                               f"output_dir={tmp_path}"])
+                                               f"data.val_list={data / 'val.txt'}", f"output_dir={tmp_path}"])
     assert config.frames >= 1 and config.optim.lr > 0
 
 
@@ -64,6 +65,7 @@ def test_every_shipped_config_validates(name, data, tmp_path):
     ("data.num_workers=-1", "data.num_workers must be >= 0"),
     ("max_steps=-5", "max_steps must be >= 0"),
     ("optim.min_lr_ratio=2", "min_lr_ratio in \\[0, 1\\]"),
+    ("optim.token_lr_scale=0", "optim.token_lr_scale must be > 0, got 0"),
     ("global_batch_size=6", "global_batch_size 6 is not a multiple of 1 process\\(es\\) x batch_size 4"),
     ("global_batch_size=8", "needs 2 accumulated micro-batches, which t2l's in-batch loss cannot use.*Run 2 processes"),
 ])
@@ -82,6 +84,16 @@ def test_schedule_warms_up_then_decays():
     assert lr_factor(0, 10, 100, 0.0) == 0 and lr_factor(5, 10, 100, 0.0) == 0.5
     assert lr_factor(10, 10, 100, 0.0) == 1.0 and lr_factor(100, 10, 100, 0.01) == pytest.approx(0.01)
     assert lr_factor(55, 10, 100, 0.0) == pytest.approx(0.5)
+
+
+def test_temporal_tokens_get_their_own_learning_rate_only_when_scaled(data, tmp_path):
+    trainer = Trainer(load_config(None, settings(data, tmp_path / "scaled", "optim.token_lr_scale=5",
+                                                 "optim.warmup_epochs=0")))
+    tokens, rest = trainer.optimizer.param_groups[1], trainer.optimizer.param_groups[0]
+    assert tokens["params"] == [trainer.model.temporal_tokens] and len(rest["params"]) > 10
+    assert tokens["lr"] == pytest.approx(5 * rest["lr"]) and rest["lr"] == pytest.approx(5e-3)
+    plain = Trainer(load_config(None, settings(data, tmp_path / "plain")))
+    assert len(plain.optimizer.param_groups) == 1  # the paper's recipe: one learning rate
 
 
 def test_vificlip_schedule_is_timms_cosine_without_warmup_prefix():
@@ -360,3 +372,13 @@ def test_a_full_disk_stops_training_before_it_starts(data, tmp_path, monkeypatch
     with pytest.raises(TrainingError, match=r"0.00 GB free, training needs about 0.\d+ GB there"):
         trainer.run()
     assert not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_tiny_zero_shot_config_is_the_demos_recipe():
+    """train/configs/tiny_zero_shot.yaml documents the recipe `t2l demo` trains T2L with: the two stay equal."""
+    from t2l_fast.demo import stages
+
+    config = yaml.safe_load((CONFIGS / "tiny_zero_shot.yaml").read_text())
+    assert (config["epochs"], config["optim"]["lr"], config["optim"]["warmup_epochs"],
+            config["optim"]["token_lr_scale"], config["tfd_weight"], config["batch_size"]) == (
+        stages.TRAIN_EPOCHS, stages.TRAIN_LR, stages.WARMUP_EPOCHS, stages.TOKEN_LR_SCALE, stages.TFD_WEIGHT, 16)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from t2l_fast.cli import main
-from t2l_fast.data.captions import caption, heading_word, position_words
+from t2l_fast.data.captions import caption, caption_with_negative, heading_word, named_sides, position_words
 from t2l_fast.data.synthetic import pair_of
 from t2l_fast.data.synthetic_frames import frame_captions, synthetic_frames
 from t2l_fast.data.zero_shot_split import ZERO_SHOT_SPLITS, all_actions, split_classes
@@ -39,8 +39,10 @@ def test_unseen_motion_is_never_trained_on():
 
 def test_class_names_and_descriptions_read_like_real_ones():
     actions = {a.name: a for a in all_actions()}
-    assert actions["a circle moving left"].description == "a circle starts on the right and ends on the left"
-    assert actions["a triangle fading out"].description == "a triangle starts solid and ends faint"
+    assert actions["a circle moving left"].description == "a circle moves sideways and ends up on the left"
+    assert actions["a triangle fading out"].description == "a triangle changes opacity and ends up faint"
+    for forward, backward in zip(list(actions.values())[::2], list(actions.values())[1::2]):  # twins: one word apart
+        assert len(set(forward.description.split()) ^ set(backward.description.split())) == 2
     assert len(actions) == 32
 
 
@@ -51,7 +53,7 @@ def test_synth_writes_ordinary_lists_and_class_files(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     seen, unseen = read_class_names(out / "classes.txt"), read_class_names(out / "unseen_classes.txt")
     assert len(seen) == 24 and len(unseen) == 8
-    assert read_class_descriptions(out / "unseen_descriptions.csv", unseen)[0].startswith("a circle starts")
+    assert read_class_descriptions(out / "unseen_descriptions.csv", unseen)[0].startswith("a circle moves")
     lines = (out / "unseen_test.txt").read_text().splitlines()
     assert len(lines) == 8 and all((out / line.rsplit(" ", 1)[0]).is_file() for line in lines)
     assert sorted(int(line.rsplit(" ", 1)[1]) for line in lines) == list(range(8))
@@ -75,10 +77,26 @@ def test_captions_name_what_the_frame_shows():
     assert heading_word(np.pi / 2) == "right" and heading_word(np.pi) == "down"
 
 
+def test_a_hard_negative_turns_one_fact_to_its_opposite():
+    rng = np.random.default_rng(3)
+    pairs = [caption_with_negative(rng, "circle", "red", 0.2, 0.5, 0.3, 0.2, 0.0) for _ in range(200)]
+    swaps = {("left", "right"), ("small", "large"), ("little", "big"), ("tiny", "huge")}
+    changed = [(set(c.split()) - set(n.split()), set(n.split()) - set(c.split())) for c, n in pairs if c != n]
+    assert len(changed) > 150
+    assert any(any((a, b) in swaps for a in gone for b in new) for gone, new in changed)
+    assert named_sides("a red circle on the left, pointing right", 0.2, 0.5) == (0, -1)  # a heading is no side
+    assert named_sides("in the upper right corner: a box", 0.8, 0.2) == (1, 0)
+    assert named_sides("a box in the middle", 0.5, 0.5) == (-1, -1)
+
+
 def test_frame_captions_follow_the_frames():
     frames, attributes = synthetic_frames(40, seed=1)
-    captions = frame_captions(attributes, seed=1, per_frame=2)
-    assert len(captions) == 40 and all(len(texts) == 2 for texts in captions)
+    captions, negatives = frame_captions(attributes, seed=1, per_frame=2)
+    assert len(captions) == len(negatives) == 40 and all(len(texts) == 2 for texts in captions)
+    differ = [(c, n) for texts, others in zip(captions, negatives) for c, n in zip(texts, others) if c != n]
+    assert len(differ) > 60  # most negatives say something else
+    close = [c for c, n in differ if abs(len(c.split()) - len(n.split())) <= 2]
+    assert len(close) > 0.8 * len(differ)  # mostly in the same words (a turned fact can change later draws)
     for texts, row in zip(captions, attributes.tolist()):
         shape_words = {0: ("circle", "disc", "round"), 1: ("square", "box", "block"), 2: ("diamond", "rhombus"),
                        3: ("triangle", "arrow", "pointer")}[int(row[6])]

@@ -4,6 +4,7 @@ read words rather than match whole strings. `t2l pretrain-tiny` pairs frames wit
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -78,3 +79,55 @@ def caption(rng: np.random.Generator, shape: str, colour: str, x: float, y: floa
     if form == 1:
         return f"{where}: " + ", ".join([subject, *extras])
     return f"there is {subject} {where}" + "".join(f", {extra}" for extra in extras)
+
+
+POSITION_WEIGHT = 3.0  # left/right and top/bottom negatives, over size, opacity, heading (1) and shape (0.5 each):
+# position is the fact a tiny text tower learns last (cosine 0.996 between "a shape on the left" and "... right")
+
+
+def _opposites(shape: str, x: float, y: float, size: float, opacity: float, angle: float) -> list[dict]:
+    """The facts a caption of this frame can name that have an opposite, each turned to it (as keyword changes of
+    `caption`): left <-> right, top <-> bottom, small <-> large, faint <-> solid, a pointer's heading; and another
+    shape."""
+    vertical, horizontal = position_words(x, y)
+    turned = [{"shape": other} for other in SHAPE_WORDS if other != shape]
+    if horizontal:
+        turned.append({"x": 1 - x})
+    if vertical:
+        turned.append({"y": 1 - y})
+    if size_word(size):
+        turned.append({"size": 0.9 if size_word(size) == "small" else 0.35})
+    if opacity_word(opacity) != "half":
+        turned.append({"opacity": 0.95 if opacity_word(opacity) == "faint" else 0.2})
+    if shape == "pointer":
+        turned.append({"angle": angle + math.pi})
+    return turned
+
+
+def caption_with_negative(rng: np.random.Generator, shape: str, colour: str, x: float, y: float, size: float,
+                          opacity: float, angle: float) -> tuple[str, str]:
+    """(a caption of the frame, a hard negative): the same words with one fact turned to its opposite (left for
+    right, faint for solid, ...), as NegCLIP's hard negatives; contrasting the two teaches the text tower that those
+    words matter. Facts are weighted (POSITION_WEIGHT) so that opposites, what time-reversed actions differ in, come
+    up more often than another shape. The negative equals the caption where the caption happened to leave the fact
+    out."""
+    facts = {"shape": shape, "colour": colour, "x": x, "y": y, "size": size, "opacity": opacity, "angle": angle}
+    turned = _opposites(shape, x, y, size, opacity, angle)
+    weights = np.array([POSITION_WEIGHT if {"x", "y"} & change.keys() else 0.5 if "shape" in change else 1.0
+                        for change in turned])
+    change = turned[int(rng.choice(len(turned), p=weights / weights.sum()))]
+    twin = copy.deepcopy(rng)  # the same draws: the same words, order and optional parts
+    return caption(rng, **facts), caption(twin, **{**facts, **change})
+
+
+def named_sides(text: str, x: float, y: float) -> tuple[int, int]:
+    """Which side of the frame a caption of a frame centred at (x, y) places it on, per axis: (1 right / 0 left,
+    1 bottom / 0 top), -1 where the caption does not say (a pointer's heading is not a side)."""
+    words = text.replace(",", " ").replace(":", " ").split()
+    vertical, horizontal = position_words(x, y)
+    said = []
+    for side, named, synonyms in ((horizontal, "right", (horizontal,)),
+                                  (vertical, "bottom", VERTICAL_WORDS.get(vertical, ()))):
+        places = [i for i, word in enumerate(words) if word in synonyms and (i == 0 or words[i - 1] != "pointing")]
+        said.append(int(side == named) if side and places else -1)
+    return tuple(said)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .augment import apply_eval
-from .captions import COLOURS, PALETTE, caption
+from .captions import COLOURS, PALETTE, caption_with_negative
 from .sampling import segment_indices
 from .synthetic import (
     ORDER_CLASSES,
@@ -93,14 +93,18 @@ def synthetic_frames(count: int, seed: int, size: int = 32, source_size: int = 6
     return apply_eval(video, size), torch.tensor(attributes, dtype=torch.float32)
 
 
-def frame_captions(attributes: torch.Tensor, seed: int, per_frame: int = 1) -> list[list[str]]:
-    """[N][per_frame] random captions of frames with `attributes` [N, 8] (synthetic_frames' columns)."""
+def frame_captions(attributes: torch.Tensor, seed: int, per_frame: int = 1
+                   ) -> tuple[list[list[str]], list[list[str]]]:
+    """(captions, hard negatives), each [N][per_frame], of frames with `attributes` [N, 8] (synthetic_frames'
+    columns): random captions, and each one's twin with one fact turned to its opposite (captions.py)."""
     rng = np.random.default_rng([seed, 2025])
-    captions = []
+    captions, negatives = [], []
     for x, y, size, opacity, sin, cos, shape, colour in attributes.tolist():
-        captions.append([caption(rng, SHAPES[int(shape)], COLOURS[int(colour)], x, y, size, opacity,
-                                 math.atan2(sin, cos)) for _ in range(per_frame)])
-    return captions
+        pairs = [caption_with_negative(rng, SHAPES[int(shape)], COLOURS[int(colour)], x, y, size, opacity,
+                                       math.atan2(sin, cos)) for _ in range(per_frame)]
+        captions.append([positive for positive, _ in pairs])
+        negatives.append([negative for _, negative in pairs])
+    return captions, negatives
 
 
 def action_clips(actions: Sequence[ActionClass], clips_per_class: int, seed: int, frames: int = 8, size: int = 32,

@@ -32,14 +32,17 @@ from .synthetic import (
 )
 
 NOUNS = {"circle": "circle", "square": "square", "diamond": "diamond", "pointer": "triangle"}
-# (motion, forward name, backward name, forward description, backward description); "{}" is the shape's noun.
+# (motion, forward name, backward name, forward description, backward description); "{}" is the shape's noun. A
+# description says where the motion ends, in the words pre-training captions use for single frames (right, bottom,
+# large, solid, ...): the words a tiny text tower can know before any video. Twins differ in that word only.
 MOTIONS = (
-    ("translate_x", "moving right", "moving left", "a {} starts on the left and ends on the right",
-     "a {} starts on the right and ends on the left"),
-    ("translate_y", "moving down", "moving up", "a {} starts at the top and ends at the bottom",
-     "a {} starts at the bottom and ends at the top"),
-    ("scale", "growing", "shrinking", "a {} starts small and ends large", "a {} starts large and ends small"),
-    ("fade", "fading in", "fading out", "a {} starts faint and ends solid", "a {} starts solid and ends faint"),
+    ("translate_x", "moving right", "moving left", "a {} moves sideways and ends up on the right",
+     "a {} moves sideways and ends up on the left"),
+    ("translate_y", "moving down", "moving up", "a {} moves vertically and ends up at the bottom",
+     "a {} moves vertically and ends up at the top"),
+    ("scale", "growing", "shrinking", "a {} changes size and ends up large", "a {} changes size and ends up small"),
+    ("fade", "fading in", "fading out", "a {} changes opacity and ends up solid",
+     "a {} changes opacity and ends up faint"),
 )
 ZERO_SHOT_SPLITS: dict[str, frozenset[tuple[str, str]]] = {  # split -> unseen (shape, motion)
     "compositional": frozenset({("circle", "translate_x"), ("square", "translate_y"), ("diamond", "scale"),

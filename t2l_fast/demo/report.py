@@ -117,7 +117,8 @@ def _stage_tables(name: str, result: dict) -> list[Block]:
         return [("table", (("graph", "batch", "output", "max-abs to PyTorch", "min cosine", "passed"), rows))]
     if name == "int8" and result.get("gate"):
         gate = result["gate"]
-        keys = ("clips", "top1_agreement", "min_top1_agreement", "mean_cosine", "min_mean_cosine", "min_cosine")
+        keys = ("clips", "top1_agreement", "min_top1_agreement", "mean_cosine", "min_mean_cosine", "min_cosine",
+                "flips_per_class", "median_margin", "median_margin_flipped")
         return [("table", (("gate", "value"), [[k, gate.get(k)] for k in keys] + [["passed", result["passed"]]]))]
     if name == "engine" and result.get("built"):
         rows = [["engine", result["engine"]], ["bytes", result["bytes"]], ["sidecar", result["sidecar"]],

@@ -145,16 +145,25 @@ def _run(bundle: ExportedModel, kind: str, clips: np.ndarray, output: str) -> np
         return np.concatenate([runner.infer({"frames": batch})[output] for batch in _batches(clips)])
 
 
-def agreement(bundle: ExportedModel, clips: np.ndarray, suffix: str = "_int8") -> dict[str, float]:
-    """Top-1 agreement of classifier vs classifier{suffix}, and cosines of video_encoder vs its INT8 copy."""
-    reference = _run(bundle, "classifier", clips, "logits").argmax(-1)
+def agreement(bundle: ExportedModel, clips: np.ndarray, suffix: str = "_int8") -> dict:
+    """Top-1 agreement of classifier vs classifier{suffix}, cosines of video_encoder vs its INT8 copy, and where
+    the top-1 flips: per fp32 top-1 class, and the fp32 margin (top-1 minus top-2 logit) of flipped clips against
+    all clips (flat scores flip first)."""
+    logits = _run(bundle, "classifier", clips, "logits")  # [N, C]
+    reference = logits.argmax(-1)
     quantized = _run(bundle, f"classifier{suffix}", clips, "logits").argmax(-1)
     fp32 = _run(bundle, "video_encoder", clips, "embedding")
     int8 = _run(bundle, f"video_encoder{suffix}", clips, "embedding")
     cosine = (fp32 * int8).sum(-1) / np.maximum(np.linalg.norm(fp32, axis=-1) * np.linalg.norm(int8, axis=-1), 1e-12)
+    top2 = np.sort(logits, axis=-1)[:, -2:]  # [N, 2]
+    margin, flipped = top2[:, 1] - top2[:, 0], reference != quantized
+    names = bundle.class_names or [str(c) for c in range(logits.shape[1])]
     return {"clips": int(len(clips)), "top1_agreement": float((reference == quantized).mean()),
             "mean_cosine": float(cosine.mean()), "p1_cosine": float(np.percentile(cosine, 1)),
-            "min_cosine": float(cosine.min())}
+            "min_cosine": float(cosine.min()),
+            "flips_per_class": {names[c]: int(n) for c, n in zip(*np.unique(reference[flipped], return_counts=True))},
+            "median_margin": float(np.median(margin)),
+            "median_margin_flipped": float(np.median(margin[flipped])) if flipped.any() else None}
 
 
 def quantize_export(out_dir, *, mode: str = "static", calibration_list: str | None = None,
@@ -217,7 +226,10 @@ def _add_int8_graphs(bundle: ExportedModel, directory: Path, mode: str, calibrat
     log(f"   INT8 ({mode}) gate on {figures['clips']} held-out clips: top-1 agreement "
         f"{figures['top1_agreement']:.3f} (need >= {MIN_TOP1_AGREEMENT}), embedding cosine mean "
         f"{figures['mean_cosine']:.4f} (need >= {MIN_MEAN_COSINE}), p1 {figures['p1_cosine']:.4f}, min "
-        f"{figures['min_cosine']:.4f}")
+        f"{figures['min_cosine']:.4f}" + (f"; flips per fp32 class {figures['flips_per_class']}, fp32 top-1 margin "
+                                         f"{figures['median_margin_flipped']:.3f} on flipped clips against "
+                                         f"{figures['median_margin']:.3f} on all (medians)"
+                                         if figures["flips_per_class"] else ""))
     return {"mode": mode, "format": FORMATS[mode], "ops": QUANTIZED_OPS, "weights": "int8, reduce_range (7 bit)",
             "kept_fp32": KEPT_FP32, "gate": gate, "cpu_int8_instructions": cpu_int8_instructions(),
             "graphs": bundle.graphs}

@@ -45,6 +45,17 @@ def project_text(backbone, x: torch.Tensor, token_ids: torch.Tensor) -> torch.Te
     return projection(x) if isinstance(projection, torch.nn.Linear) else x @ projection
 
 
+def encode_short_texts(backbone, token_ids: torch.Tensor) -> torch.Tensor:
+    """backbone.encode_text(token_ids, normalize=True) [N, D], computed on the first positions only, up to the
+    longest text's end: the causal text tower's outputs there do not depend on the padding after (the same figures,
+    several times cheaper for short captions in a 77-token context)."""
+    length = int((token_ids != 0).sum(1).max())
+    ids = token_ids[:, :length]  # [N, l]
+    x = backbone.token_embedding(ids) + backbone.positional_embedding[:length]  # [N, l, W]
+    x = backbone.transformer(x, attn_mask=backbone.attn_mask[:length, :length])
+    return torch.nn.functional.normalize(project_text(backbone, x, ids), dim=-1)
+
+
 def drop_openai_extras(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Without the non-weight entries OpenAI/TorchScript files carry (at any prefix)."""
     return {k: v for k, v in state.items() if k.rsplit(".", 1)[-1] not in _OPENAI_EXTRA_KEYS}

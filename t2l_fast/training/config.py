@@ -41,6 +41,7 @@ class OptimConfig:
     warmup_epochs: float = 5.0  # linear warm-up from 0, then per-step cosine
     min_lr_ratio: float = 0.0  # the cosine ends at lr * min_lr_ratio
     warmup_prefix: bool = True  # the cosine starts after warm-up (T2L); false: over all steps (ViFi-CLIP, timm)
+    token_lr_scale: float = 1.0  # T2L's temporal tokens at lr x this (1: the paper's one lr; tiny models: 5)
 
 
 @dataclass
@@ -175,6 +176,7 @@ def _range_problems(config: TrainConfig) -> list[str]:
         ("data.num_workers", config.data.num_workers, config.data.num_workers >= 0, ">= 0"),
         ("optim.eps", optim.eps, optim.eps > 0, "> 0"),
         ("optim.betas", optim.betas, all(0 <= b < 1 for b in optim.betas), "each in [0, 1)"),
+        ("optim.token_lr_scale", optim.token_lr_scale, optim.token_lr_scale > 0, "> 0"),
     ]
     return [f"{key} must be {wanted}, got {value}" for key, value, holds, wanted in checks if not holds]
 
@@ -196,8 +198,10 @@ def validate(config: TrainConfig) -> None:
     if config.precision not in ("fp32", "bf16", "fp16"):
         problems.append(f"precision must be fp32, bf16 or fp16, got {config.precision!r}")
     optim = config.optim
-    if not all(math.isfinite(v) for v in (optim.lr, optim.weight_decay, optim.warmup_epochs, optim.min_lr_ratio)):
-        problems.append("optim: lr, weight_decay, warmup_epochs and min_lr_ratio must be finite numbers (not nan/inf)")
+    if not all(math.isfinite(v) for v in (optim.lr, optim.weight_decay, optim.warmup_epochs, optim.min_lr_ratio,
+                                          optim.token_lr_scale)):
+        problems.append("optim: lr, weight_decay, warmup_epochs, min_lr_ratio and token_lr_scale must be finite "
+                        "numbers (not nan/inf)")
     elif optim.lr <= 0 or optim.weight_decay < 0 or optim.warmup_epochs < 0 or not 0 <= optim.min_lr_ratio <= 1:
         problems.append("optim: lr must be > 0, weight_decay and warmup_epochs >= 0, min_lr_ratio in [0, 1]")
     if config.data.backend not in ("auto", "dali", "pyav"):

@@ -43,7 +43,8 @@ class Resumable(Protocol):
 
 # What a resumed run must share with the saved one, and what it may change with resume_replan.
 RESUME_FIXED = ("model", "frames", "objective", "vificlip_classes", "seed", "model_overrides", "data.train_list",
-                "data.classes", "data.descriptions", "data.templates")
+                "data.classes", "data.descriptions", "data.templates",
+                "optim.token_lr_scale")  # the optimizer's parameter groups
 RESUME_PLANNED = ("epochs", "tfd_weight", "label_smoothing", "mixup_alpha", "cutmix_alpha", "mix_switch_prob",
                   "optim.lr", "optim.weight_decay", "optim.betas", "optim.eps", "optim.warmup_epochs",
                   "optim.min_lr_ratio", "optim.warmup_prefix")  # batch size: judged by the global batch
@@ -206,9 +207,9 @@ def replan(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler
     moments are kept)."""
     for group in optimizer.param_groups:
         group.update(weight_decay=optim.weight_decay, betas=tuple(optim.betas), eps=optim.eps)
-    scheduler.base_lrs = [optim.lr for _ in optimizer.param_groups]
-    for group, factor in zip(optimizer.param_groups, scheduler.lr_lambdas):
-        group["lr"] = optim.lr * factor(scheduler.last_epoch)  # this step's lr under the new plan
+    scheduler.base_lrs = [optim.lr * group.get("lr_scale", 1.0) for group in optimizer.param_groups]
+    for group, base, factor in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        group["lr"] = base * factor(scheduler.last_epoch)  # this step's lr under the new plan
 
 
 def drop_metrics_after(log: Path, step: int) -> None:

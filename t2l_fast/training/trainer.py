@@ -57,8 +57,8 @@ class Trainer:
                                 f"process, fewer than the {self.accumulation} micro-batches of one step of "
                                 f"global_batch_size {config.global_batch_size}; lower global_batch_size or use more "
                                 f"videos")
-        self.optimizer, self.scheduler = build_optimizer(self.model.learnable_parameters(), config.optim,
-                                                         self.steps_per_epoch, config.epochs)
+        self.optimizer, self.scheduler = build_optimizer(self.model, config.optim, self.steps_per_epoch,
+                                                         config.epochs)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
         self.epoch = self.step_in_epoch = self.global_step = 0
         self.best_top1: float | None = None  # on data.val_list (never a test split)
@@ -107,7 +107,7 @@ class Trainer:
             self.scheduler.step()
             return None
         self.bad_steps = 0
-        distributed.average_gradients(self.optimizer.param_groups[0]["params"])
+        distributed.average_gradients([p for group in self.optimizer.param_groups for p in group["params"]])
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
