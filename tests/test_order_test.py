@@ -7,9 +7,11 @@ from t2l_fast.cli import main
 from t2l_fast.data.probes import frame_features
 from t2l_fast.data.synthetic import CLASS_NAMES, twin
 from t2l_fast.data.synthetic_frames import order_clips, synthetic_frames
+from t2l_fast.models.backbone import encode_short_texts
 from t2l_fast.models.registry import create_model
+from t2l_fast.text.tokenize import tokenize
 from t2l_fast.training.order_test import FAST, OrderTestConfig, prototypes, run_order_sweep, score
-from t2l_fast.training.pretrain_tiny import pretrain_tiny
+from t2l_fast.training.pretrain_tiny import pretrain_tiny, retrieval_line
 
 
 def test_frame_attributes_describe_the_frame():
@@ -35,7 +37,18 @@ def test_pretrained_backbone_loads_into_every_tiny_model(tmp_path):
     assert summary["gallery"] == 30  # the held-out tenth, fewer than a full gallery
     for figure in ("caption_to_image_r1", "image_to_caption_r5", "zero_shot_shape_accuracy",
                    "caption_over_negative_accuracy", "zero_shot_side_accuracy"):
-        assert 0 <= summary[figure] <= 1
+        assert summary[figure] is None or 0 <= summary[figure] <= 1
+    assert "caption over its hard negative" in retrieval_line(summary)
+
+
+def test_short_text_encoding_equals_open_clips():
+    """encode_short_texts runs the text tower on the positions up to the last end-of-text token only."""
+    backbone = create_model("clip_tiny").backbone.eval()
+    tokens = tokenize(["a red circle on the left", "there is a big box in the upper right corner, pointing up",
+                       "x", "!!! a box"], backbone.context_length)
+    with torch.no_grad():
+        torch.testing.assert_close(encode_short_texts(backbone, tokens), backbone.encode_text(tokens, normalize=True),
+                                   atol=1e-6, rtol=0)
 
 
 def test_frame_averaging_cannot_see_order():

@@ -351,6 +351,11 @@ def test_resume_refuses_or_replans_changed_settings(data, tmp_path):
     factor = replanned.scheduler.lr_lambdas[0](replanned.scheduler.last_epoch)
     assert replanned.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * factor)
     assert replanned.scheduler.base_lrs == [1e-3]
+    saved = torch.load(state, weights_only=True)  # a save from before optim.token_lr_scale existed: 1.0 then
+    del saved["config"]["optim"]["token_lr_scale"]
+    torch.save(saved, state)
+    with pytest.raises(TrainingError, match=r"another optim.token_lr_scale \(1.0 -> 5.0\).*start a new output_dir"):
+        Trainer(load_config(None, settings(data, tmp_path, "optim.token_lr_scale=5"))).resume(state)
 
 
 def test_a_new_global_batch_at_an_epoch_boundary_replans_the_schedule_in_new_steps(data, tmp_path):

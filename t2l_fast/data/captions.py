@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 
 import numpy as np
 
@@ -116,8 +117,29 @@ def caption_with_negative(rng: np.random.Generator, shape: str, colour: str, x: 
     weights = np.array([POSITION_WEIGHT if {"x", "y"} & change.keys() else 0.5 if "shape" in change else 1.0
                         for change in turned])
     change = turned[int(rng.choice(len(turned), p=weights / weights.sum()))]
-    twin = copy.deepcopy(rng)  # the same draws: the same words, order and optional parts
-    return caption(rng, **facts), caption(twin, **{**facts, **change})
+    twin = copy.deepcopy(rng)  # the same draws, as far as the turned fact allows
+    positive, negative = caption(rng, **facts), caption(twin, **{**facts, **change})
+    return positive, negative if _says(negative, _words_of(change)) else positive
+
+
+def _words_of(change: dict) -> tuple[str, ...]:
+    """The words a caption uses for one turned fact (one of `_opposites`' changes)."""
+    (fact, value), = change.items()
+    if fact == "shape":
+        return SHAPE_WORDS[value]
+    if fact == "x":
+        return (position_words(value, 0.5)[1],)
+    if fact == "y":
+        return VERTICAL_WORDS[position_words(0.5, value)[0]]
+    if fact == "size":
+        return SIZE_WORDS[size_word(value)]
+    if fact == "opacity":
+        return OPACITY_WORDS[opacity_word(value)]
+    return (f"pointing {heading_word(value)}",)
+
+
+def _says(text: str, phrases: tuple[str, ...]) -> bool:
+    return any(re.search(rf"\b{re.escape(phrase)}\b", text) for phrase in phrases)
 
 
 def named_sides(text: str, x: float, y: float) -> tuple[int, int]:

@@ -155,8 +155,8 @@ def agreement(bundle: ExportedModel, clips: np.ndarray, suffix: str = "_int8") -
     fp32 = _run(bundle, "video_encoder", clips, "embedding")
     int8 = _run(bundle, f"video_encoder{suffix}", clips, "embedding")
     cosine = (fp32 * int8).sum(-1) / np.maximum(np.linalg.norm(fp32, axis=-1) * np.linalg.norm(int8, axis=-1), 1e-12)
-    top2 = np.sort(logits, axis=-1)[:, -2:]  # [N, 2]
-    margin, flipped = top2[:, 1] - top2[:, 0], reference != quantized
+    top2 = np.sort(logits, axis=-1)[:, -2:]  # [N, 2] (one column for a one-class classifier)
+    margin, flipped = top2[:, -1] - top2[:, 0], reference != quantized  # [N] each
     names = bundle.class_names or [str(c) for c in range(logits.shape[1])]
     return {"clips": int(len(clips)), "top1_agreement": float((reference == quantized).mean()),
             "mean_cosine": float(cosine.mean()), "p1_cosine": float(np.percentile(cosine, 1)),

@@ -41,7 +41,7 @@ class OptimConfig:
     warmup_epochs: float = 5.0  # linear warm-up from 0, then per-step cosine
     min_lr_ratio: float = 0.0  # the cosine ends at lr * min_lr_ratio
     warmup_prefix: bool = True  # the cosine starts after warm-up (T2L); false: over all steps (ViFi-CLIP, timm)
-    token_lr_scale: float = 1.0  # T2L's temporal tokens at lr x this (1: the paper's one lr; tiny models: 5)
+    token_lr_scale: float = 1.0  # lr x this for T2L's temporal tokens (1: the paper's one lr; tiny: 5); others: none
 
 
 @dataclass

@@ -81,6 +81,14 @@ def caption_tokens(attributes: torch.Tensor, seed: int, context_length: int
               for part in (captions, negatives)), sides)
 
 
+def readout_heads(clip) -> tuple[torch.nn.Linear, torch.nn.Linear, torch.nn.Linear]:
+    """The auxiliary readouts: attributes from the image embedding, attributes from the mean output patch token,
+    and the named sides (right? bottom?) from a caption's embedding."""
+    outputs = NUM_ATTRIBUTES + len(SHAPES)
+    return (torch.nn.Linear(clip.config.embed_dim, outputs), torch.nn.Linear(clip.config.vision.width, outputs),
+            torch.nn.Linear(clip.config.embed_dim, 2))
+
+
 def pretrain_tiny(out_file: Path, *, model: str = "clip_tiny", frames: int = 20_000, steps: int = 1_500,
                   batch_size: int = 128, lr: float = 3e-3, weight_decay: float = 0.05, seed: int = 0,
                   log: Callable[[str], None] | None = print) -> dict:
@@ -99,10 +107,7 @@ def pretrain_tiny(out_file: Path, *, model: str = "clip_tiny", frames: int = 20_
     images = normalize_video(images, clip.input_spec)  # [N, 3, S, S]
     with torch.no_grad():  # CLIP's initial temperature (0.07); learned from there, capped at 100
         backbone.logit_scale.fill_(math.log(1 / 0.07))
-    outputs = NUM_ATTRIBUTES + len(SHAPES)
-    head = torch.nn.Linear(clip.config.embed_dim, outputs)  # reads the image embedding
-    token_head = torch.nn.Linear(clip.config.vision.width, outputs)  # reads the mean output patch token
-    side_head = torch.nn.Linear(clip.config.embed_dim, 2)  # reads a caption's embedding: right? bottom?
+    head, token_head, side_head = readout_heads(clip)
     parameters = [*backbone.requires_grad_(True).parameters(), *head.parameters(), *token_head.parameters(),
                   *side_head.parameters()]
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
@@ -165,8 +170,9 @@ def held_out_figures(backbone, images: torch.Tensor, attributes: torch.Tensor, t
     figures["gallery"] = gallery
     usable = (tokens != negative_tokens).any(1)  # [H]
     negatives = backbone.encode_text(negative_tokens[usable], normalize=True)  # [H', D]
-    right = (image_embeddings[usable] * text_embeddings[usable]).sum(1) > (image_embeddings[usable] * negatives).sum(1)
-    figures["caption_over_negative_accuracy"] = round(float(right.float().mean()), 4)
+    right = ((image_embeddings[usable] * text_embeddings[usable]).sum(1)
+             > (image_embeddings[usable] * negatives).sum(1))  # [H']
+    figures["caption_over_negative_accuracy"] = _share(right)
     side = torch.tensor([{"left": 0, "right": 1}.get(position_words(x, y)[1], -1)
                          for x, y in attributes[:, :2].tolist()])  # [H]: -1 near the middle
     for name, words, truth in (("shape", [f"a {s}" for s in ("circle", "square", "diamond", "triangle")],
@@ -175,17 +181,25 @@ def held_out_figures(backbone, images: torch.Tensor, attributes: torch.Tensor, t
                                ("side", ["a shape on the left", "a shape on the right"], side)):
         prompts = backbone.encode_text(tokenize(words, context_length), normalize=True)  # [K, D]
         predicted = (image_embeddings @ prompts.t()).argmax(1)
-        figures[f"zero_shot_{name}_accuracy"] = round(float((predicted == truth)[truth >= 0].float().mean()), 4)
+        figures[f"zero_shot_{name}_accuracy"] = _share((predicted == truth)[truth >= 0])
     return figures
+
+
+def _share(hits: torch.Tensor) -> float | None:
+    """The share of True in a bool tensor, rounded; None where it is empty (e.g. no held-out frame off the
+    middle)."""
+    return round(float(hits.float().mean()), 4) if len(hits) else None
 
 
 def retrieval_line(summary: dict) -> str:
     """The held-out figures of a pre-training summary in one line, with their chance levels."""
+    def f(key: str) -> str:
+        return "n/a" if summary[key] is None else f"{summary[key]:.3f}"  # None: nothing held out to measure it on
+
     return (f"held-out retrieval over galleries of {summary['gallery']} frame-caption pairs (chance R@1 "
-            f"{1 / summary['gallery']:.4f}): caption->image R@1 {summary['caption_to_image_r1']:.3f}, R@5 "
-            f"{summary['caption_to_image_r5']:.3f}; image->caption R@1 {summary['image_to_caption_r1']:.3f}, R@5 "
-            f"{summary['image_to_caption_r5']:.3f}; caption over its hard negative "
-            f"{summary['caption_over_negative_accuracy']:.3f} (chance 0.5); zero-shot by prompt: shape "
-            f"{summary['zero_shot_shape_accuracy']:.3f} (chance 0.25), colour "
-            f"{summary['zero_shot_colour_accuracy']:.3f} (chance {1 / len(COLOURS):.3f}), side (left / right) "
-            f"{summary['zero_shot_side_accuracy']:.3f} (chance 0.5)")
+            f"{1 / summary['gallery']:.4f}): caption->image R@1 {f('caption_to_image_r1')}, R@5 "
+            f"{f('caption_to_image_r5')}; image->caption R@1 {f('image_to_caption_r1')}, R@5 "
+            f"{f('image_to_caption_r5')}; caption over its hard negative {f('caption_over_negative_accuracy')} "
+            f"(chance 0.5); zero-shot by prompt: shape {f('zero_shot_shape_accuracy')} (chance 0.25), colour "
+            f"{f('zero_shot_colour_accuracy')} (chance {1 / len(COLOURS):.3f}), side (left / right) "
+            f"{f('zero_shot_side_accuracy')} (chance 0.5)")

@@ -45,6 +45,7 @@ class Resumable(Protocol):
 RESUME_FIXED = ("model", "frames", "objective", "vificlip_classes", "seed", "model_overrides", "data.train_list",
                 "data.classes", "data.descriptions", "data.templates",
                 "optim.token_lr_scale")  # the optimizer's parameter groups
+FIXED_BEFORE = {"optim.token_lr_scale": 1.0}  # the value in saves written before the setting existed
 RESUME_PLANNED = ("epochs", "tfd_weight", "label_smoothing", "mixup_alpha", "cutmix_alpha", "mix_switch_prob",
                   "optim.lr", "optim.weight_decay", "optim.betas", "optim.eps", "optim.warmup_epochs",
                   "optim.min_lr_ratio", "optim.warmup_prefix")  # batch size: judged by the global batch
@@ -176,7 +177,7 @@ def changed_settings(state: dict, path: Path, config: TrainConfig, world: int, a
     """The re-plannable settings that differ from the saved run's (empty: none). A different model, frame count,
     objective, data or seed is refused; a different schedule or batch is refused unless resume_replan is set, and
     the global batch (world x batch_size x accumulation) only changes at an epoch boundary."""
-    saved = dict(_flat(state.get("config", {})))
+    saved = {**FIXED_BEFORE, **dict(_flat(state.get("config", {})))}
     now = dict(_flat(to_dict(config)))
     fixed = [k for k in RESUME_FIXED if k in saved and saved[k] != now.get(k)]
     if fixed:

@@ -6,8 +6,9 @@ Data: a zero-shot split of the synthetic shape x motion actions (data/zero_shot_
 (pretrain_tiny.py) and trains its temporal tokens and adapters on the seen classes with its alignment loss against
 each class's description; it is then scored on the unseen classes' descriptions. CLIP: the same pre-trained towers,
 frames averaged, no video training, scored with the unseen classes' names and with their descriptions (the better
-of the two is the baseline). Metrics: top-1 and within-pair accuracy (the share whose true class scores above its
-time-reversed twin) on the unseen classes.
+of the two is the baseline). Metrics on the unseen classes: top-1; within-pair accuracy (the share whose true class
+scores above its time-reversed twin), overall and per pair; and pair accuracy (the top-1 class is the true one or its
+twin: what frames alone can tell).
 """
 from __future__ import annotations
 
