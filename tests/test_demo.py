@@ -58,6 +58,8 @@ def _check_int8_gate(headline: dict, demo) -> None:
     follows = gate["top1_agreement"] >= gate["min_top1_agreement"] and gate["mean_cosine"] >= gate["min_mean_cosine"]
     assert stage["passed"] == gate["passed"] == follows == headline["passed"]
     assert headline["top1_agreement"] == gate["top1_agreement"] and headline["mean_cosine"] == gate["mean_cosine"]
+    assert headline["flips_per_class"] == gate["flips_per_class"]  # where the top-1 flips, by fp32 class
+    assert sum(gate["flips_per_class"].values()) == round(gate["clips"] * (1 - gate["top1_agreement"]))
     written = sorted(p.name for p in (demo / "onnx").glob("*_int8.onnx"))
     assert written == (["classifier_int8.onnx", "video_encoder_int8.onnx"] if stage["passed"] else [])
 

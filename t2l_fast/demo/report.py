@@ -67,7 +67,8 @@ def headline(run, seconds: float) -> dict:
         "order_test": r["order_test"]["within_pair_accuracy"],
         "export": {"exported": r["export"].get("exported", False), "parity": r["export"]["parity"]},
         "int8": {"passed": r["int8"]["passed"], **{k: r["int8"].get("gate", {}).get(k) for k in
-                                                    ("top1_agreement", "mean_cosine", "min_cosine")}},
+                                                    ("clips", "top1_agreement", "mean_cosine", "min_cosine",
+                                                     "flips_per_class", "median_margin", "median_margin_flipped")}},
         "engine": {k: r["engine"].get(k) for k in ("built", "engine", "runtime", "targets", "reason", "run")},
         "claims": [{k: row.get(k) for k in ("claim", "accounting", "measured_value", "claimed_value", "verdict")}
                    for row in r["bench"]["claims"]],
