@@ -229,7 +229,7 @@ def _add_int8_graphs(bundle: ExportedModel, directory: Path, mode: str, calibrat
         f"{figures['min_cosine']:.4f}" + (f"; flips per fp32 class {figures['flips_per_class']}, fp32 top-1 margin "
                                          f"{figures['median_margin_flipped']:.3f} on flipped clips against "
                                          f"{figures['median_margin']:.3f} on all (medians)"
-                                         if figures["flips_per_class"] else ""))
+                                         if figures.get("flips_per_class") else ""))
     return {"mode": mode, "format": FORMATS[mode], "ops": QUANTIZED_OPS, "weights": "int8, reduce_range (7 bit)",
             "kept_fp32": KEPT_FP32, "gate": gate, "cpu_int8_instructions": cpu_int8_instructions(),
             "graphs": bundle.graphs}
