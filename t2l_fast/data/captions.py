@@ -110,8 +110,9 @@ def caption_with_negative(rng: np.random.Generator, shape: str, colour: str, x: 
     """(a caption of the frame, a hard negative): the same words with one fact turned to its opposite (left for
     right, faint for solid, ...), as NegCLIP's hard negatives; contrasting the two teaches the text tower that those
     words matter. Facts are weighted (POSITION_WEIGHT) so that opposites, what time-reversed actions differ in, come
-    up more often than another shape. The negative equals the caption where the caption happened to leave the fact
-    out."""
+    up more often than another shape. The twin is drawn with a copy of the caption's random state, so it mostly keeps
+    its words and order; where it leaves the turned fact out it may still be true of the frame, and the negative is
+    then the caption itself (unusable)."""
     facts = {"shape": shape, "colour": colour, "x": x, "y": y, "size": size, "opacity": opacity, "angle": angle}
     turned = _opposites(shape, x, y, size, opacity, angle)
     weights = np.array([POSITION_WEIGHT if {"x", "y"} & change.keys() else 0.5 if "shape" in change else 1.0
