@@ -9,9 +9,9 @@ MAX_BATCH = 8
 
 
 def start_server(folder, **options) -> TritonServer:
-    """A started server on free loopback ports, on ONNX Runtime on the CPU unless `options` say otherwise; skips the
-    test where the PyTriton wheel is not installed."""
-    options = {"backend": "onnx", "device": "cpu", **options}
+    """A started server on free loopback ports, on ONNX Runtime on the CPU running batches of up to MAX_BATCH unless
+    `options` say otherwise; skips the test where the PyTriton wheel is not installed."""
+    options = {"backend": "onnx", "device": "cpu", "run_batch": MAX_BATCH, **options}
     try:
         return TritonServer(folder, ServeOptions(host="127.0.0.1", http_port=0, grpc_port=0, metrics_port=0,
                                                  max_batch=MAX_BATCH, exit_timeout_s=3, **options)).start()

@@ -17,7 +17,7 @@ from test_export import videos  # noqa: F401 (a fixture)
 from t2l_fast.backend_names import BACKENDS
 from t2l_fast.cli import build_parser, main
 from t2l_fast.deploy.client import ServedExport, ServerError, connect, infer
-from t2l_fast.deploy.serve import ServeError, resolve_backend
+from t2l_fast.deploy.serve import ServeError, ServeOptions, resolve_backend
 from t2l_fast.perf.serve_load import run_load
 from t2l_fast.runtime.bundle import ExportedModel
 
@@ -167,6 +167,37 @@ def test_run_batched_answers_each_request_alone():
     assert failed[0].startswith("inference failed: RuntimeError: negative") and failed[1] == "bad"
 
 
+def test_run_batched_runs_in_parts_of_the_run_batch():
+    from t2l_fast.deploy.serve_model import run_batched
+
+    class Recorder:
+        sizes = []
+
+        def infer(self, feed):
+            self.sizes.append(len(feed["x"]))
+            return {"y": feed["x"] * 2}
+
+    feeds = [{"x": np.full((n, 2), float(n))} for n in (1, 2, 2)]
+    results = run_batched(Recorder(), feeds, run_batch=2)
+    assert Recorder.sizes == [2, 2, 1]
+    for feed, result in zip(feeds, results):
+        np.testing.assert_array_equal(result["y"], feed["x"] * 2)
+
+
+def test_the_served_repository_aims_for_the_run_batch(tiny_exports, tmp_path):
+    from t2l_fast.deploy.serve import TritonServer
+    from t2l_fast.deploy.serve_repository import write_served_repository
+
+    _, folder = tiny_exports.shared("t2l_tiny")
+    names = write_served_repository(ExportedModel(folder), tmp_path / "repo", "onnx", "cpu", 8, 100, run_batch=2)
+    for name in names:
+        config = (tmp_path / "repo" / name / "config.pbtxt").read_text()
+        assert "max_batch_size: 8" in config and "preferred_batch_size: [ 2 ]" in config
+        assert 'key: "t2l_run_batch"\n  value: { string_value: "2" }' in config
+    with pytest.raises(ServeError, match=r"--run-batch 9: give 1 to --max-batch \(8\), or auto"):
+        TritonServer(folder, ServeOptions(max_batch=8, run_batch=9))
+
+
 def _backend_choices(*command):
     parser = build_parser()
     for name in command:
@@ -197,7 +228,7 @@ def test_a_server_on_openvino_or_auto_predicts_what_local_predict_does(tiny_expo
                                                                       backend):
     pytest.importorskip("openvino")
     folder = tiny_exports.copy(tmp_path / "export")  # auto caches its measurement in the folder
-    server = start_server(folder, backend=backend)
+    server = start_server(folder, backend=backend, run_batch=None if backend == "auto" else MAX_BATCH)
     common = [str(videos / "videos" / "test"), "--classes", ",".join(CLASSES), "--descriptions",
               str(videos / "descriptions.csv")]
     try:
@@ -212,6 +243,7 @@ def test_a_server_on_openvino_or_auto_predicts_what_local_predict_does(tiny_expo
     if backend == "auto":  # chosen once at start, said in the summary; local auto reuses that measurement
         assert f"backend auto: {server.backend} (" in summary and "the fastest that passed its gates" in summary
         assert local[0].startswith(f"backend auto: {server.backend} (") and "on this machine" in local[0]
+        assert f"runs batches of {server.run_batch}, the smallest within 3% of the best throughput" in summary
     else:
         assert server.backend == "openvino" and "backend openvino (OpenVINO on cpu)" in summary
     assert f"(on the server: {BACKENDS[server.backend].describe()}, " in remote[0] and len(remote) > 3

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..perf.reports import FULL_MODELS, QUICK_MODELS
-from .common import EXPORT_BACKENDS, positive_float, positive_int
+from .common import EXPORT_BACKENDS, RUN_BATCH_HELP, positive_float, positive_int, run_batch
 
 
 def _outputs_first(run):
@@ -59,7 +59,8 @@ def _claims(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from ..perf.reports import serve_report
 
-    serve_report(args.onnx, args.backend, args.clients, args.requests, args.max_batch, args.calls, args.out)
+    serve_report(args.onnx, args.backend, args.clients, args.requests, args.max_batch, args.calls, args.out,
+                 run_batch=args.run_batch)
     return 0
 
 
@@ -125,6 +126,8 @@ def _register_serve(bench) -> None:
     p.add_argument("--requests", type=positive_int, default=256,
                    help="requests per client count, shared among its clients (default 256)")
     p.add_argument("--max-batch", type=positive_int, default=32, help="the server's batch limit (default 32)")
+    p.add_argument("--run-batch", type=run_batch, default=None, metavar="N|auto",
+                   help="as in `t2l serve`: " + RUN_BATCH_HELP)
     p.add_argument("--calls", type=positive_int, default=20, help="timed in-process calls per batch (default 20)")
     p.add_argument("--out", type=Path, default=Path("runs/bench"), help="report folder (default runs/bench)")
     p.set_defaults(run=_outputs_first(_serve))

@@ -23,6 +23,16 @@ positive_int = number(integer=True, minimum=1)  # counts, sizes, batches
 non_negative_int = number(integer=True, minimum=0)  # seeds; sizes where 0 means "keep"
 positive_float = number(above=0)  # seconds, budgets
 
+
+def run_batch(text: str) -> int | None:
+    """--run-batch: auto (None: measured) or a positive batch."""
+    return None if text == "auto" else positive_int(text)
+
+
+RUN_BATCH_HELP = ("the batch the backend runs at once: the dynamic batcher aims for it and larger batches run in "
+                  "parts of it; auto: the batch with the best throughput on this machine, measured once per machine "
+                  "and backend (cached in DIR/serve_batch.json; 1 on CPUs where batching does not pay) (default auto)")
+
 EXPORT_BACKENDS = ("auto", *BACKENDS)  # --backend of an export folder: predict (which adds torch), serve, bench serve
 
 

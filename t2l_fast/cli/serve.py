@@ -5,7 +5,7 @@ import argparse
 import signal
 import threading
 
-from .common import EXPORT_BACKENDS, non_negative_int, positive_int
+from .common import EXPORT_BACKENDS, RUN_BATCH_HELP, non_negative_int, positive_int, run_batch
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -13,6 +13,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     options = ServeOptions(backend=args.backend, device=args.device, host=args.host, http_port=args.http_port,
                            grpc_port=args.grpc_port, metrics_port=args.metrics_port, max_batch=args.max_batch,
+                           run_batch=args.run_batch,
                            queue_delay_us=args.queue_delay_us, exit_timeout_s=args.exit_timeout)
     stop, received = threading.Event(), []
 
@@ -60,6 +61,7 @@ def register(sub) -> None:
                    help="Prometheus /metrics; 0: a free port (default 8002)")
     p.add_argument("--max-batch", type=positive_int, default=32,
                    help="largest batch the dynamic batcher forms and a request may carry (default 32)")
+    p.add_argument("--run-batch", type=run_batch, default=None, metavar="N|auto", help=RUN_BATCH_HELP)
     p.add_argument("--queue-delay-us", type=non_negative_int, default=2000,
                    help="longest a request waits for others to batch with, in microseconds (default 2000)")
     p.add_argument("--exit-timeout", type=positive_int, default=10,

@@ -40,6 +40,7 @@ class ServeOptions:
     grpc_port: int = 8001
     metrics_port: int = 8002
     max_batch: int = 32  # the largest batch Triton's dynamic batcher forms (and a request may carry)
+    run_batch: int | None = None  # the batch the backend runs at once (None: measured, runtime/batch_choice.py)
     queue_delay_us: int = 2000  # the longest a request waits for others to batch with
     exit_timeout_s: int = 10  # on stop, how long in-flight requests get to finish
     start_timeout_s: float = 180.0
@@ -75,10 +76,13 @@ class TritonServer:
         self.bundle, self.options = ExportedModel(export_dir), options
         if options.max_batch < 1:
             raise ServeError(f"--max-batch {options.max_batch}: give 1 or more")
+        if options.run_batch is not None and not 1 <= options.run_batch <= options.max_batch:
+            raise ServeError(f"--run-batch {options.run_batch}: give 1 to --max-batch ({options.max_batch}), or auto")
         self.process: subprocess.Popen | None = None
         self.work: Path | None = None
         self.models: list[str] = []
         self.backend, self.device, self.backend_line = options.backend, options.device, ""  # resolved by start()
+        self.run_batch, self.batch_line = options.run_batch, ""  # resolved by start()
         self.ports = {key: getattr(options, f"{key}_port") or free_port(options.host)
                       for key in ("http", "grpc", "metrics")}
 
@@ -107,7 +111,7 @@ class TritonServer:
         o = self.options
         return (f"serving {self.bundle.directory} on Triton: HTTP {self.http_url}, gRPC {self.grpc_url}, metrics "
                 f"{self.metrics_url}; models {', '.join(self.models)}; dynamic batching up to {o.max_batch} clips, "
-                f"queue delay {o.queue_delay_us} us; {self.backend_line}; Ctrl-C stops")
+                f"queue delay {o.queue_delay_us} us; {self.backend_line}; {self.batch_line}; Ctrl-C stops")
 
     # ----------------------------------------------------------------- life
     def start(self) -> TritonServer:
@@ -116,10 +120,11 @@ class TritonServer:
         install = find_triton()
         o = self.options
         self.backend, self.device, self.backend_line = resolve_backend(self.bundle, o.backend, o.device)
+        self.run_batch, self.batch_line = self._run_batch()
         self.work = Path(tempfile.mkdtemp(prefix="t2l-serve-"))
         try:
             self.models = write_served_repository(self.bundle, self.work / "models", self.backend, self.device,
-                                                  o.max_batch, o.queue_delay_us)
+                                                  o.max_batch, o.queue_delay_us, self.run_batch)
         except BaseException:  # a refused export leaves no work folder behind
             shutil.rmtree(self.work, ignore_errors=True)
             raise
@@ -138,6 +143,16 @@ class TritonServer:
             self.stop()
             raise
         return self
+
+    def _run_batch(self) -> tuple[int, str]:
+        """The batch the backend runs at, and a line saying why: --run-batch, or the best one measured once per
+        machine (runtime/batch_choice.py)."""
+        if self.options.run_batch is not None:
+            return self.options.run_batch, f"runs batches of {self.options.run_batch} (--run-batch)"
+        from ..runtime.batch_choice import choose_run_batch
+
+        choice = choose_run_batch(self.bundle, self.backend, self.device, self.options.max_batch)
+        return choice.batch, choice.line
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.options.start_timeout_s

@@ -1,7 +1,7 @@
 """The Triton Python-backend model `t2l serve` loads: one graph of an export folder on a runner of the runner
 factory (runtime/export_runners.py), inside Triton's Python-backend stub process (one process per model). Triton's
 dynamic batcher hands it several requests at once; each is checked alone (a bad one gets its own error response),
-the good ones run as one batch and their outputs are split back.
+the good ones run together, in parts of at most the server's run batch, and their outputs are split back.
 """
 from __future__ import annotations
 
@@ -35,9 +35,10 @@ def check_request(runner, feed: Mapping[str, np.ndarray], max_frames: int | None
     return arrays
 
 
-def run_batched(runner, feeds: Sequence[dict | Exception]) -> list[dict | str]:
-    """Outputs of each checked feed (the good ones concatenated on the batch axis, run once, split back), or the
-    error message of a feed that is an exception, or of the batch when it failed."""
+def run_batched(runner, feeds: Sequence[dict | Exception], run_batch: int | None = None) -> list[dict | str]:
+    """Outputs of each checked feed (the good ones concatenated on the batch axis, run in parts of `run_batch`, all
+    at once when None, split back), or the error message of a feed that is an exception, or of the batch when it
+    failed."""
     good = [i for i, feed in enumerate(feeds) if not isinstance(feed, Exception)]
     results: list[dict | str] = [str(feed) for feed in feeds]
     if not good:
@@ -45,7 +46,11 @@ def run_batched(runner, feeds: Sequence[dict | Exception]) -> list[dict | str]:
     names = list(feeds[good[0]])
     sizes = [len(feeds[i][names[0]]) for i in good]
     try:
-        outputs = runner.infer({n: np.concatenate([feeds[i][n] for i in good]) for n in names})  # [sum(B_i), ...]
+        batch = {n: np.concatenate([feeds[i][n] for i in good]) for n in names}  # [sum(B_i), ...]
+        step = run_batch or len(batch[names[0]])
+        parts = [runner.infer({n: value[start:start + step] for n, value in batch.items()})
+                 for start in range(0, len(batch[names[0]]), step)]
+        outputs = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
     except Exception as e:  # noqa: BLE001 - a failed batch answers each of its requests, the model lives on
         return [results[i] if i not in good else f"inference failed: {type(e).__name__}: {e}"
                 for i in range(len(feeds))]
@@ -84,6 +89,7 @@ class TritonPythonModel:
         self.inputs = [tensor["name"] for tensor in config["input"]]
         self.outputs = [tensor["name"] for tensor in config["output"]]
         self.max_frames = int(params.get("t2l_max_frames") or 0) or None
+        self.run_batch = int(params.get("t2l_run_batch") or 0) or None
 
     def execute(self, requests):
         import triton_python_backend_utils as pb_utils  # provided by the stub process
@@ -100,7 +106,7 @@ class TritonPythonModel:
             except T2LError as e:
                 feeds.append(e)
         responses = []
-        for result in run_batched(self.runner, feeds):
+        for result in run_batched(self.runner, feeds, self.run_batch):
             if isinstance(result, str):
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(result)))
                 continue

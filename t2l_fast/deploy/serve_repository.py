@@ -94,9 +94,12 @@ def _parameters(values: dict[str, str]) -> str:
 
 
 def write_served_repository(bundle: ExportedModel, folder: Path, backend: str, device: str, max_batch: int,
-                            queue_delay_us: int) -> list[str]:
+                            queue_delay_us: int, run_batch: int | None = None) -> list[str]:
     """One Python-backend model per graph of `bundle` (NAME_video_encoder, NAME_text_encoder, NAME_classifier) in
-    `folder`; returns their names. Each carries the export's manifest facts for clients (parameter t2l_manifest)."""
+    `folder`; returns their names. Each carries the export's manifest facts for clients (parameter t2l_manifest).
+    The dynamic batcher aims for `run_batch` (default `max_batch`), and the model runs what it is handed in parts of
+    that size."""
+    run_batch = run_batch or max_batch
     root = str(Path(__file__).resolve().parents[2])
     manifest = {key: bundle.manifest[key] for key in MANIFEST_KEYS if key in bundle.manifest}
     names = []
@@ -112,10 +115,11 @@ def write_served_repository(bundle: ExportedModel, folder: Path, backend: str, d
         extra = _parameters({"t2l_export_dir": str(bundle.directory.resolve()), "t2l_graph": kind,
                              "t2l_backend": backend, "t2l_device": device,
                              "t2l_max_frames": str(bundle.manifest["model"]["frames"]),
+                             "t2l_run_batch": str(run_batch),
                              "t2l_manifest": json.dumps(manifest, ensure_ascii=False)})
         extra += "instance_group [\n  {\n    kind: KIND_CPU\n    count: 1\n  }\n]\n"
         (folder / name / "config.pbtxt").write_text(model_config(
-            name, "python", facts.inputs, facts.outputs, max_batch, (min(8, max_batch), max_batch), queue_delay_us,
+            name, "python", facts.inputs, facts.outputs, max_batch, (run_batch,), queue_delay_us,
             labels=labels, extra=extra))
         names.append(name)
     return names

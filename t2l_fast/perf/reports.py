@@ -249,12 +249,12 @@ def claims_report(out: Path, flops_json: Path | None = None, throughput_json: Pa
 
 
 def serve_report(export_dir: Path, backend: str, clients: Sequence[int], requests: int, max_batch: int, calls: int,
-                 out: Path, log: Log = print) -> list[dict]:
+                 out: Path, log: Log = print, run_batch: int | None = None) -> list[dict]:
     """`t2l serve` against the same backend in process (video encoder of `export_dir`): throughput, latency
-    percentiles, batch sizes formed."""
+    percentiles, batch sizes formed. run_batch: the server's (None: measured, as `t2l serve` does)."""
     from .serve_bench import run_serve_bench, targets
 
-    rows = run_serve_bench(export_dir, backend, clients, requests, max_batch, calls, log)
+    rows = run_serve_bench(export_dir, backend, clients, requests, max_batch, calls, log, run_batch)
     backend = rows[0]["backend"]  # auto: the backend it chose
     log(markdown_table(rows, SERVE_COLUMNS))
     failed = sum(r.get("failures", 0) for r in rows)
@@ -265,6 +265,7 @@ def serve_report(export_dir: Path, backend: str, clients: Sequence[int], request
     paths = write_report(out, "serve", title=f"t2l serve vs in process ({backend}, video encoder of {export_dir})",
                          rows=rows, columns=SERVE_COLUMNS, definitions=SERVE_DEFINITIONS,
                          conditions=conditions(export=str(export_dir), backend=backend, max_batch=max_batch,
+                                               run_batch=next(r["run_batch"] for r in rows if r["mode"] == "served"),
                                                requests_per_client_count=requests, calls_per_batch=calls),
                          notes=notes,
                          panels=[pivot(rows, lambda r: f"{r['mode']} {r['clients']}c B={r['batch']}",

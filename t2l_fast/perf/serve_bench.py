@@ -2,13 +2,13 @@
 best batch, on one export folder, in one run."""
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ..deploy.serve import ServeOptions, TritonServer, resolve_backend
+from ..runtime.base import timed_calls
 from ..runtime.bundle import ExportedModel
 from ..runtime.export_runners import export_runner
 from .serve_load import run_load
@@ -31,36 +31,32 @@ def in_process_rows(bundle: ExportedModel, backend: str, device: str, batches: S
     rows = []
     with export_runner(bundle, backend, "video_encoder", device=device) as runner:
         for batch in batches:
-            feed = {"frames": _clips(bundle.input_spec, batch)}
-            runner.infer(feed)
-            latencies = []
-            for _ in range(calls):
-                started = time.perf_counter()
-                runner.infer(feed)
-                latencies.append(time.perf_counter() - started)
+            latencies = timed_calls(runner, {"frames": _clips(bundle.input_spec, batch)}, calls)
             rows.append(_row("in-process", 1, batch, latencies, batch / float(np.median(latencies))))
     return rows
 
 
 def served_rows(bundle: ExportedModel, options: ServeOptions, clients: Sequence[int], requests: int,
-                clips_per_s: float) -> list[dict]:
-    """The video encoder served by `t2l serve`: `requests` one-clip requests per client count, after a warm-up.
+                clips_per_s: float, log: Callable[[str], None] = print) -> list[dict]:
+    """The video encoder served by `t2l serve`: `requests` one-clip requests per client count, after a warm-up;
+    each row names the batch the server ran at (run_batch).
     A request may wait for every other client's clip before its own: its timeout is three times that wait at
     `clips_per_s` (in process), at least 120 s, so a slow model's queue is not counted as failures."""
     rows, spec = [], bundle.input_spec
     with TritonServer(bundle.directory, options) as server:
+        log(f"served: {server.batch_line}")
         model = f"{bundle.config.name}_video_encoder"
         run_load(server.http_url, model, lambda c, k: {"frames": _clips(spec, 1, c)}, ["embedding"], 2, 4)
         for count in clients:
             load = run_load(server.http_url, model, lambda c, k: {"frames": _clips(spec, 1, c)}, ["embedding"],
                             count, max(1, requests // count), timeout_s=max(120.0, 3 * count / max(clips_per_s, 1e-3)))
             rows.append(_row("served", count, 1, load.latencies_s, load.items_per_s, requests=load.requests,
-                             failures=load.failures, batch_sizes=load.batch_sizes))
+                             failures=load.failures, batch_sizes=load.batch_sizes, run_batch=server.run_batch))
     return rows
 
 
 def run_serve_bench(export_dir: Path, backend: str, clients: Sequence[int], requests: int, max_batch: int,
-                    calls: int, log: Callable[[str], None] = print) -> list[dict]:
+                    calls: int, log: Callable[[str], None] = print, run_batch: int | None = None) -> list[dict]:
     """In-process rows (batch 1 up to max_batch, doubling), then served rows; each row's vs_in_process against the
     best in-process throughput. `backend` auto is resolved once, here: both sides run the backend it chose."""
     bundle = ExportedModel(export_dir)
@@ -72,8 +68,8 @@ def run_serve_bench(export_dir: Path, backend: str, clients: Sequence[int], requ
     best = max(r["clips_per_s"] for r in rows)
     log(f"served: {backend}, clients {list(clients)}, {requests} requests each")
     rows += served_rows(bundle, ServeOptions(backend=backend, device=device, host="127.0.0.1", http_port=0,
-                                             grpc_port=0, metrics_port=0, max_batch=max_batch), clients, requests,
-                        best)
+                                             grpc_port=0, metrics_port=0, max_batch=max_batch, run_batch=run_batch),
+                        clients, requests, best, log)
     for row in rows:
         row["vs_in_process"], row["backend"] = round(row["clips_per_s"] / best, 3), backend
     return rows

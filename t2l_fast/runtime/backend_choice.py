@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import numpy as np
 from ..errors import InputFileError, T2LError
 from ..io import atomic_write, file_sha256
 from ..optional import installed, tensorrt_version
+from .base import timed_calls
 from .bundle import MANIFEST, ExportedModel
 from .compare import FP32_GATE, REDUCED_GATE, compare_outputs
 from .export_runners import BACKENDS, backend, export_runner, on_gpu, unavailable_reason
@@ -111,12 +111,7 @@ def _measure(bundle: ExportedModel, name: str, device: str, frames: np.ndarray, 
             warnings.simplefilter("ignore")  # what a warning would say (no bf16 here, CPU nodes) is recorded below
             with export_runner(bundle, name, MEASURED_GRAPH, device=device) as runner:
                 output = runner.infer({"frames": frames})  # parity: both clips of one batch
-                runner.infer({"frames": frames[:1]})  # the warm-up of the timed shape
-                seconds = []
-                for _ in range(CALLS):
-                    started = time.perf_counter()
-                    runner.infer({"frames": frames[:1]})
-                    seconds.append(time.perf_counter() - started)
+                seconds = timed_calls(runner, {"frames": frames[:1]}, CALLS)  # after a warm-up of the timed shape
                 in_use = getattr(runner, "precision_in_use", None)
     except (T2LError, RuntimeError, OSError) as e:
         return {"ms_per_clip": None, "parity": None, "passed": False, "why": str(e).splitlines()[0]}
@@ -132,16 +127,17 @@ def _measure(bundle: ExportedModel, name: str, device: str, frames: np.ndarray, 
 
 
 # ----------------------------------------------------------------------------------------------- the record
-def read_choice(path: Path) -> dict | None:
-    """The record in `path`, or None when there is none; a file that is not a valid record is warned about (and
-    measured again), never trusted."""
+def read_choice(path: Path, check: Callable[[dict], None] | None = None, what: str = "backend choice"
+                ) -> dict | None:
+    """The record in `path`, or None when there is none; a file that `check` (default: a backend choice's) does not
+    accept is warned about (and measured again), never trusted."""
     if not path.exists():
         return None
     try:
         record = json.loads(path.read_text())
-        _check_record(record)
+        (check or _check_record)(record)
     except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as e:
-        warnings.warn(f"{path}: not a backend choice record ({type(e).__name__}: {e}); ignored, measuring again",
+        warnings.warn(f"{path}: not a {what} record ({type(e).__name__}: {e}); ignored, measuring again",
                       RuntimeWarning, stacklevel=3)
         return None
     return record

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,3 +99,14 @@ def cache_folder(graph: Path, name: str, enabled: bool = True) -> Path | None:
     directory = graph.parent / name
     directory.mkdir(exist_ok=True)
     return directory
+
+
+def timed_calls(runner, feed: Mapping[str, np.ndarray], calls: int) -> list[float]:
+    """Seconds of each of `calls` calls of runner.infer(feed), after one untimed warm-up call."""
+    runner.infer(feed)
+    seconds = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        runner.infer(feed)
+        seconds.append(time.perf_counter() - started)
+    return seconds
