@@ -10,7 +10,7 @@ from t2l_fast.data.synthetic_frames import order_clips, synthetic_frames
 from t2l_fast.models.backbone import encode_short_texts
 from t2l_fast.models.registry import create_model
 from t2l_fast.text.tokenize import tokenize
-from t2l_fast.training.order_test import FAST, OrderTestConfig, prototypes, run_order_sweep, score
+from t2l_fast.training.order_test import FAST, OrderTestConfig, epoch_batches, prototypes, run_order_sweep, score
 from t2l_fast.training.pretrain_tiny import pretrain_tiny, retrieval_line
 
 
@@ -49,6 +49,19 @@ def test_short_text_encoding_equals_open_clips():
     with torch.no_grad():
         torch.testing.assert_close(encode_short_texts(backbone, tokens), backbone.encode_text(tokens, normalize=True),
                                    atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("twins", [False, True])
+def test_epoch_batches_meet_each_clips_twin_when_asked(twins):
+    labels = torch.arange(6).repeat_interleave(5)  # 6 classes (3 twin pairs) x 5 clips
+    batches = epoch_batches(labels, 8, twins, torch.Generator().manual_seed(0))
+    assert len(batches) == len(labels) // 8 and all(len(b) == 8 for b in batches)
+    seen = torch.cat(batches)
+    if twins:  # the second half of each batch: a clip of the first half's twin class, clip for clip
+        for batch in batches:
+            assert torch.equal(labels[batch[4:]], labels[batch[:4]] ^ 1)
+    else:  # a plain shuffle: no clip twice
+        assert len(set(seen.tolist())) == len(seen)
 
 
 def test_frame_averaging_cannot_see_order():

@@ -52,6 +52,7 @@ class OrderTestConfig:
     pretrain_frames: int = 20_000
     seed: int = 0
     test_seed: int = 1
+    twin_batches: bool = False  # half of each batch: a clip of each other clip's time-reversed twin class
 
 
 # The test suite's budget: the whole procedure on a sliver of data, seconds not minutes. Too small for T2L to learn
@@ -65,6 +66,22 @@ def prototypes(num_classes: int, dim: int, seed: int) -> torch.Tensor:
     """[C, D] fixed random unit class embeddings (the prototype head)."""
     generator = torch.Generator().manual_seed(seed)
     return F.normalize(torch.randn(num_classes, dim, generator=generator), dim=-1)
+
+
+def epoch_batches(labels: torch.Tensor, batch_size: int, twins: bool, generator: torch.Generator
+                  ) -> list[torch.Tensor]:
+    """Index batches of one epoch: a random order cut into batches; with `twins`, each batch is half that order and
+    half a random clip of each of those clips' twin class (label ^ 1), so the in-batch loss always meets the twin."""
+    order = torch.randperm(len(labels), generator=generator)
+    if not twins:
+        return list(order[:len(order) // batch_size * batch_size].split(batch_size))
+    half = batch_size // 2
+    order = order[:len(order) // half * half]
+    twin_class = labels[order] ^ 1  # [N']
+    members = [torch.nonzero(labels == c).flatten() for c in range(int(labels.max()) + 1)]  # indices per class
+    picks = torch.stack([members[c][torch.randint(len(members[c]), (1,), generator=generator)][0]
+                         for c in twin_class.tolist()])  # [N']
+    return [torch.cat(pair) for pair in zip(order.split(half), picks.split(half))][:len(labels) // batch_size]
 
 
 def adapt(model, clips: torch.Tensor, labels: torch.Tensor, heads: torch.Tensor | None, config: OrderTestConfig,
@@ -94,9 +111,7 @@ def adapt(model, clips: torch.Tensor, labels: torch.Tensor, heads: torch.Tensor 
     generator = torch.Generator().manual_seed(config.seed)
     model.train()
     for epoch in range(config.epochs):
-        order = torch.randperm(len(clips), generator=generator)
-        for step in range(steps_per_epoch):
-            batch = order[step * config.batch_size:(step + 1) * config.batch_size]
+        for batch in epoch_batches(labels, config.batch_size, config.twin_batches, generator):
             frames = model.encode_frames(normalize_video(clips[batch], model.input_spec))  # [B, T, D]
             video = F.normalize(frames.mean(1), dim=-1)  # [B, D]
             if class_tokens is None:
