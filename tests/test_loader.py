@@ -99,6 +99,41 @@ def test_sharding_splits_an_epoch(tmp_path, split, size, shards):
         assert len(flat) - len(set(flat)) == -size % shards
 
 
+@pytest.mark.parametrize("shards", [1, 2, 3])
+def test_twin_batches_pair_every_clip_with_its_twin_class(shards):
+    from t2l_fast.data.clip_dataset import ShardSampler
+
+    labels = [c for c in range(6) for _ in range(7)]  # 3 twin pairs of classes, 7 clips each
+    orders = []
+    for rank in range(shards):
+        sampler = ShardSampler(len(labels), shard_id=rank, num_shards=shards, shuffle=True, drop_tail=True, seed=3,
+                               twin_labels=labels)
+        sampler.epoch = 1
+        order = list(sampler)
+        assert len(order) == len(sampler) == len(labels) // 2 // shards * 2 and order == list(sampler)
+        assert all(labels[a] ^ 1 == labels[b] for a, b in zip(order[::2], order[1::2]))  # (clip, twin) pairs
+        sampler.start = 4  # a resume mid-epoch: the rest of the same order
+        assert list(sampler) == order[4:]
+        orders.append(order)
+    anchors = [i for order in orders for i in order[::2]]
+    assert len(set(anchors)) == len(anchors)  # each rank its own pairs
+    sampler.epoch = 2
+    sampler.start = 0
+    assert list(sampler) != orders[-1]
+
+
+def test_twin_batches_need_even_batches_and_twin_classes(stamped):
+    twins = LoaderConfig(frames=8, size=32, backend="pyav", twin_batches=True)
+    with pytest.raises(ValueError, match="batch_size 3 is odd"):
+        build_video_loader(stamped / "list.txt", stamped, twins, batch_size=3)
+    (stamped / "lonely.txt").write_text("clip 0 n40.mp4 0\nclip 1 n23.mp4 1\nclip 2 n8.mp4 2\n")
+    with pytest.raises(ValueError, match=r"lonely.txt: twin batches pair class 2k with 2k \+ 1, and class 2 has no "
+                                         r"clips of its twin 3"):
+        build_video_loader(stamped / "lonely.txt", stamped, twins, batch_size=2)
+    loader = build_video_loader(stamped / "list.txt", stamped, twins, batch_size=2)  # labels 0..3: two twin pairs
+    assert all(labels[0] ^ 1 == labels[1] for labels in (b["label"].tolist() for b in loader))
+
+
 def test_bad_arguments(stamped):
     pyav = LoaderConfig(frames=8, size=32, backend="pyav")
     with pytest.raises(ValueError, match="split must be"):

@@ -27,7 +27,7 @@ CLASSIFIER, VIDEO = "t2l_tiny_classifier", "t2l_tiny_video_encoder"
 @pytest.fixture(scope="module")
 def served(tiny_exports):
     _, folder = tiny_exports.shared("t2l_tiny")
-    server = start_server(folder)
+    server = start_server(folder, run_batch=3)  # the video models run Triton's batches (up to 8) in parts of 3
     yield server, folder
     log = server.log_path.read_text(errors="replace")
     assert server.stop() == 0  # a clean exit within the exit timeout
@@ -183,17 +183,39 @@ def test_run_batched_runs_in_parts_of_the_run_batch():
     for feed, result in zip(feeds, results):
         np.testing.assert_array_equal(result["y"], feed["x"] * 2)
 
+    class NotBatchMajor:
+        def infer(self, feed):
+            return {"y": np.zeros((3, 2))}
+
+    failed = run_batched(NotBatchMajor(), feeds, run_batch=2)
+    assert all(f.startswith("inference failed: RuntimeError: output 'y' has shape (3, 2), not one row per item of 2")
+               for f in failed)
+
 
 def test_the_served_repository_aims_for_the_run_batch(tiny_exports, tmp_path):
+    import json
+    import re
+
     from t2l_fast.deploy.serve import TritonServer
+    from t2l_fast.deploy.serve_model import TritonPythonModel
     from t2l_fast.deploy.serve_repository import write_served_repository
 
     _, folder = tiny_exports.shared("t2l_tiny")
     names = write_served_repository(ExportedModel(folder), tmp_path / "repo", "onnx", "cpu", 8, 100, run_batch=2)
-    for name in names:
+    for name in names:  # the video models run batches of 2; the text encoder whole batches
         config = (tmp_path / "repo" / name / "config.pbtxt").read_text()
-        assert "max_batch_size: 8" in config and "preferred_batch_size: [ 2 ]" in config
-        assert 'key: "t2l_run_batch"\n  value: { string_value: "2" }' in config
+        batch = 8 if name.endswith("text_encoder") else 2
+        assert "max_batch_size: 8" in config and f"preferred_batch_size: [ {batch} ]" in config
+        assert f'key: "t2l_run_batch"\n  value: {{ string_value: "{batch}" }}' in config
+    video = tmp_path / "repo" / next(n for n in names if n.endswith("video_encoder")) / "config.pbtxt"
+    params = dict(re.findall(r'key: "(t2l_\w+)"\n  value: \{ string_value: "([^"\\]*)" \}', video.read_text()))
+    model = TritonPythonModel()  # the served model reads what the repository wrote
+    model.initialize({"model_config": json.dumps({"parameters": {k: {"string_value": v} for k, v in params.items()},
+                                                  "input": [{"name": "frames"}], "output": [{"name": "embedding"}]})})
+    try:
+        assert model.run_batch == 2 and model.max_frames == 8
+    finally:
+        model.finalize()
     with pytest.raises(ServeError, match=r"--run-batch 9: give 1 to --max-batch \(8\), or auto"):
         TritonServer(folder, ServeOptions(max_batch=8, run_batch=9))
 
@@ -243,7 +265,7 @@ def test_a_server_on_openvino_or_auto_predicts_what_local_predict_does(tiny_expo
     if backend == "auto":  # chosen once at start, said in the summary; local auto reuses that measurement
         assert f"backend auto: {server.backend} (" in summary and "the fastest that passed its gates" in summary
         assert local[0].startswith(f"backend auto: {server.backend} (") and "on this machine" in local[0]
-        assert f"runs batches of {server.run_batch}, the smallest within 3% of the best throughput" in summary
+        assert f"runs video batches of {server.run_batch}, the smallest within 3% of the best throughput" in summary
     else:
         assert server.backend == "openvino" and "backend openvino (OpenVINO on cpu)" in summary
     assert f"(on the server: {BACKENDS[server.backend].describe()}, " in remote[0] and len(remote) > 3

@@ -387,3 +387,4 @@ def test_tiny_zero_shot_config_is_the_demos_recipe():
     assert (config["epochs"], config["optim"]["lr"], config["optim"]["warmup_epochs"],
             config["optim"]["token_lr_scale"], config["tfd_weight"], config["batch_size"]) == (
         stages.TRAIN_EPOCHS, stages.TRAIN_LR, stages.WARMUP_EPOCHS, stages.TOKEN_LR_SCALE, stages.TFD_WEIGHT, 16)
+    assert config["data"]["twin_batches"] and not config["data"]["flip"]

@@ -29,9 +29,10 @@ def run_batch(text: str) -> int | None:
     return None if text == "auto" else positive_int(text)
 
 
-RUN_BATCH_HELP = ("the batch the backend runs at once: the dynamic batcher aims for it and larger batches run in "
-                  "parts of it; auto: the batch with the best throughput on this machine, measured once per machine "
-                  "and backend (cached in DIR/serve_batch.json; 1 on CPUs where batching does not pay) (default auto)")
+RUN_BATCH_HELP = ("the most clips the video models run per backend call: Triton's preferred batch, and larger "
+                  "batches run in parts of it (the text encoder runs whole batches); auto: the smallest batch within "
+                  "3%% of the best throughput here, timed once per machine, export, backend and --max-batch (cached "
+                  "in DIR/serve_batch.json; 1 on CPUs where batching does not pay) (default auto)")
 
 EXPORT_BACKENDS = ("auto", *BACKENDS)  # --backend of an export folder: predict (which adds torch), serve, bench serve
 

@@ -23,7 +23,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with TritonServer(args.onnx, options) as server:
+        with TritonServer(args.onnx, options, log=lambda line: print(line, flush=True)) as server:
             print(server.summary(), flush=True)
             while not stop.wait(0.5) and server.alive():
                 pass

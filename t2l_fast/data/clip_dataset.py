@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ..errors import T2LError
+from ..errors import ConfigError, InputFileError, T2LError
 from ..numbers import NumberError
 from .augment import AugmentConfig, apply_eval, apply_eval_crops, apply_train, draw_train_params
 from .decode import count_frames, decode_frames, run_with_timeout
@@ -106,26 +106,63 @@ def load_with_replacement(dataset: ClipDataset, index: int, load: Callable[[int]
 
 
 class ShardSampler(Sampler):
-    """This rank's dataset indices for one epoch: shuffled by (seed, epoch) in training, in order otherwise."""
+    """This rank's dataset indices for one epoch: shuffled by (seed, epoch) in training, in order otherwise.
 
-    def __init__(self, size: int, *, shard_id: int, num_shards: int, shuffle: bool, drop_tail: bool, seed: int):
+    With `twin_labels` (the dataset's labels; training only), the order is made of twin pairs: a random half of the
+    clips, each followed by a random clip of its twin class (label ^ 1: classes 2k and 2k + 1 are twins, e.g. time-
+    reversed actions), and each rank takes whole pairs, so an even batch holds every clip's twin for an in-batch loss.
+    """
+
+    def __init__(self, size: int, *, shard_id: int, num_shards: int, shuffle: bool, drop_tail: bool, seed: int,
+                 twin_labels: Sequence[int] | None = None):
         if not 0 <= shard_id < num_shards:
             raise NumberError(f"shard_id must be in 0..{num_shards - 1}, got {shard_id}")
         self.size, self.shard_id, self.num_shards = size, shard_id, num_shards
         self.shuffle, self.drop_tail, self.seed, self.epoch = shuffle, drop_tail, seed, 0
         self.per_shard = size // num_shards if drop_tail else math.ceil(size / num_shards)
+        self.twin_labels = None if twin_labels is None else np.asarray(twin_labels)
+        if self.twin_labels is not None:
+            self.per_shard = size // 2 // num_shards * 2  # whole pairs
         self.start = 0  # samples of this epoch already consumed (mid-epoch resume)
 
     def __len__(self) -> int:
         return self.per_shard - self.start
 
     def __iter__(self) -> Iterator[int]:
+        if self.twin_labels is not None:
+            return iter(self._twin_order()[self.start:].tolist())
         order = np.arange(self.size)
         if self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
         total = self.per_shard * self.num_shards
         order = order[:total] if self.drop_tail else np.resize(order, total)  # np.resize wraps around
         return iter(order[self.shard_id::self.num_shards][self.start:].tolist())
+
+
+    def _twin_order(self) -> np.ndarray:
+        """This rank's [per_shard] indices of one epoch: (clip, a clip of its twin class) pairs."""
+        rng = np.random.default_rng([self.seed, self.epoch])
+        labels = self.twin_labels  # [N]
+        anchors = rng.permutation(self.size)[:self.size // 2]  # [P]
+        by_class = np.argsort(labels, kind="stable")  # indices grouped by class
+        starts, counts = np.searchsorted(labels[by_class], np.arange(labels.max() + 2)), np.bincount(labels)
+        twins = labels[anchors] ^ 1  # [P]
+        picks = by_class[starts[twins] + (rng.random(len(anchors)) * counts[twins]).astype(int)]  # [P]
+        pairs = np.stack([anchors, picks], axis=1)  # [P, 2]
+        return pairs[self.shard_id::self.num_shards][:self.per_shard // 2].reshape(-1)
+
+
+def check_twin_labels(labels: Sequence[int], batch_size: int, where: str) -> None:
+    """Twin batches need an even batch and, for every class with clips, clips of its twin class (label ^ 1)."""
+    if batch_size % 2:
+        raise ConfigError(f"{where}: twin batches hold whole (clip, twin) pairs; batch_size {batch_size} is odd, make "
+                          f"it even")
+    present = set(int(label) for label in labels)
+    lonely = sorted(label for label in present if label ^ 1 not in present)
+    if lonely:
+        raise InputFileError(f"{where}: twin batches pair class 2k with 2k + 1, and class {lonely[0]} has no clips "
+                             f"of its twin {lonely[0] ^ 1}; list twin classes next to each other, or turn twin "
+                             f"batches off")
 
 
 def batch_count(samples: int, batch_size: int, drop_last: bool) -> int:

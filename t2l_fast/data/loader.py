@@ -30,7 +30,7 @@ from ..errors import UnsupportedOptionError
 from ..numbers import NumberError
 from ..optional import dali_version, require
 from .augment import AugmentConfig
-from .clip_dataset import ClipDataset, ShardSampler
+from .clip_dataset import ClipDataset, ShardSampler, check_twin_labels
 from .lists import VideoEntry, VideoListError, read_video_list
 from .loader_base import LoaderBase
 from .preflight import read_manifest
@@ -58,6 +58,7 @@ class LoaderConfig:
     decode_timeout: float | None = 60.0  # seconds one clip may take to decode before it is replaced (None: any)
     max_bad_fraction: float = 0.05  # of an epoch's clips that may be replaced before the loader stops
     on_dali_error: str = "fallback"  # a batch DALI fails on: "fallback" (the PyAV path makes it, counted) or "raise"
+    twin_batches: bool = False  # training: each clip's batch holds a clip of its twin class (ShardSampler)
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -91,8 +92,12 @@ def build_video_loader(list_file: str | Path | Sequence[VideoEntry], root: str |
     dataset = ClipDataset(entries, train=train, frames=config.frames, size=config.size, seed=seed,
                           augment=config.augment, decode_timeout=config.decode_timeout, frame_counts=frame_counts,
                           views=config.views)
+    twin_labels = None
+    if train and config.twin_batches:
+        twin_labels = [entry.label for entry in entries]
+        check_twin_labels(twin_labels, batch_size, str(list_file) if isinstance(list_file, (str, Path)) else "list")
     sampler = ShardSampler(len(entries), shard_id=shard[0], num_shards=shard[1], shuffle=train, drop_tail=train,
-                           seed=seed)
+                           seed=seed, twin_labels=twin_labels)
     if train and len(sampler) < batch_size:
         raise VideoListError(f"{list_file}: {len(entries)} videos over {shard[1]} shard(s) give {len(sampler)} per "
                              f"shard, fewer than one batch of {batch_size}; lower batch_size")

@@ -207,6 +207,7 @@ def _train(run: Run, model: str, objective: str, data: Path | None = None, name:
                 f"data.train_list={data / 'train.txt'}",
                 f"data.val_list={data / 'val.txt'}", f"data.classes={data / CLASSES_FILE}",
                 f"data.backend={run.results['loader']['backend']}", "data.flip=false", "data.jitter_per_frame=false",
+                "data.twin_batches=true",
                 f"epochs={epochs}", "batch_size=16", "precision=fp32", f"optim.lr={learning_rate}",
                 "optim.weight_decay=0.05", f"optim.warmup_epochs={min(WARMUP_EPOCHS, 0.2 * epochs)}",
                 f"output_dir={folder}"]

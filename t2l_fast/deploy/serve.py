@@ -16,6 +16,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,10 +41,16 @@ class ServeOptions:
     grpc_port: int = 8001
     metrics_port: int = 8002
     max_batch: int = 32  # the largest batch Triton's dynamic batcher forms (and a request may carry)
-    run_batch: int | None = None  # the batch the backend runs at once (None: measured, runtime/batch_choice.py)
+    run_batch: int | None = None  # the video models' batch per backend call (None: measured, runtime/batch_choice.py)
     queue_delay_us: int = 2000  # the longest a request waits for others to batch with
     exit_timeout_s: int = 10  # on stop, how long in-flight requests get to finish
     start_timeout_s: float = 180.0
+
+    def __post_init__(self):
+        if self.max_batch < 1:
+            raise ServeError(f"--max-batch {self.max_batch}: give 1 or more")
+        if self.run_batch is not None and not 1 <= self.run_batch <= self.max_batch:
+            raise ServeError(f"--run-batch {self.run_batch}: give 1 to --max-batch ({self.max_batch}), or auto")
 
 
 def free_port(host: str) -> int:
@@ -72,12 +79,8 @@ def resolve_backend(bundle: ExportedModel, name: str, device: str | None) -> tup
 class TritonServer:
     """One `tritonserver` process serving an export folder; a context manager (start on entry, stop on exit)."""
 
-    def __init__(self, export_dir, options: ServeOptions = ServeOptions()):
-        self.bundle, self.options = ExportedModel(export_dir), options
-        if options.max_batch < 1:
-            raise ServeError(f"--max-batch {options.max_batch}: give 1 or more")
-        if options.run_batch is not None and not 1 <= options.run_batch <= options.max_batch:
-            raise ServeError(f"--run-batch {options.run_batch}: give 1 to --max-batch ({options.max_batch}), or auto")
+    def __init__(self, export_dir, options: ServeOptions = ServeOptions(), log: Callable[[str], None] | None = None):
+        self.bundle, self.options, self.log = ExportedModel(export_dir), options, log
         self.process: subprocess.Popen | None = None
         self.work: Path | None = None
         self.models: list[str] = []
@@ -145,13 +148,13 @@ class TritonServer:
         return self
 
     def _run_batch(self) -> tuple[int, str]:
-        """The batch the backend runs at, and a line saying why: --run-batch, or the best one measured once per
-        machine (runtime/batch_choice.py)."""
+        """The video models' batch per backend call, and a line saying why: --run-batch, or the one measured once
+        per machine (runtime/batch_choice.py)."""
         if self.options.run_batch is not None:
-            return self.options.run_batch, f"runs batches of {self.options.run_batch} (--run-batch)"
+            return self.options.run_batch, f"runs video batches of {self.options.run_batch} (--run-batch)"
         from ..runtime.batch_choice import choose_run_batch
 
-        choice = choose_run_batch(self.bundle, self.backend, self.device, self.options.max_batch)
+        choice = choose_run_batch(self.bundle, self.backend, self.device, self.options.max_batch, log=self.log)
         return choice.batch, choice.line
 
     def _wait_ready(self) -> None:

@@ -48,8 +48,8 @@ def run_batched(runner, feeds: Sequence[dict | Exception], run_batch: int | None
     try:
         batch = {n: np.concatenate([feeds[i][n] for i in good]) for n in names}  # [sum(B_i), ...]
         step = run_batch or len(batch[names[0]])
-        parts = [runner.infer({n: value[start:start + step] for n, value in batch.items()})
-                 for start in range(0, len(batch[names[0]]), step)]
+        parts = [_batch_major(runner.infer({n: value[start:start + step] for n, value in batch.items()}),
+                              min(step, sum(sizes) - start)) for start in range(0, sum(sizes), step)]
         outputs = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
     except Exception as e:  # noqa: BLE001 - a failed batch answers each of its requests, the model lives on
         return [results[i] if i not in good else f"inference failed: {type(e).__name__}: {e}"
@@ -58,6 +58,14 @@ def run_batched(runner, feeds: Sequence[dict | Exception], run_batch: int | None
     for k, i in enumerate(good):
         results[i] = {name: value[bounds[k]:bounds[k + 1]] for name, value in outputs.items()}
     return results
+
+
+def _batch_major(outputs: dict, size: int) -> dict:
+    """`outputs` of a call on `size` items, checked to be one row per item (they are split back by rows)."""
+    for name, value in outputs.items():
+        if np.ndim(value) == 0 or len(value) != size:
+            raise RuntimeError(f"output {name!r} has shape {np.shape(value)}, not one row per item of {size}")
+    return outputs
 
 
 def output_tensor(pb_utils, name: str, array: np.ndarray):
@@ -89,7 +97,7 @@ class TritonPythonModel:
         self.inputs = [tensor["name"] for tensor in config["input"]]
         self.outputs = [tensor["name"] for tensor in config["output"]]
         self.max_frames = int(params.get("t2l_max_frames") or 0) or None
-        self.run_batch = int(params.get("t2l_run_batch") or 0) or None
+        self.run_batch = max(0, int(params.get("t2l_run_batch") or 0)) or None  # 0 or less: whole batches
 
     def execute(self, requests):
         import triton_python_backend_utils as pb_utils  # provided by the stub process

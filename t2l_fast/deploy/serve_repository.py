@@ -23,6 +23,7 @@ from ..runtime.bundle import ExportedModel
 from ..runtime.graph_header import read_graph_facts
 from .triton import GRAPHS, LABELS, model_config
 
+VIDEO_GRAPHS = ("classifier", "video_encoder")  # the graphs that take frames, and so the serve run batch
 MANIFEST_KEYS = ("format", "model", "precision", "classes", "class_texts")  # what a client needs of the manifest
 SHIM = ('"""Written by `t2l serve`: the model is t2l_fast.deploy.serve_model, from the t2l-fast it ran."""\n'
         'import sys\n\nsys.path.insert(0, {root!r})\n'
@@ -97,9 +98,8 @@ def write_served_repository(bundle: ExportedModel, folder: Path, backend: str, d
                             queue_delay_us: int, run_batch: int | None = None) -> list[str]:
     """One Python-backend model per graph of `bundle` (NAME_video_encoder, NAME_text_encoder, NAME_classifier) in
     `folder`; returns their names. Each carries the export's manifest facts for clients (parameter t2l_manifest).
-    The dynamic batcher aims for `run_batch` (default `max_batch`), and the model runs what it is handed in parts of
-    that size."""
-    run_batch = run_batch or max_batch
+    The video models (classifier, video encoder) prefer batches of `run_batch` (default `max_batch`) and run what
+    they are handed in parts of that size; the text encoder runs whole batches of up to `max_batch`."""
     root = str(Path(__file__).resolve().parents[2])
     manifest = {key: bundle.manifest[key] for key in MANIFEST_KEYS if key in bundle.manifest}
     names = []
@@ -108,18 +108,18 @@ def write_served_repository(bundle: ExportedModel, folder: Path, backend: str, d
         facts = read_graph_facts(bundle.verified_graph_path(kind))
         (folder / name / "1").mkdir(parents=True, exist_ok=True)
         (folder / name / "1" / "model.py").write_text(SHIM.format(root=root))
-        labels = None
+        labels, batch = None, (run_batch or max_batch) if kind in VIDEO_GRAPHS else max_batch
         if kind == "classifier":
             labels = LABELS
             (folder / name / LABELS).write_text("".join(f"{c}\n" for c in bundle.class_names))
         extra = _parameters({"t2l_export_dir": str(bundle.directory.resolve()), "t2l_graph": kind,
                              "t2l_backend": backend, "t2l_device": device,
                              "t2l_max_frames": str(bundle.manifest["model"]["frames"]),
-                             "t2l_run_batch": str(run_batch),
+                             "t2l_run_batch": str(batch),
                              "t2l_manifest": json.dumps(manifest, ensure_ascii=False)})
         extra += "instance_group [\n  {\n    kind: KIND_CPU\n    count: 1\n  }\n]\n"
         (folder / name / "config.pbtxt").write_text(model_config(
-            name, "python", facts.inputs, facts.outputs, max_batch, (run_batch,), queue_delay_us,
+            name, "python", facts.inputs, facts.outputs, max_batch, (batch,), queue_delay_us,
             labels=labels, extra=extra))
         names.append(name)
     return names

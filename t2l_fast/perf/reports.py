@@ -254,13 +254,13 @@ def serve_report(export_dir: Path, backend: str, clients: Sequence[int], request
     percentiles, batch sizes formed. run_batch: the server's (None: measured, as `t2l serve` does)."""
     from .serve_bench import run_serve_bench, targets
 
-    rows = run_serve_bench(export_dir, backend, clients, requests, max_batch, calls, log, run_batch)
+    rows, choices = run_serve_bench(export_dir, backend, clients, requests, max_batch, calls, log, run_batch)
     backend = rows[0]["backend"]  # auto: the backend it chose
     log(markdown_table(rows, SERVE_COLUMNS))
     failed = sum(r.get("failures", 0) for r in rows)
     for line in targets(rows):
         log(line)
-    notes = targets(rows) + [f"{failed} failed request(s)" if failed else "no failed requests",
+    notes = targets(rows) + choices + [f"{failed} failed request(s)" if failed else "no failed requests",
              "clients and server share this machine's cores: served figures include the clients' own work"]
     paths = write_report(out, "serve", title=f"t2l serve vs in process ({backend}, video encoder of {export_dir})",
                          rows=rows, columns=SERVE_COLUMNS, definitions=SERVE_DEFINITIONS,

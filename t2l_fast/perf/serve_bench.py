@@ -37,14 +37,15 @@ def in_process_rows(bundle: ExportedModel, backend: str, device: str, batches: S
 
 
 def served_rows(bundle: ExportedModel, options: ServeOptions, clients: Sequence[int], requests: int,
-                clips_per_s: float, log: Callable[[str], None] = print) -> list[dict]:
+                clips_per_s: float, log: Callable[[str], None] = print) -> tuple[list[dict], str]:
     """The video encoder served by `t2l serve`: `requests` one-clip requests per client count, after a warm-up;
-    each row names the batch the server ran at (run_batch).
+    each row names the batch the server ran at (run_batch). Also returns the server's line on its run batch.
     A request may wait for every other client's clip before its own: its timeout is three times that wait at
     `clips_per_s` (in process), at least 120 s, so a slow model's queue is not counted as failures."""
     rows, spec = [], bundle.input_spec
-    with TritonServer(bundle.directory, options) as server:
+    with TritonServer(bundle.directory, options, log=log) as server:
         log(f"served: {server.batch_line}")
+        batch_line = server.batch_line
         model = f"{bundle.config.name}_video_encoder"
         run_load(server.http_url, model, lambda c, k: {"frames": _clips(spec, 1, c)}, ["embedding"], 2, 4)
         for count in clients:
@@ -52,13 +53,16 @@ def served_rows(bundle: ExportedModel, options: ServeOptions, clients: Sequence[
                             count, max(1, requests // count), timeout_s=max(120.0, 3 * count / max(clips_per_s, 1e-3)))
             rows.append(_row("served", count, 1, load.latencies_s, load.items_per_s, requests=load.requests,
                              failures=load.failures, batch_sizes=load.batch_sizes, run_batch=server.run_batch))
-    return rows
+    return rows, batch_line
 
 
 def run_serve_bench(export_dir: Path, backend: str, clients: Sequence[int], requests: int, max_batch: int,
-                    calls: int, log: Callable[[str], None] = print, run_batch: int | None = None) -> list[dict]:
-    """In-process rows (batch 1 up to max_batch, doubling), then served rows; each row's vs_in_process against the
-    best in-process throughput. `backend` auto is resolved once, here: both sides run the backend it chose."""
+                    calls: int, log: Callable[[str], None] = print, run_batch: int | None = None
+                    ) -> tuple[list[dict], list[str]]:
+    """In-process rows (batch 1 up to max_batch, doubling), then served rows, each with its vs_in_process against
+    the best in-process throughput; and the lines saying which backend and run batch the server used. `backend` auto
+    is resolved once, here: both sides run the backend it chose."""
+    ServeOptions(max_batch=max_batch, run_batch=run_batch)  # a refused option before any measuring
     bundle = ExportedModel(export_dir)
     backend, device, line = resolve_backend(bundle, backend, None)
     log(line)
@@ -67,12 +71,14 @@ def run_serve_bench(export_dir: Path, backend: str, clients: Sequence[int], requ
     rows = in_process_rows(bundle, backend, device, batches, calls)
     best = max(r["clips_per_s"] for r in rows)
     log(f"served: {backend}, clients {list(clients)}, {requests} requests each")
-    rows += served_rows(bundle, ServeOptions(backend=backend, device=device, host="127.0.0.1", http_port=0,
-                                             grpc_port=0, metrics_port=0, max_batch=max_batch, run_batch=run_batch),
-                        clients, requests, best, log)
+    served, batch_line = served_rows(bundle, ServeOptions(backend=backend, device=device, host="127.0.0.1",
+                                                          http_port=0, grpc_port=0, metrics_port=0,
+                                                          max_batch=max_batch, run_batch=run_batch),
+                                     clients, requests, best, log)
+    rows += served
     for row in rows:
         row["vs_in_process"], row["backend"] = round(row["clips_per_s"] / best, 3), backend
-    return rows
+    return rows, [line, f"the server {batch_line}"]
 
 
 def targets(rows: Sequence[dict]) -> list[str]:

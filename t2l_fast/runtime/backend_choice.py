@@ -53,8 +53,9 @@ def default_device(device: str | None) -> str:
     return "cuda:0" if torch.cuda.is_available() else "cpu"
 
 
-def cache_key(bundle: ExportedModel, device: str) -> dict[str, object]:
-    """What a measurement depends on: machine, device, libraries, the export's files and what is timed."""
+def cache_key(bundle: ExportedModel, device: str, measured: dict | None = None) -> dict[str, object]:
+    """What a measurement depends on: machine, device, libraries, the export's files and what is timed (`measured`;
+    default: auto's measurement)."""
     from .. import __version__
 
     files = {name: _stat(bundle.directory / name) for name in sorted(
@@ -64,8 +65,9 @@ def cache_key(bundle: ExportedModel, device: str) -> dict[str, object]:
                 "openvino": installed("openvino"), "tensorrt": tensorrt_version()}
     return {"machine": machine_identity(_gpu_index(device)), "device": device, "versions": versions,
             "export": {"manifest_sha256": file_sha256(bundle.directory / MANIFEST), "files": files},
-            "measured": {"graph": MEASURED_GRAPH, "input": [1, spec.frames, 3, spec.image_size, spec.image_size],
-                         "calls": CALLS, "parity_batch": 2}}  # records of the one-clip parity check measure again
+            "measured": measured or {"graph": MEASURED_GRAPH, "calls": CALLS, "parity_batch": 2,  # records of the
+                                     # one-clip parity check measure again
+                                     "input": [1, spec.frames, 3, spec.image_size, spec.image_size]}}
 
 
 def _stat(path: Path) -> list[int] | None:
@@ -148,11 +150,19 @@ def _check_record(record) -> None:
     with sane figures."""
     if record.get("format") != FORMAT or not isinstance(record["key"], dict):
         raise InputFileError(f"format is not {FORMAT!r}")
+    check_time(record)
     for name, result in record["results"].items():
         milliseconds = result["ms_per_clip"]
         if name not in BACKENDS or not isinstance(result["passed"], bool) or (milliseconds is not None and not (
                 isinstance(milliseconds, (int, float)) and math.isfinite(milliseconds) and milliseconds > 0)):
             raise InputFileError(f"result {name!r} is not a measurement of a known backend")
+
+
+def check_time(record: dict) -> None:
+    """Raise ValueError unless the record's measured_at is an ISO time (it is printed)."""
+    if not isinstance(record["measured_at"], str):
+        raise InputFileError("measured_at is not a time")
+    datetime.fromisoformat(record["measured_at"])
 
 
 def write_choice(path: Path, record: dict) -> str:
@@ -163,7 +173,7 @@ def write_choice(path: Path, record: dict) -> str:
     return f"cached in {path}"
 
 
-def _changed(old: dict, new: dict) -> str:
+def changed(old: dict, new: dict) -> str:
     """What differs between two cache keys, for the one-line reason."""
     parts = [part for part in ("machine", "device", "versions", "export", "measured") if old.get(part) != new[part]]
     return f"{' and '.join(parts)} changed"
@@ -182,7 +192,7 @@ def choose_backend(bundle: ExportedModel, device: str | None = None,
         chosen = _fastest(record, excluded)  # availability and the INT8 gate are checked again on a cached record
         how = f"measured {record['measured_at']} on this machine ({path})"
     else:
-        why = _changed(record["key"], key) if record else "first run here"
+        why = changed(record["key"], key) if record else "first run here"
         results = measure(bundle, [name for name in BACKENDS if name not in excluded], device)
         record = {"format": FORMAT, "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "key": key, "results": results, "excluded": excluded}

@@ -72,7 +72,8 @@ class Trainer:
         config, data = self.config, self.config.data
         loading = LoaderConfig(frames=config.frames, size=self.model.input_spec.image_size, backend=data.backend,
                                augment=AugmentConfig(flip=data.flip, jitter_per_frame=data.jitter_per_frame),
-                               num_workers=data.num_workers, class_names=self.class_names, manifest=data.manifest)
+                               num_workers=data.num_workers, class_names=self.class_names, manifest=data.manifest,
+                               twin_batches=data.twin_batches)
         return build_video_loader(data.train_list, data.root, loading, split="train", batch_size=config.batch_size,
                                   shard=(self.dist.rank, self.dist.world), seed=config.seed, device=self.device)
 
