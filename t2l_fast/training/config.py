@@ -30,8 +30,7 @@ class DataConfig:
     manifest: str | None = None  # frame counts from `t2l data check`
     flip: bool = True  # horizontal flip (off where direction is the label: synthetic data, SSv2)
     jitter_per_frame: bool = True  # colour jitter factors per frame (official) or per clip
-    twin_batches: bool = False  # classes 2k and 2k + 1 are twins (e.g. time-reversed): each clip's batch holds one of
-    #   its twin class, so the in-batch loss always meets it (the tiny zero-shot recipe; not the paper's)
+    twin_batches: bool = False  # classes 2k, 2k + 1 are twins (time-reversed): every clip's batch holds its twin class
 
 
 @dataclass
