@@ -60,6 +60,10 @@ def _check_int8_gate(headline: dict, demo) -> None:
     assert headline["top1_agreement"] == gate["top1_agreement"] and headline["mean_cosine"] == gate["mean_cosine"]
     assert headline["flips_per_class"] == gate["flips_per_class"]  # where the top-1 flips, by fp32 class
     assert sum(gate["flips_per_class"].values()) == round(gate["clips"] * (1 - gate["top1_agreement"]))
+    attempts = stage["attempts"]  # static first, dynamic only if static was refused; the last one decides
+    assert [a["mode"] for a in attempts] == ["static", "dynamic"][:len(attempts)] and attempts[-1]["gate"] == gate
+    assert all(not a["passed"] for a in attempts[:-1]) and headline["mode"] == attempts[-1]["mode"]
+    assert [a["top1_agreement"] for a in headline["attempts"]] == [a["gate"]["top1_agreement"] for a in attempts]
     written = sorted(p.name for p in (demo / "onnx").glob("*_int8.onnx"))
     assert written == (["classifier_int8.onnx", "video_encoder_int8.onnx"] if stage["passed"] else [])
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from ..optional import installed, installed_versions
 
 Block = tuple[str, object]  # ("h2" | "p" | "code" | "img" | "table", content)
+INT8_FIGURES = ("clips", "top1_agreement", "mean_cosine", "min_cosine", "flips_per_class", "median_margin",
+                "median_margin_flipped")  # the INT8 gate's figures in summary.json, per attempt too
 VERSIONED = ("torch", "open_clip_torch", "av", "nvidia-dali", "onnx", "onnxruntime", "onnxruntime-gpu",
              "tensorrt", "tensorrt-rtx-cu13", "fvcore", "openvino")
 
@@ -66,9 +68,10 @@ def headline(run, seconds: float) -> dict:
         "unseen_motion": r["evaluate"]["unseen_motion"],
         "order_test": r["order_test"]["within_pair_accuracy"],
         "export": {"exported": r["export"].get("exported", False), "parity": r["export"]["parity"]},
-        "int8": {"passed": r["int8"]["passed"], **{k: r["int8"].get("gate", {}).get(k) for k in
-                                                    ("clips", "top1_agreement", "mean_cosine", "min_cosine",
-                                                     "flips_per_class", "median_margin", "median_margin_flipped")}},
+        "int8": {"passed": r["int8"]["passed"], "mode": r["int8"].get("mode"),
+                 **{k: r["int8"].get("gate", {}).get(k) for k in INT8_FIGURES},
+                 "attempts": [{"mode": a["mode"], "passed": a["passed"], **{k: a["gate"].get(k) for k in INT8_FIGURES}}
+                              for a in r["int8"].get("attempts", [])]},
         "engine": {k: r["engine"].get(k) for k in ("built", "engine", "runtime", "targets", "reason", "run")},
         "claims": [{k: row.get(k) for k in ("claim", "accounting", "measured_value", "claimed_value", "verdict")}
                    for row in r["bench"]["claims"]],
@@ -117,10 +120,12 @@ def _stage_tables(name: str, result: dict) -> list[Block]:
                 for output, values in outputs.items() if isinstance(values, dict) and "max_abs" in values]
         return [("table", (("graph", "batch", "output", "max-abs to PyTorch", "min cosine", "passed"), rows))]
     if name == "int8" and result.get("gate"):
-        gate = result["gate"]
         keys = ("clips", "top1_agreement", "min_top1_agreement", "mean_cosine", "min_mean_cosine", "min_cosine",
                 "flips_per_class", "median_margin", "median_margin_flipped")
-        return [("table", (("gate", "value"), [[k, gate.get(k)] for k in keys] + [["passed", result["passed"]]]))]
+        attempts = result.get("attempts") or [{"mode": "static", "passed": result["passed"], "gate": result["gate"]}]
+        return [("table", (("gate", *(a["mode"] for a in attempts)),
+                           [[k, *(a["gate"].get(k) for a in attempts)] for k in keys]
+                           + [["passed", *(a["passed"] for a in attempts)]]))]
     if name == "engine" and result.get("built"):
         rows = [["engine", result["engine"]], ["bytes", result["bytes"]], ["sidecar", result["sidecar"]],
                 ["runtime", f"{result['runtime']['name']} {result['runtime']['version']}"],
