@@ -68,6 +68,35 @@ def _check_int8_gate(headline: dict, demo) -> None:
     assert written == (["classifier_int8.onnx", "video_encoder_int8.onnx"] if stage["passed"] else [])
 
 
+@pytest.mark.parametrize("verdicts", [(True,), (False, True), (False, False)], ids=["static", "dynamic", "neither"])
+def test_the_int8_stage_falls_back_to_dynamic_and_reports_every_attempt(tmp_path, monkeypatch, verdicts):
+    from t2l_fast.demo.report import int8_summary
+    from t2l_fast.demo.stages import Run, quantize
+    from t2l_fast.deploy import int8
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "unseen_test.txt").write_text("a.webm 0\nb.webm 1\n")
+    tried = []
+
+    def quantize_export(folder, *, mode, **options):
+        gate = {"clips": 2, "top1_agreement": 1.0 if verdicts[len(tried)] else 0.5, "mean_cosine": 0.99,
+                "min_cosine": 0.9, "flips_per_class": {}, "passed": verdicts[len(tried)]}
+        tried.append(mode)
+        if not gate["passed"]:
+            raise int8.GateRefusedError(f"{mode} refused", {"gate": gate})
+        return {"gate": gate}
+
+    monkeypatch.setattr(int8, "quantize_export", quantize_export)
+    result = quantize(Run(out=tmp_path, fast=False, results={"export": {"exported": True}}, log=print))
+    assert tried == ["static", "dynamic"][:len(verdicts)]
+    assert [a["passed"] for a in result["attempts"]] == list(verdicts) and result["passed"] == verdicts[-1]
+    assert result["mode"] == tried[-1] and result["gate"] == result["attempts"][-1]["gate"]
+    assert ("--calibration" in result["commands"][0]) and all("--min-gate-clips 2" in c for c in result["commands"])
+    assert len(result["commands"]) == len(verdicts) and "--calibration" not in "".join(result["commands"][1:])
+    headline = int8_summary(result)
+    assert [a["mode"] for a in headline["attempts"]] == tried and headline["passed"] == verdicts[-1]
+
+
 def test_the_html_report_embeds_every_image_and_table(demo):
     markdown, page = (demo / "report.md").read_text(), (demo / "report.html").read_text()
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)

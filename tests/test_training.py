@@ -74,6 +74,19 @@ def test_config_errors_name_the_key(data, tmp_path, override, match):
         load_config(None, settings(data, tmp_path) + [override])
 
 
+def test_twin_batches_need_an_even_batch_and_twins_next_to_each_other(data, tmp_path):
+    with pytest.raises(ConfigError, match="data.twin_batches needs an even batch_size .*got 5"):
+        load_config(None, settings(data, tmp_path, "data.twin_batches=true", "batch_size=5"))
+    names = (data / "classes.txt").read_text().split("\n")
+    names[1], names[2] = names[2], names[1]  # a twin pair split apart
+    (tmp_path / "classes.txt").write_text("\n".join(names))
+    config = load_config(None, settings(data, tmp_path / "out", "data.twin_batches=true",
+                                        f"data.classes={tmp_path / 'classes.txt'}"))
+    with pytest.raises(TrainingError, match=r"classes.txt: data.twin_batches pairs labels 2k and 2k \+ 1, and "
+                                            r"class 0 'growing' would be paired with 'fading in', but its twin is"):
+        Trainer(config)
+
+
 def test_unwritable_output_folder_fails_at_startup(data, tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(ConfigError, match="cannot write there"):

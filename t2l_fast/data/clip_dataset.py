@@ -122,6 +122,8 @@ class ShardSampler(Sampler):
         self.per_shard = size // num_shards if drop_tail else math.ceil(size / num_shards)
         self.twin_labels = None if twin_labels is None else np.asarray(twin_labels)
         if self.twin_labels is not None:
+            if len(self.twin_labels) != size or (size and self.twin_labels.min() < 0):
+                raise NumberError(f"twin_labels: {len(self.twin_labels)} labels for {size} clips, or a negative one")
             self.per_shard = size // 2 // num_shards * 2  # whole pairs
         self.start = 0  # samples of this epoch already consumed (mid-epoch resume)
 
@@ -137,7 +139,6 @@ class ShardSampler(Sampler):
         total = self.per_shard * self.num_shards
         order = order[:total] if self.drop_tail else np.resize(order, total)  # np.resize wraps around
         return iter(order[self.shard_id::self.num_shards][self.start:].tolist())
-
 
     def _twin_order(self) -> np.ndarray:
         """This rank's [per_shard] indices of one epoch: (clip, a clip of its twin class) pairs."""

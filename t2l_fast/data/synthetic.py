@@ -330,6 +330,18 @@ def write_synthetic_dataset(out_dir: Path, config: SynthConfig = SynthConfig(), 
     return info["clips"]
 
 
+def twin_order_problem(classes: Sequence[str]) -> str | None:
+    """Why `classes` do not list time-reversed twins as labels 2k, 2k + 1 (a name whose twin is listed elsewhere),
+    or None; names without a known twin are not judged."""
+    for label in range(len(classes)):
+        partner = pair_of(classes, label)
+        if partner is not None and partner != label ^ 1:
+            placed = repr(classes[label ^ 1]) if label ^ 1 < len(classes) else "nothing"
+            return (f"class {label} {classes[label]!r} would be paired with {placed}, but its twin is class {partner} "
+                    f"{classes[partner]!r}")
+    return None
+
+
 def pair_of(classes: Sequence[str], label: int) -> int | None:
     """The label (in `classes`) of the time-reversed twin of `classes[label]`, or None if it is absent. A name is
     a motion ("moving left") or ends with one ("a circle moving left"); the twin swaps it ("... moving right")."""

@@ -68,14 +68,19 @@ def headline(run, seconds: float) -> dict:
         "unseen_motion": r["evaluate"]["unseen_motion"],
         "order_test": r["order_test"]["within_pair_accuracy"],
         "export": {"exported": r["export"].get("exported", False), "parity": r["export"]["parity"]},
-        "int8": {"passed": r["int8"]["passed"], "mode": r["int8"].get("mode"),
-                 **{k: r["int8"].get("gate", {}).get(k) for k in INT8_FIGURES},
-                 "attempts": [{"mode": a["mode"], "passed": a["passed"], **{k: a["gate"].get(k) for k in INT8_FIGURES}}
-                              for a in r["int8"].get("attempts", [])]},
+        "int8": int8_summary(r["int8"]),
         "engine": {k: r["engine"].get(k) for k in ("built", "engine", "runtime", "targets", "reason", "run")},
         "claims": [{k: row.get(k) for k in ("claim", "accounting", "measured_value", "claimed_value", "verdict")}
                    for row in r["bench"]["claims"]],
     }
+
+
+def int8_summary(result: dict) -> dict:
+    """The INT8 stage's verdict, kept mode and gate figures, and every attempt's figures."""
+    return {"passed": result["passed"], "mode": result.get("mode"),
+            **{k: result.get("gate", {}).get(k) for k in INT8_FIGURES},
+            "attempts": [{"mode": a["mode"], "passed": a["passed"], **{k: a["gate"].get(k) for k in INT8_FIGURES}}
+                         for a in result.get("attempts", [])]}
 
 
 def blocks(run, curves: str | None) -> list[Block]:

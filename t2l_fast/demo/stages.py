@@ -394,8 +394,10 @@ def quantize(run: Run) -> dict:
     shown: list[str] = []
     attempts, commands = [], []
     for mode in INT8_MODES:
-        commands.append(f"t2l export onnx ... --precision int8 --int8-mode {mode} --calibration "
-                        f"{run.data / 'train.txt'} --gate-list {gate_list} --root {run.data}")
+        calibration = (f"--calibration {run.data / 'train.txt'} --calibration-clips {16 if run.fast else 64} "
+                       if mode == "static" else "")
+        commands.append(f"t2l export onnx ... --precision int8 --int8-mode {mode} {calibration}--gate-list "
+                        f"{gate_list} --min-gate-clips {min(200, test_clips)} --root {run.data}")
         try:
             report = quantize_export(run.out / "onnx", mode=mode, calibration_list=str(run.data / "train.txt"),
                                      gate_list=str(gate_list), root=str(run.data),

@@ -198,6 +198,8 @@ def validate(config: TrainConfig) -> None:
         problems.append(f"vificlip_classes must be all or batch, got {config.vificlip_classes!r}")
     if config.precision not in ("fp32", "bf16", "fp16"):
         problems.append(f"precision must be fp32, bf16 or fp16, got {config.precision!r}")
+    if config.data.twin_batches and config.batch_size % 2:
+        problems.append(f"data.twin_batches needs an even batch_size (whole clip/twin pairs), got {config.batch_size}")
     optim = config.optim
     if not all(math.isfinite(v) for v in (optim.lr, optim.weight_decay, optim.warmup_epochs, optim.min_lr_ratio,
                                           optim.token_lr_scale)):

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from ..data.probes import pair_accuracies, within_pair_accuracy
 from ..data.synthetic import CLASS_NAMES
 from ..data.synthetic_frames import order_clips
+from ..errors import ConfigError
 from ..models.registry import create_model
 from ..video_ops import normalize_video
 from .losses import alignment_loss, tfd_loss
@@ -72,6 +73,8 @@ def epoch_batches(labels: torch.Tensor, batch_size: int, twins: bool, generator:
                   ) -> list[torch.Tensor]:
     """Index batches of one epoch: a random order cut into batches; with `twins`, each batch is half that order and
     half a random clip of each of those clips' twin class (label ^ 1), so the in-batch loss always meets the twin."""
+    if twins and batch_size % 2:
+        raise ConfigError(f"twin batches hold whole (clip, twin) pairs; batch_size {batch_size} is odd")
     order = torch.randperm(len(labels), generator=generator)
     if not twins:
         return list(order[:len(order) // batch_size * batch_size].split(batch_size))

@@ -44,8 +44,9 @@ class Resumable(Protocol):
 # What a resumed run must share with the saved one, and what it may change with resume_replan.
 RESUME_FIXED = ("model", "frames", "objective", "vificlip_classes", "seed", "model_overrides", "data.train_list",
                 "data.classes", "data.descriptions", "data.templates",
-                "optim.token_lr_scale")  # the optimizer's parameter groups
-FIXED_BEFORE = {"optim.token_lr_scale": 1.0}  # the value in saves written before the setting existed
+                "optim.token_lr_scale",  # the optimizer's parameter groups
+                "data.twin_batches")  # the epoch's order
+FIXED_BEFORE = {"optim.token_lr_scale": 1.0, "data.twin_batches": False}  # in saves written before the setting
 RESUME_PLANNED = ("epochs", "tfd_weight", "label_smoothing", "mixup_alpha", "cutmix_alpha", "mix_switch_prob",
                   "optim.lr", "optim.weight_decay", "optim.betas", "optim.eps", "optim.warmup_epochs",
                   "optim.min_lr_ratio", "optim.warmup_prefix")  # batch size: judged by the global batch

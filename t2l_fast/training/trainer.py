@@ -20,6 +20,7 @@ import torch
 
 from ..data import LoaderConfig, build_video_loader
 from ..data.augment import AugmentConfig
+from ..data.synthetic import twin_order_problem
 from ..models.checkpoint import save_checkpoint
 from ..models.registry import create_model
 from ..text.class_files import read_class_descriptions, read_class_names
@@ -40,13 +41,16 @@ class Trainer:
         self.config, self.output = config, Path(config.output_dir)
         self.dist = distributed.init_distributed(config.device)
         self.device = self.dist.device
+        self.class_names = read_class_names(config.data.classes)
+        if config.data.twin_batches and (problem := twin_order_problem(self.class_names)):
+            raise TrainingError(f"{config.data.classes}: data.twin_batches pairs labels 2k and 2k + 1, and {problem}; "
+                                f"list each class next to its twin, or set data.twin_batches=false")
         torch.manual_seed(config.seed)  # the same initial weights on every rank (and broadcast to be sure)
         self.model = create_model(config.model, pretrained=config.pretrained, frames=config.frames,
                                   **config.model_overrides).to(self.device)
         distributed.broadcast_parameters(self.model.learnable_parameters())
         seed_all(config.seed + self.dist.rank)  # each rank its own dropout masks
         self.model.set_grad_checkpointing(config.grad_checkpointing)
-        self.class_names = read_class_names(config.data.classes)
         self.class_tokens = class_tokens(config.data, self.class_names, self.model)  # [C, L]
         self.objective = build_objective(self.model, self.class_tokens, self.device, config)
         self.loader = self._build_loader()
