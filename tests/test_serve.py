@@ -188,7 +188,7 @@ def test_run_batched_runs_in_parts_of_the_run_batch():
             return {"y": np.zeros((3, 2))}
 
     failed = run_batched(NotBatchMajor(), feeds, run_batch=2)
-    assert all(f.startswith("inference failed: RuntimeError: output 'y' has shape (3, 2), not one row per item of 2")
+    assert all(f.startswith("inference failed: BackendError: output 'y' has shape (3, 2), not one row per item of 2")
                for f in failed)
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import T2LError
+from ..errors import BackendError, T2LError
 from ..runtime.base import check_feed
 
 # DLPack's name of a consumed capsule; the stub marks the capsules it takes "used_dlpack" instead
@@ -64,7 +64,7 @@ def _batch_major(outputs: dict, size: int) -> dict:
     """`outputs` of a call on `size` items, checked to be one row per item (they are split back by rows)."""
     for name, value in outputs.items():
         if np.ndim(value) == 0 or len(value) != size:
-            raise RuntimeError(f"output {name!r} has shape {np.shape(value)}, not one row per item of {size}")
+            raise BackendError(f"output {name!r} has shape {np.shape(value)}, not one row per item of {size}")
     return outputs
 
 
