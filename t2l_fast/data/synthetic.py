@@ -335,8 +335,8 @@ def twin_order_problem(classes: Sequence[str]) -> str | None:
     or None; names without a known twin are not judged."""
     for label in range(len(classes)):
         partner = pair_of(classes, label)
-        if partner is not None and partner != label ^ 1:
-            placed = repr(classes[label ^ 1]) if label ^ 1 < len(classes) else "nothing"
+        if partner is not None and partner != twin(label):
+            placed = repr(classes[twin(label)]) if twin(label) < len(classes) else "nothing"
             return (f"class {label} {classes[label]!r} would be paired with {placed}, but its twin is class {partner} "
                     f"{classes[partner]!r}")
     return None

@@ -3,6 +3,7 @@ best batch, on one export folder, in one run."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,8 @@ def run_serve_bench(export_dir: Path, backend: str, clients: Sequence[int], requ
     """In-process rows (batch 1 up to max_batch, doubling), then served rows, each with its vs_in_process against
     the best in-process throughput; and the lines saying which backend and run batch the server used. `backend` auto
     is resolved once, here: both sides run the backend it chose."""
-    ServeOptions(max_batch=max_batch, run_batch=run_batch)  # a refused option before any measuring
+    options = ServeOptions(host="127.0.0.1", http_port=0, grpc_port=0, metrics_port=0, max_batch=max_batch,
+                           run_batch=run_batch)  # checked before any measuring
     bundle = ExportedModel(export_dir)
     backend, device, line = resolve_backend(bundle, backend, None)
     log(line)
@@ -71,10 +73,8 @@ def run_serve_bench(export_dir: Path, backend: str, clients: Sequence[int], requ
     rows = in_process_rows(bundle, backend, device, batches, calls)
     best = max(r["clips_per_s"] for r in rows)
     log(f"served: {backend}, clients {list(clients)}, {requests} requests each")
-    served, batch_line = served_rows(bundle, ServeOptions(backend=backend, device=device, host="127.0.0.1",
-                                                          http_port=0, grpc_port=0, metrics_port=0,
-                                                          max_batch=max_batch, run_batch=run_batch),
-                                     clients, requests, best, log)
+    served, batch_line = served_rows(bundle, replace(options, backend=backend, device=device), clients, requests,
+                                     best, log)
     rows += served
     for row in rows:
         row["vs_in_process"], row["backend"] = round(row["clips_per_s"] / best, 3), backend
