@@ -7,9 +7,8 @@ from t2l_fast.cli import main
 from t2l_fast.data.probes import frame_features
 from t2l_fast.data.synthetic import CLASS_NAMES, twin
 from t2l_fast.data.synthetic_frames import order_clips, synthetic_frames
-from t2l_fast.models.backbone import encode_short_texts
 from t2l_fast.models.registry import create_model
-from t2l_fast.text.tokenize import tokenize
+from t2l_fast.text.tokenize import tokenize, trim_padding
 from t2l_fast.training.order_test import FAST, OrderTestConfig, epoch_batches, prototypes, run_order_sweep, score
 from t2l_fast.training.pretrain_tiny import pretrain_tiny, retrieval_line
 
@@ -41,13 +40,18 @@ def test_pretrained_backbone_loads_into_every_tiny_model(tmp_path):
     assert "caption over its hard negative" in retrieval_line(summary)
 
 
-def test_short_text_encoding_equals_open_clips():
-    """encode_short_texts runs the text tower on the positions up to the last end-of-text token only."""
-    backbone = create_model("clip_tiny").backbone.eval()
+@pytest.mark.parametrize("name", ["clip_tiny", "vificlip_tiny", "t2l_tiny"])
+def test_texts_cut_after_their_end_encode_as_open_clip_does_in_full(name):
+    """trim_padding keeps the positions up to the last end-of-text token only: under the causal mask, with
+    end-of-text pooling, every model's text encoder gives the same embeddings as open_clip's on the full context
+    (T2L: with its text adapters at identity, as initialised)."""
+    model = create_model(name).eval()
     tokens = tokenize(["a red circle on the left", "there is a big box in the upper right corner, pointing up",
-                       "x", "!!! a box"], backbone.context_length)
+                       "x", "!!! a box"], model.config.text.context_length)
+    trimmed = trim_padding(tokens)
+    assert trimmed.shape[1] < tokens.shape[1] and (tokens[:, trimmed.shape[1]:] == 0).all()
     with torch.no_grad():
-        torch.testing.assert_close(encode_short_texts(backbone, tokens), backbone.encode_text(tokens, normalize=True),
+        torch.testing.assert_close(model.encode_text(trimmed), model.backbone.encode_text(tokens, normalize=True),
                                    atol=1e-6, rtol=0)
 
 

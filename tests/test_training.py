@@ -270,6 +270,15 @@ def test_validation_keeps_the_best_model_and_logs_val_scores(data, tmp_path):
     assert torch.load(tmp_path / STATE_FILE, weights_only=True)["best_top1"] == summary["best_val_top1"]
 
 
+def test_validation_every_n_epochs_and_after_the_last(data, tmp_path):
+    every = settings(data, tmp_path, f"data.val_list={data / 'val.txt'}", "epochs=3")
+    Trainer(load_config(None, [*every, "data.val_every_epochs=2"])).run()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows if "val_top1" in row] == [1, 2]  # after the 2nd and the last (3rd)
+    with pytest.raises(ConfigError, match="data.val_every_epochs must be >= 1, got 0"):
+        Trainer(load_config(None, [*every, "data.val_every_epochs=0"]))
+
+
 def test_tensorboard_scalars_when_installed(data, tmp_path):
     pytest.importorskip("tensorboard", reason="tensorboard is not installed (optional)")
     Trainer(load_config(None, settings(data, tmp_path, "max_steps=2"))).run()

@@ -100,7 +100,8 @@ def blocks(run, curves: str | None) -> list[Block]:
         ("model", "top-1", "top-5", "within pairs"),
         [[name, f"{v['top1']:.3f}", f"{v['top5']:.3f}", f"{v['within_pair_accuracy']:.3f}"]
          for name, v in unseen["models"].items()] + [["chance", f"{unseen['chance']:.3f}", "", "0.500"]]))]
-    out += [("h2", "Order test"), ("table", (("model", "within-pair accuracy (chance 0.5)"), [
+    out += [("h2", "Order test (held-out clips of the seen classes)"), ("table", (
+        ("model", "within-pair accuracy (chance 0.5)"), [
         [name, f"{value:.3f}"] for name, value in r["order_test"]["within_pair_accuracy"].items()]))]
     for number, stage in enumerate(STAGES, 1):
         result = r[stage.name]

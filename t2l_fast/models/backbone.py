@@ -45,18 +45,6 @@ def project_text(backbone, x: torch.Tensor, token_ids: torch.Tensor) -> torch.Te
     return projection(x) if isinstance(projection, torch.nn.Linear) else x @ projection
 
 
-def encode_short_texts(backbone, token_ids: torch.Tensor) -> torch.Tensor:
-    """backbone.encode_text(token_ids, normalize=True) [N, D] of an fp32 open_clip CLIP with a causal text mask and
-    end-of-text (arg-max id) pooling, computed on the positions up to the last text's end only: under the causal
-    mask the outputs there do not depend on the padding after (the same figures, several times cheaper for short
-    captions in a 77-token context)."""
-    length = int(token_ids.to(torch.int32).argmax(dim=-1).max()) + 1  # past the latest end-of-text token
-    ids = token_ids[:, :length]  # [N, l]
-    x = backbone.token_embedding(ids) + backbone.positional_embedding[:length]  # [N, l, W]
-    x = backbone.transformer(x, attn_mask=backbone.attn_mask[:length, :length])  # [N, l, W]
-    return torch.nn.functional.normalize(project_text(backbone, x, ids), dim=-1)
-
-
 def drop_openai_extras(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Without the non-weight entries OpenAI/TorchScript files carry (at any prefix)."""
     return {k: v for k, v in state.items() if k.rsplit(".", 1)[-1] not in _OPENAI_EXTRA_KEYS}

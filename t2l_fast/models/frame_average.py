@@ -26,6 +26,7 @@ class FrameAveragedCLIP(VideoTextModel):
 
     def encode_text(self, token_ids: torch.Tensor) -> torch.Tensor:
         bb = self.backbone
-        x = bb.token_embedding(token_ids) + bb.positional_embedding  # [N, L, W]
-        x = bb.transformer(x, attn_mask=bb.attn_mask)
+        length = token_ids.shape[1]  # the context, or fewer positions (text.tokenize.trim_padding)
+        x = bb.token_embedding(token_ids) + bb.positional_embedding[:length]  # [N, L, W]
+        x = bb.transformer(x, attn_mask=bb.attn_mask[:length, :length])
         return F.normalize(project_text(bb, x, token_ids), dim=-1)  # [N, D]: open_clip's encode_text

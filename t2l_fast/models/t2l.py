@@ -96,14 +96,16 @@ class T2L(VideoTextModel):
     # ----------------------------------------------------------------- text
     def encode_text(self, token_ids: torch.Tensor) -> torch.Tensor:
         bb = self.backbone
-        x = bb.token_embedding(token_ids) + bb.positional_embedding  # [N, L, W]
+        length = token_ids.shape[1]  # the context, or fewer positions (text.tokenize.trim_padding)
+        x = bb.token_embedding(token_ids) + bb.positional_embedding[:length]  # [N, L, W]
         for layer, block in enumerate(bb.transformer.resblocks):
             x = self._run(self._text_block, layer, block, x)
         return F.normalize(project_text(bb, x, token_ids), dim=-1)  # [N, D]
 
     def _text_block(self, layer: int, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
         drop_path = self.text_drop_paths[layer]
-        x = x + drop_path(block.ls_1(block.attention(block.ln_1(x), attn_mask=self.backbone.attn_mask)))
+        mask = self.backbone.attn_mask[:x.shape[1], :x.shape[1]]  # causal [L, L]
+        x = x + drop_path(block.ls_1(block.attention(block.ln_1(x), attn_mask=mask)))
         x = self.text_adapters[layer](x)
         return x + drop_path(block.ls_2(block.mlp(block.ln_2(x))))
 

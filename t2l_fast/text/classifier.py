@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ..errors import ClassFileError, UnsupportedOptionError
 from .prompts import class_prompts, resolve_templates
-from .tokenize import tokenize
+from .tokenize import tokenize, trim_padding
 
 Combine = Literal["embedding", "score"]
 # Parameters that cannot change a text embedding (left out of the cache key's weight fingerprint).
@@ -107,8 +107,8 @@ def _encode_prompts(model, prompts: list[list[str]], batch_size: int) -> torch.T
     was_training = model.training
     model.eval()
     try:
-        chunks = [model.encode_text(tokenize(flat[i:i + batch_size],
-                                             model.config.text.context_length).to(device)).float().cpu()
+        chunks = [model.encode_text(trim_padding(tokenize(flat[i:i + batch_size], model.config.text.context_length))
+                                    .to(device)).float().cpu()
                   for i in range(0, len(flat), batch_size)]
     finally:
         model.train(was_training)

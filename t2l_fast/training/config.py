@@ -22,6 +22,7 @@ class DataConfig:
     root: str = ""  # data root the lists' paths are relative to
     train_list: str = ""  # `relative/path label` list (or CSV) of the training videos
     val_list: str | None = None  # validation list, for the loss on held-out clips (never a test split)
+    val_every_epochs: int = 1  # validate after every N-th epoch, and after the last
     classes: str = ""  # class-name file (label order)
     descriptions: str | None = None  # CSV of class, description: T2L's class texts
     templates: str | None = None  # prompt set (video, photo, bare) when there are no descriptions
@@ -175,6 +176,7 @@ def _range_problems(config: TrainConfig) -> list[str]:
         ("mix_switch_prob", config.mix_switch_prob, 0 <= config.mix_switch_prob <= 1, "in [0, 1]"),
         ("max_bad_steps", config.max_bad_steps, config.max_bad_steps >= 1, ">= 1"),
         ("data.num_workers", config.data.num_workers, config.data.num_workers >= 0, ">= 0"),
+        ("data.val_every_epochs", config.data.val_every_epochs, config.data.val_every_epochs >= 1, ">= 1"),
         ("optim.eps", optim.eps, optim.eps > 0, "> 0"),
         ("optim.betas", optim.betas, all(0 <= b < 1 for b in optim.betas), "each in [0, 1)"),
         ("optim.token_lr_scale", optim.token_lr_scale, optim.token_lr_scale > 0, "> 0"),

@@ -17,21 +17,21 @@ import torch.nn.functional as F
 
 from ..text.class_files import read_class_descriptions
 from ..text.prompts import class_prompts, resolve_templates
-from ..text.tokenize import tokenize
+from ..text.tokenize import tokenize, trim_padding
 from . import distributed
 from .config import DataConfig, TrainConfig
 from .losses import alignment_loss, mix_clips, smoothed_targets, soft_cross_entropy, tfd_loss
 
 
 def class_tokens(data: DataConfig, class_names: Sequence[str], model) -> torch.Tensor:
-    """Tokens [C, L] of one training text per class: its description, else the first prompt of the template set
-    (the model's own template by default)."""
+    """Tokens [C, l] of one training text per class: its description, else the first prompt of the template set
+    (the model's own template by default); cut after the longest text (trim_padding: the same embeddings)."""
     if data.descriptions:
         texts = read_class_descriptions(data.descriptions, class_names)
     else:
         templates = resolve_templates(data.templates, model.config.prompt_template)
         texts = [prompts[0] for prompts in class_prompts(class_names, templates)]
-    return tokenize(texts, model.config.text.context_length)
+    return trim_padding(tokenize(texts, model.config.text.context_length))
 
 
 class Objective:

@@ -28,9 +28,8 @@ import torch.nn.functional as F
 from ..data.captions import COLOURS, named_sides, position_words
 from ..data.synthetic import SHAPES
 from ..data.synthetic_frames import NUM_ATTRIBUTES, frame_captions, synthetic_frames
-from ..models.backbone import encode_short_texts
 from ..models.registry import create_model
-from ..text.tokenize import tokenize
+from ..text.tokenize import tokenize, trim_padding
 from ..video_ops import normalize_video
 
 POINTER = SHAPES.index("pointer")
@@ -123,7 +122,7 @@ def pretrain_tiny(out_file: Path, *, model: str = "clip_tiny", frames: int = 20_
         pick = torch.randint(0, CAPTIONS_PER_FRAME, (batch_size,), generator=generator)
         embedding, patch_tokens = backbone.visual(images[batch])
         positive, negative = tokens[batch, pick], negative_tokens[batch, pick]  # [B, L] each
-        texts = encode_short_texts(backbone, torch.cat([positive, negative]))  # [2B, D]
+        texts = clip.encode_text(trim_padding(torch.cat([positive, negative])))  # [2B, D], normalized
         usable = (positive != negative).any(1)  # [B]
         contrastive = clip_loss(F.normalize(embedding, dim=-1), texts[:batch_size], texts[batch_size:], usable,
                                 backbone.logit_scale.exp().clamp(max=100))

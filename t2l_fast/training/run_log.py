@@ -55,7 +55,8 @@ class RunLog:
             return
         self.last = {**position, **metrics, "lr": lr, "clips_per_s": self.clips / (time.time() - self.started)}
         self.record(self.last, "train")
-        self._bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{lr:.2e}", clips_s=f"{self.last['clips_per_s']:.1f}")
+        self._bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{lr:.2e}", clips_s=f"{self.last['clips_per_s']:.1f}",
+                              refresh=False)  # redrawn with the bar's own count, at its interval
 
     def close(self) -> None:
         if self._file:

@@ -185,10 +185,14 @@ class Trainer:
                 return False
         self.log.record({"step": self.global_step, "epoch": self.epoch, "bad_videos": len(self.loader.bad_videos),
                          "loader_fallback_batches": self.loader.fallback_batches}, "data")
-        if self.config.data.val_list:
+        if self.config.data.val_list and self._validates_after(self.epoch):
             self.log.record({"step": self.global_step, "epoch": self.epoch, **self.validate()}, "val")
         self.epoch, self.step_in_epoch = self.epoch + 1, 0
         return True
+
+    def _validates_after(self, epoch: int) -> bool:
+        """Whether validation follows epoch `epoch` (from 0): every data.val_every_epochs-th, and the last."""
+        return (epoch + 1) % self.config.data.val_every_epochs == 0 or epoch + 1 == self.config.epochs
 
     def _step(self, micro_batches: list[dict]) -> None:
         """One optimizer step and what follows it: the position, its metrics, a signal's stop, a periodic save."""
