@@ -23,7 +23,7 @@ def test_every_stage_ran_and_the_summary_has_the_headline_figures(demo):
     for stage in STAGES:
         assert (demo / "stages" / f"{stage.name}.json").is_file(), stage.name
     side_by_side = sorted(f"{stage.name}.log" for stage in STAGES if stage.side_by_side)  # each in its own process
-    assert len(side_by_side) == 3 and sorted(p.name for p in (demo / "logs").iterdir()) == side_by_side
+    assert len(side_by_side) == 5 and sorted(p.name for p in (demo / "logs").iterdir()) == side_by_side
     summary = json.loads((demo / "summary.json").read_text())
     assert summary["fast"] is True
     assert summary["loader"]["backend"] == ("dali" if dali_version() else "pyav")

@@ -1,6 +1,7 @@
 """`t2l demo`: the product end to end on built-in synthetic data (no downloads), one stage after another, each
-saying what it showed, into one run folder with `report.md`, `report.html` and `summary.json`. The training stages
-run side by side, each in a process of its own (run_side_by_side).
+saying what it showed, into one run folder with `report.md`, `report.html` and `summary.json`. Neighbouring stages
+marked side_by_side (data and pre-training; the three trainings) run at the same time, each in a process of its own
+(run_side_by_side).
 
 Stages (stages.py) write their results to `stages/NAME.json`; a re-run reuses every finished stage of the same
 budget (`force` redoes them). A folder that is not empty and was not written by the demo is never touched.
@@ -59,7 +60,7 @@ def run_demo(out_dir: str = "runs/demo", fast: bool = False, force: bool = False
     while first < len(STAGES):
         group = _side_by_side_group(first)
         for number in range(first, first + len(group)):
-            beside = f" (side by side with the other training stages; progress: {out / 'logs'})" if len(group) > 1 \
+            beside = f" (side by side, each in a process of its own; progress: {out / 'logs'})" if len(group) > 1 \
                 else ""
             log(f"[{number + 1:>2}/{len(STAGES)}] {STAGES[number].title} ...{beside}")
         results = run_side_by_side(run, group) if len(group) > 1 else [_timed(group[0], run)]
@@ -106,15 +107,15 @@ def _keep(run: Run, stage: Stage, result: dict, titled: bool) -> None:
 
 def run_side_by_side(run: Run, stages: list[Stage]) -> list[dict]:
     """The stages' results, each stage run in a worker process, as many at once as there are cores, each with its
-    share of torch's threads. Training a tiny model on a CPU keeps one core busy with the model and leaves the rest
-    to the loader's decoding; on 2 cores two runs side by side finish about 35% sooner than one after the other.
-    A worker's output (progress bars) goes to logs/STAGE.log in the demo folder."""
+    share of torch's threads (all_threads: every core's). Training a tiny model on a CPU keeps one core busy with the
+    model and leaves the rest to the loader's decoding; on 2 cores two runs side by side finish about 35% sooner
+    than one after the other. A worker's output (progress bars) goes to logs/STAGE.log in the demo folder."""
     cores = os.cpu_count() or 1
     workers = min(len(stages), cores)
     (run.out / "logs").mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_run_in_worker, stage, run.out, run.fast, run.results, max(1, cores // workers))
-                   for stage in stages]
+        futures = [pool.submit(_run_in_worker, stage, run.out, run.fast, run.results,
+                               cores if stage.all_threads else max(1, cores // workers)) for stage in stages]
         return [future.result() for future in futures]
 
 
