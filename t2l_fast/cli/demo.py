@@ -20,7 +20,7 @@ def register(sub) -> None:
                        "evaluation, the order test, ONNX, INT8, a TensorRT engine, benchmarks, a report")
     p.add_argument("--out", default="runs/demo", help="run folder: report.md, report.html, summary.json and every "
                    "stage's files (default: runs/demo; never a folder the demo did not write)")
-    p.add_argument("--fast", action="store_true", help="the test suite's budget: every stage, in about 2 minutes "
-                   "instead of about 34 on 2 cores (the learning results are not meaningful)")
+    p.add_argument("--fast", action="store_true", help="the test suite's budget: every stage, in about 2.5 "
+                   "minutes instead of about 12.5 on 2 cores (the learning results are not meaningful)")
     p.add_argument("--force", action="store_true", help="redo the stages a previous run finished")
     p.set_defaults(run=_demo)

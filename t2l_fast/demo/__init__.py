@@ -43,7 +43,7 @@ def _finished(saved: Path, fast: bool) -> dict | None:
 def run_demo(out_dir: str = "runs/demo", fast: bool = False, force: bool = False,
              log: Callable[[str], None] | None = None) -> dict:
     """Run (or reuse) every stage, then write the report; returns the summary. fast: the test suite's budget
-    (about 2 minutes on 2 cores: every stage runs, the learning results are not meaningful)."""
+    (about 2.5 minutes on 2 cores: every stage runs, the learning results are not meaningful)."""
     from .report import write_outputs
 
     log = log or (lambda line: print(line, flush=True))
@@ -124,5 +124,6 @@ def _run_in_worker(stage: Stage, out: Path, fast: bool, results: dict, threads: 
     import torch
 
     torch.set_num_threads(threads)
-    with open(out / "logs" / f"{stage.name}.log", "w") as stream, redirect_stdout(stream), redirect_stderr(stream):
+    log_file = out / "logs" / f"{stage.name}.log"
+    with open(log_file, "w", buffering=1) as stream, redirect_stdout(stream), redirect_stderr(stream):  # line by line
         return _timed(stage, Run(out=out, fast=fast, results=results, log=print))

@@ -1,4 +1,5 @@
-"""The order test: does a video model see temporal order? (`t2l order-test`, and a step of `t2l demo`)
+"""The order test: does a video model see temporal order? (`t2l order-test`; `t2l demo` runs a lighter one, on the
+models it trained with class texts)
 
 Data: the synthetic classes come in time-reversed pairs ("moving right" / "moving left", ...), drawn so that
 no frame and no unordered set of frames tells a pair apart. Metric: within-pair accuracy on held-out clips from
