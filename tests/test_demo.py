@@ -2,6 +2,7 @@
 are reused, and a folder the demo did not write is refused."""
 import json
 import math
+import os
 import re
 
 import pytest
@@ -97,6 +98,29 @@ def test_the_int8_stage_falls_back_to_dynamic_and_reports_every_attempt(tmp_path
     assert len(result["commands"]) == len(verdicts) and "--calibration" not in "".join(result["commands"][1:])
     headline = int8_summary(result)
     assert [a["mode"] for a in headline["attempts"]] == tried and headline["passed"] == verdicts[-1]
+
+
+def _refuse(run):
+    """A stage failing with a T2LError whose constructor takes more than a message (it would not unpickle)."""
+    from t2l_fast.deploy.int8 import GateRefusedError
+
+    raise GateRefusedError("the gate says no", {"gate": {}})
+
+
+def _die(run):
+    os._exit(9)  # as the out-of-memory killer would: no Python error comes back
+
+
+def test_a_side_by_side_stage_that_fails_says_why_in_one_line(tmp_path):
+    from t2l_fast.demo import run_side_by_side
+    from t2l_fast.demo.stages import Run, Stage
+    from t2l_fast.errors import T2LError
+
+    run = Run(out=tmp_path, fast=True, results={}, log=print)
+    with pytest.raises(T2LError, match="^Refusing stage: the gate says no$"):
+        run_side_by_side(run, [Stage("refuse", "Refusing stage", _refuse, side_by_side=True)])
+    with pytest.raises(T2LError, match="running die died without a Python error.*finished stages are reused"):
+        run_side_by_side(run, [Stage("die", "Dying stage", _die, side_by_side=True)])
 
 
 def test_the_html_report_embeds_every_image_and_table(demo):

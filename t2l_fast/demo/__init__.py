@@ -14,10 +14,12 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 from .. import __version__
+from ..errors import T2LError
 from ..io import atomic_write, claim_folder
 from .stages import STAGES, Run, Stage
 
@@ -116,7 +118,12 @@ def run_side_by_side(run: Run, stages: list[Stage]) -> list[dict]:
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(_run_in_worker, stage, run.out, run.fast, run.results,
                                cores if stage.all_threads else max(1, cores // workers)) for stage in stages]
-        return [future.result() for future in futures]
+        try:
+            return [future.result() for future in futures]
+        except BrokenProcessPool:  # killed (out of memory, a signal) or crashed: no exception came back
+            raise T2LError(f"a process running {', '.join(s.name for s in stages)} died without a Python error (out "
+                           f"of memory? killed?); its output is in {run.out / 'logs'}. Run `t2l demo` again: finished "
+                           f"stages are reused") from None
 
 
 def _run_in_worker(stage: Stage, out: Path, fast: bool, results: dict, threads: int) -> dict:
@@ -126,4 +133,7 @@ def _run_in_worker(stage: Stage, out: Path, fast: bool, results: dict, threads: 
     torch.set_num_threads(threads)
     log_file = out / "logs" / f"{stage.name}.log"
     with open(log_file, "w", buffering=1) as stream, redirect_stdout(stream), redirect_stderr(stream):  # line by line
-        return _timed(stage, Run(out=out, fast=fast, results=results, log=print))
+        try:
+            return _timed(stage, Run(out=out, fast=fast, results=results, log=print))
+        except T2LError as e:  # as a plain T2LError: a subclass with more arguments would not unpickle in the parent
+            raise T2LError(f"{stage.title}: {e}") from None
