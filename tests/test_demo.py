@@ -111,16 +111,26 @@ def _die(run):
     os._exit(9)  # as the out-of-memory killer would: no Python error comes back
 
 
-def test_a_side_by_side_stage_that_fails_says_why_in_one_line(tmp_path):
-    from t2l_fast.demo import run_side_by_side
+def _finish(run):
+    print("native and Python output goes to the stage's log")
+    return {"lines": ["finished"]}
+
+
+def test_a_side_by_side_stage_that_fails_says_why_in_one_line_and_the_finished_ones_are_kept(tmp_path):
+    from t2l_fast.demo.side_by_side import run_side_by_side
     from t2l_fast.demo.stages import Run, Stage
     from t2l_fast.errors import T2LError
 
-    run = Run(out=tmp_path, fast=True, results={}, log=print)
+    run, kept = Run(out=tmp_path, fast=True, results={}, log=print), []
+    stages = [Stage("finish", "Finishing stage", _finish, side_by_side=True),
+              Stage("refuse", "Refusing stage", _refuse, side_by_side=True)]
     with pytest.raises(T2LError, match="^Refusing stage: the gate says no$"):
-        run_side_by_side(run, [Stage("refuse", "Refusing stage", _refuse, side_by_side=True)])
-    with pytest.raises(T2LError, match="running die died without a Python error.*finished stages are reused"):
-        run_side_by_side(run, [Stage("die", "Dying stage", _die, side_by_side=True)])
+        run_side_by_side(run, stages, lambda stage, result: kept.append((stage.name, result["lines"])))
+    assert kept == [("finish", ["finished"])]  # kept before the later stage failed: a re-run reuses it
+    assert "native and Python output" in (tmp_path / "logs" / "finish.log").read_text()
+    assert "GateRefusedError" in (tmp_path / "logs" / "refuse.log").read_text()  # its traceback
+    with pytest.raises(T2LError, match="running die, finish stopped without a Python error.*stages are reused"):
+        run_side_by_side(run, [Stage("die", "Dying stage", _die, side_by_side=True), stages[0]], lambda *_: None)
 
 
 def test_the_html_report_embeds_every_image_and_table(demo):

@@ -1,7 +1,7 @@
-"""`t2l demo`: the product end to end on built-in synthetic data (no downloads), one stage after another, each
-saying what it showed, into one run folder with `report.md`, `report.html` and `summary.json`. Neighbouring stages
-marked side_by_side (data and pre-training; the three trainings) run at the same time, each in a process of its own
-(run_side_by_side).
+"""`t2l demo`: the product end to end on built-in synthetic data (no downloads), stage by stage, each saying what it
+showed, into one run folder with `report.md`, `report.html` and `summary.json`. Neighbouring stages marked
+side_by_side (data and pre-training; the three trainings) run at the same time, each in a process of its own
+(side_by_side.py), where there is more than one core.
 
 Stages (stages.py) write their results to `stages/NAME.json`; a re-run reuses every finished stage of the same
 budget (`force` redoes them). A folder that is not empty and was not written by the demo is never touched.
@@ -9,19 +9,14 @@ budget (`force` redoes them). A folder that is not empty and was not written by 
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 from .. import __version__
-from ..errors import T2LError
 from ..io import atomic_write, claim_folder
-from .stages import STAGES, Run, Stage
+from .side_by_side import can_run_side_by_side, run_side_by_side
+from .stages import STAGES, Run, Stage, timed
 
 MARKER = ".t2l-demo"
 
@@ -61,13 +56,15 @@ def run_demo(out_dir: str = "runs/demo", fast: bool = False, force: bool = False
         first += 1
     while first < len(STAGES):
         group = _side_by_side_group(first)
-        for number in range(first, first + len(group)):
-            beside = f" (side by side, each in a process of its own; progress: {out / 'logs'})" if len(group) > 1 \
-                else ""
-            log(f"[{number + 1:>2}/{len(STAGES)}] {STAGES[number].title} ...{beside}")
-        results = run_side_by_side(run, group) if len(group) > 1 else [_timed(group[0], run)]
-        for stage, result in zip(group, results):
-            _keep(run, stage, result, titled=len(group) > 1)
+        if can_run_side_by_side(group):
+            for number in range(first, first + len(group)):
+                log(f"[{number + 1:>2}/{len(STAGES)}] {STAGES[number].title} ... (side by side, each in a process "
+                    f"of its own; progress: {out / 'logs'})")
+            run_side_by_side(run, group, lambda stage, result: _keep(run, stage, result, titled=True))
+        else:
+            group = group[:1]
+            log(f"[{first + 1:>2}/{len(STAGES)}] {group[0].title} ...")
+            _keep(run, group[0], timed(group[0], run), titled=False)
         first += len(group)
     summary = write_outputs(run, seconds=round(time.time() - started, 1))
     log(f"report: {out / 'report.md'}, {out / 'report.html'}; headline figures: {out / 'summary.json'}")
@@ -86,12 +83,6 @@ def _side_by_side_group(first: int) -> list[Stage]:
     return group
 
 
-def _timed(stage: Stage, run: Run) -> dict:
-    """The stage's result, with the budget it ran at and its seconds."""
-    started = time.time()
-    return {"fast": run.fast, **stage.run(run), "seconds": round(time.time() - started, 1)}
-
-
 def _keep(run: Run, stage: Stage, result: dict, titled: bool) -> None:
     """Save a stage's result (a kill leaves the old file or the new one), add it to the run and log its lines
     (under its title when it ran side by side with others)."""
@@ -105,35 +96,3 @@ def _keep(run: Run, stage: Stage, result: dict, titled: bool) -> None:
     for line in result.get("lines", []):
         run.log(f"      {line}")
     run.log(f"      done in {result['seconds']} s")
-
-
-def run_side_by_side(run: Run, stages: list[Stage]) -> list[dict]:
-    """The stages' results, each stage run in a worker process, as many at once as there are cores, each with its
-    share of torch's threads (all_threads: every core's). Training a tiny model on a CPU keeps one core busy with the
-    model and leaves the rest to the loader's decoding; on 2 cores two runs side by side finish about 35% sooner
-    than one after the other. A worker's output (progress bars) goes to logs/STAGE.log in the demo folder."""
-    cores = os.cpu_count() or 1
-    workers = min(len(stages), cores)
-    (run.out / "logs").mkdir(parents=True, exist_ok=True)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_run_in_worker, stage, run.out, run.fast, run.results,
-                               cores if stage.all_threads else max(1, cores // workers)) for stage in stages]
-        try:
-            return [future.result() for future in futures]
-        except BrokenProcessPool:  # killed (out of memory, a signal) or crashed: no exception came back
-            raise T2LError(f"a process running {', '.join(s.name for s in stages)} died without a Python error (out "
-                           f"of memory? killed?); its output is in {run.out / 'logs'}. Run `t2l demo` again: finished "
-                           f"stages are reused") from None
-
-
-def _run_in_worker(stage: Stage, out: Path, fast: bool, results: dict, threads: int) -> dict:
-    """A worker process's stage (run_side_by_side), with `threads` torch threads, its output to logs/STAGE.log."""
-    import torch
-
-    torch.set_num_threads(threads)
-    log_file = out / "logs" / f"{stage.name}.log"
-    with open(log_file, "w", buffering=1) as stream, redirect_stdout(stream), redirect_stderr(stream):  # line by line
-        try:
-            return _timed(stage, Run(out=out, fast=fast, results=results, log=print))
-        except T2LError as e:  # as a plain T2LError: a subclass with more arguments would not unpickle in the parent
-            raise T2LError(f"{stage.title}: {e}") from None

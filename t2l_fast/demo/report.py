@@ -62,7 +62,8 @@ def headline(run, seconds: float) -> dict:
         "pretrain": {k: v for k, v in r["pretrain"].items() if k.endswith(("_r1", "_r5", "_accuracy"))
                      or k == "gallery"},
         "training": {r[s]["model"]: {"steps": r[s]["steps"], "first_loss": r[s]["losses"][0][1],
-                                     "last_loss": r[s]["losses"][-1][1], "val_top1": r[s]["val_top1"]}
+                                     "last_loss": r[s]["losses"][-1][1], "val_top1": r[s]["val_top1"],
+                                     "val_epochs": r[s].get("val_epochs")}
                      for s in ("train_t2l", "train_vificlip")},
         "unseen_classes": {"split": "compositional", "chance": r["evaluate"]["chance"], **r["evaluate"]["models"]},
         "unseen_motion": r["evaluate"]["unseen_motion"],

@@ -30,7 +30,8 @@ class VideoTextModel(nn.Module):
         raise NotImplementedError
 
     def encode_text(self, token_ids: torch.Tensor) -> torch.Tensor:
-        """[N, context] token ids -> [N, D] L2-normalized text embeddings."""
+        """[N, L] token ids (L: the context, or fewer with text.tokenize.trim_padding) -> [N, D] L2-normalized text
+        embeddings."""
         raise NotImplementedError
 
     def encode_video(self, video: torch.Tensor) -> torch.Tensor:
