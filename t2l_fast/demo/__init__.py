@@ -50,9 +50,9 @@ def run_demo(out_dir: str = "runs/demo", fast: bool = False, force: bool = False
     started = time.time()
     log(f"t2l demo -> {out} ({'--fast: the test budget' if fast else 'full budget'}); stages reused unless --force")
     first = 0  # the first stage to run: once a stage runs, every later one runs too (it may read the new results)
-    while not force and first < len(STAGES) and (result := _finished(_saved(out, STAGES[first]), fast)) is not None:
+    while not force and first < len(STAGES) and (result := _finished(saved := _saved(out, STAGES[first]), fast)):
         run.results[STAGES[first].name] = result
-        log(f"[{first + 1:>2}/{len(STAGES)}] {STAGES[first].title}: reused ({_saved(out, STAGES[first])})")
+        log(f"[{first + 1:>2}/{len(STAGES)}] {STAGES[first].title}: reused ({saved})")
         first += 1
     while first < len(STAGES):
         group = _side_by_side_group(first)

