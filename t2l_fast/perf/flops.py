@@ -27,7 +27,7 @@ from . import analytic
 GIGA = 1e9
 ELEMENTWISE = {"aten::add", "aten::sub", "aten::mul", "aten::div", "aten::gelu", "aten::sigmoid", "aten::mean",
                "aten::softmax", "aten::unflatten", "aten::expand_as", "aten::clamp_min", "aten::linalg_vector_norm",
-               "aten::cat", "aten::neg", "aten::exp", "aten::rsub", "aten::pow", "aten::sum", "aten::argmax"}
+               "aten::neg", "aten::exp", "aten::rsub", "aten::pow", "aten::sum", "aten::argmax"}
 NORMS = ("aten::layer_norm", "aten::group_norm", "aten::batch_norm", "aten::instance_norm")  # fvcore counts these
 MAX_UNCOUNTED_SHARE = 1e-3
 AGREEMENT = 0.01  # traced counts must be within 1% of the analytic ones
@@ -42,10 +42,6 @@ def _sdpa_macs(inputs, outputs) -> int:
 def _output_elements(inputs, outputs) -> int:
     sizes = outputs[0].type().sizes() if outputs and hasattr(outputs[0].type(), "sizes") else None
     return math.prod(sizes) if sizes else 0
-
-
-def _not_counted(inputs, outputs) -> int:
-    return 0
 
 
 class _Encode(nn.Module):
@@ -69,39 +65,40 @@ class Count:
 
 
 def _analyse(fvcore, wrapper, example, estimated: Sequence[str]):
-    """fvcore's analysis with the SDPA handle and norms not counted (products only), or, for the ops `estimated`
-    (norms included), one per output element."""
+    """fvcore's analysis with the SDPA handle, and the ops `estimated` (not products: elementwise ops, norms) at one
+    per output element."""
     analysis = fvcore.FlopCountAnalysis(wrapper, example)
     analysis.set_op_handle("aten::scaled_dot_product_attention", _sdpa_macs)
-    for op in NORMS:  # (a None handle would not replace fvcore's own)
-        analysis.set_op_handle(op, _output_elements if estimated else _not_counted)
-    for op in estimated:
+    for op in estimated:  # (a None handle would not replace fvcore's own norm handles)
         analysis.set_op_handle(op, _output_elements)
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
+    analysis.by_operator()  # the trace
     return analysis
 
 
 def trace_count(model, method: str, example: torch.Tensor) -> Count:
-    """fvcore count of model.<method>(example), both accountings. Two traces: one counting products only (the
-    totals), one also estimating every other op at one per output element (what is left out, and a check that
-    nothing heavy is)."""
+    """fvcore count of model.<method>(example), both accountings. One trace counts the products and estimates the
+    elementwise ops and norms at one per output element (what is left out, and a check that nothing heavy is); a
+    second trace runs only when an op of neither kind turns up, to estimate it too."""
     with warnings.catch_warnings():  # fvcore jit-scripts a loss at import, which torch 2.14 deprecates
         warnings.filterwarnings("ignore", category=FutureWarning)
         fvcore = require("fvcore.nn", "bench", "FLOP counting")
     from ..deploy.onnx_graph import mha_fast_path_off
 
     wrapper = _Encode(model.eval(), method)
+    estimated = sorted(ELEMENTWISE) + list(NORMS)
     with mha_fast_path_off(), torch.no_grad():
-        products = _analyse(fvcore, wrapper, example, ())
-        by_operator = {f"aten::{op}": int(v) for op, v in products.by_operator().items() if v}
-        left_out = sorted(products.unsupported_ops())
-        modules = {n: int(v) for n, v in products.by_module().items()}
-        estimates = _analyse(fvcore, wrapper, example, left_out + list(NORMS)).by_operator()
-    uncounted = {op: int(estimates.get(op.split("::")[-1], 0)) for op in left_out + list(NORMS)}
-    uncounted = {op: n for op, n in uncounted.items() if n}
+        analysis = _analyse(fvcore, wrapper, example, estimated)
+        unknown = sorted(analysis.unsupported_ops())
+        if unknown:
+            analysis = _analyse(fvcore, wrapper, example, estimated + unknown)
+    not_products = {op.split("::")[-1] for op in estimated + unknown}
+    modules = {name: sum(int(v) for op, v in ops.items() if op not in not_products)
+               for name, ops in analysis.by_module_and_operator().items()}
+    by_operator = {f"aten::{op}": int(v) for op, v in analysis.by_operator().items() if v and op not in not_products}
+    uncounted = {f"aten::{op}": int(v) for op, v in analysis.by_operator().items() if v and op in not_products}
     total = sum(by_operator.values())
-    unknown = [op for op in left_out if op not in ELEMENTWISE]
     unknown_share = sum(uncounted.get(op, 0) for op in unknown) / total
     if unknown_share > MAX_UNCOUNTED_SHARE:
         raise T2LError(f"fvcore cannot count {', '.join(unknown)} in {model.config.name}.{method}, and they carry "

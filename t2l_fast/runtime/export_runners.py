@@ -43,16 +43,18 @@ def int8_refusal(bundle: ExportedModel, kind: str = "video_encoder", runtime: st
     return openvino_int8_refusal(bundle) if runtime == "OpenVINO" else None
 
 
-# what deploy.int8.kept_in_fp32 leaves unquantized, recorded in an INT8 export's manifest (int8.kept_fp32); OpenVINO
-# refuses INT8 graphs without the second
-KEPT_FP32 = ["activation x activation products", "frame-pooled projection"]
+# what deploy.int8 leaves unquantized, recorded in an INT8 export's manifest (int8.kept_fp32); OpenVINO refuses INT8
+# graphs without the frame-pooled projection
+POOLED_PROJECTION = "frame-pooled projection"
+KEPT_FP32 = ["activation x activation products", POOLED_PROJECTION, "bottlenecks (T2L's adapters)", "class head",
+             "patch embedding"]
 
 
 def openvino_int8_refusal(bundle: ExportedModel) -> str | None:
     """Why OpenVINO must not run this export's INT8 graphs: written before the frame-pooled projection was kept in
     fp32, on which OpenVINO 2026.4 computes only a batch's first clip (None: safe)."""
     kept = (bundle.manifest.get("int8") or {}).get("kept_fp32") or []
-    if KEPT_FP32[-1] in kept:
+    if POOLED_PROJECTION in kept:
         return None
     return (f"{bundle.directory / MANIFEST}: these INT8 graphs quantize the frame-pooled projection, on which OpenVINO "
             f"returns zeros for every clip of a batch after the first; re-export them with `t2l export onnx "
