@@ -1,6 +1,6 @@
 """INT8 video encoder and classifier for CPU serving (ONNX Runtime), written only behind an agreement gate.
 
-static: QDQ (QuantizeLinear/DequantizeLinear around Conv/MatMul/Gemm), int8 activations and weights, symmetric,
+static: QDQ (QuantizeLinear/DequantizeLinear around MatMul/Gemm), int8 activations and weights, symmetric,
     per-channel weights, activation ranges calibrated (min/max) on clips from the data loader. Symmetric int8 QDQ is
     the form TensorRT also reads.
 dynamic: int8 weights, activation ranges measured at run time (DynamicQuantizeLinear + MatMulInteger); ONNX
