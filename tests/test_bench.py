@@ -45,6 +45,34 @@ def test_an_op_fvcore_cannot_count_fails_the_count(monkeypatch):
                           __import__("torch").randn(1, 8, 3, 32, 32))
 
 
+def test_a_heavy_op_outside_aten_fails_the_count():
+    """An autograd Function is traced as prim::PythonOp.NAME: fvcore cannot count it, and its estimate (one per
+    output element) must reach the share check under that name."""
+    import torch
+
+    class Repeat(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.repeat(1, 200)  # 12,800 outputs beside the Linear's 4,096 multiply-adds
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    class Model(torch.nn.Module):
+        config = type("Config", (), {"name": "repeat"})
+
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(64, 64)
+
+        def encode_video(self, x):
+            return Repeat.apply(self.linear(x))
+
+    with pytest.raises(T2LError, match=r"fvcore cannot count prim::PythonOp\.Repeat"):
+        flops.trace_count(Model(), "encode_video", torch.randn(1, 64))
+
+
 def test_flops_command_writes_rows_and_a_report(tmp_path, capsys):
     assert main(["bench", "flops", "--quick", "--models", "t2l_tiny", "--frames", "8", "--json",
                  str(tmp_path / "rows.json"), "--out", str(tmp_path)]) == 0

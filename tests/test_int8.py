@@ -56,7 +56,10 @@ def test_quantized_graphs_are_qdq_and_agreement_is_measured(data, tmp_path):
     assert clips.shape == (24, 8, 3, 32, 32) and clips.dtype == np.uint8
     for kind in ("video_encoder", "classifier"):
         target = tmp_path / f"{kind}_int8.onnx"
-        quantize_graph(bundle.graph_path(kind), target, "static", clips)
+        kept = quantize_graph(bundle.graph_path(kind), target, "static", clips)
+        expected = {"frame-pooled projection", "bottlenecks (T2L's adapters)", "patch embedding",
+                    "activation x activation products"} | ({"class head"} if kind == "classifier" else set())
+        assert set(kept) == expected
         ops = {n.op_type for n in onnx.load(str(target)).graph.node}
         assert {"QuantizeLinear", "DequantizeLinear"} <= ops
         bundle.graphs[f"{kind}_int8"] = dict(bundle.graphs[kind], file=target.name, sha256=file_sha256(target),
@@ -71,38 +74,64 @@ def test_quantized_graphs_are_qdq_and_agreement_is_measured(data, tmp_path):
 
 
 
-def test_what_stays_fp32_attention_products_pooled_projection_bottlenecks_and_class_head(tmp_path):
-    """kept_in_fp32: activation x activation MatMuls; a weight MatMul whose output reaches the frame average through
-    a bias and reshapes (not through a residual connection); a bottleneck (narrowing product, activation, widening
-    product); the class head (a product scaled into the logits output). Every other weight product is quantized."""
+def test_the_manifest_lists_the_pooled_projection_only_when_every_graph_kept_it():
+    """OpenVINO runs an export's INT8 graphs only when its manifest lists the frame-pooled projection as fp32."""
+    from t2l_fast.deploy.int8 import _kept_by_all
+
+    video, classifier = ["frame-pooled projection", "patch embedding"], ["patch embedding", "class head"]
+    assert _kept_by_all([video, classifier]) == ["class head", "patch embedding"]
+    assert "frame-pooled projection" in _kept_by_all([video, video + ["class head"]])
+
+
+def test_what_stays_fp32_by_kind(tmp_path):
+    """fp32_products: activation x activation products; a weight product whose output reaches the frame average
+    through a bias and reshapes (not through a residual connection); bottlenecks (a narrowing product, an activation,
+    the product widening back: MatMul, and Gemm with transB); the class head (a product scaled into a graph output);
+    every Conv. Every other weight product is quantized, a narrowing one followed by a product of another shape too."""
     from onnx import TensorProto, helper, numpy_helper, save
 
-    from t2l_fast.deploy.int8 import kept_in_fp32
+    from t2l_fast.deploy.int8_fp32 import fp32_products
 
-    arrays = {"w": np.ones((4, 4)), "down": np.ones((4, 2)), "up": np.ones((2, 4)), "b": np.zeros(4),
-              "scale": np.ones(()), "shape": np.array([-1, 2, 4]), "axes": np.array([1])}
+    arrays = {"w": np.ones((4, 4)), "down": np.ones((4, 2)), "up": np.ones((2, 4)), "up_t": np.ones((4, 2)),
+              "other": np.ones((2, 3)), "b": np.zeros(4), "scale": np.ones(()), "conv_w": np.ones((4, 1, 1, 1)),
+              "shape": np.array([-1, 2, 4]), "axes": np.array([1])}
     initializers = [numpy_helper.from_array(a.astype(np.int64 if k in ("shape", "axes") else np.float32), k)
                     for k, a in arrays.items()]
-    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="mlp"),  # feeds a Relu: quantized
-             helper.make_node("Relu", ["h"], ["r"]),
-             helper.make_node("MatMul", ["r", "r_t"], ["scores"], name="attention"),  # two activations
-             helper.make_node("Transpose", ["r"], ["r_t"], perm=[1, 0]),
-             helper.make_node("MatMul", ["r", "down"], ["d"], name="adapter_down"),  # 4 -> 2 -> 4: a bottleneck
-             helper.make_node("Relu", ["d"], ["d_act"]),
-             helper.make_node("MatMul", ["d_act", "up"], ["u"], name="adapter_up"),
-             helper.make_node("MatMul", ["r", "w"], ["branch"], name="residual_branch"),  # residual, then pooled
-             helper.make_node("Add", ["branch", "r"], ["stream"]),
-             helper.make_node("MatMul", ["stream", "w"], ["p"], name="projection"),
-             helper.make_node("Add", ["p", "b"], ["pb"]),  # a bias
-             helper.make_node("Reshape", ["pb", "shape"], ["per_clip"]),
-             helper.make_node("ReduceMean", ["stream", "axes"], ["stream_mean"], keepdims=0),
-             helper.make_node("ReduceMean", ["per_clip", "axes"], ["pooled"], keepdims=0),
-             helper.make_node("MatMul", ["pooled", "w"], ["head"], name="class_head"),
-             helper.make_node("Mul", ["head", "scale"], ["logits"])]
-    outputs = ("logits", "scores", "u", "stream_mean")
-    graph = helper.make_graph(nodes, "pooling", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 4])],
+    node = helper.make_node
+    nodes = [node("Conv", ["image", "conv_w"], ["patches"], name="patch_embedding"),
+             node("MatMul", ["x", "w"], ["h"], name="mlp"),  # feeds a Relu: quantized
+             node("Relu", ["h"], ["r"]),
+             node("MatMul", ["r", "r_t"], ["scores"], name="attention"),  # two activations
+             node("Transpose", ["r"], ["r_t"], perm=[1, 0]),
+             node("MatMul", ["r", "down"], ["d"], name="adapter_down"),  # 4 -> 2 -> 4: a bottleneck
+             node("Relu", ["d"], ["d_act"]),
+             node("MatMul", ["d_act", "up"], ["u"], name="adapter_up"),
+             node("Add", ["u", "r"], ["after_adapter"]),  # a residual connection, to a graph output
+             node("Gemm", ["r", "down"], ["g"], name="gemm_down"),  # the same with Gemm, the widening one transposed
+             node("Sigmoid", ["g"], ["g_act"]),
+             node("Gemm", ["g_act", "up_t"], ["gu"], name="gemm_up", transB=1),
+             node("Relu", ["gu"], ["gu_act"]),  # (an output reached through a scale only is a class head)
+             node("MatMul", ["r", "down"], ["n"], name="narrowing_only"),  # 4 -> 2 -> 3: no bottleneck
+             node("Relu", ["n"], ["n_act"]),
+             node("MatMul", ["n_act", "other"], ["o"], name="other_shape"),
+             node("Relu", ["o"], ["o_act"]),
+             node("MatMul", ["r", "w"], ["branch"], name="residual_branch"),  # a residual, then averaged
+             node("Add", ["branch", "r"], ["stream"]),
+             node("ReduceMean", ["stream", "axes"], ["stream_mean"], keepdims=0),
+             node("MatMul", ["stream", "w"], ["p"], name="projection"),
+             node("Add", ["p", "b"], ["pb"]),  # a bias
+             node("Reshape", ["pb", "shape"], ["per_clip"]),
+             node("ReduceMean", ["per_clip", "axes"], ["pooled"], keepdims=0),
+             node("MatMul", ["pooled", "w"], ["head"], name="class_head"),
+             node("Mul", ["head", "scale"], ["logits"])]
+    outputs = ("logits", "scores", "after_adapter", "gu_act", "o_act", "stream_mean", "patches")
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 4]),
+              helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, 2, 2])]
+    graph = helper.make_graph(nodes, "kinds", inputs,
                               [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs],
                               initializers)
     save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), tmp_path / "g.onnx")
-    assert kept_in_fp32(tmp_path / "g.onnx") == ["adapter_down", "adapter_up", "attention", "class_head",
-                                                 "projection"]
+    assert fp32_products(tmp_path / "g.onnx") == {
+        "activation x activation products": ["attention"], "frame-pooled projection": ["projection"],
+        "bottlenecks (T2L's adapters)": ["adapter_down", "adapter_up", "gemm_down", "gemm_up"],
+        "class head": ["class_head"], "patch embedding": ["patch_embedding"]}

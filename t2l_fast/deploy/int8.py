@@ -24,20 +24,21 @@ from ..io import file_sha256, staged_folder
 from ..optional import require
 from ..runtime.base import ArtifactError
 from ..runtime.bundle import MANIFEST, ExportedModel
-from ..runtime.export_runners import KEPT_FP32
+from ..runtime.export_runners import KEPT_FP32, POOLED_PROJECTION
 from ..runtime.graph_header import read_metadata
 from ..runtime.machine_id import cpu_info
 from . import onnx_graph
+from .int8_fp32 import fp32_products
 from .onnx_export import write_manifest
 
 MIN_TOP1_AGREEMENT = 0.99
 MIN_MEAN_COSINE = 0.99
-QUANTIZED_OPS = ["MatMul", "Gemm"]  # the patch embedding (Conv) stays fp32, with kept_in_fp32's
+QUANTIZED_OPS = ["MatMul", "Gemm"]  # less those int8_fp32.fp32_products keeps; Conv (the patch embedding) stays fp32
 INT8_KINDS = ("video_encoder", "classifier")  # the graphs quantized
 FORMATS = {"static": "QDQ: QuantizeLinear/DequantizeLinear, int8 activations and weights (S8S8), symmetric, "
                      "per-channel weights, min/max calibration",
            "dynamic": "dynamic: int8 weights (per channel), activations quantized at run time "
-                      "(DynamicQuantizeLinear + MatMulInteger/ConvInteger); ONNX Runtime CPU only"}
+                      "(DynamicQuantizeLinear + MatMulInteger); ONNX Runtime CPU only"}
 
 
 def load_clips(list_file: str, root: str, spec, limit: int | None = None) -> np.ndarray:
@@ -78,8 +79,8 @@ class _ClipReader:
         return None if batch is None else {"frames": batch}
 
 
-def quantize_graph(source: Path, target: Path, mode: str, calibration: np.ndarray | None) -> None:
-    """Write the INT8 version of graph `source` to `target`."""
+def quantize_graph(source: Path, target: Path, mode: str, calibration: np.ndarray | None) -> list[str]:
+    """Write the INT8 version of graph `source` to `target`; the kinds of products it kept in fp32 (KEPT_FP32)."""
     quantization = require("onnxruntime.quantization", "onnx", "INT8 quantization")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -90,91 +91,16 @@ def quantize_graph(source: Path, target: Path, mode: str, calibration: np.ndarra
     # sums saturate on full-range weights: on such a CPU (an AMD EPYC here) every tiny model's embedding cosine fell to
     # ~0.978 with full range and rose to >= 0.9995 with reduce_range. A graph may be served on another CPU than the
     # one that quantized it, so the range is always reduced (VNNI CPUs lose one bit of weight precision).
+    kept = fp32_products(prepared)
     common = dict(op_types_to_quantize=QUANTIZED_OPS, per_channel=True, reduce_range=True,
-                  nodes_to_exclude=kept_in_fp32(prepared))
+                  nodes_to_exclude=sorted({name for names in kept.values() for name in names}))
     try:
         _quantize(quantization, prepared, target, mode, calibration, common)
     finally:
         prepared.unlink(missing_ok=True)
         for leftover in target.parent.glob("augmented_model*.onnx"):  # the static calibrator's scratch file
             leftover.unlink()
-
-
-# ops between a product and the frame average that change its layout or add a bias, not what is averaged (an Add
-# or Sub passes only with a weight or constant: a residual connection is not a bias)
-_ON_THE_WAY_TO_POOLING = {"Reshape", "Add", "Flatten", "Squeeze", "Unsqueeze", "Cast", "Transpose"}
-# ops between a product and the logits output: the logit scale
-_ON_THE_WAY_TO_LOGITS = _ON_THE_WAY_TO_POOLING | {"Mul", "Div"}
-# elementwise ops inside a bottleneck: its bias and activation (exact GELU: Div, Erf, Add, Mul)
-_INSIDE_A_BOTTLENECK = {"Add", "Sub", "Mul", "Div", "Erf", "Sigmoid", "Tanh", "Relu", "Cast"}
-_ADDITIONS = ("Add", "Sub")
-
-
-class _Graph:
-    """The products of an ONNX graph and who reads what."""
-
-    def __init__(self, path: Path):
-        model = onnx_graph.onnx_module().load(str(path), load_external_data=False)
-        self.weights = {t.name: list(t.dims) for t in model.graph.initializer}
-        self.weights |= {out: list(a.t.dims) for n in model.graph.node if n.op_type == "Constant"
-                         for a in n.attribute if a.name == "value" for out in n.output}
-        self.outputs = {o.name for o in model.graph.output}
-        self.products = [n for n in model.graph.node if n.op_type in ("MatMul", "Gemm")]
-        self.readers: dict[str, list] = {}
-        for node in model.graph.node:
-            for name in node.input:
-                self.readers.setdefault(name, []).append(node)
-
-    def reached(self, tensor: str, through: set[str]) -> tuple[list, bool]:
-        """(the nodes that read `tensor` directly or through ops in `through` (an addition only of a weight or
-        constant), those excluded; whether a graph output is reached that way). The graph is acyclic, so this
-        ends."""
-        nodes, output = [], tensor in self.outputs
-        for reader in self.readers.get(tensor, []):
-            if reader.op_type in through and (reader.op_type not in _ADDITIONS
-                                              or any(name in self.weights for name in reader.input)):
-                more, more_output = self.reached(reader.output[0], through)
-                nodes, output = nodes + more, output or more_output
-            else:
-                nodes.append(reader)
-        return nodes, output
-
-    def sides(self, product) -> tuple[int, int] | None:
-        """(input, output) width of a weight product, None for a product of two activations."""
-        weight = next((self.weights[name] for name in product.input[:2] if name in self.weights), None)
-        if weight is None or len(weight) != 2:
-            return None
-        transposed = any(a.name == "transB" and a.i for a in product.attribute)
-        return tuple(weight[::-1]) if transposed else tuple(weight)
-
-
-def kept_in_fp32(path: Path) -> list[str]:
-    """The MatMul/Gemm nodes left unquantized (KEPT_FP32; Conv, the patch embedding, is not quantized at all):
-    - products of two activations (attention's scores and mixing): their ranges change with every input, and
-      quantizing them costs accuracy for little speed; weights x activations are quantized;
-    - products whose output is averaged (into ReduceMean, through reshapes, a bias, casts; not through a residual
-      connection): the final projection. With it quantized, OpenVINO 2026.4's CPU plugin returned the first clip of
-      a batch and zeros for the others (a random t2l_tiny, tests/test_openvino.py); it is one small product per
-      frame;
-    - bottlenecks: a product that narrows the stream and the one that widens it back with only a bias and an
-      activation between (T2L's adapters, a quarter of the width: ~4% of a block's products), whose narrow GELU
-      activations quantize badly;
-    - the class head: the product whose output reaches the logits through a scale only.
-    With the last two and the patch embedding in fp32, the INT8 logits of the demo's T2L moved 40% less (mean
-    |error| 0.11 -> 0.065 over 4 calibration sets of 64 clips; top-1 flips on 160 clips 2-6 -> 0-2)."""
-    graph = _Graph(path)
-    kept = []
-    for product in graph.products:
-        sides, out = graph.sides(product), product.output[0]
-        averaged = any(r.op_type == "ReduceMean" for r in graph.reached(out, _ON_THE_WAY_TO_POOLING)[0])
-        if sides is None or averaged or graph.reached(out, _ON_THE_WAY_TO_LOGITS)[1]:
-            kept.append(product)
-        elif sides[1] < sides[0]:
-            widening = [r for r in graph.reached(out, _INSIDE_A_BOTTLENECK)[0]
-                        if r in graph.products and graph.sides(r) == sides[::-1]]
-            if widening:
-                kept += [product, *widening]
-    return sorted({n.name for n in kept})
+    return list(kept)
 
 
 def _quantize(quantization, source: Path, target: Path, mode: str, calibration, common: dict) -> None:
@@ -260,9 +186,10 @@ def _add_int8_graphs(bundle: ExportedModel, directory: Path, mode: str, calibrat
                      gate_clips: np.ndarray, log: Callable[[str], None]) -> dict[str, object]:
     """Quantize the video encoder and classifier of `bundle` into its folder and measure the gate; the report
     (with the manifest's graphs entry, new graphs included)."""
+    found = []  # the kinds of products each graph kept in fp32
     for kind in INT8_KINDS:
         target = bundle.directory / f"{kind}_int8.onnx"
-        quantize_graph(bundle.graph_path(kind), target, mode, calibration)
+        found.append(quantize_graph(bundle.graph_path(kind), target, mode, calibration))
         _mark_int8(target)
         bundle.graphs[f"{kind}_int8"] = dict(bundle.graphs[kind], file=target.name, sha256=file_sha256(target),
                                              bytes=target.stat().st_size, external_data=[], precision="int8",
@@ -279,8 +206,14 @@ def _add_int8_graphs(bundle: ExportedModel, directory: Path, mode: str, calibrat
                                          f"{figures['median_margin']:.3f} on all (medians)"
                                          if figures.get("flips_per_class") else ""))
     return {"mode": mode, "format": FORMATS[mode], "ops": QUANTIZED_OPS, "weights": "int8, reduce_range (7 bit)",
-            "kept_fp32": KEPT_FP32, "gate": gate, "cpu_int8_instructions": cpu_int8_instructions(),
+            "kept_fp32": _kept_by_all(found), "gate": gate, "cpu_int8_instructions": cpu_int8_instructions(),
             "graphs": bundle.graphs}
+
+
+def _kept_by_all(found: list[list[str]]) -> list[str]:
+    """The kinds of products kept in fp32 by any graph; the frame-pooled projection only when every graph kept it
+    (OpenVINO runs an export's INT8 graphs only when the manifest lists it)."""
+    return [kind for kind in KEPT_FP32 if (all if kind == POOLED_PROJECTION else any)(kind in f for f in found)]
 
 
 def check_int8_lists(mode: str, calibration_list: str | None, gate_list: str, root: str, min_gate_clips: int) -> None:

@@ -61,7 +61,7 @@ class Count:
     attention_blind: int
     by_operator: dict[str, int] = field(default_factory=dict)
     by_module: dict[str, int] = field(default_factory=dict)  # attention, mlp, adapters, patch embedding, other
-    uncounted: dict[str, int] = field(default_factory=dict)  # elementwise ops (estimate: one per output element)
+    uncounted: dict[str, int] = field(default_factory=dict)  # elementwise, norm and unknown ops (one per output)
 
 
 def _analyse(fvcore, wrapper, example, estimated: Sequence[str]):
@@ -69,7 +69,7 @@ def _analyse(fvcore, wrapper, example, estimated: Sequence[str]):
     per output element."""
     analysis = fvcore.FlopCountAnalysis(wrapper, example)
     analysis.set_op_handle("aten::scaled_dot_product_attention", _sdpa_macs)
-    for op in estimated:  # (a None handle would not replace fvcore's own norm handles)
+    for op in estimated:
         analysis.set_op_handle(op, _output_elements)
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
@@ -93,11 +93,11 @@ def trace_count(model, method: str, example: torch.Tensor) -> Count:
         unknown = sorted(analysis.unsupported_ops())
         if unknown:
             analysis = _analyse(fvcore, wrapper, example, estimated + unknown)
-    not_products = {op.split("::")[-1] for op in estimated + unknown}
+    not_products = {op.split("::")[-1]: op for op in estimated + unknown}  # fvcore's short name -> the op
     modules = {name: sum(int(v) for op, v in ops.items() if op not in not_products)
                for name, ops in analysis.by_module_and_operator().items()}
     by_operator = {f"aten::{op}": int(v) for op, v in analysis.by_operator().items() if v and op not in not_products}
-    uncounted = {f"aten::{op}": int(v) for op, v in analysis.by_operator().items() if v and op in not_products}
+    uncounted = {not_products[op]: int(v) for op, v in analysis.by_operator().items() if v and op in not_products}
     total = sum(by_operator.values())
     unknown_share = sum(uncounted.get(op, 0) for op in unknown) / total
     if unknown_share > MAX_UNCOUNTED_SHARE:

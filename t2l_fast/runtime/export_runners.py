@@ -43,11 +43,11 @@ def int8_refusal(bundle: ExportedModel, kind: str = "video_encoder", runtime: st
     return openvino_int8_refusal(bundle) if runtime == "OpenVINO" else None
 
 
-# what deploy.int8 leaves unquantized, recorded in an INT8 export's manifest (int8.kept_fp32); OpenVINO refuses INT8
-# graphs without the frame-pooled projection
-POOLED_PROJECTION = "frame-pooled projection"
-KEPT_FP32 = ["activation x activation products", POOLED_PROJECTION, "bottlenecks (T2L's adapters)", "class head",
-             "patch embedding"]
+# the kinds of products deploy.int8_fp32 leaves unquantized; an INT8 export's manifest records those its graphs have
+# (int8.kept_fp32). OpenVINO refuses INT8 graphs without the frame-pooled projection
+ACTIVATION_PRODUCTS, POOLED_PROJECTION = "activation x activation products", "frame-pooled projection"
+BOTTLENECKS, CLASS_HEAD, PATCH_EMBEDDING = "bottlenecks (T2L's adapters)", "class head", "patch embedding"
+KEPT_FP32 = [ACTIVATION_PRODUCTS, POOLED_PROJECTION, BOTTLENECKS, CLASS_HEAD, PATCH_EMBEDDING]
 
 
 def openvino_int8_refusal(bundle: ExportedModel) -> str | None:
