@@ -22,6 +22,7 @@ from pathlib import Path
 from ..runtime.export_runners import ACTIVATION_PRODUCTS, BOTTLENECKS, CLASS_HEAD, PATCH_EMBEDDING, POOLED_PROJECTION
 from . import onnx_graph
 
+_PRODUCTS = ("MatMul", "Gemm")
 _BINARY = {"Add", "Sub", "Mul", "Div"}
 # ops between a product and the frame average: layout, casts, a bias
 _ON_THE_WAY_TO_POOLING = frozenset({"Reshape", "Add", "Flatten", "Squeeze", "Unsqueeze", "Cast", "Transpose"})
@@ -40,7 +41,7 @@ class _Graph:
         self.weights |= {out: list(a.t.dims) for n in model.graph.node if n.op_type == "Constant"
                          for a in n.attribute if a.name == "value" for out in n.output}
         self.outputs = {o.name for o in model.graph.output}
-        self.products = [n for n in model.graph.node if n.op_type in ("MatMul", "Gemm")]
+        self.products = [n for n in model.graph.node if n.op_type in _PRODUCTS]
         self.convs = [n.name for n in model.graph.node if n.op_type == "Conv"]
         self.readers: dict[str, list] = {}
         for node in model.graph.node:
@@ -99,7 +100,7 @@ def fp32_products(path: Path) -> dict[str, list[str]]:
             keep(CLASS_HEAD, product)
         elif (sides := graph.sides(product)) and sides[1] < sides[0]:
             widening = [r for r in graph.reached(out, _INSIDE_A_BOTTLENECK, any_operand=True)[0]
-                        if r.op_type in ("MatMul", "Gemm") and graph.sides(r) == sides[::-1]]
+                        if r.op_type in _PRODUCTS and graph.sides(r) == sides[::-1]]
             if widening:
                 keep(BOTTLENECKS, product, *widening)
     if graph.convs:
